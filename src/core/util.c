@@ -1,0 +1,378 @@
+#include "core/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/log.h"
+
+void util_require_failed(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "proctor: invariant broken: %s at %s:%d\n", expr, file, line);
+    abort();
+}
+
+bool util_fails_report(const char *expr, const char *file, int line)
+{
+    log_error(LOG_MAIN, "unexpected condition: %s at %s:%d", expr, file, line);
+    return true;
+}
+
+static void oom(size_t n)
+{
+    // Bookkeeping allocations are tiny; failing them means the process is
+    // beyond saving, and aborting beats limping on with corrupted state.
+    fprintf(stderr, "proctor: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *xcalloc(size_t nmemb, size_t size)
+{
+    void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+    if (!p)
+        oom(nmemb * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    PROCTOR_REQUIRE(n >= 0);
+    char *p = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+void *try_malloc(size_t n)
+{
+    return malloc(n ? n : 1);
+}
+
+void *try_realloc(void *p, size_t n)
+{
+    return realloc(p, n ? n : 1);
+}
+
+void util_strlcpy(char *dst, const char *src, size_t dstlen)
+{
+    if (!dstlen)
+        return;
+    size_t n = strlen(src);
+    if (n >= dstlen)
+        n = dstlen - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+void util_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+uint64_t util_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t util_now_ms(void)
+{
+    return util_now_ns() / 1000000ull;
+}
+
+int buf_append(struct buf *b, const void *p, size_t n, size_t limit)
+{
+    if (n > SIZE_MAX - b->len - 1)
+        return -ENOMEM;
+    size_t need = b->len + n;
+    if (limit && need > limit)
+        return -ENOMEM;
+    if (need + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < need + 1)
+            cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
+        char *q = try_realloc(b->data, cap);
+        if (!q)
+            return -ENOMEM;
+        b->data = q;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len = need;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+void buf_consume(struct buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+    } else {
+        memmove(b->data, b->data + n, b->len - n);
+        b->len -= n;
+    }
+    if (b->data)
+        b->data[b->len] = '\0';
+}
+
+void buf_reset(struct buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void buf_deinit(struct buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static int rmtree_at(int dirfd, const char *name)
+{
+    int ret = 0;
+    // Containers leave files with odd modes (uid 4242, 0000 dirs): make each
+    // directory traversable and writable before descending.
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOTDIR || errno == ELOOP) {
+            if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+            return 0;
+        }
+        if (errno == EACCES) {
+            fchmodat(dirfd, name, 0700, 0);
+            fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (fd < 0)
+            return errno == ENOENT ? 0 : -errno;
+    }
+    fchmod(fd, 0700);
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -errno;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        int r;
+        if (e->d_type == DT_DIR || e->d_type == DT_UNKNOWN)
+            r = rmtree_at(fd, e->d_name);
+        else
+            r = unlinkat(fd, e->d_name, 0) < 0 && errno != ENOENT ? -errno : 0;
+        if (r && !ret)
+            ret = r;
+    }
+    closedir(d);
+    if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && !ret)
+        ret = -errno;
+    return ret;
+}
+
+int util_rmtree(const char *path)
+{
+    return rmtree_at(AT_FDCWD, path);
+}
+
+static int copy_file(const char *src, const char *dst, mode_t mode)
+{
+    int ret = 0;
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -errno;
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode & 07777);
+    if (out < 0) {
+        ret = -errno;
+        goto out;
+    }
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = read(in, chunk, sizeof chunk);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            ret = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, chunk + off, (size_t)(n - off));
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                ret = -errno;
+                goto out;
+            }
+            off += w;
+        }
+    }
+    if (!ret && fchmod(out, mode & 07777) < 0)
+        ret = -errno;
+out:
+    if (out >= 0 && close(out) < 0 && !ret)
+        ret = -errno;
+    close(in);
+    return ret;
+}
+
+int util_copytree(const char *src, const char *dst)
+{
+    struct stat st;
+    if (stat(src, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if (mkdir(dst, st.st_mode & 07777) < 0 && errno != EEXIST)
+        return -errno;
+    DIR *d = opendir(src);
+    if (!d)
+        return -errno;
+    int ret = 0;
+    struct dirent *e;
+    while (!ret && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        AUTO_FREE char *s = xasprintf("%s/%s", src, e->d_name);
+        AUTO_FREE char *t = xasprintf("%s/%s", dst, e->d_name);
+        struct stat lst;
+        if (lstat(s, &lst) < 0) {
+            ret = -errno;
+            break;
+        }
+        if (S_ISLNK(lst.st_mode)) {
+            // Links to files stay links (like the Python agent); links to
+            // directories are followed so the task sees their content.
+            struct stat tst;
+            if (stat(s, &tst) == 0 && S_ISDIR(tst.st_mode)) {
+                ret = util_copytree(s, t);
+            } else {
+                char target[4096];
+                ssize_t n = readlink(s, target, sizeof target - 1);
+                if (n < 0) {
+                    ret = -errno;
+                    break;
+                }
+                target[n] = '\0';
+                if (symlink(target, t) < 0)
+                    ret = -errno;
+            }
+        } else if (S_ISDIR(lst.st_mode)) {
+            ret = util_copytree(s, t);
+        } else if (S_ISREG(lst.st_mode)) {
+            ret = copy_file(s, t, lst.st_mode);
+        }
+    }
+    closedir(d);
+    return ret;
+}
+
+int util_mkdirs(const char *path, unsigned mode)
+{
+    AUTO_FREE char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+            return -errno;
+        *s = '/';
+    }
+    if (mkdir(p, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int util_read_file(const char *path, size_t limit, char **out, size_t *outlen)
+{
+    int ret = 0;
+    struct buf b = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char chunk[8192];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            ret = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((ret = buf_append(&b, chunk, (size_t)n, limit)))
+            break;
+    }
+    close(fd);
+    if (ret) {
+        buf_deinit(&b);
+        return ret;
+    }
+    if (!b.data && (ret = buf_append(&b, "", 0, 0)))
+        return ret;
+    *out = b.data;
+    if (outlen)
+        *outlen = b.len;
+    return 0;
+}
+
+int util_set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    int fdf = fcntl(fd, F_GETFD);
+    if (fdf < 0 || fcntl(fd, F_SETFD, fdf | FD_CLOEXEC) < 0)
+        return -errno;
+    return 0;
+}

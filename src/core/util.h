@@ -1,0 +1,96 @@
+/**
+ * @file util.h
+ * Assertions, allocation helpers and cleanup attributes shared by every module.
+ *
+ * Two kinds of assertion, never bare assert():
+ *  - PROCTOR_REQUIRE(x): always on, aborts with file:line on a broken invariant;
+ *  - PROCTOR_FAILS(x): for recoverable "can't happen" cases; true (and logged)
+ *    when x is false, so callers write `if (PROCTOR_FAILS(p)) return -EINVAL;`.
+ *
+ * Allocation: xmalloc/xcalloc/xrealloc/xstrdup abort on OOM and are for small
+ * bookkeeping. Sizes that come from the network or a container go through
+ * try_malloc/try_realloc, which return NULL and leave the decision to the caller.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define PROCTOR_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#define PROCTOR_NORETURN __attribute__((noreturn))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define PROCTOR_UNUSED(x) ((void)(x))
+
+PROCTOR_NORETURN void util_require_failed(const char *expr, const char *file, int line);
+bool util_fails_report(const char *expr, const char *file, int line);
+
+#define PROCTOR_REQUIRE(x)                                                                         \
+    do {                                                                                           \
+        if (__builtin_expect(!(x), 0))                                                             \
+            util_require_failed(#x, __FILE__, __LINE__);                                           \
+    } while (0)
+#define PROCTOR_FAILS(x) (__builtin_expect(!(x), 0) ? util_fails_report(#x, __FILE__, __LINE__) : false)
+
+/** Abort-on-OOM allocators for small bookkeeping. Never return NULL. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+/** Caller frees with free(). */
+char *xstrdup(const char *s);
+/** Copies n bytes of s and adds a NUL. Caller frees with free(). */
+char *xstrndup(const char *s, size_t n);
+/** printf into a fresh string. Caller frees with free(). */
+char *xasprintf(const char *fmt, ...) PROCTOR_PRINTF(1, 2);
+
+/** Checked allocators for sizes that come from outside: NULL on failure. */
+void *try_malloc(size_t n);
+void *try_realloc(void *p, size_t n);
+
+/** Copies src into dst (size dstlen, always NUL-terminated when dstlen > 0). */
+void util_strlcpy(char *dst, const char *src, size_t dstlen);
+/** Formats into an error buffer (may be NULL or 0-sized: then does nothing). */
+void util_err(char *err, size_t errlen, const char *fmt, ...) PROCTOR_PRINTF(3, 4);
+
+/** Monotonic clock in milliseconds / nanoseconds. */
+uint64_t util_now_ms(void);
+uint64_t util_now_ns(void);
+
+/** Growable byte buffer. `data` is always NUL-terminated when non-NULL. */
+struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+/** Appends n bytes; -ENOMEM if the buffer would grow past `limit` (0 = no limit) or on OOM. */
+int buf_append(struct buf *b, const void *p, size_t n, size_t limit);
+/** Drops the first n bytes. */
+void buf_consume(struct buf *b, size_t n);
+void buf_reset(struct buf *b);
+/** Frees the storage; the buf is empty and reusable afterwards. */
+void buf_deinit(struct buf *b);
+
+/** Recursively removes a directory tree (no symlink following). 0 or -errno. */
+int util_rmtree(const char *path);
+/** Recursively copies a directory tree: files keep their mode, symlinks are copied as symlinks. */
+int util_copytree(const char *src, const char *dst);
+/** mkdir -p with a mode. */
+int util_mkdirs(const char *path, unsigned mode);
+/** Reads a whole small file into a fresh NUL-terminated string (limit bytes max). */
+int util_read_file(const char *path, size_t limit, char **out, size_t *outlen);
+/** Sets O_NONBLOCK and FD_CLOEXEC. */
+int util_set_nonblock(int fd);
+
+static inline void util_freep(void *p)
+{
+    free(*(void **)p);
+}
+static inline void util_closep(const int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+#define AUTO_FREE __attribute__((cleanup(util_freep)))
+#define AUTO_CLOSE __attribute__((cleanup(util_closep)))

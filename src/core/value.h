@@ -1,0 +1,112 @@
+/**
+ * @file value.h
+ * A generic, owned msgpack-shaped value tree: what the backend sends in
+ * `inputdata`, what a container sends as its result, what a policy sees as a
+ * Lua table. A `struct value` owns its strings and children; value_deinit()
+ * releases them. Maps keep insertion order and may hold non-string keys.
+ *
+ * msgpack (de)serialisation is bounded: depth and total size are checked, so a
+ * hostile peer cannot make the decoder recurse or allocate without limit.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#define VALUE_TYPES(X)                                                                             \
+    X(NIL, "nil")                                                                                  \
+    X(BOOL, "bool")                                                                                \
+    X(INT, "int")                                                                                  \
+    X(UINT, "uint")                                                                                \
+    X(FLOAT, "float")                                                                              \
+    X(STR, "str")                                                                                  \
+    X(BIN, "bin")                                                                                  \
+    X(ARRAY, "array")                                                                              \
+    X(MAP, "map")
+
+enum value_type {
+#define X(name, str) VALUE_##name,
+    VALUE_TYPES(X)
+#undef X
+};
+
+struct value_pair;
+
+struct value {
+    enum value_type type;
+    union {
+        bool b;
+        int64_t i;  /* VALUE_INT */
+        uint64_t u; /* VALUE_UINT: only for positive values above INT64_MAX */
+        double f;
+        struct {
+            char *ptr; /* NUL-terminated for convenience; len excludes the NUL */
+            size_t len;
+        } s;           /* VALUE_STR and VALUE_BIN */
+        struct {
+            struct value *items;
+            size_t len, cap;
+        } a;
+        struct {
+            struct value_pair *items;
+            size_t len, cap;
+        } m;
+    } u;
+};
+
+struct value_pair {
+    struct value key;
+    struct value val;
+};
+
+/** Limits applied while decoding untrusted msgpack. */
+#define VALUE_MAX_DEPTH 64
+
+const char *value_type_name(enum value_type t);
+
+/** Releases everything v owns and resets it to NIL. NULL is a no-op. */
+void value_deinit(struct value *v);
+/** Deep copy; aborts on OOM (bookkeeping sizes). */
+void value_copy(struct value *dst, const struct value *src);
+
+/* Constructors: fill *v (previous content is NOT released). Strings are copied. */
+void value_set_nil(struct value *v);
+void value_set_bool(struct value *v, bool b);
+void value_set_int(struct value *v, int64_t i);
+void value_set_float(struct value *v, double f);
+void value_set_str(struct value *v, const char *s);
+void value_set_strn(struct value *v, const char *s, size_t n);
+void value_set_bin(struct value *v, const void *p, size_t n);
+/** Takes ownership of p (malloc'd, n bytes, must have room for a NUL at p[n]). */
+void value_take_bin(struct value *v, char *p, size_t n);
+void value_set_array(struct value *v);
+void value_set_map(struct value *v);
+
+/** Appends a NIL slot to an array and returns it (valid until the next append). */
+struct value *value_array_push(struct value *arr);
+/**
+ * Returns the slot for string key `key` in map, adding a NIL slot if absent.
+ * Valid until the next insertion into map.
+ */
+struct value *value_map_put(struct value *map, const char *key);
+/** Looks up a string key; NULL if absent or if map is not a map. Borrowed. */
+const struct value *value_map_get(const struct value *map, const char *key);
+/** Removes a string key (releasing its value); true if it was there. */
+bool value_map_del(struct value *map, const char *key);
+
+/** True for STR values equal to s. */
+bool value_is_str(const struct value *v, const char *s);
+
+/**
+ * Decodes exactly one msgpack object from buf[0..len) into *out.
+ * Fails with -EBADMSG (malformed, trailing bytes, too deep) or -ENOMEM;
+ * on failure *out is NIL and err says why.
+ */
+int value_unpack(const char *buf, size_t len, struct value *out, char *err, size_t errlen);
+/** Converts a borrowed msgpack_object into an owned tree. 0, -EBADMSG (too deep) or -ENOMEM. */
+int value_from_msgpack(const msgpack_object *o, struct value *out);
+/** Appends v to the packer. 0 or -ENOMEM. */
+int value_pack(msgpack_packer *pk, const struct value *v);
