@@ -1,0 +1,37 @@
+# runtime: the container-side multi-call binary (src/runtime), its unit tests
+# and the image integration test. It includes nothing from src/core.
+
+get_filename_component(PROCTOR_RT_TOP ${CMAKE_CURRENT_LIST_DIR}/.. ABSOLUTE)
+set(PROCTOR_RT_SOURCES
+  ${PROCTOR_RT_TOP}/src/runtime/rt_value.c
+  ${PROCTOR_RT_TOP}/src/runtime/rt_common.c
+  ${PROCTOR_RT_TOP}/src/runtime/rt_feedback.c
+  ${PROCTOR_RT_TOP}/src/runtime/rt_runner.c
+  ${PROCTOR_RT_TOP}/src/runtime/rt_student.c)
+
+# The shipped binary: static against glibc only. The directory-wide options
+# may carry -fsanitize=..., which cannot be linked statically, so this target
+# gets its own option lists instead of the inherited ones.
+add_executable(proctor-runtime ${PROCTOR_RT_SOURCES} ${PROCTOR_RT_TOP}/src/runtime/rt_main.c)
+set_target_properties(proctor-runtime PROPERTIES
+  COMPILE_OPTIONS "${PROCTOR_WARNINGS};-O2"
+  LINK_OPTIONS "-static")
+
+# The same sources with the project's usual flags (sanitizers included) for
+# the unit tests, which call the tools in-process.
+add_library(proctor_rt STATIC ${PROCTOR_RT_SOURCES})
+target_include_directories(proctor_rt PUBLIC ${PROCTOR_RT_TOP}/src/runtime)
+
+foreach(t test_rt_value test_rt_feedback)
+  add_executable(${t} ${PROCTOR_RT_TOP}/tests/runtime/${t}.c)
+  target_link_libraries(${t} PRIVATE proctor_rt)
+  add_test(NAME runtime_${t} COMMAND ${t})
+  set_tests_properties(runtime_${t} PROPERTIES LABELS unit)
+endforeach()
+
+# Builds the example images (docker build, from local files only) and runs
+# the runner in real containers; needs a Docker engine and fails without one.
+add_test(NAME runtime_images
+  COMMAND /opt/proctor-venv/bin/python ${PROCTOR_RT_TOP}/tests/runtime/test_images.py
+          --build-dir ${CMAKE_BINARY_DIR})
+set_tests_properties(runtime_images PROPERTIES LABELS integration TIMEOUT 600)

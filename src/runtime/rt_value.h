@@ -1,0 +1,127 @@
+/*
+ * rt_value: a small owned value tree for the container runtime, with a
+ * msgpack codec (the agent wire) and a JSON codec (the on-disk files shared
+ * with INGInious's Python API). Self-contained: libc only, so that the
+ * runtime links statically without msgpack-c or cJSON.
+ */
+#ifndef PROCTOR_RT_VALUE_H
+#define PROCTOR_RT_VALUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum rt_type { RT_NIL, RT_BOOL, RT_INT, RT_FLOAT, RT_STR, RT_BIN, RT_ARRAY, RT_MAP };
+
+struct rt_value;
+
+/** One map entry; the key is a NUL-terminated copy owned by the map. */
+struct rt_kv {
+    char *key;
+    struct rt_value *val;
+};
+
+/** A node. STR and BIN keep a NUL after their n bytes, so str.p is a C string. */
+struct rt_value {
+    enum rt_type type;
+    union {
+        bool b;
+        int64_t i;
+        double f;
+        struct {
+            char *p;
+            size_t n;
+        } str;
+        struct {
+            struct rt_value **items;
+            size_t n, cap;
+        } arr;
+        struct {
+            struct rt_kv *kv;
+            size_t n, cap;
+        } map;
+    } u;
+};
+
+/** Growable byte buffer; `data` is NUL-terminated whenever len > 0. */
+struct rt_buf {
+    char *data;
+    size_t len, cap;
+};
+
+/** Appends n bytes; returns 0 or -ENOMEM (the buffer is left unchanged). */
+int rt_buf_add(struct rt_buf *b, const void *p, size_t n);
+/** Appends a C string; aborts on OOM (small bookkeeping text only). */
+void rt_buf_puts(struct rt_buf *b, const char *s);
+/** Frees the storage and resets b to empty. */
+void rt_buf_deinit(struct rt_buf *b);
+
+/** Reports out-of-memory on stderr and aborts. */
+_Noreturn void rt_oom(void);
+/** Aborting allocators for small bookkeeping. */
+void *rt_xmalloc(size_t n);
+char *rt_xstrdup(const char *s);
+
+/* Constructors: each returns a new node the caller frees with rt_value_free. */
+struct rt_value *rt_new_nil(void);
+struct rt_value *rt_new_bool(bool b);
+struct rt_value *rt_new_int(int64_t i);
+struct rt_value *rt_new_float(double f);
+/** Copies n bytes of p (NULL when the copy cannot be allocated). */
+struct rt_value *rt_new_strn(const char *p, size_t n);
+struct rt_value *rt_new_str(const char *s);
+/** A STR from arbitrary bytes, invalid UTF-8 replaced by U+FFFD (Python's "replace"). */
+struct rt_value *rt_new_str_utf8(const char *p, size_t n);
+struct rt_value *rt_new_bin(const void *p, size_t n);
+struct rt_value *rt_new_array(void);
+struct rt_value *rt_new_map(void);
+
+/** Frees v and everything below it; NULL is a no-op. */
+void rt_value_free(struct rt_value *v);
+/** Deep copy; caller frees. */
+struct rt_value *rt_value_dup(const struct rt_value *v);
+/** Deep equality (float compared bitwise-equal with ==). */
+bool rt_value_equal(const struct rt_value *a, const struct rt_value *b);
+
+/** Borrows; valid until the map is changed. NULL if m is not a map or lacks key. */
+struct rt_value *rt_map_get(const struct rt_value *m, const char *key);
+/** String value of key, or NULL when absent or not a STR. Borrowed. */
+const char *rt_map_str(const struct rt_value *m, const char *key);
+/** Sets key (replacing an old value, which is freed); takes ownership of val. */
+void rt_map_set(struct rt_value *m, const char *key, struct rt_value *val);
+/** Appends without checking duplicates (decoder use); takes ownership of val. */
+void rt_map_add(struct rt_value *m, char *key_owned, struct rt_value *val);
+/** Appends to an array; takes ownership of val. */
+void rt_array_push(struct rt_value *a, struct rt_value *val);
+
+/** Appends the msgpack encoding of v to out; 0 or -ENOMEM. */
+int rt_msgpack_pack(const struct rt_value *v, struct rt_buf *out);
+/**
+ * Decodes one msgpack object from p[0..n). Returns 0 and sets *out (caller
+ * frees) and *used; -EAGAIN when the bytes end before the object does;
+ * -EINVAL on malformed or unsupported input (ext types, map keys that are
+ * neither str nor bin, nesting deeper than 64); -ENOMEM.
+ */
+int rt_msgpack_unpack(const void *p, size_t n, size_t *used, struct rt_value **out);
+
+/**
+ * Appends v as JSON in Python's json.dumps default style (", " and ": "
+ * separators, ASCII-only with \u escapes, floats always with a '.' or an
+ * exponent). BIN values are not representable: -EINVAL. 0 or -ENOMEM.
+ */
+int rt_json_encode(const struct rt_value *v, struct rt_buf *out);
+/**
+ * Parses exactly one JSON document (surrounding whitespace allowed) from
+ * p[0..n). Integers without fraction or exponent become INT, others FLOAT;
+ * NaN/Infinity are accepted as Python writes them. 0 and *out (caller frees),
+ * or -EINVAL / -ENOMEM.
+ */
+int rt_json_decode(const char *p, size_t n, struct rt_value **out);
+
+/** Appends the UTF-8 encoding of code point cp; 0 or -ENOMEM. */
+int rt_utf8_put(struct rt_buf *b, uint32_t cp);
+
+/** Python's repr of a float into dst (at least 32 bytes): "50.0", "66.67", "1e-05". */
+void rt_float_repr(double f, char *dst, size_t size);
+
+#endif
