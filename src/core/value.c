@@ -293,8 +293,9 @@ int value_from_msgpack(const msgpack_object *o, struct value *out)
     return from_msgpack(o, out, 0);
 }
 
-// msgpack-c's unpacker recurses with a fixed stack of its own (no depth
-// attack there), but nesting beyond our limit is refused when copying.
+// msgpack-c's unpacker parses with a fixed stack of its own (32 levels), so
+// hostile nesting is refused there; the copy checks VALUE_MAX_DEPTH again
+// for trees that come from elsewhere.
 int value_unpack(const char *buf, size_t len, struct value *out, char *err, size_t errlen)
 {
     int ret = 0;
@@ -321,8 +322,10 @@ int value_unpack(const char *buf, size_t len, struct value *out, char *err, size
         ret = -EBADMSG;
         break;
     case MSGPACK_UNPACK_NOMEM_ERROR:
-        util_err(err, errlen, "out of memory decoding msgpack");
-        ret = -ENOMEM;
+        // msgpack-c reports nesting beyond its fixed parse stack (32 levels)
+        // this way too; both mean the input is refused.
+        util_err(err, errlen, "msgpack object too deeply nested (or out of memory)");
+        ret = -EBADMSG;
         break;
     default:
         util_err(err, errlen, "malformed msgpack");

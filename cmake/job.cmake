@@ -1,0 +1,11 @@
+add_library(proctor_job STATIC
+  src/job/agent.c
+  src/job/job.c)
+target_link_libraries(proctor_job PUBLIC proctor_core proctor_docker proctor_backend proctor_policy)
+target_link_libraries(agent_core INTERFACE proctor_job)
+
+add_executable(proctord src/main.c)
+target_link_libraries(proctord PRIVATE agent_core)
+
+add_executable(proctor src/cli/proctor.c)
+target_link_libraries(proctor PRIVATE agent_core)

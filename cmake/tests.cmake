@@ -1,0 +1,31 @@
+# Agent-wide tests: core unit tests, lint checks, and proctord end to end with
+# the real INGInious backend/client and the real Docker engine.
+if(BUILD_TESTING)
+  add_executable(test_core tests/unit/test_core.c)
+  target_link_libraries(test_core PRIVATE proctor_core)
+  add_test(NAME core COMMAND test_core)
+  set_tests_properties(core PROPERTIES LABELS unit TIMEOUT 60)
+
+  # House rules that grep can enforce: no bare assert(), clang-format clean.
+  add_test(NAME lint_no_assert
+           COMMAND sh -c "! grep -rnE '(^|[^_A-Za-z])assert[[:space:]]*\\(' --include=*.c --include=*.h src"
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  add_test(NAME lint_clang_format
+           COMMAND sh -c "clang-format --dry-run --Werror $(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c')"
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(lint_no_assert lint_clang_format PROPERTIES LABELS lint)
+
+  set(PROCTOR_AGENT_TESTS
+    success failed_with_problems_and_state partial_grade_multi envelope_input_custom_tags_archive
+    upload error_default invalid_result_is_a_crash runner_without_result timeout_cpu
+    timeout_wall overflow_memory run_student kill_from_client several_jobs_at_once
+    backend_restart_says_hello_again unknown_environment_and_malformed_messages)
+  foreach(t ${PROCTOR_AGENT_TESTS})
+    add_test(NAME agent.${t}
+             COMMAND ${PROCTOR_PYTHON} -m pytest -q -x -p no:cacheprovider
+                     ${CMAKE_SOURCE_DIR}/tests/integration/test_agent.py -k "test_${t}")
+    set_tests_properties(agent.${t} PROPERTIES LABELS integration TIMEOUT 300
+      ENVIRONMENT "PROCTOR_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/integration"
+      RESOURCE_LOCK docker_agent)
+  endforeach()
+endif()

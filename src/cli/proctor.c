@@ -1,0 +1,425 @@
+// proctor: the admin's command line. Grades one submission locally with the
+// same job code as proctord (no backend), lists environments, checks policies.
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "job/agent.h"
+#include "policy/policy.h"
+
+struct cli {
+    struct loop *loop;
+    struct agent *agent;
+    struct backend_new_job job;
+    bool want_envs;
+    int exit_code;
+    bool done;
+};
+
+static void print_json_str(const char *s, size_t n)
+{
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+static void print_value(const struct value *v)
+{
+    switch (v->type) {
+    case VALUE_NIL:
+        fputs("null", stdout);
+        break;
+    case VALUE_BOOL:
+        fputs(v->u.b ? "true" : "false", stdout);
+        break;
+    case VALUE_INT:
+        printf("%lld", (long long)v->u.i);
+        break;
+    case VALUE_UINT:
+        printf("%llu", (unsigned long long)v->u.u);
+        break;
+    case VALUE_FLOAT:
+        printf("%.17g", v->u.f);
+        break;
+    case VALUE_STR:
+        print_json_str(v->u.s.ptr, v->u.s.len);
+        break;
+    case VALUE_BIN:
+        printf("\"<%zu bytes>\"", v->u.s.len);
+        break;
+    case VALUE_ARRAY:
+        putchar('[');
+        for (size_t i = 0; i < v->u.a.len; i++) {
+            if (i)
+                fputs(", ", stdout);
+            print_value(&v->u.a.items[i]);
+        }
+        putchar(']');
+        break;
+    case VALUE_MAP:
+        putchar('{');
+        for (size_t i = 0; i < v->u.m.len; i++) {
+            if (i)
+                fputs(", ", stdout);
+            print_value(&v->u.m.items[i].key);
+            fputs(": ", stdout);
+            print_value(&v->u.m.items[i].val);
+        }
+        putchar('}');
+        break;
+    }
+}
+
+static void sink_started(void *data, const char *job_id)
+{
+    PROCTOR_UNUSED(data);
+    log_debug(LOG_CLI, "job %s started", job_id);
+}
+
+static void print_field(const char *name, const char *s)
+{
+    printf("  \"%s\": ", name);
+    if (s)
+        print_json_str(s, strlen(s));
+    else
+        fputs("null", stdout);
+    fputs(",\n", stdout);
+}
+
+static void print_map_field(const char *name, const struct value *v)
+{
+    printf("  \"%s\": ", name);
+    if (v && v->type != VALUE_NIL)
+        print_value(v);
+    else
+        fputs("{}", stdout);
+    fputs(",\n", stdout);
+}
+
+static void sink_done(void *data, const struct backend_job_done *d)
+{
+    struct cli *c = data;
+    // The same fields AgentJobDone carries, as JSON on stdout.
+    printf("{\n  \"result\": [");
+    print_json_str(d->result, strlen(d->result));
+    fputs(", ", stdout);
+    print_json_str(d->text ? d->text : "", d->text ? strlen(d->text) : 0);
+    printf("],\n  \"grade\": %.2f,\n", d->grade);
+    print_map_field("problems", d->problems);
+    print_map_field("tests", d->tests);
+    print_map_field("custom", d->custom);
+    print_field("state", d->state ? d->state : "");
+    printf("  \"archive\": %s,\n", d->archive ? "\"<tgz>\"" : "null");
+    print_field("stdout", d->stdout_text);
+    printf("  \"stderr\": ");
+    if (d->stderr_text)
+        print_json_str(d->stderr_text, strlen(d->stderr_text));
+    else
+        fputs("null", stdout);
+    printf("\n}\n");
+    fflush(stdout);
+    c->exit_code = !strcmp(d->result, "success") ? 0 : 1;
+    c->done = true;
+}
+
+static void sink_ssh(void *data, const char *job_id, const char *host, int port, const char *user,
+                     const char *password)
+{
+    PROCTOR_UNUSED(data);
+    fprintf(stderr, "job %s: ssh %s@%s -p %d (password %s)\n", job_id, user, host, port,
+            password);
+}
+
+static long wait_done(struct loop *loop, uint64_t id, void *data)
+{
+    PROCTOR_UNUSED(id);
+    struct cli *c = data;
+    if (c->done && agent_job_count(c->agent) == 0) {
+        loop_stop(loop);
+        return LOOP_NOMORE;
+    }
+    return 20;
+}
+
+static void on_ready(struct agent *a, const struct value *envs, const char *err, void *data)
+{
+    struct cli *c = data;
+    if (!envs) {
+        fprintf(stderr, "proctor: %s\n", err ? err : "environment discovery failed");
+        c->exit_code = 2;
+        loop_stop(c->loop);
+        return;
+    }
+    if (c->want_envs) {
+        print_value(envs);
+        putchar('\n');
+        c->exit_code = 0;
+        loop_stop(c->loop);
+        return;
+    }
+    agent_new_job(a, &c->job);
+    loop_timer_add(c->loop, 0, wait_done, c);
+}
+
+static void on_sigint(struct loop *loop, int signo, void *data)
+{
+    PROCTOR_UNUSED(signo);
+    PROCTOR_UNUSED(data);
+    loop_stop(loop);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: proctor run [options] COURSE TASK\n"
+            "       proctor envs [--ssh]\n"
+            "       proctor check-policies DIR\n"
+            "\n"
+            "run: grade one submission locally with the real Docker engine (no backend) and\n"
+            "print the result as JSON. Exit status 0 when the result is success.\n"
+            "  --tasks DIR           courses directory (default ./tasks)\n"
+            "  --policies DIR        Lua policies (default: built-in)\n"
+            "  --tmpdir DIR          where to make the job's work directory (default /tmp)\n"
+            "  --input PID=VALUE     a problem's answer (repeatable); @username=... etc. too\n"
+            "  --file PID=PATH       upload PATH as the file answer of PID\n"
+            "  --env TYPE/NAME       environment (default docker/<task.yaml environment_id>)\n"
+            "  --time S --hard-time S --memory MB   limits (default: the policy's)\n"
+            "  --debug               ask the runner for stdout/stderr\n");
+}
+
+static int add_input(struct value *input, const char *spec, bool file)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec)
+        return -EINVAL;
+    AUTO_FREE char *key = xstrndup(spec, (size_t)(eq - spec));
+    if (!file) {
+        value_set_str(value_map_put(input, key), eq + 1);
+        return 0;
+    }
+    char *content = NULL;
+    size_t len = 0;
+    int ret = util_read_file(eq + 1, 64 << 20, &content, &len);
+    if (ret)
+        return ret;
+    struct value *v = value_map_put(input, key);
+    value_set_map(v);
+    const char *base = strrchr(eq + 1, '/');
+    value_set_str(value_map_put(v, "filename"), base ? base + 1 : eq + 1);
+    value_take_bin(value_map_put(v, "value"), content, len);
+    return 0;
+}
+
+/** Reads environment_id from task.yaml without a YAML library: one plain key. */
+static char *task_environment(const char *tasks, const char *course, const char *task)
+{
+    AUTO_FREE char *path = xasprintf("%s/%s/%s/task.yaml", tasks, course, task);
+    AUTO_FREE char *text = NULL;
+    if (util_read_file(path, 1 << 20, &text, NULL))
+        return xstrdup("default");
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "environment_id:", 15))
+            continue;
+        char *v = line + 15;
+        while (*v == ' ' || *v == '"' || *v == '\'')
+            v++;
+        size_t n = strcspn(v, "\"' \r#");
+        if (n)
+            return xstrndup(v, n);
+    }
+    return xstrdup("default");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "check-policies")) {
+        if (argc != 3) {
+            usage(stderr);
+            return 2;
+        }
+        char err[1024] = "";
+        if (policy_check_dir(argv[2], err, sizeof err)) {
+            fprintf(stderr, "proctor: policies in %s refused: %s\n", argv[2], err);
+            return 1;
+        }
+        printf("policies in %s: ok\n", argv[2]);
+        return 0;
+    }
+    bool run = !strcmp(cmd, "run");
+    if (!run && strcmp(cmd, "envs")) {
+        usage(stderr);
+        return 2;
+    }
+
+    enum { O_TASKS = 256, O_POL, O_TMP, O_INPUT, O_FILE, O_ENV, O_TIME, O_HARD, O_MEM, O_DEBUG,
+           O_SSH };
+    static const struct option opts[] = {
+        {"tasks", required_argument, NULL, O_TASKS}, {"policies", required_argument, NULL, O_POL},
+        {"tmpdir", required_argument, NULL, O_TMP},  {"input", required_argument, NULL, O_INPUT},
+        {"file", required_argument, NULL, O_FILE},   {"env", required_argument, NULL, O_ENV},
+        {"time", required_argument, NULL, O_TIME},   {"hard-time", required_argument, NULL, O_HARD},
+        {"memory", required_argument, NULL, O_MEM},  {"debug", no_argument, NULL, O_DEBUG},
+        {"ssh", no_argument, NULL, O_SSH},           {"verbose", no_argument, NULL, 'v'},
+        {0},
+    };
+    struct agent_config cfg = {.friendly_name = "proctor", .concurrency = 1,
+                               .tasks_dir = "./tasks"};
+    struct cli c = {.want_envs = !run, .exit_code = 2};
+    struct value input, params, limits;
+    value_set_map(&input);
+    value_set_map(&params);
+    value_set_map(&limits);
+    AUTO_FREE char *envspec = NULL;
+    AUTO_FREE char *tmpdir = NULL;
+    bool debug = false;
+    int o;
+    optind = 2;
+    while ((o = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+        switch (o) {
+        case O_TASKS:
+            cfg.tasks_dir = optarg;
+            break;
+        case O_POL:
+            cfg.policies_dir = optarg;
+            break;
+        case O_TMP:
+            tmpdir = xstrdup(optarg);
+            break;
+        case O_INPUT:
+        case O_FILE:
+            if (add_input(&input, optarg, o == O_FILE)) {
+                fprintf(stderr, "proctor: bad --%s %s (want KEY=%s)\n",
+                        o == O_FILE ? "file" : "input", optarg, o == O_FILE ? "PATH" : "VALUE");
+                return 2;
+            }
+            break;
+        case O_ENV:
+            envspec = xstrdup(optarg);
+            break;
+        case O_TIME:
+        case O_HARD:
+        case O_MEM:
+            value_set_int(value_map_put(&limits, o == O_TIME   ? "time"
+                                                 : o == O_HARD ? "hard_time"
+                                                               : "memory"),
+                          atoll(optarg));
+            break;
+        case O_DEBUG:
+            debug = true;
+            break;
+        case O_SSH:
+            cfg.ssh = true;
+            break;
+        case 'v':
+            log_set_level(LOG_LEVEL_DEBUG);
+            break;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (run && optind != argc - 2) {
+        usage(stderr);
+        return 2;
+    }
+    {
+        // Always a fresh directory of our own: the agent empties its work
+        // directory, which must never be one the admin named.
+        AUTO_FREE char *tmpl = xasprintf("%s/proctor-run-XXXXXX", tmpdir ? tmpdir : "/tmp");
+        if (!mkdtemp(tmpl)) {
+            fprintf(stderr, "proctor: cannot create a work directory in %s: %s\n",
+                    tmpdir ? tmpdir : "/tmp", strerror(errno));
+            return 2;
+        }
+        free(tmpdir);
+        tmpdir = xstrdup(tmpl);
+    }
+    cfg.tmp_dir = tmpdir;
+    cfg.agent_id = "proctor-cli";
+    AUTO_FREE char *envtype = NULL, *envname = NULL;
+    if (run) {
+        const char *course = argv[optind], *task = argv[optind + 1];
+        if (envspec && strchr(envspec, '/')) {
+            envtype = xstrndup(envspec, (size_t)(strchr(envspec, '/') - envspec));
+            envname = xstrdup(strchr(envspec, '/') + 1);
+        } else {
+            envtype = xstrdup("docker");
+            envname = envspec ? xstrdup(envspec) : task_environment(cfg.tasks_dir, course, task);
+        }
+        if (!value_map_get(&input, "@state"))
+            value_set_str(value_map_put(&input, "@state"), "");
+        if (!value_map_get(&input, "@username"))
+            value_set_str(value_map_put(&input, "@username"), "proctor");
+        value_copy(value_map_put(&params, "limits"), &limits);
+        c.job = (struct backend_new_job){
+            .job_id = xasprintf("local-%ld", (long)getpid()),
+            .course_id = xstrdup(course),
+            .task_id = xstrdup(task),
+            .environment_type = envtype,
+            .environment = envname,
+            .debug = debug ? BACKEND_DEBUG_ON : BACKEND_DEBUG_OFF,
+        };
+        c.job.inputdata = input;
+        c.job.environment_parameters = params;
+        value_set_map(&c.job.task_problems);
+        value_set_nil(&input);
+        value_set_nil(&params);
+    }
+    value_deinit(&limits);
+    value_deinit(&input);
+    value_deinit(&params);
+
+    signal(SIGPIPE, SIG_IGN);
+    c.loop = loop_new();
+    struct agent_sink sink = {.job_started = sink_started, .job_done = sink_done,
+                              .ssh_debug = sink_ssh, .data = &c};
+    char err[1024] = "";
+    c.agent = c.loop ? agent_new(c.loop, &cfg, &sink, err, sizeof err) : NULL;
+    if (!c.agent) {
+        fprintf(stderr, "proctor: %s\n", *err ? err : "cannot start");
+    } else {
+        loop_signal_watch(c.loop, SIGINT, on_sigint, &c);
+        loop_signal_watch(c.loop, SIGTERM, on_sigint, &c);
+        if (agent_discover(c.agent, on_ready, &c))
+            fprintf(stderr, "proctor: cannot reach the Docker engine\n");
+        else
+            loop_run(c.loop);
+    }
+    agent_free(c.agent);
+    loop_free(c.loop);
+    util_rmtree(tmpdir);
+    free(c.job.job_id);
+    free(c.job.course_id);
+    free(c.job.task_id);
+    value_deinit(&c.job.inputdata);
+    value_deinit(&c.job.environment_parameters);
+    value_deinit(&c.job.task_problems);
+    return c.exit_code;
+}

@@ -1,0 +1,79 @@
+/**
+ * @file agent.h
+ * The agent: everything one proctord (or one `proctor run`) owns on its loop —
+ * the Docker client, the policy host, the discovered environments, the port
+ * pool and the running jobs — and the INGInious job protocol around them.
+ *
+ * Results leave through a `struct agent_sink`: proctord's sink encodes them for
+ * the backend link, `proctor run` prints them. The agent never sends a message
+ * itself, so the same job code serves both.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/backend_proto.h"
+#include "core/loop.h"
+#include "core/value.h"
+
+struct agent;
+
+struct agent_sink {
+    void (*job_started)(void *data, const char *job_id);
+    /** Called exactly once per job the agent accepted, whatever happens. */
+    void (*job_done)(void *data, const struct backend_job_done *done);
+    void (*ssh_debug)(void *data, const char *job_id, const char *host, int port,
+                      const char *user, const char *password);
+    void *data;
+};
+
+struct agent_config {
+    const char *friendly_name;  /* "" allowed */
+    const char *agent_id;       /* value of the org.proctor.agent label on our containers */
+    int64_t concurrency;        /* job slots, > 0 */
+    const char *tasks_dir;      /* DIR/course/task */
+    const char *tmp_dir;        /* job directories; emptied at start */
+    const char *policies_dir;   /* NULL = built-in defaults only */
+    const char *debug_host;     /* NULL = SSH debug disabled (no port pool) */
+    uint16_t debug_port_min, debug_port_max;
+    bool ssh;                   /* also register the -ssh environment types */
+    const char *docker_host;    /* NULL = $DOCKER_HOST or the default socket */
+};
+
+/**
+ * Creates the agent (no I/O on Docker yet). Strings of cfg are copied.
+ * NULL with err filled on failure (bad policy directory, tmp dir not usable...).
+ * Caller frees with agent_free().
+ */
+struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
+                        const struct agent_sink *sink, char *err, size_t errlen);
+/** Kills and removes every container still running, removes job dirs, frees. NULL is a no-op. */
+void agent_free(struct agent *a);
+
+/**
+ * Starts discovery: removes containers an earlier run with the same agent id
+ * left behind, reads the engine's runtimes and the grading images, then calls
+ * ready(a, environments, data) with the AgentHello environments map
+ * (borrowed; valid until the next discovery) or NULL with err on failure.
+ */
+typedef void (*agent_ready_fn)(struct agent *a, const struct value *environments,
+                               const char *err, void *data);
+int agent_discover(struct agent *a, agent_ready_fn ready, void *data);
+
+/** Handles BackendNewJob (takes nothing: msg is borrowed and copied as needed). */
+void agent_new_job(struct agent *a, const struct backend_new_job *msg);
+/** Handles BackendKillJob: kills a running job; an unknown job is logged and ignored. */
+void agent_kill_job(struct agent *a, const struct backend_kill_job *msg);
+/**
+ * The backend forgot every job (restart, silence, re-registration): kill and
+ * remove their containers without reporting anything.
+ */
+void agent_abandon_jobs(struct agent *a);
+/** Graceful stop: jobs running go on, new ones are answered with a crash at once. */
+void agent_close(struct agent *a);
+/** Number of jobs still running or being cleaned up. */
+size_t agent_job_count(const struct agent *a);
+
+/** SIGHUP: build, validate, swap the policies. 0 or -EINVAL (old ones kept; logged). */
+int agent_reload_policies(struct agent *a);

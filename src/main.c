@@ -1,0 +1,390 @@
+// proctord: process setup, option parsing and wiring between the backend link
+// and the agent. Everything that decides anything lives in src/job/.
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/backend_link.h"
+#include "backend/backend_proto.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "job/agent.h"
+#include "policy/policy.h"
+
+struct daemon {
+    struct loop *loop;
+    struct agent *agent;
+    struct backend_link *link;
+    const char *friendly_name;
+    int64_t concurrency;
+    struct value environments; /* last discovery, sent in every hello */
+    bool registered;           /* a hello went out on the current connection */
+    bool rediscovering;
+    bool draining;
+    msgpack_sbuffer sb;
+};
+
+static void send_sb(struct daemon *d)
+{
+    if (backend_link_send(d->link, &d->sb))
+        log_error(LOG_MAIN, "could not queue a message for the backend (queue full?)");
+    msgpack_sbuffer_clear(&d->sb);
+}
+
+static void sink_started(void *data, const char *job_id)
+{
+    struct daemon *d = data;
+    if (!backend_encode_job_started(&d->sb, job_id))
+        send_sb(d);
+    msgpack_sbuffer_clear(&d->sb);
+}
+
+static void sink_done(void *data, const struct backend_job_done *done)
+{
+    struct daemon *d = data;
+    int ret = backend_encode_job_done(&d->sb, done);
+    if (ret) {
+        // Never leave the backend waiting: fall back to a minimal crash report.
+        log_error(LOG_MAIN, "job %s: result could not be encoded (%s); reporting a crash",
+                  done->job_id, strerror(-ret));
+        msgpack_sbuffer_clear(&d->sb);
+        struct backend_job_done crash = {
+            .job_id = done->job_id,
+            .result = "crash",
+            .text = "The agent could not encode the result of this job.",
+            .state = done->state,
+        };
+        ret = backend_encode_job_done(&d->sb, &crash);
+    }
+    if (!ret)
+        send_sb(d);
+    msgpack_sbuffer_clear(&d->sb);
+}
+
+static void sink_ssh(void *data, const char *job_id, const char *host, int port, const char *user,
+                     const char *password)
+{
+    struct daemon *d = data;
+    if (!backend_encode_ssh_debug(&d->sb, job_id, host, port, user, password))
+        send_sb(d);
+    msgpack_sbuffer_clear(&d->sb);
+}
+
+static void say_hello(struct daemon *d)
+{
+    int ret = backend_encode_hello(&d->sb, d->friendly_name, d->concurrency, &d->environments);
+    if (ret) {
+        log_error(LOG_MAIN, "cannot encode the hello: %s", strerror(-ret));
+        msgpack_sbuffer_clear(&d->sb);
+        return;
+    }
+    send_sb(d);
+    d->registered = true;
+    log_info(LOG_MAIN, "said hello to the backend (%lld slots)", (long long)d->concurrency);
+}
+
+static void on_discovered(struct agent *a, const struct value *envs, const char *err, void *data)
+{
+    PROCTOR_UNUSED(a);
+    struct daemon *d = data;
+    d->rediscovering = false;
+    if (!envs) {
+        // Without Docker there is nothing to offer; keep the old list (if any)
+        // so the backend still routes jobs, which will then crash clearly.
+        log_error(LOG_MAIN, "environment discovery failed: %s", err ? err : "?");
+    } else {
+        value_deinit(&d->environments);
+        value_copy(&d->environments, envs);
+    }
+    if (d->environments.type != VALUE_MAP)
+        value_set_map(&d->environments);
+    say_hello(d);
+}
+
+static void rediscover_and_hello(struct daemon *d)
+{
+    if (d->rediscovering)
+        return;
+    d->rediscovering = true;
+    d->registered = false;
+    if (agent_discover(d->agent, on_discovered, d)) {
+        d->rediscovering = false;
+        say_hello(d);
+    }
+}
+
+static void on_message(struct backend_link *link, const struct backend_msg *m, void *data)
+{
+    PROCTOR_UNUSED(link);
+    struct daemon *d = data;
+    switch (m->type) {
+    case BACKEND_MSG_PING:
+        if (!backend_encode_pong(&d->sb))
+            send_sb(d);
+        msgpack_sbuffer_clear(&d->sb);
+        break;
+    case BACKEND_MSG_NEW_JOB:
+        agent_new_job(d->agent, &m->new_job);
+        break;
+    case BACKEND_MSG_KILL_JOB:
+        agent_kill_job(d->agent, &m->kill_job);
+        break;
+    default:
+        log_warn(LOG_MAIN, "ignoring unexpected backend message %s", backend_msg_type_name(m->type));
+        break;
+    }
+}
+
+static void on_silence(struct backend_link *link, void *data)
+{
+    struct daemon *d = data;
+    // The backend has forgotten us (restart, or it dropped us): it already
+    // failed our jobs, so stop them without reporting, then register anew.
+    log_warn(LOG_MAIN, "backend silent for more than %d s: abandoning %zu job(s), reconnecting",
+             BACKEND_LINK_SILENCE_MS / 1000, agent_job_count(d->agent));
+    agent_abandon_jobs(d->agent);
+    backend_link_reconnect(link);
+    rediscover_and_hello(d);
+}
+
+static void on_sighup(struct loop *loop, int signo, void *data)
+{
+    PROCTOR_UNUSED(loop);
+    PROCTOR_UNUSED(signo);
+    struct daemon *d = data;
+    log_info(LOG_MAIN, "SIGHUP: reloading policies");
+    agent_reload_policies(d->agent);
+}
+
+static long drain_check(struct loop *loop, uint64_t id, void *data)
+{
+    PROCTOR_UNUSED(id);
+    struct daemon *d = data;
+    if (agent_job_count(d->agent) == 0) {
+        loop_stop(loop);
+        return LOOP_NOMORE;
+    }
+    return 200;
+}
+
+static void on_sigterm(struct loop *loop, int signo, void *data)
+{
+    struct daemon *d = data;
+    if (d->draining || signo == SIGINT) {
+        // Second signal, or an interactive ^C: stop now; agent_free() kills
+        // and removes whatever still runs.
+        log_info(LOG_MAIN, "stopping now");
+        loop_stop(loop);
+        return;
+    }
+    d->draining = true;
+    agent_close(d->agent);
+    log_info(LOG_MAIN, "SIGTERM: draining %zu running job(s); send it again to stop now",
+             agent_job_count(d->agent));
+    loop_timer_add(loop, 0, drain_check, d);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: proctord [options] BACKEND_ADDR\n"
+            "       proctord --check-policies DIR\n"
+            "\n"
+            "INGInious grading agent for Docker, with Lua policies.\n"
+            "\n"
+            "  BACKEND_ADDR             the backend's agent address, e.g. tcp://127.0.0.1:2001\n"
+            "  --friendly-name NAME     name shown by the backend (default \"\")\n"
+            "  --concurrency N          job slots (default: number of CPUs)\n"
+            "  --tasks DIR              directory holding the courses (default ./tasks)\n"
+            "  --tmpdir DIR             work directory, emptied at start (default ./agent_data)\n"
+            "  --policies DIR           Lua policy directory (default: built-in defaults)\n"
+            "  --check-policies DIR     validate a policy directory and exit\n"
+            "  --debug-host HOST        host announced for SSH debug (default: SSH debug off)\n"
+            "  --debug-ports A-B        host ports for SSH debug (default 64120-64130)\n"
+            "  --ssh                    also offer the -ssh environment types\n"
+            "  --agent-id ID            label value marking this agent's containers\n"
+            "                           (default: proctord-<friendly name>)\n"
+            "  --disable-autorestart    accepted for compatibility (proctord never restarts)\n"
+            "  -v, --verbose            debug logs\n"
+            "  -h, --help               this text\n"
+            "\n"
+            "Signals: SIGHUP reloads the policies; SIGTERM drains running jobs then exits.\n");
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_FRIENDLY = 256, OPT_CONC, OPT_TASKS, OPT_TMP, OPT_POL, OPT_CHECK, OPT_DHOST,
+           OPT_DPORTS, OPT_SSH, OPT_ID, OPT_NOAUTO };
+    static const struct option opts[] = {
+        {"friendly-name", required_argument, NULL, OPT_FRIENDLY},
+        {"concurrency", required_argument, NULL, OPT_CONC},
+        {"tasks", required_argument, NULL, OPT_TASKS},
+        {"tmpdir", required_argument, NULL, OPT_TMP},
+        {"policies", required_argument, NULL, OPT_POL},
+        {"check-policies", required_argument, NULL, OPT_CHECK},
+        {"debug-host", required_argument, NULL, OPT_DHOST},
+        {"debug-ports", required_argument, NULL, OPT_DPORTS},
+        {"ssh", no_argument, NULL, OPT_SSH},
+        {"agent-id", required_argument, NULL, OPT_ID},
+        {"disable-autorestart", no_argument, NULL, OPT_NOAUTO},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    struct agent_config cfg = {
+        .friendly_name = "",
+        .concurrency = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1,
+        .tasks_dir = "./tasks",
+        .tmp_dir = "./agent_data",
+        .debug_port_min = 64120,
+        .debug_port_max = 64130,
+    };
+    const char *check_dir = NULL;
+    char *agent_id = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        long v;
+        switch (c) {
+        case OPT_FRIENDLY:
+            cfg.friendly_name = optarg;
+            break;
+        case OPT_CONC:
+            if (parse_int(optarg, 1, 4096, &v)) {
+                fprintf(stderr, "proctord: --concurrency must be an integer from 1 to 4096\n");
+                return 2;
+            }
+            cfg.concurrency = v;
+            break;
+        case OPT_TASKS:
+            cfg.tasks_dir = optarg;
+            break;
+        case OPT_TMP:
+            cfg.tmp_dir = optarg;
+            break;
+        case OPT_POL:
+            cfg.policies_dir = optarg;
+            break;
+        case OPT_CHECK:
+            check_dir = optarg;
+            break;
+        case OPT_DHOST:
+            cfg.debug_host = optarg;
+            break;
+        case OPT_DPORTS: {
+            long a, b;
+            char *dash = strchr(optarg, '-');
+            if (!dash) {
+                fprintf(stderr, "proctord: --debug-ports takes a range A-B\n");
+                return 2;
+            }
+            *dash = '\0';
+            if (parse_int(optarg, 1, 65535, &a) || parse_int(dash + 1, 1, 65535, &b) || a > b) {
+                fprintf(stderr, "proctord: --debug-ports takes a range A-B of ports, A <= B\n");
+                return 2;
+            }
+            cfg.debug_port_min = (uint16_t)a;
+            cfg.debug_port_max = (uint16_t)b;
+            break;
+        }
+        case OPT_SSH:
+            cfg.ssh = true;
+            break;
+        case OPT_ID:
+            agent_id = xstrdup(optarg);
+            break;
+        case OPT_NOAUTO:
+            break;
+        case 'v':
+            log_set_level(LOG_LEVEL_DEBUG);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+
+    if (check_dir) {
+        char err[1024] = "";
+        if (policy_check_dir(check_dir, err, sizeof err)) {
+            fprintf(stderr, "proctord: policies in %s refused: %s\n", check_dir, err);
+            return 1;
+        }
+        printf("policies in %s: ok\n", check_dir);
+        return 0;
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *backend_addr = argv[optind];
+    if (!agent_id)
+        agent_id = xasprintf("proctord-%s", cfg.friendly_name);
+    cfg.agent_id = agent_id;
+
+    int ret = 1;
+    struct daemon d = {.friendly_name = cfg.friendly_name, .concurrency = cfg.concurrency};
+    msgpack_sbuffer_init(&d.sb);
+    value_set_map(&d.environments);
+    // A peer closing a socket must not kill the daemon.
+    signal(SIGPIPE, SIG_IGN);
+    d.loop = loop_new();
+    if (!d.loop) {
+        fprintf(stderr, "proctord: cannot create the event loop\n");
+        goto out;
+    }
+    struct agent_sink sink = {.job_started = sink_started, .job_done = sink_done,
+                              .ssh_debug = sink_ssh, .data = &d};
+    char err[1024] = "";
+    d.agent = agent_new(d.loop, &cfg, &sink, err, sizeof err);
+    if (!d.agent) {
+        fprintf(stderr, "proctord: %s\n", err);
+        goto out;
+    }
+    static const struct backend_link_cb link_cb = {.on_message = on_message,
+                                                   .on_silence = on_silence};
+    d.link = backend_link_new(d.loop, backend_addr, &link_cb, &d);
+    if (!d.link) {
+        fprintf(stderr, "proctord: cannot connect a ZeroMQ socket to %s\n", backend_addr);
+        goto out;
+    }
+    if (loop_signal_watch(d.loop, SIGHUP, on_sighup, &d) ||
+        loop_signal_watch(d.loop, SIGTERM, on_sigterm, &d) ||
+        loop_signal_watch(d.loop, SIGINT, on_sigterm, &d)) {
+        fprintf(stderr, "proctord: cannot watch signals\n");
+        goto out;
+    }
+    log_info(LOG_MAIN, "proctord starting: backend %s, %lld slot(s), tasks %s", backend_addr,
+             (long long)cfg.concurrency, cfg.tasks_dir);
+    rediscover_and_hello(&d);
+    ret = loop_run(d.loop) ? 1 : 0;
+    log_info(LOG_MAIN, "proctord stopped");
+out:
+    // Jobs first (they may still queue results), then the link flushes them.
+    agent_free(d.agent);
+    backend_link_free(d.link);
+    loop_free(d.loop);
+    value_deinit(&d.environments);
+    msgpack_sbuffer_destroy(&d.sb);
+    free(agent_id);
+    return ret;
+}

@@ -1,0 +1,271 @@
+"""Drive real INGInious parts around an agent: backend, agent process, Python client.
+
+Used by the integration tests, the README demo and the benchmark. Everything here
+talks to the real `inginious` package (PyPI, pinned) and the real Docker engine;
+nothing is faked. Processes are always stopped on exit, whatever happened.
+"""
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_TASKS = os.path.join(ROOT, "examples", "courses")
+AGENT_LABEL = "org.proctor.agent"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what):
+    """Polls predicate until it is true; raises with `what` on timeout.
+
+    This waits for an observable state (a log line, a message), never a fixed delay.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(0.02)
+
+
+class Proc:
+    """A child process whose combined output goes to a log file we can search."""
+
+    def __init__(self, name, argv, logdir, env=None):
+        self.name = name
+        self.argv = argv
+        self.logpath = os.path.join(logdir, name + ".log")
+        self._log = open(self.logpath, "ab")
+        self.popen = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    def log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, pattern, timeout=30, count=1):
+        rx = re.compile(pattern)
+
+        def seen():
+            if self.popen.poll() is not None and len(rx.findall(self.log())) < count:
+                raise RuntimeError("%s exited (%s) before logging %r:\n%s" %
+                                   (self.name, self.popen.returncode, pattern, self.log()[-4000:]))
+            return len(rx.findall(self.log())) >= count
+        wait_for(seen, timeout, "%s to log %r" % (self.name, pattern))
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        self._log.close()
+        return self.popen.returncode
+
+
+class Task:
+    """Duck-typed task for the 0.9.x client API, read from a real task.yaml."""
+
+    def __init__(self, tasks_dir, course, task):
+        with open(os.path.join(tasks_dir, course, task, "task.yaml")) as f:
+            desc = yaml.safe_load(f) or {}
+        self._course, self._task, self._desc = course, task, desc
+
+    def get_course_id(self):
+        return self._course
+
+    def get_id(self):
+        return self._task
+
+    def get_environment_type(self):
+        return self._desc.get("environment_type", "docker")
+
+    def get_environment_id(self):
+        return self._desc.get("environment_id", "default")
+
+    def get_environment_parameters(self):
+        # The frontend normalises limits like this before sending (spec §12).
+        params = dict(self._desc.get("environment_parameters", {}) or {})
+        limits = dict(params.get("limits", {}) or {})
+        if limits:
+            limits = {k: int(v) for k, v in limits.items() if v not in (None, "")}
+            limits.setdefault("hard_time", 3 * limits.get("time", 30))
+            params["limits"] = limits
+        if params.get("run_cmd") == "":
+            params["run_cmd"] = None
+        return params
+
+    def get_problems_dict(self):
+        return self._desc.get("problems", {}) or {}
+
+
+class Result:
+    FIELDS = ("result", "grade", "problems", "tests", "custom", "state", "archive", "stdout",
+              "stderr")
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.values = None
+        self.submitted = time.monotonic()
+        self.done_at = None
+
+    def __call__(self, *args):
+        self.values = dict(zip(self.FIELDS, args))
+        self.done_at = time.monotonic()
+        self.event.set()
+
+    def wait(self, timeout=120):
+        if not self.event.wait(timeout):
+            raise TimeoutError("no result after %ss" % timeout)
+        return self.values
+
+    @property
+    def latency(self):
+        return self.done_at - self.submitted
+
+
+class Cluster:
+    """A real backend, one agent and a real Python client, stopped on exit."""
+
+    def __init__(self, agent="proctord", tasks=DEFAULT_TASKS, concurrency=2, policies=None,
+                 extra_args=(), build_dir=None, workdir=None, friendly_name=None):
+        self.agent_kind = agent
+        self.tasks = tasks
+        self.concurrency = concurrency
+        self.policies = policies
+        self.extra_args = list(extra_args)
+        self.build_dir = build_dir or os.environ.get("PROCTOR_BUILD", os.path.join(ROOT, "build"))
+        self.workdir = workdir or tempfile.mkdtemp(prefix="proctor-it-")
+        self.friendly_name = friendly_name or "it-%d" % os.getpid()
+        self.agent_addr = "tcp://127.0.0.1:%d" % free_port()
+        self.client_addr = "tcp://127.0.0.1:%d" % free_port()
+        self.backend = None
+        self.agent = None
+        self.client = None
+        self._backend_starts = 0
+
+    # -- processes ---------------------------------------------------------
+    def bin(self, name):
+        return os.path.join(os.path.dirname(sys.executable), name)
+
+    def start_backend(self):
+        self._backend_starts += 1
+        self.backend = Proc("backend%d" % self._backend_starts,
+                            [self.bin("inginious-backend"), "-v", self.agent_addr,
+                             self.client_addr], self.workdir)
+        self.backend.wait_log(r"Backend started", 30)
+
+    def agent_argv(self):
+        tmp = os.path.join(self.workdir, "agent_tmp")
+        if self.agent_kind == "proctord":
+            argv = [os.path.join(self.build_dir, "proctord"), "--concurrency",
+                    str(self.concurrency), "--friendly-name", self.friendly_name, "--tasks",
+                    self.tasks, "--tmpdir", tmp, "--debug-host", "127.0.0.1"]
+            if self.policies:
+                argv += ["--policies", self.policies]
+        else:
+            argv = [self.bin("inginious-agent-docker"), "--concurrency", str(self.concurrency),
+                    "--friendly-name", self.friendly_name, "--tasks", self.tasks, "--tmpdir", tmp,
+                    "--debug-host", "127.0.0.1", "--disable-autorestart"]
+        return argv + self.extra_args + [self.agent_addr]
+
+    def start_agent(self):
+        self.agent = Proc("agent", self.agent_argv(), self.workdir)
+        return self.agent
+
+    def start_client(self):
+        from inginious.client.client import Client
+        from inginious.frontend.arch_helper import start_asyncio_and_zmq
+        context, _thread = start_asyncio_and_zmq()
+        self.client = Client(context, self.client_addr)
+        self.client.start()
+
+    def wait_environment(self, envtype="docker", name="default", timeout=60):
+        def ready():
+            envs = self.client.get_available_environments() or {}
+            return name in envs.get(envtype, ())
+        wait_for(ready, timeout, "environment %s/%s to be advertised" % (envtype, name))
+
+    def __enter__(self):
+        try:
+            self.start_backend()
+            self.start_agent()
+            self.start_client()
+            self.wait_environment()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close()
+        for p in (self.agent, self.backend):
+            if p is not None:
+                p.stop()
+
+    def restart_backend(self):
+        self.backend.stop(signal.SIGKILL)
+        self.start_backend()
+
+    # -- jobs --------------------------------------------------------------
+    def submit(self, course, task, inputdata=None, debug=False, priority=0):
+        res = Result()
+        t = Task(self.tasks, course, task)
+        data = {"@username": "student", "@lang": "en", "@state": "", "@attempts": "1"}
+        data.update(inputdata or {})
+        res.job_id = self.client.new_job(priority, t, data, res, "proctor-tests", debug)
+        if res.job_id is None:
+            raise RuntimeError("the client refused the job: %r" % (res.values,))
+        return res
+
+    def grade(self, course, task, inputdata=None, timeout=120, **kw):
+        return self.submit(course, task, inputdata, **kw).wait(timeout)
+
+    def kill(self, res):
+        self.client.kill_job(res.job_id)
+
+
+def containers(label_filter):
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=" + label_filter],
+                         check=True, capture_output=True, text=True).stdout.split()
+    return out
+
+
+def require_docker():
+    try:
+        subprocess.run(["docker", "info"], check=True, capture_output=True, timeout=30)
+    except Exception as e:  # noqa: BLE001 - any failure means the same thing here
+        raise SystemExit("these tests need a running Docker engine: %s" % e)
+
+
+def cleanup_dir(path):
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,261 @@
+"""proctord end to end: the real INGInious backend and client, the real Docker engine.
+
+Each test starts its own backend, proctord and client (a Cluster), drives real
+tasks from examples/courses/demo and tests/integration/courses/it, and checks
+what the client receives. After each test no container of that agent remains.
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import msgpack
+import pytest
+import zmq
+
+import harness
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def docker_and_images():
+    harness.require_docker()
+    # The environment images come from examples/environments/build.sh (run by
+    # the test command); the "noresult" image is this suite's own.
+    ctx = tempfile.mkdtemp(prefix="proctor-noresult-")
+    try:
+        shutil.copy(os.path.join(HERE, "images", "noresult", "Dockerfile"), ctx)
+        shutil.copy(shutil.which("busybox") or "/bin/busybox", os.path.join(ctx, "busybox"))
+        subprocess.run(["docker", "build", "-q", "-t", "proctor/test-noresult", ctx], check=True,
+                       capture_output=True)
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+    out = subprocess.run(["docker", "images", "-q", "--filter",
+                          "label=org.inginious.grading.name=default"],
+                         check=True, capture_output=True, text=True).stdout
+    assert out.strip(), "the default grading image is missing: run examples/environments/build.sh"
+
+
+@pytest.fixture
+def tasks_dir():
+    d = tempfile.mkdtemp(prefix="proctor-tasks-")
+    os.symlink(os.path.join(harness.DEFAULT_TASKS, "demo"), os.path.join(d, "demo"))
+    os.symlink(os.path.join(HERE, "courses", "it"), os.path.join(d, "it"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(request, tasks_dir):
+    name = "it-" + request.node.name.replace("test_", "").replace("_", "-")[:40]
+    c = harness.Cluster(tasks=tasks_dir, concurrency=2, friendly_name=name)
+    with c:
+        yield c
+        agent_log = c.agent.log()
+    assert "invariant broken" not in agent_log
+    assert "ERROR: AddressSanitizer" not in agent_log and "runtime error:" not in agent_log
+    left = harness.containers("org.proctor.agent=proctord-" + name)
+    assert not left, "containers left behind: %s" % left
+    harness.cleanup_dir(c.workdir)
+
+
+def test_success(cluster):
+    r = cluster.grade("demo", "hello", {"q1": "echo hello"})
+    assert r["result"][0] == "success", r
+    assert r["grade"] == 100.0 and isinstance(r["grade"], float)
+
+
+def test_failed_with_problems_and_state(cluster):
+    r = cluster.grade("it", "failed", {"q1": "x"})
+    assert r["result"] == ("failed", "Not quite"), r
+    assert r["grade"] == 25.5
+    assert r["problems"] == {"q1": ("failed", "q1 is wrong")}
+    assert r["state"] == "attempt-2"
+
+
+def test_partial_grade_multi(cluster):
+    r = cluster.grade("demo", "multi", {})
+    assert r["result"][0] in ("success", "failed"), r
+    assert 0.0 < r["grade"] < 100.0, r
+    assert len(r["problems"]) >= 2
+    for pid, value in r["problems"].items():
+        assert isinstance(value, tuple) and len(value) == 2, (pid, value)
+
+
+def test_envelope_input_custom_tags_archive(cluster):
+    r = cluster.grade("it", "envelope", {"answer": "forty-two", "@state": "old"})
+    assert r["result"] == ("success", "answer=forty-two user=student"), r
+    assert r["custom"] == {"score": 42}
+    assert r["tests"] == {"checked": True}
+    assert r["state"] == "seen:forty-two"
+    assert isinstance(r["archive"], bytes) and r["archive"][:2] == b"\x1f\x8b"
+
+
+def test_upload(cluster):
+    payload = b"line one\nline two\n"
+    r = cluster.grade("demo", "upload", {"file": {"filename": "notes.txt", "value": payload}})
+    assert r["result"][0] == "success", r
+
+
+def test_error_default(cluster):
+    r = cluster.grade("it", "error_default", {})
+    assert r["result"] == ("error", "I forgot to set a result"), r
+    assert r["grade"] == 0.0
+
+
+def test_invalid_result_is_a_crash(cluster):
+    r = cluster.grade("it", "invalid_result", {"@state": "keep-me"})
+    assert r["result"][0] == "crash", r
+    assert r["result"][1].startswith("The grader did not return a readable output : ")
+    assert "bad id" in r["result"][1]
+    assert r["grade"] == 0.0 and r["state"] == "keep-me"
+
+
+def test_runner_without_result(cluster):
+    cluster.wait_environment("docker", "noresult")
+    r = cluster.grade("it", "noresult_task", {})
+    assert r["result"][0] == "crash", r
+    assert r["result"][1].startswith("The grader did not return a readable output")
+
+
+def test_timeout_cpu(cluster):
+    r = cluster.grade("demo", "cpu", {"@state": "s0"}, timeout=120)
+    assert r["result"] == ("timeout", ""), r
+    assert r["grade"] == 0.0 and r["state"] == "s0"
+
+
+def test_timeout_wall(cluster):
+    r = cluster.grade("demo", "sleep", {}, timeout=120)
+    assert r["result"] == ("timeout", ""), r
+
+
+def test_overflow_memory(cluster):
+    r = cluster.grade("demo", "memory", {}, timeout=120)
+    assert r["result"] == ("overflow", ""), r
+
+
+def test_run_student(cluster):
+    r = cluster.grade("demo", "student", {}, timeout=120)
+    assert r["result"][0] == "success", r
+    assert r["grade"] == 100.0
+
+
+def test_kill_from_client(cluster):
+    res = cluster.submit("demo", "sleep", {"@state": "before-kill"})
+    cluster.agent.wait_log(r"job %s: container \w+ started" % res.job_id, 60)
+    cluster.kill(res)
+    r = res.wait(60)
+    assert r["result"] == ("killed", ""), r
+    assert r["state"] == "before-kill"
+
+
+def test_several_jobs_at_once(cluster):
+    jobs = [cluster.submit("demo", "hello", {"q1": "x"}) for _ in range(6)]
+    results = [j.wait(180) for j in jobs]
+    assert [r["result"][0] for r in results] == ["success"] * 6
+    # Two slots: the agent never ran more than two at once, yet all six ran.
+    assert cluster.agent.log().count("container") >= 6
+
+
+def test_backend_restart_says_hello_again(cluster):
+    first = cluster.agent.log().count("said hello")
+    cluster.restart_backend()
+    cluster.agent.wait_log(r"said hello", 40, count=first + 1)
+    # The client reconnects to the new backend by itself (its own 10 s rule).
+    cluster.wait_environment(timeout=60)
+    r = cluster.grade("demo", "hello", {"q1": "x"}, timeout=120)
+    assert r["result"][0] == "success", r
+
+
+# -- faults the real backend cannot produce: a hand-made ROUTER ------------------
+
+class FakeBackend:
+    """A ROUTER speaking the backend side of the protocol, to inject what the
+    real backend never sends (malformed frames, unknown environments)."""
+
+    def __init__(self):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.addr = "tcp://127.0.0.1:%d" % port
+        self.peer = None
+
+    def recv(self, timeout=30):
+        if not self.sock.poll(timeout * 1000):
+            raise TimeoutError("nothing from the agent in %ss" % timeout)
+        peer, payload = self.sock.recv_multipart()
+        self.peer = peer
+        return msgpack.unpackb(payload, raw=False)
+
+    def recv_type(self, wanted, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.recv(max(1, int(deadline - time.monotonic())))
+            if msg["@type"] == wanted:
+                return msg
+            if time.monotonic() > deadline:
+                raise TimeoutError(wanted)
+
+    def send_raw(self, payload):
+        self.sock.send_multipart([self.peer, payload])
+
+    def send(self, msg):
+        self.send_raw(msgpack.packb(msg, use_bin_type=True))
+
+    def close(self):
+        self.sock.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture
+def fake(tasks_dir):
+    fb = FakeBackend()
+    c = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="it-fake-%d" % os.getpid())
+    c.agent_addr = fb.addr
+    c.start_agent()
+    try:
+        yield fb, c
+    finally:
+        c.agent.stop()
+        fb.close()
+        assert not harness.containers("org.proctor.agent=proctord-" + c.friendly_name)
+        harness.cleanup_dir(c.workdir)
+
+
+def new_job(job_id, envtype="docker", env="default", course="demo", task="hello"):
+    return {"job_id": job_id, "course_id": course, "task_id": task, "task_problems": {},
+            "inputdata": {"q1": "x", "@state": "st"}, "environment_type": envtype,
+            "environment": env, "environment_parameters": {"limits": {"time": 10}},
+            "debug": False, "@type": "BackendNewJob"}
+
+
+def test_unknown_environment_and_malformed_messages(fake):
+    fb, c = fake
+    hello = fb.recv_type("AgentHello")
+    assert hello["available_job_slots"] == 1
+    assert hello["available_environments"]["docker"]["default"]["advertised"] is True
+    # Garbage and unexpected messages are logged and dropped, never a crash.
+    for junk in (b"", b"\xc1", msgpack.packb([1, 2]), msgpack.packb({"@type": "Nope"}),
+                 msgpack.packb({"@type": "BackendNewJob"}),
+                 msgpack.packb({"@type": "Ping", "extra": 1})):
+        fb.send_raw(junk)
+    fb.send({"@type": "Ping"})
+    assert fb.recv_type("Pong")["@type"] == "Pong"
+    fb.send(new_job("j-unknown-env", env="does-not-exist"))
+    assert fb.recv_type("AgentJobStarted")["job_id"] == "j-unknown-env"
+    done = fb.recv_type("AgentJobDone")
+    assert done["job_id"] == "j-unknown-env"
+    assert done["result"] == ["crash", "This environment is not available in this agent. "
+                              "Please contact your course administrator."]
+    assert done["state"] == "st" and done["grade"] == 0.0
+    fb.send(new_job("j-no-task", task="missing-task"))
+    fb.recv_type("AgentJobStarted")
+    done = fb.recv_type("AgentJobDone")
+    assert done["result"][0] == "crash" and done["result"][1].startswith("Task unavailable")
+    # A kill for a job nobody knows: nothing is sent back, the agent lives on.
+    fb.send({"job_id": "nobody", "state": "", "@type": "BackendKillJob"})
+    fb.send({"@type": "Ping"})
+    assert fb.recv_type("Pong")["@type"] == "Pong"
+    assert c.agent.alive()

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what proctor needs on a fresh Debian machine (idempotent, quiet when
+# everything is already there): the build dependencies from Debian, and the real
+# INGInious (pinned, from PyPI) in a venv for the interoperability tests, the
+# demo and the benchmark. Prints the venv's python path on its last line.
+set -euo pipefail
+
+DEBS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libcurl4-openssl-dev
+      liblua5.4-dev lua5.4 libcjson-dev lua-busted busybox-static clang-format python3-venv)
+INGINIOUS_VERSION=0.9.2
+VENV=${PROCTOR_VENV:-/opt/proctor-venv}
+
+missing=()
+for p in "${DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+if ! "$VENV/bin/python" -c "import inginious, pytest, yaml" 2>/dev/null ||
+   [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("INGInious"))' 2>/dev/null)" != "$INGINIOUS_VERSION" ]; then
+    echo "setup: creating $VENV with inginious==$INGINIOUS_VERSION" >&2
+    python3 -m venv "$VENV" >&2
+    "$VENV/bin/pip" install -q --disable-pip-version-check "inginious==$INGINIOUS_VERSION" pytest >&2
+fi
+
+if ! docker info >/dev/null 2>&1; then
+    echo "setup: the Docker engine is not reachable (docker info failed); proctor needs it" >&2
+    exit 1
+fi
+echo "$VENV/bin/python"
