@@ -22,3 +22,9 @@ set_tests_properties(docker_client_image PROPERTIES
 add_test(NAME docker_client COMMAND test_docker_client)
 set_tests_properties(docker_client PROPERTIES
   LABELS integration FIXTURES_REQUIRED docker_test_image TIMEOUT 180)
+
+# Fault injection with a scripted fake engine on a unix socket (no Docker needed).
+add_executable(test_docker_faults tests/unit/test_docker_faults.c)
+target_link_libraries(test_docker_faults PRIVATE proctor_docker)
+add_test(NAME docker_faults COMMAND test_docker_faults)
+set_tests_properties(docker_faults PROPERTIES LABELS unit TIMEOUT 60)

@@ -20,6 +20,7 @@
 #define CONNECT_TIMEOUT_MS 10000L
 #define EVENTS_RESTART_MS 250L
 #define EVENTS_BACKOFF_MAX_MS 10000L
+#define SINCE_MARGIN_NS 2000
 
 enum req_kind {
     REQ_DONE,
@@ -1210,8 +1211,11 @@ static void events_connect(struct docker_events *ev)
     char extra[64];
     snprintf(extra, sizeof(extra), "\"type\":[\"container\"],\"event\":[\"die\",\"oom\"]");
     AUTO_FREE char *q = label_filter_query("label", ev->label, extra);
-    char *path = xasprintf("/events?%s&since=%" PRId64 ".%09" PRId64, q,
-                           ev->since_nano / 1000000000, ev->since_nano % 1000000000);
+    // timeNano goes through a double in cJSON (about 256 ns of rounding at
+    // today's dates): resume a little early and let events_line() drop the replay.
+    int64_t since = ev->since_nano > SINCE_MARGIN_NS ? ev->since_nano - SINCE_MARGIN_NS : 0;
+    char *path = xasprintf("/events?%s&since=%" PRId64 ".%09" PRId64, q, since / 1000000000,
+                           since % 1000000000);
     struct docker_req *r = req_new(c, REQ_EVENTS, "GET", path, NULL, ev);
     r->events = ev;
     ev->req = req_submit(r);
