@@ -553,43 +553,35 @@ int docker_cpu_read_cgroup(const char *id, uint64_t *ns)
 {
     if (PROCTOR_FAILS(id && ns) || !is_full_id(id))
         return -EINVAL;
-    // cgroupfs and systemd drivers, v1 (cpuacct.usage in ns) then v2 (cpu.stat in us).
-    static const char *const v1[] = {
-        "/sys/fs/cgroup/cpuacct/docker/%s/cpuacct.usage",
-        "/sys/fs/cgroup/cpu,cpuacct/docker/%s/cpuacct.usage",
-        "/sys/fs/cgroup/cpuacct/system.slice/docker-%s.scope/cpuacct.usage",
-        "/sys/fs/cgroup/cpu,cpuacct/system.slice/docker-%s.scope/cpuacct.usage",
-    };
-    static const char *const v2[] = {
-        "/sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat",
-        "/sys/fs/cgroup/docker/%s/cpu.stat",
+    // cgroupfs and systemd drivers; v1 cpuacct.usage is in ns, v2 cpu.stat in us.
+    static const struct {
+        const char *prefix, *suffix;
+        bool v1;
+    } paths[] = {
+        {"/sys/fs/cgroup/cpuacct/docker/", "/cpuacct.usage", true},
+        {"/sys/fs/cgroup/cpu,cpuacct/docker/", "/cpuacct.usage", true},
+        {"/sys/fs/cgroup/cpuacct/system.slice/docker-", ".scope/cpuacct.usage", true},
+        {"/sys/fs/cgroup/cpu,cpuacct/system.slice/docker-", ".scope/cpuacct.usage", true},
+        {"/sys/fs/cgroup/system.slice/docker-", ".scope/cpu.stat", false},
+        {"/sys/fs/cgroup/docker/", "/cpu.stat", false},
     };
     int ret = -ENOENT;
-    char path[256];
     AUTO_FREE char *text = NULL;
-    size_t len;
-    for (size_t i = 0; i < ARRAY_SIZE(v1) + ARRAY_SIZE(v2) && ret == -ENOENT; i++) {
-        bool is_v1 = i < ARRAY_SIZE(v1);
-        const char *fmt = is_v1 ? v1[i] : v2[i - ARRAY_SIZE(v1)];
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-        snprintf(path, sizeof(path), fmt, id);
-#pragma GCC diagnostic pop
-        ret = util_read_file(path, 4096, &text, &len);
+    for (size_t i = 0; i < ARRAY_SIZE(paths) && ret == -ENOENT; i++) {
+        AUTO_FREE char *path = xasprintf("%s%s%s", paths[i].prefix, id, paths[i].suffix);
+        ret = util_read_file(path, 4096, &text, NULL);
         if (ret < 0)
             continue;
-        unsigned long long v = 0;
-        const char *p = is_v1 ? text : strstr(text, "usage_usec ");
-        if (!is_v1 && p)
+        const char *p = paths[i].v1 ? text : strstr(text, "usage_usec ");
+        if (p && !paths[i].v1)
             p += strlen("usage_usec ");
         char *end = NULL;
         errno = 0;
-        if (p)
-            v = strtoull(p, &end, 10);
+        unsigned long long v = p ? strtoull(p, &end, 10) : 0;
         if (!p || end == p || errno)
             ret = -EIO;
         else
-            *ns = is_v1 ? (uint64_t)v : (uint64_t)v * 1000u;
+            *ns = paths[i].v1 ? (uint64_t)v : (uint64_t)v * 1000u;
     }
     return ret;
 }
@@ -977,8 +969,10 @@ static void cpu_line(struct docker_req *r, const cJSON *json)
     const cJSON *cpu = cJSON_GetObjectItemCaseSensitive(json, "cpu_stats");
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(cpu, "cpu_usage");
     double total = 0;
-    if (!json_num(usage, "total_usage", &total) || total < 0) {
-        log_debug(LOG_DOCKER, "stats sample without cpu_stats.cpu_usage.total_usage");
+    // Docker keeps the stream open after the container stops and sends
+    // zeroed samples (and a bare {"read":...}); those carry no CPU reading.
+    if (!json_num(usage, "total_usage", &total) || total <= 0) {
+        log_debug(LOG_DOCKER, "stats sample without cpu time");
         return;
     }
     r->cb.cpu(0, NULL, (int64_t)total, r->data);

@@ -269,7 +269,9 @@ struct docker_req *docker_containers_list_by_label(struct docker_client *c, cons
 
 /**
  * POST /containers/{id}/wait (condition not-running): completes when the
- * container stops, with its exit code. A long poll with no timeout.
+ * container stops, with its exit code. A long poll with no timeout. Call it
+ * after the start succeeded: on a created, never-started container it
+ * completes at once (it is not running).
  */
 struct docker_req *docker_container_wait(struct docker_client *c, const char *id, docker_wait_fn cb,
                                          void *data);
@@ -290,8 +292,11 @@ void docker_events_stop(struct docker_events *ev);
 
 /**
  * Streams GET /containers/{id}/stats?stream=1 and reports
- * cpu_stats.cpu_usage.total_usage for each sample (about one per second).
- * Cancel with docker_req_cancel().
+ * cpu_stats.cpu_usage.total_usage for each sample (about one per second; the
+ * first comes about a second after the call). Samples with no CPU time are
+ * skipped: Docker sends zeroed samples once the container has stopped and
+ * keeps the stream open until the container is removed, so cancel the watch
+ * with docker_req_cancel() when the container dies.
  */
 struct docker_req *docker_cpu_watch(struct docker_client *c, const char *id, docker_cpu_fn cb,
                                     void *data);
