@@ -93,7 +93,6 @@ uint64_t backend_link_silence_ms(const struct backend_link *link);
  * Unregisters from the loop, pushes what is still queued to libzmq and closes
  * the socket with a linger of BACKEND_LINK_CLOSE_LINGER_MS, so that a last
  * AgentJobDone still gets out (this may block up to that long). NULL is a
- * no-op. The loop must not run again with this link's hook before
- * loop_free() (see the .c file: core has no loop_hook_del yet).
+ * no-op. The loop may keep running afterwards.
  */
 void backend_link_free(struct backend_link *link);
