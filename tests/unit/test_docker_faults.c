@@ -347,6 +347,21 @@ static void on_refused(int status, const char *err, void *data)
     check_done(data);
 }
 
+static void on_tcp_info(int status, const char *err, const struct docker_info *info, void *data)
+{
+    EXPECT(status == -ECONNREFUSED && err && !info, "tcp info: %d", status);
+    check_done(data);
+}
+
+static void on_tcp_close(struct docker_attach *a, int err, const char *text, void *data)
+{
+    // The non-blocking connect fails later, through SO_ERROR.
+    EXPECT(err == -ECONNREFUSED, "tcp attach: %d %s", err, text);
+    EXPECT(docker_attach_write(a, "x", 1) == -EPIPE, "write after close");
+    docker_attach_free(a);
+    check_done(data);
+}
+
 static void on_att_data(struct docker_attach *a, int stream, const void *p, size_t n, void *data)
 {
     PROCTOR_UNUSED(a);
@@ -432,7 +447,7 @@ int main(void)
     EXPECT(t.c, "client");
     loop_timer_add(t.loop, 20000, on_deadline, &t);
 
-    t.outstanding = 11;
+    t.outstanding = 13;
     t.ev = docker_events_watch(t.c, "lbl=x", on_event, &t);
     EXPECT(t.ev, "watch");
     EXPECT(docker_cpu_watch(t.c, "ok", on_cpu_ok, &t), "cpu ok");
@@ -470,6 +485,15 @@ int main(void)
     EXPECT(docker_container_start(none, "x", on_refused, &t), "start without engine");
     EXPECT(docker_attach_new(none, "x", NULL, &bad, &t) == NULL, "attach without engine");
 
+    // Plain TCP endpoint with nothing listening (port 1 on loopback).
+    struct docker_client *tcp = docker_client_new(t.loop, "tcp://127.0.0.1:1");
+    EXPECT(tcp, "tcp client");
+    EXPECT(strcmp(docker_client_endpoint(tcp)->api_prefix, "/v1.41") == 0, "api prefix");
+    EXPECT(docker_info(tcp, on_tcp_info, &t), "tcp info");
+    static const struct docker_attach_cbs tcp_cbs = {.on_data = on_att_data,
+                                                     .on_close = on_tcp_close};
+    EXPECT(docker_attach_new(tcp, "x", NULL, &tcp_cbs, &t), "tcp attach");
+
     EXPECT(loop_run(t.loop) == 0, "loop");
     EXPECT(t.outstanding == 0, "checks left");
     EXPECT(!t.hang_called, "hang");
@@ -477,6 +501,7 @@ int main(void)
     EXPECT(docker_client_pending(t.c) == 1, "pending %zu", docker_client_pending(t.c));
     docker_client_free(t.c);
     docker_client_free(none);
+    docker_client_free(tcp);
     EXPECT(!t.hang_called, "callback after free");
     fake_stop(&g_fake);
     loop_free(t.loop);
