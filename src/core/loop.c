@@ -159,6 +159,17 @@ int loop_hook_add(struct loop *l, loop_hook_fn fn, void *data)
     return 0;
 }
 
+void loop_hook_del(struct loop *l, loop_hook_fn fn, void *data)
+{
+    for (size_t i = 0; i < l->nhooks; i++) {
+        if (l->hooks[i].fn == fn && l->hooks[i].data == data) {
+            memmove(&l->hooks[i], &l->hooks[i + 1], (l->nhooks - i - 1) * sizeof l->hooks[0]);
+            l->nhooks--;
+            return;
+        }
+    }
+}
+
 static void on_signalfd(struct loop *l, int fd, unsigned events, void *data)
 {
     PROCTOR_UNUSED(events);
@@ -243,8 +254,12 @@ int loop_run(struct loop *l)
     l->stop = false;
     struct epoll_event evs[64];
     while (!l->stop) {
-        for (size_t i = 0; i < l->nhooks; i++)
-            l->hooks[i].fn(l, l->hooks[i].data);
+        // A hook may delete itself: walk a snapshot.
+        struct loop_hook hooks[ARRAY_SIZE(l->hooks)];
+        size_t nhooks = l->nhooks;
+        memcpy(hooks, l->hooks, nhooks * sizeof hooks[0]);
+        for (size_t i = 0; i < nhooks; i++)
+            hooks[i].fn(l, hooks[i].data);
         if (l->stop)
             break;
         int n = epoll_wait(l->epfd, evs, (int)ARRAY_SIZE(evs), next_timeout(l));

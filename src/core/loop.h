@@ -47,6 +47,8 @@ void loop_timer_del(struct loop *loop, uint64_t id);
 
 /** Adds a hook called before each wait. At most 8 hooks. */
 int loop_hook_add(struct loop *loop, loop_hook_fn fn, void *data);
+/** Removes a hook added with the same fn and data; no-op if absent. */
+void loop_hook_del(struct loop *loop, loop_hook_fn fn, void *data);
 
 /** Blocks signo for the process and delivers it to fn on the loop. 0 or -errno. */
 int loop_signal_watch(struct loop *loop, int signo, loop_signal_fn fn, void *data);
