@@ -1,0 +1,92 @@
+--[[ hardening.lua: container hardening beyond INGInious (which sets none of this).
+
+What it decides
+  harden(req)  process, capability, file and output limits of one container
+
+Input
+  req.environment  string    the environment name (image label), e.g. "default"
+  req.student      boolean   a student container (run_student) rather than the grading one
+  req.memory_mib   integer   the container's memory limit, as decided by limits.lua
+  req.network      boolean   the container has a network (ssh debug and ssh students need one)
+Output
+  { pids_limit = int >= 0 (0: none),
+    no_new_privileges = boolean,
+    cap_drop = { "NET_RAW", ... },          capability names as Docker spells them, or "ALL"
+    nofile_soft = int >= 0, nofile_hard = int >= 0   (0: Docker's default; soft <= hard),
+    max_output_bytes = int > 0,             everything one job's container may send the agent
+    max_frame_bytes = int > 0 }             one message from the container
+  or nil, "reason" to refuse to start the container.
+The agent caps the two byte limits with its own configuration after this file.
+
+Secure defaults, chosen so that every task of examples/courses still works: the grader runs
+as root until it drops to uid 4242, so CHOWN, SETUID, SETGID, FOWNER, DAC_OVERRIDE and KILL
+stay; containers with a network may run sshd, so they also keep NET_BIND_SERVICE (port 22),
+SYS_CHROOT (privilege separation) and AUDIT_WRITE (login records).
+
+Test it:  busted tests/policies/hardening_spec.lua   (from the repository root)
+]]
+
+local defaults = {
+    pids_limit = 1024,              -- processes and threads per container (secure default;
+                                    -- INGInious: none, so a fork bomb starves the host)
+    no_new_privileges = true,       -- setuid binaries cannot gain privileges (secure default)
+    cap_drop = {                    -- capabilities removed from every container (secure default)
+        "NET_RAW", "MKNOD", "SETPCAP", "SETFCAP", "SYS_CHROOT", "NET_BIND_SERVICE", "AUDIT_WRITE",
+    },
+    keep_with_network = {           -- ... except these when the container has a network (sshd)
+        "SYS_CHROOT", "NET_BIND_SERVICE", "AUDIT_WRITE",
+    },
+    nofile = 1024,                  -- open files, soft and hard (INGInious: agent limit / slots)
+    max_output_bytes = MiB_bytes(128), -- all a job's container may send (result, archive, output);
+                                       -- a job of the benchmark writes 50 MB of output
+    max_frame_bytes = MiB_bytes(128),  -- one message from the container (the archive travels in one)
+    -- Optional: stricter student containers, e.g.
+    -- student_pids_limit = 256,
+}
+schema.check_keys(defaults, {
+    "pids_limit", "no_new_privileges", "cap_drop", "keep_with_network", "nofile", "max_output_bytes",
+    "max_frame_bytes", "student_pids_limit",
+}, "hardening.lua defaults")
+
+local function caps_to_drop(network)
+    local keep = {}
+    if network then
+        for _, cap in ipairs(defaults.keep_with_network) do keep[cap] = true end
+    end
+    local out = {}
+    for _, cap in ipairs(defaults.cap_drop) do
+        if not keep[cap] then out[#out + 1] = cap end
+    end
+    return out
+end
+
+local function pids_limit(req)
+    if req.student and defaults.student_pids_limit then
+        return defaults.student_pids_limit
+    end
+    return defaults.pids_limit
+end
+
+local function harden(req)
+    return {
+        pids_limit = pids_limit(req),
+        no_new_privileges = defaults.no_new_privileges,
+        cap_drop = caps_to_drop(req.network == true),
+        nofile_soft = defaults.nofile,
+        nofile_hard = defaults.nofile,
+        max_output_bytes = defaults.max_output_bytes,
+        max_frame_bytes = defaults.max_frame_bytes,
+    }
+end
+
+return {
+    harden = harden,
+    examples = {
+        harden = {
+            { input = { environment = "default", student = false, memory_mib = 200, network = true },
+              output = { pids_limit = 1024, no_new_privileges = true, cap_drop = { "NET_RAW", "MKNOD", "SETPCAP", "SETFCAP" },
+                         nofile_soft = 1024, nofile_hard = 1024, max_output_bytes = 134217728,
+                         max_frame_bytes = 134217728 } },
+        },
+    },
+}

@@ -1,0 +1,77 @@
+/**
+ * @file policy_internal.h
+ * What policy_host.c and policy_default.c share, without Lua: the built-in
+ * safe defaults of every hook (the same decisions as the shipped policies/),
+ * and the checks and hard caps C applies after any answer, Lua or built-in.
+ * Nothing outside src/policy includes this header.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/policy.h"
+
+/** INGInious's user-visible texts (must match upstream byte for byte). */
+#define POLICY_TEXT_NO_MEMORY                                                                      \
+    "Not enough memory on agent (available: %dMB). Please contact your course administrator."
+#define POLICY_TEXT_NO_PORTS "No ports are available right now. Please retry later."
+
+/** Docker refuses memory limits below 6 MiB. */
+#define POLICY_MIN_MEMORY_MIB 6
+/** Largest time a policy may answer (about 68 years; keeps ms arithmetic in range). */
+#define POLICY_MAX_SECONDS INT64_C(2147483647)
+/** Upper bound of a pids limit (the kernel's pid_max ceiling). */
+#define POLICY_MAX_PIDS INT64_C(4194304)
+/** Upper bound of nofile (the kernel's nr_open ceiling). */
+#define POLICY_MAX_NOFILE INT64_C(1073741816)
+
+/** max_per_slot of INGInious: host RAM MiB / concurrency (at least 1 slot). */
+int64_t policy_max_memory_per_slot(const struct policy_config *cfg);
+
+/* ---- built-in defaults (same behaviour as policies/<name>.lua) -------------- */
+
+int policy_default_limits(const struct policy_config *cfg, const struct policy_limits_req *req,
+                          struct policy_limits *out, char *reason, size_t reasonlen);
+int policy_default_student(const struct policy_student_req *req, struct policy_student_limits *out);
+int policy_default_ports(const struct policy_ports_req *req, uint16_t *chosen, char *reason,
+                         size_t reasonlen);
+/** Never fails. Writes at most `max` entries. */
+void policy_default_runtimes(const char *const *names, size_t nnames, bool ssh,
+                             struct policy_runtime *out, size_t max, size_t *nout);
+/**
+ * Validates raw (borrowed) as policies/results.lua does. 0 with *out filled
+ * (caller releases with policy_result_deinit), or -EPERM with a reason.
+ */
+int policy_default_results(const struct value *raw, const char *prev_state,
+                           struct policy_result *out, char *reason, size_t reasonlen);
+void policy_default_hardening(const struct policy_hardening_req *req, struct policy_hardening *out);
+
+/* ---- checks and caps applied after every answer ------------------------ */
+
+/** Lowers the limits to the agent's hard caps (time, wall time, memory per slot). */
+void policy_cap_limits(const struct policy_config *cfg, struct policy_limits *out);
+/** Lowers a student container's limits to its parent's. */
+void policy_cap_student(const struct policy_student_req *req, struct policy_student_limits *out);
+/** Lowers the byte limits to the agent's configuration. */
+void policy_cap_hardening(const struct policy_config *cfg, struct policy_hardening *out);
+/**
+ * True when chosen[0..count) are distinct members of req->free; otherwise
+ * false with the reason in err.
+ */
+bool policy_ports_valid(const struct policy_ports_req *req, const uint16_t *chosen, char *err,
+                        size_t errlen);
+/** True for a capability name Docker accepts ("NET_RAW", "CAP_NET_RAW", "ALL"). */
+bool policy_cap_name_valid(const char *name);
+/** True for one of success failed error crash timeout overflow killed. */
+bool policy_result_name_valid(const char *name);
+/** True for an environment type made of [A-Za-z0-9_.-], 1..POLICY_NAME_MAX-1 bytes. */
+bool policy_envtype_valid(const char *name);
+/** Rounds to 2 decimals as Python's round(x, 2) (and results.lua) do; non-finite values unchanged.
+ */
+double policy_round2(double x);
+/** True for INGInious's problem id rule ([A-Za-z0-9_.-]+), with '*' too when `tests`. */
+bool policy_id_valid(const char *s, size_t len, bool tests);
+/** True when s[0..len) is valid UTF-8. */
+bool policy_utf8_valid(const char *s, size_t len);

@@ -1,0 +1,244 @@
+// Unit tests of the built-in defaults (no Lua): INGInious's limits clamping,
+// result validation and the checks C applies after every policy answer.
+
+#include "policy/policy_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "core/value.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            failures++;                                                                            \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static const struct policy_config cfg = {.concurrency = 3, .host_memory_mib = 1000};
+
+static void test_limits(void)
+{
+    // INGInious 0.9 __new_job_sync, row by row; max per slot = 1000 / 3 = 333.
+    static const struct {
+        struct policy_limits_req req;
+        int ret;
+        int64_t time, hard, mem;
+        bool network;
+    } cases[] = {
+        {{0}, 0, 30, 90, 200, false},
+        {{.has_time = true, .time_s = 10}, 0, 10, 30, 200, false},
+        {{.has_time = true, .time_s = 10, .has_hard_time = true, .hard_time_s = 0},
+         0,
+         10,
+         30,
+         200,
+         false},
+        {{.has_time = true, .time_s = 10, .has_hard_time = true, .hard_time_s = 15},
+         0,
+         10,
+         15,
+         200,
+         false},
+        {{.has_memory = true, .memory_mib = 19}, 0, 30, 90, 20, false},
+        {{.has_memory = true, .memory_mib = -3}, 0, 30, 90, 20, false},
+        {{.has_memory = true, .memory_mib = 333}, 0, 30, 90, 333, false},
+        {{.has_memory = true, .memory_mib = 334}, -EPERM, 0, 0, 0, false},
+        {{.has_memory = true, .memory_mib = INT64_MAX}, -EPERM, 0, 0, 0, false},
+        {{.network_grading = true}, 0, 30, 90, 200, true},
+        {{.needs_ports = true, .has_time = true, .time_s = 5}, 0, 1800, 1800, 200, true},
+        {{.has_time = true, .time_s = 0}, 0, 1, 3, 200, false},
+        {{.has_time = true, .time_s = INT64_MAX}, 0, POLICY_MAX_SECONDS, 2147483646, 200, false},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct policy_limits out = {0};
+        char reason[POLICY_REASON_MAX] = "";
+        int ret = policy_default_limits(&cfg, &cases[i].req, &out, reason, sizeof reason);
+        CHECK(ret == cases[i].ret, "case %zu: ret %d", i, ret);
+        if (ret) {
+            CHECK(!strcmp(reason, "Not enough memory on agent (available: 333MB). Please contact "
+                                  "your course administrator."),
+                  "case %zu: %s", i, reason);
+            continue;
+        }
+        CHECK(out.time_s == cases[i].time && out.hard_time_s == cases[i].hard &&
+                  out.memory_mib == cases[i].mem && out.network == cases[i].network,
+              "case %zu: %lld %lld %lld %d", i, (long long)out.time_s, (long long)out.hard_time_s,
+              (long long)out.memory_mib, out.network);
+    }
+out:
+    return;
+}
+
+static void test_caps(void)
+{
+    struct policy_config c = {.concurrency = 2,
+                              .host_memory_mib = 100,
+                              .max_time_s = 10,
+                              .max_hard_time_s = 20,
+                              .max_result_bytes = 5,
+                              .max_output_bytes = 6};
+    struct policy_limits l = {100, 100, 500, false};
+    policy_cap_limits(&c, &l);
+    CHECK(l.time_s == 10 && l.hard_time_s == 20 && l.memory_mib == 50, "limits capped");
+    struct policy_student_req sr = {30, 90, 200, 0, 0, 0, "x"};
+    struct policy_student_limits s = {40, 40, 400};
+    policy_cap_student(&sr, &s);
+    CHECK(s.time_s == 30 && s.hard_time_s == 40 && s.memory_mib == 200, "student capped");
+    struct policy_hardening h = {.max_output_bytes = 100, .max_frame_bytes = 100};
+    policy_cap_hardening(&c, &h);
+    CHECK(h.max_output_bytes == 6 && h.max_frame_bytes == 5, "bytes capped");
+out:
+    return;
+}
+
+static void test_ports(void)
+{
+    uint16_t pool[] = {10, 11, 12};
+    uint16_t chosen[POLICY_MAX_PORTS] = {0};
+    char err[128] = "";
+    struct policy_ports_req req = {"j", 2, pool, 3};
+    CHECK(policy_default_ports(&req, chosen, err, sizeof err) == 0, "two of three");
+    CHECK(chosen[0] == 10 && chosen[1] == 11, "lowest first");
+    req.count = 4;
+    CHECK(policy_default_ports(&req, chosen, err, sizeof err) == -EPERM, "too few");
+    CHECK(!strcmp(err, "No ports are available right now. Please retry later."), "%s", err);
+    req.count = 2;
+    uint16_t dup[] = {11, 11}, stranger[] = {10, 99};
+    CHECK(!policy_ports_valid(&req, dup, err, sizeof err), "duplicate refused");
+    CHECK(!policy_ports_valid(&req, stranger, err, sizeof err), "foreign port refused");
+    CHECK(strstr(err, "99") != NULL, "names the port: %s", err);
+out:
+    return;
+}
+
+static void test_runtimes(void)
+{
+    const char *names[] = {"io.containerd.runc.v2",
+                           "io.containerd.runtime.v1.linux",
+                           "runc",
+                           "crun",
+                           "kata-qemu",
+                           "nvidia"};
+    struct policy_runtime out[8];
+    size_t n = 0;
+    policy_default_runtimes(names, ARRAY_SIZE(names), true, out, 8, &n);
+    CHECK(n == 6, "docker, docker-ssh, kata, kata-ssh, nvidia, nvidia-ssh: %zu", n);
+    CHECK(!strcmp(out[0].envtype, "docker") && !strcmp(out[0].runtime, "io.containerd.runc.v2"),
+          "first wins");
+    CHECK(!strcmp(out[1].envtype, "docker-ssh"), "ssh variant: %s", out[1].envtype);
+    CHECK(!strcmp(out[2].envtype, "kata") && out[2].run_as_root && !out[2].shared_kernel, "kata");
+    CHECK(!strcmp(out[4].envtype, "nvidia") && out[4].enables_gpu, "nvidia");
+    policy_default_runtimes(names, ARRAY_SIZE(names), false, out, 2, &n);
+    CHECK(n == 2, "bounded by max: %zu", n);
+out:
+    return;
+}
+
+static void test_results(void)
+{
+    struct value raw;
+    struct policy_result r = {0};
+    char reason[POLICY_REASON_MAX] = "";
+    value_set_map(&raw);
+    value_set_str(value_map_put(&raw, "result"), "bogus");
+    value_set_float(value_map_put(&raw, "grade"), 12.345);
+    struct value *p = value_map_put(&raw, "problems");
+    value_set_map(p);
+    value_set_str(value_map_put(p, "q.1-a_b"), "fine");
+    CHECK(policy_default_results(&raw, "s", &r, reason, sizeof reason) == 0, "%s", reason);
+    CHECK(!strcmp(r.result, "error"), "unknown result becomes error: %s", r.result);
+    CHECK(r.grade == 12.35, "Python's round(12.345, 2): %.17g", r.grade);
+    const struct value *q = value_map_get(&r.problems, "q.1-a_b");
+    CHECK(q && q->type == VALUE_ARRAY && value_is_str(&q->u.a.items[0], "error"), "normalised");
+    policy_result_deinit(&r);
+
+    value_set_str(value_map_put(p, "bad id"), "x");
+    CHECK(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "bad id");
+    CHECK(strstr(reason, "bad id") != NULL, "%s", reason);
+    value_deinit(&raw);
+
+    value_set_map(&raw);
+    struct value *t = value_map_put(&raw, "tests");
+    value_set_map(t);
+    value_set_map(value_map_put(t, "x*"));
+    CHECK(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "map value");
+    value_deinit(&raw);
+
+    value_set_map(&raw);
+    value_set_bool(value_map_put(&raw, "grade"), true);
+    CHECK(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "bool grade");
+    value_deinit(&raw);
+
+    value_set_map(&raw);
+    value_set_float(value_map_put(&raw, "grade"), NAN);
+    CHECK(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "nan grade");
+    value_deinit(&raw);
+
+    value_set_map(&raw);
+    value_set_str(value_map_put(&raw, "archive"), "not decoded by the caller");
+    CHECK(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "archive");
+    value_deinit(&raw);
+
+    value_set_map(&raw);
+    CHECK(policy_default_results(&raw, "old", &r, reason, sizeof reason) == 0, "empty map");
+    CHECK(!strcmp(r.result, "error") && r.grade == 0.0 && !strcmp(r.state, ""), "defaults");
+    CHECK(r.problems.type == VALUE_MAP && r.tests.type == VALUE_MAP && r.custom.type == VALUE_MAP,
+          "maps");
+out:
+    policy_result_deinit(&r);
+    value_deinit(&raw);
+}
+
+static void test_checks(void)
+{
+    CHECK(policy_cap_name_valid("NET_RAW") && policy_cap_name_valid("CAP_NET_RAW") &&
+              policy_cap_name_valid("ALL"),
+          "known caps");
+    CHECK(!policy_cap_name_valid("net_raw") && !policy_cap_name_valid("") &&
+              !policy_cap_name_valid("CAP_"),
+          "unknown caps");
+    CHECK(policy_id_valid("a-b.c_D9", 8, false) && !policy_id_valid("a*", 2, false) &&
+              policy_id_valid("a*", 2, true) && !policy_id_valid("", 0, true) &&
+              !policy_id_valid("a\n", 2, false),
+          "ids");
+    CHECK(policy_utf8_valid("h\xc3\xa9", 3) && !policy_utf8_valid("\xff", 1) &&
+              !policy_utf8_valid("\xc3", 1) && !policy_utf8_valid("\xed\xa0\x80", 3) &&
+              !policy_utf8_valid("\xc0\xaf", 2) && policy_utf8_valid("", 0),
+          "utf8");
+    CHECK(policy_round2(0.125) == 0.12 && policy_round2(0.135) == 0.14 &&
+              policy_round2(0.375) == 0.38 && policy_round2(2.675) == 2.67 &&
+              policy_round2(-1.005) == -1.0 && policy_round2(1e300) == 1e300 &&
+              isnan(policy_round2(NAN)),
+          "round2");
+    CHECK(policy_envtype_valid("docker-ssh") && !policy_envtype_valid("") &&
+              !policy_envtype_valid("a b"),
+          "envtypes");
+out:
+    return;
+}
+
+int main(void)
+{
+    test_limits();
+    test_caps();
+    test_ports();
+    test_runtimes();
+    test_results();
+    test_checks();
+    if (failures) {
+        fprintf(stderr, "test_policy_default: %d check(s) failed\n", failures);
+        return 1;
+    }
+    fprintf(stderr, "test_policy_default: all checks passed\n");
+    return 0;
+}

@@ -1,0 +1,709 @@
+// Unit tests of the Lua policy host: the shipped policies agree with the
+// built-in defaults, and every way a policy can go wrong (raise, loop, eat
+// memory, answer nonsense, set a global, lose a function, break on reload)
+// gives the documented fallback while the process keeps running.
+//
+// Usage: test_policy_host <policies dir of the repository>
+
+#include "policy/policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "core/value.h"
+
+static int failures;
+static const char *shipped_dir;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            failures++;                                                                            \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static const struct policy_config cfg = {
+    .concurrency = 4,
+    .host_memory_mib = 4096, // 1024 MiB per slot
+    .max_time_s = 0,
+    .max_hard_time_s = 0,
+    .max_result_bytes = 64 << 20,
+    .max_output_bytes = 256 << 20,
+};
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static char *make_dir(void)
+{
+    char tmpl[] = "/tmp/proctor-policy-test-XXXXXX";
+    PROCTOR_REQUIRE(mkdtemp(tmpl) != NULL);
+    return xstrdup(tmpl);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    PROCTOR_REQUIRE(f != NULL);
+    PROCTOR_REQUIRE(fputs(text, f) >= 0);
+    PROCTOR_REQUIRE(fclose(f) == 0);
+    free(path);
+}
+
+// A directory holding one policy file; the other hooks use the defaults.
+static char *dir_with(const char *name, const char *text)
+{
+    char *dir = make_dir();
+    write_file(dir, name, text);
+    return dir;
+}
+
+static void remove_dir(char *dir)
+{
+    if (dir)
+        util_rmtree(dir);
+    free(dir);
+}
+
+static struct policy_host *host_from(const char *dir)
+{
+    char err[1024] = "";
+    struct policy_host *host = policy_host_new(dir, &cfg, err, sizeof err);
+    if (!host)
+        fprintf(stderr, "policy_host_new(%s): %s\n", dir, err);
+    return host;
+}
+
+static const struct policy_limits_req default_req = {
+    .has_time = true,
+    .time_s = 10,
+    .has_memory = true,
+    .memory_mib = 100,
+    .environment_type = "docker",
+    .environment = "default",
+};
+
+// What the built-in default gives for default_req.
+static bool is_default_limits(const struct policy_limits *l)
+{
+    return l->time_s == 10 && l->hard_time_s == 30 && l->memory_mib == 100 && !l->network;
+}
+
+// limits.lua whose clamp_limits has `body`, plus a sane clamp_student.
+static char *limits_dir(const char *body)
+{
+    char *text = xasprintf("local function clamp_limits(req)\n%s\nend\n"
+                           "return { clamp_limits = clamp_limits }\n",
+                           body);
+    char *dir = dir_with("limits.lua", text);
+    free(text);
+    return dir;
+}
+
+// Runs clamp_limits with `body` and expects the built-in default and one failure.
+static void expect_limits_fallback(const char *what, const char *body)
+{
+    char *dir = limits_dir(body);
+    struct policy_host *host = host_from(dir);
+    struct policy_limits out = {0};
+    char reason[POLICY_REASON_MAX] = "";
+    CHECK(host != NULL, "%s: the file must load", what);
+    int ret = policy_limits(host, &default_req, &out, reason, sizeof reason);
+    CHECK(ret == 0, "%s: ret %d (%s)", what, ret, reason);
+    CHECK(is_default_limits(&out), "%s: got %lld/%lld/%lld", what, (long long)out.time_s,
+          (long long)out.hard_time_s, (long long)out.memory_mib);
+    CHECK(policy_host_failures(host) == 1, "%s: failures %llu", what,
+          (unsigned long long)policy_host_failures(host));
+    // The same state still answers: the failure left nothing behind.
+    ret = policy_limits(host, &default_req, &out, reason, sizeof reason);
+    CHECK(ret == 0 && is_default_limits(&out), "%s: second call", what);
+    CHECK(policy_host_failures(host) == 2, "%s: failures are counted", what);
+out:
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
+// Expects policy_host_new to refuse dir with a message containing `needle`.
+static void expect_load_error(const char *what, const char *file, const char *text,
+                              const char *needle)
+{
+    char *dir = dir_with(file, text);
+    char err[1024] = "";
+    struct policy_host *host = policy_host_new(dir, &cfg, err, sizeof err);
+    CHECK(host == NULL, "%s: must not load", what);
+    CHECK(strstr(err, needle) != NULL, "%s: error '%s' lacks '%s'", what, err, needle);
+    err[0] = '\0';
+    CHECK(policy_check_dir(dir, err, sizeof err) == -EINVAL, "%s: check_dir", what);
+    CHECK(strstr(err, needle) != NULL, "%s: check_dir error '%s' lacks '%s'", what, err, needle);
+out:
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
+/* ---- the shipped policies agree with the built-in defaults ---------------- */
+
+static void test_shipped_limits(struct policy_host *host, struct policy_host *builtin)
+{
+    static const struct policy_limits_req reqs[] = {
+        {0},
+        {.has_time = true, .time_s = 10},
+        {.has_time = true, .time_s = 10, .has_hard_time = true, .hard_time_s = 0},
+        {.has_time = true, .time_s = 0},
+        {.has_time = true, .time_s = -5, .has_hard_time = true, .hard_time_s = -1},
+        {.has_time = true, .time_s = INT64_MAX},
+        {.has_memory = true, .memory_mib = 5},
+        {.has_memory = true, .memory_mib = -100},
+        {.has_memory = true, .memory_mib = 1024},
+        {.has_memory = true, .memory_mib = 1025},
+        {.has_memory = true, .memory_mib = INT64_MAX},
+        {.network_grading = true},
+        {.needs_ports = true, .has_time = true, .time_s = 5},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(reqs); i++) {
+        struct policy_limits a = {0}, b = {0};
+        char ra[POLICY_REASON_MAX] = "", rb[POLICY_REASON_MAX] = "";
+        int reta = policy_limits(host, &reqs[i], &a, ra, sizeof ra);
+        int retb = policy_limits(builtin, &reqs[i], &b, rb, sizeof rb);
+        CHECK(reta == retb, "limits case %zu: lua %d vs C %d (%s / %s)", i, reta, retb, ra, rb);
+        CHECK(!strcmp(ra, rb), "limits case %zu: '%s' vs '%s'", i, ra, rb);
+        CHECK(!memcmp(&a, &b, sizeof a),
+              "limits case %zu: lua %lld/%lld/%lld/%d C %lld/%lld/%lld/%d", i, (long long)a.time_s,
+              (long long)a.hard_time_s, (long long)a.memory_mib, a.network, (long long)b.time_s,
+              (long long)b.hard_time_s, (long long)b.memory_mib, b.network);
+    }
+    struct policy_limits l = {0};
+    char reason[POLICY_REASON_MAX] = "";
+    struct policy_limits_req big = {.has_memory = true, .memory_mib = 2000};
+    CHECK(policy_limits(host, &big, &l, reason, sizeof reason) == -EPERM, "refused");
+    CHECK(!strcmp(reason, "Not enough memory on agent (available: 1024MB). Please contact your "
+                          "course administrator."),
+          "INGInious's text, got '%s'", reason);
+out:
+    return;
+}
+
+static void test_shipped_student(struct policy_host *host, struct policy_host *builtin)
+{
+    static const struct policy_student_req reqs[] = {
+        {30, 90, 200, 0, 0, 0, "default"},    {30, 90, 200, 10, 500, 100, "default"},
+        {30, 90, 200, -1, -1, -1, "default"}, {30, 90, 200, 40, 40, 5, "default"},
+        {30, 90, 10, 0, 0, 5, "default"},     {1800, 1800, 1024, INT64_MAX, 1, 1024, "x"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(reqs); i++) {
+        struct policy_student_limits a = {0}, b = {0};
+        char r[POLICY_REASON_MAX];
+        CHECK(policy_student_limits(host, &reqs[i], &a, r, sizeof r) == 0, "student %zu", i);
+        CHECK(policy_student_limits(builtin, &reqs[i], &b, r, sizeof r) == 0, "student %zu", i);
+        CHECK(!memcmp(&a, &b, sizeof a), "student case %zu: %lld/%lld/%lld vs %lld/%lld/%lld", i,
+              (long long)a.time_s, (long long)a.hard_time_s, (long long)a.memory_mib,
+              (long long)b.time_s, (long long)b.hard_time_s, (long long)b.memory_mib);
+        CHECK(a.time_s <= reqs[i].parent_time_s && a.memory_mib <= reqs[i].parent_memory_mib,
+              "student case %zu above its parent", i);
+    }
+out:
+    return;
+}
+
+static void test_shipped_ports(struct policy_host *host)
+{
+    uint16_t free_ports[] = {64120, 64121, 64125};
+    uint16_t chosen[POLICY_MAX_PORTS] = {0};
+    char reason[POLICY_REASON_MAX] = "";
+    struct policy_ports_req req = {"job", 2, free_ports, 3};
+    CHECK(policy_ports(host, &req, chosen, reason, sizeof reason) == 0, "ports: %s", reason);
+    CHECK(chosen[0] == 64120 && chosen[1] == 64121, "ports %u %u", chosen[0], chosen[1]);
+    req.count = 4;
+    CHECK(policy_ports(host, &req, chosen, reason, sizeof reason) == -EPERM, "pool too small");
+    CHECK(!strcmp(reason, "No ports are available right now. Please retry later."), "%s", reason);
+    req.count = 0;
+    CHECK(policy_ports(host, &req, chosen, reason, sizeof reason) == 0, "no port needed");
+out:
+    return;
+}
+
+static void test_shipped_runtimes(struct policy_host *host, struct policy_host *builtin)
+{
+    const char *names[] = {"io.containerd.runc.v2", "io.containerd.runtime.v1.linux", "runc",
+                           "kata-runtime", "nvidia"};
+    struct policy_runtime a[16], b[16];
+    size_t na = 0, nb = 0;
+    for (int ssh = 0; ssh <= 1; ssh++) {
+        memset(a, 0, sizeof a);
+        memset(b, 0, sizeof b);
+        CHECK(policy_runtimes(host, names, ARRAY_SIZE(names), ssh, a, 16, &na) == 0, "runtimes");
+        CHECK(policy_runtimes(builtin, names, ARRAY_SIZE(names), ssh, b, 16, &nb) == 0, "rt");
+        CHECK(na == nb && na == (ssh ? 6u : 3u), "runtimes: %zu vs %zu", na, nb);
+        CHECK(!memcmp(a, b, sizeof a), "runtimes differ (ssh %d)", ssh);
+        CHECK(!strcmp(a[0].runtime, "io.containerd.runc.v2") && !strcmp(a[0].envtype, "docker"),
+              "first runtime wins: %s %s", a[0].runtime, a[0].envtype);
+        CHECK(a[0].shared_kernel && !a[0].run_as_root, "docker flags");
+    }
+    CHECK(policy_host_failures(host) == 0, "no failure");
+out:
+    return;
+}
+
+static void test_shipped_hardening(struct policy_host *host, struct policy_host *builtin)
+{
+    for (int net = 0; net <= 1; net++) {
+        struct policy_hardening_req req = {"default", net == 1, 200, net == 1};
+        struct policy_hardening a, b;
+        char r[POLICY_REASON_MAX];
+        CHECK(policy_hardening(host, &req, &a, r, sizeof r) == 0, "hardening");
+        CHECK(policy_hardening(builtin, &req, &b, r, sizeof r) == 0, "hardening");
+        CHECK(!memcmp(&a, &b, sizeof a), "hardening differs (network %d)", net);
+        CHECK(a.pids_limit >= 512 && a.no_new_privileges, "hardening values");
+        CHECK(a.max_output_bytes == 128 << 20, "output bytes %lld", (long long)a.max_output_bytes);
+        CHECK(a.max_frame_bytes == 64 << 20, "frame bytes capped by cfg: %lld",
+              (long long)a.max_frame_bytes);
+        for (size_t i = 0; i < a.ncap_drop; i++)
+            CHECK(strcmp(a.cap_drop[i], "CHOWN") && strcmp(a.cap_drop[i], "SETUID"),
+                  "the runner needs %s", a.cap_drop[i]);
+        CHECK(a.ncap_drop == (net ? 4u : 7u), "caps dropped: %zu", a.ncap_drop);
+    }
+out:
+    return;
+}
+
+// A result map as a container sends it, with the agent's `archive: true`.
+static void build_result(struct value *r, const char *grade_kind)
+{
+    value_set_map(r);
+    value_set_str(value_map_put(r, "result"), "failed");
+    value_set_str(value_map_put(r, "text"), "some feedback");
+    if (!strcmp(grade_kind, "float"))
+        value_set_float(value_map_put(r, "grade"), 66.666);
+    else if (!strcmp(grade_kind, "int"))
+        value_set_int(value_map_put(r, "grade"), 50);
+    struct value *p = value_map_put(r, "problems");
+    value_set_map(p);
+    value_set_str(value_map_put(p, "q1"), "well done");
+    struct value *pair = value_map_put(p, "q2");
+    value_set_array(pair);
+    value_set_str(value_array_push(pair), "failed");
+    value_set_str(value_array_push(pair), "try again");
+    struct value *t = value_map_put(r, "tests");
+    value_set_map(t);
+    value_set_bool(value_map_put(t, "tag*"), true);
+    struct value *c = value_map_put(r, "custom");
+    value_set_map(c);
+    value_set_nil(value_map_put(c, "nothing"));
+    value_set_array(value_map_put(c, "empty"));
+    value_set_bin(value_map_put(c, "raw"), "\xff\xfe", 2);
+    value_set_int(value_map_put(c, "n"), 7);
+    value_set_bool(value_map_put(r, "archive"), true);
+}
+
+static void test_shipped_results(struct policy_host *host, struct policy_host *builtin)
+{
+    struct value raw;
+    struct policy_result a = {0}, b = {0};
+    char reason[POLICY_REASON_MAX] = "";
+    build_result(&raw, "float");
+    CHECK(policy_results(host, &raw, "old", &a, reason, sizeof reason) == 0, "%s", reason);
+    CHECK(policy_results(builtin, &raw, "old", &b, reason, sizeof reason) == 0, "%s", reason);
+    CHECK(!strcmp(a.result, "failed") && !strcmp(a.text, "some feedback"), "result/text");
+    CHECK(a.grade == 66.67 && b.grade == 66.67, "grade rounded: %f %f", a.grade, b.grade);
+    CHECK(!strcmp(a.state, "") && !strcmp(b.state, ""), "state erased as in INGInious");
+    const struct value *q1 = value_map_get(&a.problems, "q1");
+    CHECK(q1 && q1->type == VALUE_ARRAY && q1->u.a.len == 2 &&
+              value_is_str(&q1->u.a.items[0], "failed") &&
+              value_is_str(&q1->u.a.items[1], "well done"),
+          "a str problem becomes [result, text]");
+    const struct value *q2 = value_map_get(&a.problems, "q2");
+    CHECK(q2 && q2->u.a.len == 2 && value_is_str(&q2->u.a.items[1], "try again"), "q2 kept");
+    CHECK(a.problems.u.m.len == b.problems.u.m.len, "same problems");
+    const struct value *tag = value_map_get(&a.tests, "tag*");
+    CHECK(tag && tag->type == VALUE_BOOL && tag->u.b, "tests kept");
+    const struct value *v = value_map_get(&a.custom, "nothing");
+    CHECK(v && v->type == VALUE_NIL, "nil survives the round trip");
+    v = value_map_get(&a.custom, "empty");
+    CHECK(v && v->type == VALUE_ARRAY && v->u.a.len == 0, "empty array survives");
+    v = value_map_get(&a.custom, "raw");
+    CHECK(v && v->type == VALUE_BIN && v->u.s.len == 2, "invalid UTF-8 comes back as bin");
+    v = value_map_get(&a.custom, "n");
+    CHECK(v && v->type == VALUE_INT && v->u.i == 7, "integers stay integers");
+    policy_result_deinit(&a);
+    policy_result_deinit(&b);
+
+    // INGInious refuses an integer grade; so do both paths, with the same words.
+    value_deinit(&raw);
+    build_result(&raw, "int");
+    char rb[POLICY_REASON_MAX] = "";
+    CHECK(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "int grade");
+    CHECK(policy_results(builtin, &raw, "", &b, rb, sizeof rb) == -EPERM, "int grade (C)");
+    CHECK(!strcmp(reason, rb), "same reason: '%s' vs '%s'", reason, rb);
+    CHECK(strstr(reason, "grade") != NULL, "reason names the key: %s", reason);
+
+    // Unknown key, named in the reason.
+    value_deinit(&raw);
+    build_result(&raw, "none");
+    value_set_str(value_map_put(&raw, "extra"), "x");
+    CHECK(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "unknown key");
+    CHECK(strstr(reason, "extra") != NULL, "reason names the key: %s", reason);
+
+    // Not a map at all.
+    value_deinit(&raw);
+    value_set_str(&raw, "hello");
+    CHECK(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "not a map");
+    CHECK(policy_results(host, NULL, "", &a, reason, sizeof reason) == -EPERM, "no result");
+
+    // No grade: 100 on success.
+    value_deinit(&raw);
+    value_set_map(&raw);
+    value_set_str(value_map_put(&raw, "result"), "success");
+    CHECK(policy_results(host, &raw, "", &a, reason, sizeof reason) == 0, "%s", reason);
+    CHECK(a.grade == 100.0 && !strcmp(a.text, ""), "default grade %f", a.grade);
+    policy_result_deinit(&a);
+    CHECK(policy_host_failures(host) == 0, "no policy failure: %llu",
+          (unsigned long long)policy_host_failures(host));
+out:
+    value_deinit(&raw);
+}
+
+static void test_shipped(void)
+{
+    struct policy_host *host = host_from(shipped_dir);
+    char err[256];
+    struct policy_host *builtin = policy_host_new(NULL, &cfg, err, sizeof err);
+    CHECK(host != NULL && builtin != NULL, "both hosts load");
+    CHECK(policy_host_generation(host) == 1, "generation 1");
+    CHECK(policy_check_dir(shipped_dir, err, sizeof err) == 0, "check: %s", err);
+    test_shipped_limits(host, builtin);
+    test_shipped_student(host, builtin);
+    test_shipped_ports(host);
+    test_shipped_runtimes(host, builtin);
+    test_shipped_hardening(host, builtin);
+    test_shipped_results(host, builtin);
+    CHECK(policy_host_failures(host) == 0, "the shipped policies never fail");
+out:
+    policy_host_free(host);
+    policy_host_free(builtin);
+}
+
+/* ---- broken policies ------------------------------------------------------ */
+
+static void test_raises(void)
+{
+    expect_limits_fallback("raise", "error('boom')");
+    expect_limits_fallback("index nil", "return req.nothing.x");
+    expect_limits_fallback("raise a table", "error({})");
+}
+
+static void test_budget(void)
+{
+    expect_limits_fallback("infinite loop", "while true do end");
+    // pcall must not let a policy swallow its budget and carry on.
+    expect_limits_fallback("loop in pcall",
+                           "while true do pcall(function() while true do end end) end");
+    expect_limits_fallback("recursion in pcall",
+                           "local function f() return pcall(f) end while true do f() end");
+}
+
+static void test_memory(void)
+{
+    expect_limits_fallback("unbounded table", "local t = {} while true do t[#t + 1] = {} end");
+    expect_limits_fallback("huge string", "local s = string.rep('x', 1 << 40) return {}");
+    expect_limits_fallback("doubling in pcall",
+                           "local s = 'x' while true do pcall(function() s = s .. s end) end");
+}
+
+static void test_wrong_answers(void)
+{
+    expect_limits_fallback("string time",
+                           "return { time_s = '30', hard_time_s = 90, memory_mib = 200, network = "
+                           "false }");
+    expect_limits_fallback("float memory",
+                           "return { time_s = 30, hard_time_s = 90, memory_mib = 200.5, network = "
+                           "false }");
+    expect_limits_fallback("integral float",
+                           "return { time_s = 30.0, hard_time_s = 90, memory_mib = 200, network = "
+                           "false }");
+    expect_limits_fallback("zero time",
+                           "return { time_s = 0, hard_time_s = 90, memory_mib = 200, network = "
+                           "false }");
+    expect_limits_fallback("negative memory",
+                           "return { time_s = 1, hard_time_s = 90, memory_mib = -1, network = "
+                           "false }");
+    expect_limits_fallback("missing key",
+                           "return { time_s = 30, hard_time_s = 90, network = false }");
+    expect_limits_fallback("extra key",
+                           "return { time_s = 30, hard_time_s = 90, memory_mib = 200, network = "
+                           "false, memroy_mib = 1 }");
+    expect_limits_fallback("not a table", "return 42");
+    expect_limits_fallback("nil without reason", "return nil");
+    expect_limits_fallback("nil with a table reason", "return nil, {}");
+    expect_limits_fallback("two values",
+                           "return { time_s = 30, hard_time_s = 90, memory_mib = 200, network = "
+                           "false }, 'x'");
+    expect_limits_fallback("integer key", "return { [1] = 2 }");
+}
+
+static void test_global_at_call(void)
+{
+    expect_limits_fallback("global at call", "counter = 1");
+    expect_limits_fallback("rawset", "rawset(_ENV, 'x', 1)");
+    expect_limits_fallback("setmetatable on _ENV", "setmetatable(_ENV, nil)");
+    expect_limits_fallback("string metatable", "getmetatable('').__index.x = 1");
+    expect_limits_fallback("library write", "string.rep = nil");
+    expect_limits_fallback("io", "io.open('/etc/passwd')");
+    expect_limits_fallback("os", "os.exit(1)");
+    expect_limits_fallback("load", "load('return 1')");
+    expect_limits_fallback("require", "require('os')");
+    expect_limits_fallback("__gc", "setmetatable({}, { __gc = function() end })");
+}
+
+static void test_refusal(void)
+{
+    char *dir = limits_dir("return nil, 'too big for us'");
+    struct policy_host *host = host_from(dir);
+    struct policy_limits out;
+    char reason[POLICY_REASON_MAX] = "";
+    CHECK(host != NULL, "loads");
+    CHECK(policy_limits(host, &default_req, &out, reason, sizeof reason) == -EPERM, "refusal");
+    CHECK(!strcmp(reason, "too big for us"), "reason: %s", reason);
+    CHECK(policy_host_failures(host) == 0, "a refusal is a decision, not a failure");
+out:
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
+static void test_caps(void)
+{
+    char *dir = limits_dir("return { time_s = 100000, hard_time_s = 100000, memory_mib = 4000, "
+                           "network = true }");
+    struct policy_config capped = cfg;
+    capped.max_time_s = 60;
+    capped.max_hard_time_s = 120;
+    char err[256];
+    struct policy_host *host = policy_host_new(dir, &capped, err, sizeof err);
+    struct policy_limits out;
+    char reason[POLICY_REASON_MAX] = "";
+    CHECK(host != NULL, "loads: %s", err);
+    CHECK(policy_limits(host, &default_req, &out, reason, sizeof reason) == 0, "%s", reason);
+    CHECK(out.time_s == 60 && out.hard_time_s == 120, "hard caps after the policy: %lld %lld",
+          (long long)out.time_s, (long long)out.hard_time_s);
+    CHECK(out.memory_mib == 1024, "memory per slot caps a policy: %lld", (long long)out.memory_mib);
+    CHECK(out.network, "network kept");
+out:
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
+static void test_deleted_function(void)
+{
+    // limits.lua without clamp_student: that hook falls back, nothing fails.
+    char *dir =
+        limits_dir("return { time_s = 5, hard_time_s = 6, memory_mib = 7, network = true }");
+    struct policy_host *host = host_from(dir);
+    struct policy_student_req sreq = {30, 90, 200, 0, 0, 0, "default"};
+    struct policy_student_limits s;
+    struct policy_limits l;
+    char reason[POLICY_REASON_MAX];
+    CHECK(host != NULL, "loads without clamp_student");
+    CHECK(policy_student_limits(host, &sreq, &s, reason, sizeof reason) == 0, "student");
+    CHECK(s.time_s == 30 && s.hard_time_s == 90 && s.memory_mib == 200, "default student");
+    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0, "limits");
+    CHECK(l.time_s == 5 && l.hard_time_s == 6 && l.memory_mib == 7, "the policy's own answer");
+    CHECK(policy_host_failures(host) == 0, "a deleted function is not a failure");
+out:
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
+static void test_other_hooks_fallback(void)
+{
+    char *dir = make_dir();
+    write_file(dir, "ports.lua",
+               "return { choose_ports = function(req) return { ports = { 1, 1 } } end }");
+    write_file(dir, "runtimes.lua",
+               "return { map_runtimes = function(req) return { runtimes = { { runtime = 'ghost', "
+               "envtype = 'docker', run_as_root = false, enables_gpu = false, shared_kernel = true "
+               "} } } end }");
+    write_file(dir, "hardening.lua",
+               "return { harden = function(req) return { pids_limit = 10, no_new_privileges = "
+               "true, cap_drop = { 'NOT_A_CAP' }, nofile_soft = 1, nofile_hard = 1, "
+               "max_output_bytes = 1, max_frame_bytes = 1 } end }");
+    write_file(dir, "results.lua",
+               "return { validate_result = function(req) return { result = 'great', text = '', "
+               "grade = 1.0, problems = {}, tests = {}, custom = {}, state = '' } end }");
+    struct policy_host *host = host_from(dir);
+    uint16_t free_ports[] = {64120, 64121};
+    uint16_t chosen[POLICY_MAX_PORTS];
+    char reason[POLICY_REASON_MAX];
+    struct policy_ports_req preq = {"j", 2, free_ports, 2};
+    const char *names[] = {"runc"};
+    struct policy_runtime rt[4];
+    size_t nrt = 0;
+    struct policy_hardening_req hreq = {"default", false, 200, false};
+    struct policy_hardening h;
+    struct value raw;
+    struct policy_result res = {0};
+    value_set_map(&raw);
+    value_set_str(value_map_put(&raw, "result"), "success");
+    CHECK(host != NULL, "loads");
+    CHECK(policy_ports(host, &preq, chosen, reason, sizeof reason) == 0, "ports");
+    CHECK(chosen[0] == 64120 && chosen[1] == 64121, "a duplicate choice falls back");
+    CHECK(policy_runtimes(host, names, 1, false, rt, 4, &nrt) == 0, "runtimes");
+    CHECK(nrt == 1 && !strcmp(rt[0].runtime, "runc"), "an unknown runtime falls back");
+    CHECK(policy_hardening(host, &hreq, &h, reason, sizeof reason) == 0, "hardening");
+    CHECK(h.pids_limit == 1024 && h.ncap_drop == 7, "an unknown capability falls back");
+    CHECK(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "results");
+    CHECK(!strcmp(res.result, "success") && res.grade == 100.0, "an unknown result falls back");
+    CHECK(policy_host_failures(host) == 4, "four failures: %llu",
+          (unsigned long long)policy_host_failures(host));
+out:
+    policy_result_deinit(&res);
+    value_deinit(&raw);
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
+static void test_load_errors(void)
+{
+    expect_load_error("syntax", "limits.lua", "local x = \nreturn {", "limits.lua:2:");
+    expect_load_error("global at load", "limits.lua", "\n\nfoo = 1\nreturn {}",
+                      "limits.lua:3: policy tried to set global foo");
+    expect_load_error("blocked", "ports.lua", "local f = io.open('/etc/passwd')\nreturn {}",
+                      "ports.lua:1: blocked function: io.open");
+    expect_load_error("raise at load", "results.lua", "\nerror('nope')\n", "results.lua:2: nope");
+    expect_load_error("not a table", "hardening.lua", "return 1\n",
+                      "hardening.lua:1: a policy file must return a table");
+    expect_load_error("typo in hook name", "limits.lua",
+                      "local function f() end\nreturn { clamp_limit = f }\n",
+                      "limits.lua:2: unknown entry 'clamp_limit'");
+    expect_load_error("not a function", "limits.lua", "return { clamp_limits = 1 }",
+                      "clamp_limits must be a function");
+    expect_load_error("loop at load", "limits.lua", "\nwhile true do end\n",
+                      "limits.lua:2: instruction budget exhausted");
+    expect_load_error("memory at load", "limits.lua",
+                      "local t = {}\nfor i = 1, 1e9 do t[i] = {} end\n", "memory cap");
+    expect_load_error("bytecode", "limits.lua", "\x1bLua\x54", "limits.lua");
+    expect_load_error(
+        "failing example", "ports.lua",
+        "local function choose_ports() return { ports = {} } end\n"
+        "return { choose_ports = choose_ports, examples = { choose_ports = {\n"
+        "  { input = { count = 1, free = { 1 } }, output = { ports = { 1 } } } } } }\n",
+        "ports.lua:2: examples.choose_ports[1]");
+    expect_load_error("defaults typo", "limits.lua",
+                      "local defaults = { time = 1 }\n"
+                      "schema.check_keys(defaults, { 'time_s' }, 'defaults')\nreturn {}\n",
+                      "limits.lua:2: defaults: unknown key 'time'");
+    char err[256] = "";
+    CHECK(policy_check_dir("/nonexistent/proctor", err, sizeof err) == -EINVAL, "no dir");
+    CHECK(strstr(err, "/nonexistent/proctor") != NULL, "names the dir: %s", err);
+out:
+    return;
+}
+
+static void test_reload(void)
+{
+    char *dir =
+        limits_dir("return { time_s = 5, hard_time_s = 6, memory_mib = 7, network = true }");
+    struct policy_host *host = host_from(dir);
+    struct policy_limits l;
+    char reason[POLICY_REASON_MAX], err[1024] = "";
+    CHECK(host != NULL, "loads");
+    write_file(dir, "limits.lua", "local x = 1\nlocal y = \n");
+    CHECK(policy_host_reload(host, err, sizeof err) == -EINVAL, "a broken file is refused");
+    CHECK(strstr(err, "limits.lua:3:") != NULL, "with file:line: %s", err);
+    CHECK(policy_host_generation(host) == 1, "generation stays");
+    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 && l.time_s == 5,
+          "the old policy still decides");
+    write_file(dir, "limits.lua",
+               "return { clamp_limits = function() return { time_s = 8, hard_time_s = 9, "
+               "memory_mib = 10, network = false } end }");
+    CHECK(policy_host_reload(host, err, sizeof err) == 0, "reload: %s", err);
+    CHECK(policy_host_generation(host) == 2, "generation 2");
+    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 && l.time_s == 8,
+          "the new policy decides");
+    // Removing the file is a valid policy directory too: built-in defaults.
+    char *path = xasprintf("%s/limits.lua", dir);
+    unlink(path);
+    free(path);
+    CHECK(policy_host_reload(host, err, sizeof err) == 0, "reload: %s", err);
+    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 &&
+              is_default_limits(&l),
+          "defaults after the file went away");
+out:
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
+// Failures are logged once per generation and kind, and counted every time.
+static void test_log_once(void)
+{
+    char *dir = limits_dir("error('boom')");
+    log_set_level(LOG_LEVEL_WARN);
+    char logpath[] = "/tmp/proctor-policy-log-XXXXXX";
+    int fd = mkstemp(logpath);
+    PROCTOR_REQUIRE(fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    PROCTOR_REQUIRE(saved >= 0 && dup2(fd, STDERR_FILENO) >= 0);
+    struct policy_host *host = host_from(dir);
+    struct policy_limits l;
+    char reason[POLICY_REASON_MAX], err[256];
+    for (int i = 0; host && i < 3; i++)
+        policy_limits(host, &default_req, &l, reason, sizeof reason);
+    if (host)
+        policy_host_reload(host, err, sizeof err);
+    for (int i = 0; host && i < 2; i++)
+        policy_limits(host, &default_req, &l, reason, sizeof reason);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    char *log = NULL;
+    CHECK(util_read_file(logpath, 1 << 20, &log, NULL) == 0, "read the log");
+    int lines = 0;
+    for (const char *p = log; (p = strstr(p, "clamp_limits() raised an error")); p++)
+        lines++;
+    CHECK(lines == 2, "one line per generation, got %d:\n%s", lines, log);
+    CHECK(strstr(log, "limits.lua:2: boom") != NULL, "file:line in the log:\n%s", log);
+    CHECK(policy_host_failures(host) == 5, "all counted");
+out:
+    free(log);
+    close(fd);
+    unlink(logpath);
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s POLICIES_DIR\n", argv[0]);
+        return 2;
+    }
+    shipped_dir = argv[1];
+    test_shipped();
+    test_raises();
+    test_budget();
+    test_memory();
+    test_wrong_answers();
+    test_global_at_call();
+    test_refusal();
+    test_caps();
+    test_deleted_function();
+    test_other_hooks_fallback();
+    test_load_errors();
+    test_reload();
+    test_log_once();
+    if (failures) {
+        fprintf(stderr, "test_policy_host: %d check(s) failed\n", failures);
+        return 1;
+    }
+    fprintf(stderr, "test_policy_host: all checks passed\n");
+    return 0;
+}
