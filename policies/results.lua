@@ -135,7 +135,7 @@ end
 local function validate_result(req)
     local res = req.result
     if not schema.is_map(res) then
-        return nil, BAD .. "the result is a " .. describe(res) .. ", not a map"
+        return nil, BAD .. "the result must be a map, got " .. describe(res)
     end
     local why = check_fields(res) or check_ids("problems", res.problems or {})
         or check_ids("tests", res.tests or {})

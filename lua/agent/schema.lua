@@ -81,6 +81,11 @@ function M.dump(v, depth)
     if type(v) == "string" then return string.format("%q", v) end
     if type(v) ~= "table" then return tostring(v) end
     if depth > 8 then return "{...}" end
+    if M.is_array(v) then
+        local items = {}
+        for i = 1, #v do items[i] = M.dump(v[i], depth + 1) end
+        return "{" .. table.concat(items, ", ") .. "}"
+    end
     local keys = {}
     for k in pairs(v) do keys[#keys + 1] = k end
     table.sort(keys, function(a, b)

@@ -35,12 +35,12 @@ struct policy_host;
 
 /** Agent-wide facts and hard caps that the host applies after every policy. */
 struct policy_config {
-    int64_t concurrency;       /* job slots */
-    int64_t host_memory_mib;   /* total RAM of the host */
-    int64_t max_time_s;        /* hard cap on CPU time (0 = none) */
-    int64_t max_hard_time_s;   /* hard cap on wall time (0 = none) */
-    int64_t max_result_bytes;  /* hard cap on one container message */
-    int64_t max_output_bytes;  /* hard cap on everything one job may send */
+    int64_t concurrency;      /* job slots */
+    int64_t host_memory_mib;  /* total RAM of the host */
+    int64_t max_time_s;       /* hard cap on CPU time (0 = none) */
+    int64_t max_hard_time_s;  /* hard cap on wall time (0 = none) */
+    int64_t max_result_bytes; /* hard cap on one container message */
+    int64_t max_output_bytes; /* hard cap on everything one job may send */
 };
 
 /**
@@ -80,8 +80,8 @@ struct policy_limits_req {
     int64_t hard_time_s; /* wall seconds */
     bool has_memory;
     int64_t memory_mib;
-    bool network_grading;  /* truthy environment_parameters.network_grading */
-    bool needs_ports;      /* image ports label or debug == "ssh" */
+    bool network_grading;         /* truthy environment_parameters.network_grading */
+    bool needs_ports;             /* image ports label or debug == "ssh" */
     const char *environment_type; /* borrowed */
     const char *environment;      /* borrowed */
 };
@@ -151,7 +151,7 @@ int policy_runtimes(struct policy_host *host, const char *const *names, size_t n
 /* ---- results ----------------------------------------------------------- */
 
 struct policy_result {
-    char *result;          /* one of success failed error crash timeout overflow killed */
+    char *result; /* one of success failed error crash timeout overflow killed */
     char *text;
     double grade;          /* rounded to 2 decimals */
     struct value problems; /* MAP: id -> [result, text] (str values are normalised) */
@@ -183,7 +183,7 @@ struct policy_hardening_req {
 };
 
 struct policy_hardening {
-    int64_t pids_limit;      /* 0 = none */
+    int64_t pids_limit; /* 0 = none */
     bool no_new_privileges;
     size_t ncap_drop;
     char cap_drop[POLICY_MAX_CAPS][32]; /* e.g. "NET_RAW", or "ALL" */

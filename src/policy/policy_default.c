@@ -323,7 +323,7 @@ int policy_default_results(const struct value *raw, const char *prev_state,
     int ret = 0;
     memset(out, 0, sizeof *out);
     if (!raw || raw->type != VALUE_MAP) {
-        util_err(reason, reasonlen, BAD "the result is a %s, not a map",
+        util_err(reason, reasonlen, BAD "the result must be a map, got %s",
                  raw ? describe(raw) : "null");
         return -EPERM;
     }

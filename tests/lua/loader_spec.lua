@@ -1,0 +1,80 @@
+-- Specs of lua/agent/loader.lua: loading and validating one policy file.
+local function load_error(name, text)
+    local ok, err = pcall(proctor.load_text, name, text, "@/etc/proctor/policies/" .. name .. ".lua")
+    assert.is_false(ok, "the file must not load")
+    return err
+end
+
+describe("loader.load_policy", function()
+    it("returns the functions and the missing hooks", function()
+        local p = proctor.load_text("limits", "return { clamp_limits = function() end }")
+        assert.is_function(p.functions.clamp_limits)
+        assert.same({ "clamp_student" }, p.missing)
+    end)
+
+    it("an empty table means the built-in defaults for every hook", function()
+        assert.same({ "choose_ports" }, proctor.load_text("ports", "return {}").missing)
+    end)
+
+    local errors = {
+        { "a syntax error", "limits", "local x =\n\nreturn {", "/etc/proctor/policies/limits.lua:3:" },
+        { "a binary chunk", "limits", "\27Lua", "/etc/proctor/policies/limits.lua:1: attempt to load a binary chunk" },
+        { "an error at load", "ports", "\nerror('no')", "/etc/proctor/policies/ports.lua:2: no" },
+        { "no table returned", "ports", "local x = 1\nreturn x", "ports.lua:2: a policy file must return a table" },
+        { "nothing returned", "ports", "local x = 1", "a policy file must return a table of functions, got nil" },
+        { "a typo in a hook name", "limits", "return {\n clamp_limit = print }", "limits.lua:1: unknown entry 'clamp_limit'" },
+        { "a hook that is not a function", "results", "return { validate_result = 1 }", "validate_result must be a function" },
+        { "examples of another hook", "ports", "return { examples = { harden = {} } }", "examples.harden: no such function" },
+        { "a global at load", "hardening", "x = 1\nreturn {}", "hardening.lua:1: policy tried to set global x" },
+    }
+    for _, c in ipairs(errors) do
+        it("refuses " .. c[1] .. " with file:line", function()
+            assert.matches(c[4], load_error(c[2], c[3]), 1, true)
+        end)
+    end
+
+    it("refuses an unknown policy file", function()
+        assert.matches("unknown policy file", load_error("nosuch", "return {}"), 1, true)
+    end)
+
+    context("examples", function()
+        local head = "local function choose_ports(req) return { ports = { req.free[1] } } end\n"
+        it("run at load and pass", function()
+            assert.is_table(proctor.load_text("ports", head .. [[
+return { choose_ports = choose_ports, examples = { choose_ports = {
+  { input = { count = 1, free = { 7 } }, output = { ports = { 7 } } } } } }]]))
+        end)
+        it("a wrong output refuses the file", function()
+            local err = load_error("ports", head .. [[
+return { choose_ports = choose_ports, examples = { choose_ports = {
+  { input = { count = 1, free = { 7 } }, output = { ports = { 8 } } } } } }]])
+            assert.matches("ports.lua:2: examples.choose_ports[1]: expected {ports = {8}}, got {ports = {7}}", err, 1, true)
+        end)
+        it("an expected refusal that does not happen refuses the file", function()
+            local err = load_error("ports", head .. [[
+return { choose_ports = choose_ports, examples = { choose_ports = {
+  { input = { count = 1, free = { 7 } }, refuse = "no" } } } }]])
+            assert.matches("expected refusal", err, 1, true)
+        end)
+        it("a malformed case refuses the file", function()
+            local err = load_error("ports", head .. [[
+return { choose_ports = choose_ports, examples = { choose_ports = { { input = {} } } } }]])
+            assert.matches("needs `input` and exactly one of `output` or `refuse`", err, 1, true)
+        end)
+        it("the examples get a copy of their input", function()
+            assert.is_table(proctor.load_text("ports", [[
+local function choose_ports(req) req.free[1] = 99 return { ports = { 1 } } end
+local input = { count = 1, free = { 1 } }
+return { choose_ports = choose_ports, examples = { choose_ports = {
+  { input = input, output = { ports = { 1 } } }, { input = input, output = { ports = { 1 } } } } } }]]))
+        end)
+    end)
+
+    it("every shipped policy file loads and defines all its hooks", function()
+        for _, name in ipairs(proctor.loader.FILES) do
+            local path = proctor.root .. "/policies/" .. name .. ".lua"
+            local p = proctor.loader.load_policy(name, proctor.read(path), "@" .. path, proctor.new_base())
+            assert.same({}, p.missing)
+        end
+    end)
+end)

@@ -1,0 +1,93 @@
+-- Specs of lua/agent/sandbox.lua: what a policy file can and cannot reach.
+-- Policies run through proctor.load_text, i.e. the daemon's loader and sandbox.
+local function run(body)
+    local text = "return { clamp_limits = function(req)\n" .. body .. "\nend }"
+    local fn = proctor.load_text("limits", text).functions.clamp_limits
+    return fn({})
+end
+
+describe("sandbox", function()
+    context("blocked names", function()
+        local blocked = {
+            { "io.open('/etc/passwd')", "blocked function: io.open" },
+            { "os.execute('true')", "blocked function: os.execute" },
+            { "load('return 1')", "blocked function: load" },
+            { "loadfile('x')", "blocked function: loadfile" },
+            { "dofile('x')", "blocked function: dofile" },
+            { "require('os')", "blocked function: require" },
+            { "collectgarbage()", "blocked function: collectgarbage" },
+            { "rawset({}, 1, 1)", "blocked function: rawset" },
+            { "debug.getinfo(1)", "blocked function: debug.getinfo" },
+            { "package.searchpath('x', '')", "blocked function: package.searchpath" },
+            { "package.x = 1", "package is blocked" },
+            { "coroutine.create(print)", "blocked function: coroutine.create" },
+            { "string.dump(print)", "blocked function: string.dump" },
+            { "math.randomseed(1)", "blocked function: math.randomseed" },
+            { "setmetatable({}, { __gc = print })", "blocked function: __gc" },
+        }
+        for _, c in ipairs(blocked) do
+            it(c[1], function()
+                assert.has_error(function() run(c[1]) end)
+                local ok, err = pcall(run, c[1])
+                assert.is_false(ok)
+                assert.matches(c[2], err, 1, true)
+                assert.matches("^limits.lua:2:", err)
+            end)
+        end
+    end)
+
+    context("no globals", function()
+        it("setting a global raises with file:line", function()
+            local ok, err = pcall(run, "x = 1")
+            assert.is_false(ok)
+            assert.matches("limits.lua:2: policy tried to set global x", err, 1, true)
+        end)
+        it("_ENV's metatable is protected", function()
+            assert.has_error(function() run("setmetatable(_ENV, nil)") end)
+            assert.is_false(run("return getmetatable(_ENV)"))
+        end)
+        it("libraries are read-only", function()
+            assert.has_error(function() run("string.rep = nil") end)
+            assert.has_error(function() run("math.pi = 3") end)
+        end)
+        it("the string metatable is hidden", function()
+            assert.is_false(run("return getmetatable('')"))
+        end)
+        it("each file has its own environment", function()
+            local a = proctor.load_text("limits", "return { clamp_limits = function() return _ENV end }")
+            local b = proctor.load_text("limits", "return { clamp_limits = function() return _ENV end }")
+            assert.are_not.equal(a.functions.clamp_limits(), b.functions.clamp_limits())
+        end)
+    end)
+
+    context("what policies may use", function()
+        local allowed = {
+            { "string.format('%d', 5)", "5" },
+            { "('x'):rep(3)", "xxx" },
+            { "table.concat({ 'a', 'b' }, ',')", "a,b" },
+            { "math.max(1, 2)", 2 },
+            { "utf8.char(233)", "é" },
+            { "MiB(3)", 3 },
+            { "minutes(2)", 120 },
+            { "schema.is_id('q1')", true },
+            { "select('#', 1, 2)", 2 },
+            { "tostring(nil)", "nil" },
+            { "pcall(error, 'x')", false },
+            { "math.type(1)", "integer" },
+            { "#string.format('%5s', 'a')", 5 },
+        }
+        for _, c in ipairs(allowed) do
+            it(c[1], function()
+                assert.equal(c[2], run("return " .. c[1]))
+            end)
+        end
+        it("pairs walks a library", function()
+            assert.is_true(run("local n = 0 for _ in pairs(math) do n = n + 1 end return n > 10"))
+        end)
+        it("print goes to the host's logger", function()
+            local before = #proctor.printed
+            run("print('hello', 1)")
+            assert.equal("hello\t1", proctor.printed[before + 1])
+        end)
+    end)
+end)
