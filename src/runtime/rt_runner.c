@@ -146,13 +146,18 @@ static void client_readable(struct runner *r, int i)
         client_close(r, i); // its socket_id is forgotten: later agent replies are dropped
         return;
     }
+    // A client sends one request; a second one is refused by client_request.
+    int fd = r->clients[i].fd, got;
     struct rt_value *req = NULL;
-    int got = rt_framer_next(&r->clients[i].fr, &req);
-    if (got < 0) {
-        client_close(r, i);
-    } else if (got > 0) {
+    while (i < r->nclients && r->clients[i].fd == fd &&
+           (got = rt_framer_next(&r->clients[i].fr, &req)) != 0) {
+        if (got < 0) {
+            client_close(r, i);
+            break;
+        }
         client_request(r, i, req);
         rt_value_free(req);
+        req = NULL;
     }
 }
 
