@@ -7,15 +7,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "integration"))
 import harness  # noqa: E402
 
+I = harness.DEMO_INPUTS
 SUBMISSIONS = [
-    ("hello", {"q1": "echo hello"}, "a shell hello world"),
-    ("upload", {"file": {"filename": "notes.txt", "value": b"first line\nsecond line\n"}},
-     "reads an uploaded file"),
-    ("multi", {}, "several problems, partial grade"),
-    ("student", {}, "run_student: feeds stdin to a student container"),
-    ("memory", {}, "exceeds its memory limit"),
-    ("cpu", {}, "spins past its CPU time limit"),
-    ("sleep", {}, "sleeps past its wall-clock limit"),
+    ("hello", I["hello"], "a shell hello world"),
+    ("hello", {"script": "echo hello"}, "the same, with a wrong answer"),
+    ("upload", I["upload"], "reads an uploaded file"),
+    ("multi", I["multi_partial"], "several problems, partial grade"),
+    ("student", I["student"], "run_student: feeds stdin to a student container"),
+    ("memory", I["memory"], "exceeds its memory limit"),
+    ("cpu", I["cpu"], "spins past its CPU time limit"),
+    ("sleep", I["sleep"], "sleeps past its wall-clock limit"),
 ]
 
 

@@ -22,6 +22,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DEFAULT_TASKS = os.path.join(ROOT, "examples", "courses")
 AGENT_LABEL = "org.proctor.agent"
 
+# Answers for the demo course (examples/courses/demo): correct ones, so that a
+# task's outcome depends on the agent, not on the student.
+DEMO_INPUTS = {
+    "hello": {"script": "echo 'Hello, world!'"},
+    "upload": {"report": {"filename": "report.txt",
+                          "value": b"This report was graded by proctor.\nSecond line.\n"}},
+    "multi": {"sum": "5", "capital": "Brussels", "upper": "tr a-z A-Z"},
+    "multi_partial": {"sum": "5", "capital": "Paris", "upper": "tr a-z A-Z"},
+    "student": {"sum": "read a b; echo $((a + b))"},
+    "memory": {"note": "x"},
+    "cpu": {"note": "x"},
+    "sleep": {"note": "x"},
+}
+
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

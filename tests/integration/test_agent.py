@@ -62,7 +62,7 @@ def cluster(request, tasks_dir):
 
 
 def test_success(cluster):
-    r = cluster.grade("demo", "hello", {"q1": "echo hello"})
+    r = cluster.grade("demo", "hello", harness.DEMO_INPUTS["hello"])
     assert r["result"][0] == "success", r
     assert r["grade"] == 100.0 and isinstance(r["grade"], float)
 
@@ -76,12 +76,15 @@ def test_failed_with_problems_and_state(cluster):
 
 
 def test_partial_grade_multi(cluster):
-    r = cluster.grade("demo", "multi", {})
-    assert r["result"][0] in ("success", "failed"), r
-    assert 0.0 < r["grade"] < 100.0, r
-    assert len(r["problems"]) >= 2
-    for pid, value in r["problems"].items():
-        assert isinstance(value, tuple) and len(value) == 2, (pid, value)
+    r = cluster.grade("demo", "multi", harness.DEMO_INPUTS["multi_partial"])
+    assert r["result"] == ("failed", "2 answer(s) out of 3 are correct."), r
+    assert r["grade"] == 66.67, r
+    assert r["problems"] == {"sum": ("success", "Correct."),
+                             "capital": ("failed", "No, it is Brussels."),
+                             "upper": ("success", "Your filter works.")}
+    r = cluster.grade("demo", "multi", harness.DEMO_INPUTS["multi"])
+    assert r["result"] == ("success", "All three answers are correct."), r
+    assert r["grade"] == 100.0
 
 
 def test_envelope_input_custom_tags_archive(cluster):
@@ -94,9 +97,9 @@ def test_envelope_input_custom_tags_archive(cluster):
 
 
 def test_upload(cluster):
-    payload = b"line one\nline two\n"
-    r = cluster.grade("demo", "upload", {"file": {"filename": "notes.txt", "value": payload}})
-    assert r["result"][0] == "success", r
+    r = cluster.grade("demo", "upload", harness.DEMO_INPUTS["upload"])
+    assert r["result"] == ("success", "Received ``report.txt`` (2 lines); it mentions proctor."), r
+    assert isinstance(r["archive"], bytes)
 
 
 def test_error_default(cluster):
@@ -137,7 +140,7 @@ def test_overflow_memory(cluster):
 
 
 def test_run_student(cluster):
-    r = cluster.grade("demo", "student", {}, timeout=120)
+    r = cluster.grade("demo", "student", harness.DEMO_INPUTS["student"], timeout=120)
     assert r["result"][0] == "success", r
     assert r["grade"] == 100.0
 
@@ -152,7 +155,7 @@ def test_kill_from_client(cluster):
 
 
 def test_several_jobs_at_once(cluster):
-    jobs = [cluster.submit("demo", "hello", {"q1": "x"}) for _ in range(6)]
+    jobs = [cluster.submit("demo", "hello", harness.DEMO_INPUTS["hello"]) for _ in range(6)]
     results = [j.wait(180) for j in jobs]
     assert [r["result"][0] for r in results] == ["success"] * 6
     # Two slots: the agent never ran more than two at once, yet all six ran.
@@ -165,7 +168,7 @@ def test_backend_restart_says_hello_again(cluster):
     cluster.agent.wait_log(r"said hello", 40, count=first + 1)
     # The client reconnects to the new backend by itself (its own 10 s rule).
     cluster.wait_environment(timeout=60)
-    r = cluster.grade("demo", "hello", {"q1": "x"}, timeout=120)
+    r = cluster.grade("demo", "hello", harness.DEMO_INPUTS["hello"], timeout=120)
     assert r["result"][0] == "success", r
 
 
