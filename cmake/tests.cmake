@@ -29,3 +29,13 @@ if(BUILD_TESTING)
       RESOURCE_LOCK docker_agent)
   endforeach()
 endif()
+
+if(BUILD_TESTING)
+  # The demo course under INGInious's Python agent and under proctord.
+  add_test(NAME compat.python_agent_vs_proctord
+           COMMAND ${PROCTOR_PYTHON} -m pytest -q -p no:cacheprovider
+                   ${CMAKE_SOURCE_DIR}/tests/integration/test_compat.py)
+  set_tests_properties(compat.python_agent_vs_proctord PROPERTIES LABELS integration TIMEOUT 600
+    ENVIRONMENT "PROCTOR_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/integration"
+    RESOURCE_LOCK docker_agent)
+endif()
