@@ -67,7 +67,7 @@ target_link_libraries(agent_core INTERFACE proctor_policy)
 if(BUILD_TESTING)
   add_executable(test_policy_host tests/unit/test_policy_host.c)
   target_link_libraries(test_policy_host PRIVATE proctor_policy)
-  add_test(NAME policy_host COMMAND test_policy_host ${CMAKE_SOURCE_DIR}/policies)
+  add_test(NAME policy_host COMMAND test_policy_host ${CMAKE_SOURCE_DIR})
   set_tests_properties(policy_host PROPERTIES LABELS unit)
 
   add_executable(test_policy_default tests/unit/test_policy_default.c)
@@ -81,16 +81,22 @@ if(BUILD_TESTING)
   add_test(NAME policy_busted
            COMMAND ${BUSTED_EXECUTABLE} --lua=lua5.4 --output=utfTerminal
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  # The summary must count specs: a misconfigured ROOT that finds none fails too.
   set_tests_properties(policy_busted PROPERTIES LABELS lua
-                       ENVIRONMENT "PROCTOR_ROOT=${CMAKE_SOURCE_DIR}")
+                       ENVIRONMENT "PROCTOR_ROOT=${CMAKE_SOURCE_DIR}"
+                       PASS_REGULAR_EXPRESSION "[1-9][0-9]* successes / 0 failures / 0 errors")
 
   # luacheck (Debian package lua-check) lints the host Lua, the policies and the specs.
+  # Missing luacheck fails the test loudly rather than skipping it.
   find_program(LUACHECK_EXECUTABLE luacheck)
   if(LUACHECK_EXECUTABLE)
     add_test(NAME policy_luacheck
-             COMMAND ${LUACHECK_EXECUTABLE} lua policies examples/policies tests/policies tests/lua
-                     tests/helpers
+             COMMAND ${LUACHECK_EXECUTABLE} --no-color lua policies examples/policies tests/policies
+                     tests/lua tests/helpers
              WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
-    set_tests_properties(policy_luacheck PROPERTIES LABELS lua)
+  else()
+    add_test(NAME policy_luacheck
+             COMMAND sh -c "echo 'luacheck not found: apt-get install lua-check' >&2; exit 1")
   endif()
+  set_tests_properties(policy_luacheck PROPERTIES LABELS lua)
 endif()

@@ -84,7 +84,8 @@ return {
     examples = {
         harden = {
             { input = { environment = "default", student = false, memory_mib = 200, network = true },
-              output = { pids_limit = 1024, no_new_privileges = true, cap_drop = { "NET_RAW", "MKNOD", "SETPCAP", "SETFCAP" },
+              output = { pids_limit = 1024, no_new_privileges = true,
+                         cap_drop = { "NET_RAW", "MKNOD", "SETPCAP", "SETFCAP" },
                          nofile_soft = 1024, nofile_hard = 1024, max_output_bytes = 134217728,
                          max_frame_bytes = 134217728 } },
         },

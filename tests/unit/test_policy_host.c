@@ -3,7 +3,7 @@
 // memory, answer nonsense, set a global, lose a function, break on reload)
 // gives the documented fallback while the process keeps running.
 //
-// Usage: test_policy_host <policies dir of the repository>
+// Usage: test_policy_host <repository root>
 
 #include "policy/policy.h"
 
@@ -21,6 +21,7 @@
 
 static int failures;
 static const char *shipped_dir;
+static const char *repo_root;
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
@@ -392,6 +393,34 @@ out:
     policy_host_free(builtin);
 }
 
+// The alternative sets pass --check-policies and decide through the host.
+static void test_example_sets(void)
+{
+    static const char *const sets[] = {"exam", "jvm"};
+    struct policy_host *host = NULL;
+    char *dir = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
+        char err[1024] = "";
+        dir = xasprintf("%s/examples/policies/%s", repo_root, sets[i]);
+        CHECK(policy_check_dir(dir, err, sizeof err) == 0, "%s: %s", sets[i], err);
+        host = host_from(dir);
+        struct policy_limits l;
+        char reason[POLICY_REASON_MAX] = "";
+        struct policy_limits_req req = {0};
+        CHECK(host && policy_limits(host, &req, &l, reason, sizeof reason) == 0, "%s", reason);
+        CHECK(l.memory_mib == (i == 0 ? 128 : 1024), "%s: memory %lld", sets[i],
+              (long long)l.memory_mib);
+        CHECK(policy_host_failures(host) == 0, "%s: no failure", sets[i]);
+        policy_host_free(host);
+        host = NULL;
+        free(dir);
+        dir = NULL;
+    }
+out:
+    policy_host_free(host);
+    free(dir);
+}
+
 /* ---- broken policies ------------------------------------------------------ */
 
 static void test_raises(void)
@@ -683,11 +712,13 @@ out:
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: %s POLICIES_DIR\n", argv[0]);
+        fprintf(stderr, "usage: %s REPOSITORY_ROOT\n", argv[0]);
         return 2;
     }
-    shipped_dir = argv[1];
+    repo_root = argv[1];
+    shipped_dir = xasprintf("%s/policies", repo_root);
     test_shipped();
+    test_example_sets();
     test_raises();
     test_budget();
     test_memory();
@@ -700,6 +731,7 @@ int main(int argc, char **argv)
     test_load_errors();
     test_reload();
     test_log_once();
+    free((char *)shipped_dir);
     if (failures) {
         fprintf(stderr, "test_policy_host: %d check(s) failed\n", failures);
         return 1;
