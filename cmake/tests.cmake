@@ -39,3 +39,18 @@ if(BUILD_TESTING)
     ENVIRONMENT "PROCTOR_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/integration"
     RESOURCE_LOCK docker_agent)
 endif()
+
+if(BUILD_TESTING)
+  # The admin command line: one local run graded by the same job code.
+  add_test(NAME cli.run_success
+           COMMAND sh -c "out=$($<TARGET_FILE:proctor> run --tasks examples/courses demo hello --input \"script=echo 'Hello, world!'\") && echo \"$out\" | grep -q '\"result\": \\[\"success\"'"
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  add_test(NAME cli.run_failed_exit_status
+           COMMAND sh -c "$<TARGET_FILE:proctor> run --tasks examples/courses demo hello --input script=true; test $? -eq 1"
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  add_test(NAME cli.run_task_limits
+           COMMAND sh -c "$<TARGET_FILE:proctor> run --tasks examples/courses demo cpu --input note=x | grep -q '\"result\": \\[\"timeout\"'"
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(cli.run_success cli.run_failed_exit_status cli.run_task_limits
+    PROPERTIES LABELS integration TIMEOUT 120 RESOURCE_LOCK docker_agent)
+endif()

@@ -201,7 +201,7 @@ static void usage(FILE *f)
             "  --input PID=VALUE     a problem's answer (repeatable); @username=... etc. too\n"
             "  --file PID=PATH       upload PATH as the file answer of PID\n"
             "  --env TYPE/NAME       environment (default docker/<task.yaml environment_id>)\n"
-            "  --time S --hard-time S --memory MB   limits (default: the policy's)\n"
+            "  --time S --hard-time S --memory MB   limits (default: task.yaml's, else the policy's)\n"
             "  --debug               ask the runner for stdout/stderr\n");
 }
 
@@ -246,6 +246,62 @@ static char *task_environment(const char *tasks, const char *course, const char 
             return xstrndup(v, n);
     }
     return xstrdup("default");
+}
+
+static void limit_from_yaml(struct value *limits, const char *key, const char *v)
+{
+    if (!strcmp(key, "time") || !strcmp(key, "hard_time") || !strcmp(key, "memory")) {
+        char *end;
+        long long x = strtoll(v, &end, 10);
+        if (end != v && !value_map_get(limits, key))
+            value_set_int(value_map_put(limits, key), x);
+    }
+}
+
+/**
+ * Reads the `limits` of a task.yaml (block or flow style, under
+ * environment_parameters or at the top level as old tasks have it) into
+ * `limits`, without overriding values given on the command line. Only the
+ * three integers are read: enough for local runs, no YAML library needed.
+ */
+static void task_limits(const char *tasks, const char *course, const char *task,
+                        struct value *limits)
+{
+    AUTO_FREE char *path = xasprintf("%s/%s/%s/task.yaml", tasks, course, task);
+    AUTO_FREE char *text = NULL;
+    if (util_read_file(path, 1 << 20, &text, NULL))
+        return;
+    int block_indent = -1;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        int indent = (int)strspn(line, " ");
+        char *p = line + indent;
+        if (block_indent >= 0 && indent > block_indent) {
+            char *colon = strchr(p, ':');
+            if (colon) {
+                *colon = '\0';
+                limit_from_yaml(limits, p, colon + 1 + strspn(colon + 1, " "));
+            }
+            continue;
+        }
+        block_indent = -1;
+        if (strncmp(p, "limits:", 7))
+            continue;
+        p += 7 + strspn(p + 7, " ");
+        if (*p != '{') {
+            block_indent = indent;
+            continue;
+        }
+        // Flow style: limits: {time: 10, memory: 64}
+        for (char *tok = strtok(p + 1, ",}"); tok; tok = strtok(NULL, ",}")) {
+            tok += strspn(tok, " ");
+            char *colon = strchr(tok, ':');
+            if (colon) {
+                *colon = '\0';
+                limit_from_yaml(limits, tok, colon + 1 + strspn(colon + 1, " "));
+            }
+        }
+    }
 }
 
 int main(int argc, char **argv)
@@ -377,6 +433,7 @@ int main(int argc, char **argv)
             value_set_str(value_map_put(&input, "@state"), "");
         if (!value_map_get(&input, "@username"))
             value_set_str(value_map_put(&input, "@username"), "proctor");
+        task_limits(cfg.tasks_dir, course, task, &limits);
         value_copy(value_map_put(&params, "limits"), &limits);
         c.job = (struct backend_new_job){
             .job_id = xasprintf("local-%ld", (long)getpid()),
