@@ -1332,15 +1332,21 @@ static void state_free(struct policy_state *st)
 
 static int read_policy_files(const char *dir, struct setup_ctx *s, char *err, size_t errlen)
 {
+    int ret = 0;
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         util_err(err, errlen, "%s: not a readable directory", dir);
         return -EINVAL;
     }
+    // Absolute chunk names, so every file:line the admin reads is unambiguous.
+    char *real = realpath(dir, NULL);
+    if (real)
+        dir = real;
     for (size_t i = 0; i < FILE_COUNT; i++) {
         char *path = xasprintf("%s/%s.lua", dir, policy_files[i]);
-        int ret = util_read_file(path, POLICY_FILE_MAX, &s->texts[i], &s->lens[i]);
+        ret = util_read_file(path, POLICY_FILE_MAX, &s->texts[i], &s->lens[i]);
         if (ret == -ENOENT) {
+            ret = 0;
             log_info(LOG_POLICY, "%s: absent, the built-in defaults of its hooks are used", path);
             free(path);
             continue;
@@ -1349,11 +1355,12 @@ static int read_policy_files(const char *dir, struct setup_ctx *s, char *err, si
             util_err(err, errlen, "%s: %s", path,
                      ret == -ENOMEM ? "larger than 1 MiB" : strerror(-ret));
             free(path);
-            return -EINVAL;
+            break;
         }
         s->paths[i] = path;
     }
-    return 0;
+    free(real);
+    return ret ? -EINVAL : 0;
 }
 
 // A fresh generation from dir (NULL: no Lua at all, built-in defaults only).
