@@ -27,10 +27,34 @@
 
 #define BAD "Feedback file is badly formatted: "
 
-static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
+enum field_kind { FIELD_STRING, FIELD_FLOAT, FIELD_MAP, FIELD_DECODED };
+
+static const struct {
+    const char *name;
+    enum field_kind kind;
+} result_fields[] = {
+    {"result", FIELD_STRING},  {"text", FIELD_STRING},     {"state", FIELD_STRING},
+    {"grade", FIELD_FLOAT},    {"problems", FIELD_MAP},    {"tests", FIELD_MAP},
+    {"custom", FIELD_MAP},     {"archive", FIELD_DECODED}, {"stdout", FIELD_DECODED},
+    {"stderr", FIELD_DECODED},
+};
+
+static const char *describe(const struct value *v);
+static const char *kind_name(enum field_kind kind);
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi);
+static int64_t inherit(int64_t asked, int64_t parent);
+static bool envtype_taken(const struct policy_runtime *out, size_t n, const char *envtype);
+static bool kind_ok(enum field_kind kind, const struct value *v);
+static bool is_string(const struct value *v);
+static int check_fields(const struct value *raw, char *reason, size_t reasonlen);
+static int check_ids(const char *map_name, const struct value *map, char *reason, size_t reasonlen);
+static void map_append(struct value *map, const struct value *key, const struct value *val);
+static void set_string(struct value *dst, const struct value *src);
+static int normalise_problems(const struct value *problems, const char *result, struct value *out,
+                              char *reason, size_t reasonlen);
+static void copy_map(struct value *dst, const struct value *src);
+static char *dup_string(const struct value *v, const char *fallback);
+static bool id_char(char c, bool star);
 
 int64_t policy_max_memory_per_slot(const struct policy_config *cfg)
 {
@@ -63,13 +87,6 @@ int policy_default_limits(const struct policy_config *cfg, const struct policy_l
     out->memory_mib = mem;
     out->network = req->needs_ports || req->network_grading;
     return 0;
-}
-
-static int64_t inherit(int64_t asked, int64_t parent)
-{
-    if (asked <= 0)
-        return parent;
-    return asked < parent ? asked : parent;
 }
 
 int policy_default_student(const struct policy_student_req *req, struct policy_student_limits *out)
@@ -106,14 +123,6 @@ static const struct runtime_rule runtime_rules[] = {
     {"nvidia", "nvidia", false, true, true},
 };
 
-static bool envtype_taken(const struct policy_runtime *out, size_t n, const char *envtype)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(out[i].envtype, envtype))
-            return true;
-    return false;
-}
-
 void policy_default_runtimes(const char *const *names, size_t nnames, bool ssh,
                              struct policy_runtime *out, size_t max, size_t *nout)
 {
@@ -142,179 +151,6 @@ void policy_default_runtimes(const char *const *names, size_t nnames, bool ssh,
 }
 
 /* ---- results ----------------------------------------------------------- */
-
-enum field_kind { FIELD_STRING, FIELD_FLOAT, FIELD_MAP, FIELD_DECODED };
-
-static const struct {
-    const char *name;
-    enum field_kind kind;
-} result_fields[] = {
-    {"result", FIELD_STRING},  {"text", FIELD_STRING},     {"state", FIELD_STRING},
-    {"grade", FIELD_FLOAT},    {"problems", FIELD_MAP},    {"tests", FIELD_MAP},
-    {"custom", FIELD_MAP},     {"archive", FIELD_DECODED}, {"stdout", FIELD_DECODED},
-    {"stderr", FIELD_DECODED},
-};
-
-// The names results.lua's describe() gives, so both paths word reasons alike.
-static const char *describe(const struct value *v)
-{
-    switch (v->type) {
-    case VALUE_NIL:
-        return "null";
-    case VALUE_BOOL:
-        return "boolean";
-    case VALUE_INT:
-    case VALUE_UINT:
-        return "integer";
-    case VALUE_FLOAT:
-        return "float";
-    case VALUE_STR:
-    case VALUE_BIN:
-        return "string";
-    case VALUE_ARRAY:
-        return "array";
-    case VALUE_MAP:
-        return "map";
-    }
-    return "value";
-}
-
-static bool kind_ok(enum field_kind kind, const struct value *v)
-{
-    switch (kind) {
-    case FIELD_STRING:
-        return v->type == VALUE_STR || v->type == VALUE_BIN;
-    case FIELD_FLOAT:
-        return v->type == VALUE_FLOAT;
-    case FIELD_MAP:
-        return v->type == VALUE_MAP;
-    case FIELD_DECODED:
-        return v->type == VALUE_BOOL && v->u.b;
-    }
-    return false;
-}
-
-static const char *kind_name(enum field_kind kind)
-{
-    static const char *const names[] = {"string", "float", "map", "string"};
-    return names[kind];
-}
-
-static bool is_string(const struct value *v)
-{
-    return v->type == VALUE_STR || v->type == VALUE_BIN;
-}
-
-static int check_fields(const struct value *raw, char *reason, size_t reasonlen)
-{
-    for (size_t i = 0; i < raw->u.m.len; i++) {
-        const struct value *key = &raw->u.m.items[i].key;
-        const struct value *val = &raw->u.m.items[i].val;
-        size_t f = ARRAY_SIZE(result_fields);
-        if (is_string(key))
-            for (f = 0; f < ARRAY_SIZE(result_fields); f++)
-                if (strlen(result_fields[f].name) == key->u.s.len &&
-                    !memcmp(result_fields[f].name, key->u.s.ptr, key->u.s.len))
-                    break;
-        if (f == ARRAY_SIZE(result_fields)) {
-            if (is_string(key))
-                util_err(reason, reasonlen, BAD "unknown key \"%.64s\"", key->u.s.ptr);
-            else
-                util_err(reason, reasonlen, BAD "unknown key of type %s", describe(key));
-            return -EPERM;
-        }
-        if (!kind_ok(result_fields[f].kind, val)) {
-            util_err(reason, reasonlen, BAD "'%s' must be a %s, got %s", result_fields[f].name,
-                     kind_name(result_fields[f].kind), describe(val));
-            return -EPERM;
-        }
-    }
-    return 0;
-}
-
-static int check_ids(const char *map_name, const struct value *map, char *reason, size_t reasonlen)
-{
-    if (!map)
-        return 0;
-    bool tests = !strcmp(map_name, "tests");
-    for (size_t i = 0; i < map->u.m.len; i++) {
-        const struct value *key = &map->u.m.items[i].key;
-        if (!is_string(key)) {
-            util_err(reason, reasonlen, BAD "%s: key of type %s is not a string", map_name,
-                     describe(key));
-            return -EPERM;
-        }
-        if (!policy_id_valid(key->u.s.ptr, key->u.s.len, tests)) {
-            util_err(reason, reasonlen, BAD "%s: invalid id \"%.64s\"", map_name, key->u.s.ptr);
-            return -EPERM;
-        }
-        if (map->u.m.items[i].val.type == VALUE_MAP) {
-            util_err(reason, reasonlen, BAD "%s.%s must not be a map", map_name, key->u.s.ptr);
-            return -EPERM;
-        }
-    }
-    return 0;
-}
-
-static void map_append(struct value *map, const struct value *key, const struct value *val)
-{
-    if (map->u.m.len == map->u.m.cap) {
-        map->u.m.cap = map->u.m.cap ? map->u.m.cap * 2 : 8;
-        map->u.m.items = xrealloc(map->u.m.items, map->u.m.cap * sizeof *map->u.m.items);
-    }
-    struct value_pair *p = &map->u.m.items[map->u.m.len++];
-    value_copy(&p->key, key);
-    value_copy(&p->val, val);
-}
-
-static void set_string(struct value *dst, const struct value *src)
-{
-    value_set_strn(dst, src->u.s.ptr, src->u.s.len);
-}
-
-static int normalise_problems(const struct value *problems, const char *result, struct value *out,
-                              char *reason, size_t reasonlen)
-{
-    value_set_map(out);
-    for (size_t i = 0; problems && i < problems->u.m.len; i++) {
-        const struct value *key = &problems->u.m.items[i].key;
-        const struct value *val = &problems->u.m.items[i].val;
-        struct value pair;
-        value_set_array(&pair);
-        if (is_string(val)) {
-            value_set_str(value_array_push(&pair), result);
-            set_string(value_array_push(&pair), val);
-        } else if (val->type == VALUE_ARRAY && val->u.a.len == 2 && is_string(&val->u.a.items[0]) &&
-                   is_string(&val->u.a.items[1])) {
-            set_string(value_array_push(&pair), &val->u.a.items[0]);
-            set_string(value_array_push(&pair), &val->u.a.items[1]);
-        } else {
-            value_deinit(&pair);
-            util_err(reason, reasonlen, BAD "problems.%s must be a string or [result, text]",
-                     key->u.s.ptr);
-            return -EPERM;
-        }
-        struct value k;
-        set_string(&k, key);
-        map_append(out, &k, &pair);
-        value_deinit(&k);
-        value_deinit(&pair);
-    }
-    return 0;
-}
-
-static void copy_map(struct value *dst, const struct value *src)
-{
-    if (src)
-        value_copy(dst, src);
-    else
-        value_set_map(dst);
-}
-
-static char *dup_string(const struct value *v, const char *fallback)
-{
-    return v ? xstrndup(v->u.s.ptr, v->u.s.len) : xstrdup(fallback);
-}
 
 int policy_default_results(const struct value *raw, const char *prev_state,
                            struct policy_result *out, char *reason, size_t reasonlen)
@@ -511,12 +347,6 @@ bool policy_result_name_valid(const char *name)
     return false;
 }
 
-static bool id_char(char c, bool star)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-' || (star && c == '*');
-}
-
 bool policy_id_valid(const char *s, size_t len, bool tests)
 {
     if (len == 0)
@@ -580,4 +410,193 @@ bool policy_utf8_valid(const char *s, size_t len)
         i += n + 1;
     }
     return true;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static int64_t inherit(int64_t asked, int64_t parent)
+{
+    if (asked <= 0)
+        return parent;
+    return asked < parent ? asked : parent;
+}
+
+static bool envtype_taken(const struct policy_runtime *out, size_t n, const char *envtype)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(out[i].envtype, envtype))
+            return true;
+    return false;
+}
+
+static bool kind_ok(enum field_kind kind, const struct value *v)
+{
+    switch (kind) {
+    case FIELD_STRING:
+        return v->type == VALUE_STR || v->type == VALUE_BIN;
+    case FIELD_FLOAT:
+        return v->type == VALUE_FLOAT;
+    case FIELD_MAP:
+        return v->type == VALUE_MAP;
+    case FIELD_DECODED:
+        return v->type == VALUE_BOOL && v->u.b;
+    }
+    return false;
+}
+
+static bool is_string(const struct value *v)
+{
+    return v->type == VALUE_STR || v->type == VALUE_BIN;
+}
+
+static int check_fields(const struct value *raw, char *reason, size_t reasonlen)
+{
+    for (size_t i = 0; i < raw->u.m.len; i++) {
+        const struct value *key = &raw->u.m.items[i].key;
+        const struct value *val = &raw->u.m.items[i].val;
+        size_t f = ARRAY_SIZE(result_fields);
+        if (is_string(key))
+            for (f = 0; f < ARRAY_SIZE(result_fields); f++)
+                if (strlen(result_fields[f].name) == key->u.s.len &&
+                    !memcmp(result_fields[f].name, key->u.s.ptr, key->u.s.len))
+                    break;
+        if (f == ARRAY_SIZE(result_fields)) {
+            if (is_string(key))
+                util_err(reason, reasonlen, BAD "unknown key \"%.64s\"", key->u.s.ptr);
+            else
+                util_err(reason, reasonlen, BAD "unknown key of type %s", describe(key));
+            return -EPERM;
+        }
+        if (!kind_ok(result_fields[f].kind, val)) {
+            util_err(reason, reasonlen, BAD "'%s' must be a %s, got %s", result_fields[f].name,
+                     kind_name(result_fields[f].kind), describe(val));
+            return -EPERM;
+        }
+    }
+    return 0;
+}
+
+static int check_ids(const char *map_name, const struct value *map, char *reason, size_t reasonlen)
+{
+    if (!map)
+        return 0;
+    bool tests = !strcmp(map_name, "tests");
+    for (size_t i = 0; i < map->u.m.len; i++) {
+        const struct value *key = &map->u.m.items[i].key;
+        if (!is_string(key)) {
+            util_err(reason, reasonlen, BAD "%s: key of type %s is not a string", map_name,
+                     describe(key));
+            return -EPERM;
+        }
+        if (!policy_id_valid(key->u.s.ptr, key->u.s.len, tests)) {
+            util_err(reason, reasonlen, BAD "%s: invalid id \"%.64s\"", map_name, key->u.s.ptr);
+            return -EPERM;
+        }
+        if (map->u.m.items[i].val.type == VALUE_MAP) {
+            util_err(reason, reasonlen, BAD "%s.%s must not be a map", map_name, key->u.s.ptr);
+            return -EPERM;
+        }
+    }
+    return 0;
+}
+
+static void map_append(struct value *map, const struct value *key, const struct value *val)
+{
+    if (map->u.m.len == map->u.m.cap) {
+        map->u.m.cap = map->u.m.cap ? map->u.m.cap * 2 : 8;
+        map->u.m.items = xrealloc(map->u.m.items, map->u.m.cap * sizeof *map->u.m.items);
+    }
+    struct value_pair *p = &map->u.m.items[map->u.m.len++];
+    value_copy(&p->key, key);
+    value_copy(&p->val, val);
+}
+
+static void set_string(struct value *dst, const struct value *src)
+{
+    value_set_strn(dst, src->u.s.ptr, src->u.s.len);
+}
+
+static int normalise_problems(const struct value *problems, const char *result, struct value *out,
+                              char *reason, size_t reasonlen)
+{
+    value_set_map(out);
+    for (size_t i = 0; problems && i < problems->u.m.len; i++) {
+        const struct value *key = &problems->u.m.items[i].key;
+        const struct value *val = &problems->u.m.items[i].val;
+        struct value pair;
+        value_set_array(&pair);
+        if (is_string(val)) {
+            value_set_str(value_array_push(&pair), result);
+            set_string(value_array_push(&pair), val);
+        } else if (val->type == VALUE_ARRAY && val->u.a.len == 2 && is_string(&val->u.a.items[0]) &&
+                   is_string(&val->u.a.items[1])) {
+            set_string(value_array_push(&pair), &val->u.a.items[0]);
+            set_string(value_array_push(&pair), &val->u.a.items[1]);
+        } else {
+            value_deinit(&pair);
+            util_err(reason, reasonlen, BAD "problems.%s must be a string or [result, text]",
+                     key->u.s.ptr);
+            return -EPERM;
+        }
+        struct value k;
+        set_string(&k, key);
+        map_append(out, &k, &pair);
+        value_deinit(&k);
+        value_deinit(&pair);
+    }
+    return 0;
+}
+
+static void copy_map(struct value *dst, const struct value *src)
+{
+    if (src)
+        value_copy(dst, src);
+    else
+        value_set_map(dst);
+}
+
+static char *dup_string(const struct value *v, const char *fallback)
+{
+    return v ? xstrndup(v->u.s.ptr, v->u.s.len) : xstrdup(fallback);
+}
+
+static bool id_char(char c, bool star)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-' || (star && c == '*');
+}
+
+// The names results.lua's describe() gives, so both paths word reasons alike.
+static const char *describe(const struct value *v)
+{
+    switch (v->type) {
+    case VALUE_NIL:
+        return "null";
+    case VALUE_BOOL:
+        return "boolean";
+    case VALUE_INT:
+    case VALUE_UINT:
+        return "integer";
+    case VALUE_FLOAT:
+        return "float";
+    case VALUE_STR:
+    case VALUE_BIN:
+        return "string";
+    case VALUE_ARRAY:
+        return "array";
+    case VALUE_MAP:
+        return "map";
+    }
+    return "value";
+}
+
+static const char *kind_name(enum field_kind kind)
+{
+    static const char *const names[] = {"string", "float", "map", "string"};
+    return names[kind];
 }

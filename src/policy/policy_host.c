@@ -121,6 +121,223 @@ struct call_ctx {
     char err[POLICY_REASON_MAX];
 };
 
+// Arguments of the hooks whose request is more than one C struct.
+struct limits_call {
+    const struct policy_config *cfg;
+    const struct policy_limits_req *req;
+};
+
+struct runtimes_call {
+    const char *const *names;
+    size_t nnames;
+    bool ssh;
+    struct policy_runtime *out;
+    size_t max, *nout;
+};
+
+struct results_call {
+    const struct value *raw;
+    const char *prev_state;
+};
+
+static bool host_call(struct policy_host *host, struct call_ctx *c);
+static struct policy_state *state_new(const char *dir, char *err, size_t errlen);
+static void state_free(struct policy_state *st);
+static void push_limits(lua_State *L, struct call_ctx *c);
+static int take_limits(lua_State *L, int t, struct call_ctx *c);
+static void push_student(lua_State *L, struct call_ctx *c);
+static int take_student(lua_State *L, int t, struct call_ctx *c);
+static void push_ports(lua_State *L, struct call_ctx *c);
+static int take_ports(lua_State *L, int t, struct call_ctx *c);
+static void push_runtimes(lua_State *L, struct call_ctx *c);
+static int take_runtimes(lua_State *L, int t, struct call_ctx *c);
+static void push_results(lua_State *L, struct call_ctx *c);
+static int take_results(lua_State *L, int t, struct call_ctx *c);
+static void push_hardening(lua_State *L, struct call_ctx *c);
+static int take_hardening(lua_State *L, int t, struct call_ctx *c);
+
+/* ---- public: lifecycle and decisions ------------------------------------ */
+
+struct policy_host *policy_host_new(const char *dir, const struct policy_config *cfg, char *err,
+                                    size_t errlen)
+{
+    struct policy_state *st = state_new(dir, err, errlen);
+    if (!st)
+        return NULL;
+    struct policy_host *host = xcalloc(1, sizeof *host);
+    host->dir = dir ? xstrdup(dir) : NULL;
+    host->cfg = *cfg;
+    host->st = st;
+    host->generation = 1;
+    log_info(LOG_POLICY, "policies loaded from %s (generation 1)", dir ? dir : "(built-in)");
+    return host;
+}
+
+void policy_host_free(struct policy_host *host)
+{
+    if (!host)
+        return;
+    state_free(host->st);
+    free(host->dir);
+    free(host);
+}
+
+int policy_host_reload(struct policy_host *host, char *err, size_t errlen)
+{
+    char why[POLICY_REASON_MAX + LOCATION_MAX];
+    struct policy_state *st = state_new(host->dir, why, sizeof why);
+    if (!st) {
+        log_error(LOG_POLICY, "policy reload failed, generation %" PRIu64 " stays: %s",
+                  host->generation, why);
+        util_err(err, errlen, "%s", why);
+        return -EINVAL;
+    }
+    state_free(host->st);
+    host->st = st;
+    host->generation++;
+    log_info(LOG_POLICY, "policies reloaded from %s (generation %" PRIu64 ")",
+             host->dir ? host->dir : "(built-in)", host->generation);
+    return 0;
+}
+
+int policy_check_dir(const char *dir, char *err, size_t errlen)
+{
+    if (PROCTOR_FAILS(dir != NULL)) {
+        util_err(err, errlen, "no policy directory given");
+        return -EINVAL;
+    }
+    struct policy_state *st = state_new(dir, err, errlen);
+    if (!st)
+        return -EINVAL;
+    state_free(st);
+    return 0;
+}
+
+uint64_t policy_host_generation(const struct policy_host *host)
+{
+    return host->generation;
+}
+
+uint64_t policy_host_failures(const struct policy_host *host)
+{
+    return host->failures;
+}
+
+int policy_limits(struct policy_host *host, const struct policy_limits_req *req,
+                  struct policy_limits *out, char *reason, size_t reasonlen)
+{
+    struct limits_call lc = {&host->cfg, req};
+    struct call_ctx c = {.hook = HOOK_LIMITS,
+                         .push = push_limits,
+                         .take = take_limits,
+                         .req = &lc,
+                         .out = out,
+                         .reason = reason,
+                         .reasonlen = reasonlen};
+    int ret = host_call(host, &c) ? c.verdict
+                                  : policy_default_limits(&host->cfg, req, out, reason, reasonlen);
+    if (!ret)
+        policy_cap_limits(&host->cfg, out);
+    return ret;
+}
+
+int policy_student_limits(struct policy_host *host, const struct policy_student_req *req,
+                          struct policy_student_limits *out, char *reason, size_t reasonlen)
+{
+    struct call_ctx c = {.hook = HOOK_STUDENT,
+                         .push = push_student,
+                         .take = take_student,
+                         .req = req,
+                         .out = out,
+                         .reason = reason,
+                         .reasonlen = reasonlen};
+    int ret = host_call(host, &c) ? c.verdict : policy_default_student(req, out);
+    if (!ret)
+        policy_cap_student(req, out);
+    return ret;
+}
+
+int policy_ports(struct policy_host *host, const struct policy_ports_req *req, uint16_t *chosen,
+                 char *reason, size_t reasonlen)
+{
+    if (PROCTOR_FAILS(req->count <= POLICY_MAX_PORTS)) {
+        util_err(reason, reasonlen, "%s", POLICY_TEXT_NO_PORTS);
+        return -EPERM;
+    }
+    struct call_ctx c = {.hook = HOOK_PORTS,
+                         .push = push_ports,
+                         .take = take_ports,
+                         .req = req,
+                         .out = chosen,
+                         .reason = reason,
+                         .reasonlen = reasonlen};
+    if (host_call(host, &c))
+        return c.verdict;
+    return policy_default_ports(req, chosen, reason, reasonlen);
+}
+
+int policy_runtimes(struct policy_host *host, const char *const *names, size_t nnames, bool ssh,
+                    struct policy_runtime *out, size_t max, size_t *nout)
+{
+    struct runtimes_call rc = {names, nnames, ssh, out, max, nout};
+    char refusal[POLICY_REASON_MAX];
+    struct call_ctx c = {.hook = HOOK_RUNTIMES,
+                         .push = push_runtimes,
+                         .take = take_runtimes,
+                         .req = &rc,
+                         .out = out,
+                         .reason = refusal,
+                         .reasonlen = sizeof refusal};
+    *nout = 0;
+    if (host_call(host, &c) && c.verdict == 0)
+        return 0;
+    if (c.verdict == -EPERM) // this hook never refuses: a refusal is a broken answer
+        log_warn(LOG_POLICY, "map_runtimes() refused (%s); using the built-in default", refusal);
+    policy_default_runtimes(names, nnames, ssh, out, max, nout);
+    return 0;
+}
+
+int policy_results(struct policy_host *host, const struct value *raw, const char *prev_state,
+                   struct policy_result *out, char *reason, size_t reasonlen)
+{
+    struct results_call rc = {raw, prev_state};
+    struct call_ctx c = {.hook = HOOK_RESULTS,
+                         .push = push_results,
+                         .take = take_results,
+                         .req = &rc,
+                         .out = out,
+                         .reason = reason,
+                         .reasonlen = reasonlen};
+    memset(out, 0, sizeof *out);
+    if (host_call(host, &c)) {
+        if (c.verdict)
+            policy_result_deinit(out);
+        return c.verdict;
+    }
+    policy_result_deinit(out); // what a rejected answer left behind
+    return policy_default_results(raw, prev_state, out, reason, reasonlen);
+}
+
+int policy_hardening(struct policy_host *host, const struct policy_hardening_req *req,
+                     struct policy_hardening *out, char *reason, size_t reasonlen)
+{
+    struct call_ctx c = {.hook = HOOK_HARDENING,
+                         .push = push_hardening,
+                         .take = take_hardening,
+                         .req = req,
+                         .out = out,
+                         .reason = reason,
+                         .reasonlen = reasonlen};
+    int ret = 0;
+    if (host_call(host, &c))
+        ret = c.verdict;
+    else
+        policy_default_hardening(req, out);
+    if (!ret)
+        policy_cap_hardening(&host->cfg, out);
+    return ret;
+}
+
 /* ---- allocator, budget, messages --------------------------------------- */
 
 static struct policy_state *state_of(lua_State *L)
@@ -675,11 +892,6 @@ static bool host_call(struct policy_host *host, struct call_ctx *c)
 
 /* ---- hooks: limits ------------------------------------------------------- */
 
-struct limits_call {
-    const struct policy_config *cfg;
-    const struct policy_limits_req *req;
-};
-
 static void push_limits(lua_State *L, struct call_ctx *c)
 {
     const struct limits_call *lc = c->req;
@@ -722,24 +934,6 @@ static int take_limits(lua_State *L, int t, struct call_ctx *c)
     return ret;
 }
 
-int policy_limits(struct policy_host *host, const struct policy_limits_req *req,
-                  struct policy_limits *out, char *reason, size_t reasonlen)
-{
-    struct limits_call lc = {&host->cfg, req};
-    struct call_ctx c = {.hook = HOOK_LIMITS,
-                         .push = push_limits,
-                         .take = take_limits,
-                         .req = &lc,
-                         .out = out,
-                         .reason = reason,
-                         .reasonlen = reasonlen};
-    int ret = host_call(host, &c) ? c.verdict
-                                  : policy_default_limits(&host->cfg, req, out, reason, reasonlen);
-    if (!ret)
-        policy_cap_limits(&host->cfg, out);
-    return ret;
-}
-
 /* ---- hooks: student limits ----------------------------------------------- */
 
 static void push_student(lua_State *L, struct call_ctx *c)
@@ -772,22 +966,6 @@ static int take_student(lua_State *L, int t, struct call_ctx *c)
         out->hard_time_s = v[1].i;
         out->memory_mib = v[2].i;
     }
-    return ret;
-}
-
-int policy_student_limits(struct policy_host *host, const struct policy_student_req *req,
-                          struct policy_student_limits *out, char *reason, size_t reasonlen)
-{
-    struct call_ctx c = {.hook = HOOK_STUDENT,
-                         .push = push_student,
-                         .take = take_student,
-                         .req = req,
-                         .out = out,
-                         .reason = reason,
-                         .reasonlen = reasonlen};
-    int ret = host_call(host, &c) ? c.verdict : policy_default_student(req, out);
-    if (!ret)
-        policy_cap_student(req, out);
     return ret;
 }
 
@@ -839,34 +1017,7 @@ static int take_ports(lua_State *L, int t, struct call_ctx *c)
     return ret;
 }
 
-int policy_ports(struct policy_host *host, const struct policy_ports_req *req, uint16_t *chosen,
-                 char *reason, size_t reasonlen)
-{
-    if (PROCTOR_FAILS(req->count <= POLICY_MAX_PORTS)) {
-        util_err(reason, reasonlen, "%s", POLICY_TEXT_NO_PORTS);
-        return -EPERM;
-    }
-    struct call_ctx c = {.hook = HOOK_PORTS,
-                         .push = push_ports,
-                         .take = take_ports,
-                         .req = req,
-                         .out = chosen,
-                         .reason = reason,
-                         .reasonlen = reasonlen};
-    if (host_call(host, &c))
-        return c.verdict;
-    return policy_default_ports(req, chosen, reason, reasonlen);
-}
-
 /* ---- hooks: runtimes ----------------------------------------------------- */
-
-struct runtimes_call {
-    const char *const *names;
-    size_t nnames;
-    bool ssh;
-    struct policy_runtime *out;
-    size_t max, *nout;
-};
 
 static void push_runtimes(lua_State *L, struct call_ctx *c)
 {
@@ -953,33 +1104,7 @@ static int take_runtimes(lua_State *L, int t, struct call_ctx *c)
     return ret;
 }
 
-int policy_runtimes(struct policy_host *host, const char *const *names, size_t nnames, bool ssh,
-                    struct policy_runtime *out, size_t max, size_t *nout)
-{
-    struct runtimes_call rc = {names, nnames, ssh, out, max, nout};
-    char refusal[POLICY_REASON_MAX];
-    struct call_ctx c = {.hook = HOOK_RUNTIMES,
-                         .push = push_runtimes,
-                         .take = take_runtimes,
-                         .req = &rc,
-                         .out = out,
-                         .reason = refusal,
-                         .reasonlen = sizeof refusal};
-    *nout = 0;
-    if (host_call(host, &c) && c.verdict == 0)
-        return 0;
-    if (c.verdict == -EPERM) // this hook never refuses: a refusal is a broken answer
-        log_warn(LOG_POLICY, "map_runtimes() refused (%s); using the built-in default", refusal);
-    policy_default_runtimes(names, nnames, ssh, out, max, nout);
-    return 0;
-}
-
 /* ---- hooks: results ------------------------------------------------------ */
-
-struct results_call {
-    const struct value *raw;
-    const char *prev_state;
-};
 
 static void push_results(lua_State *L, struct call_ctx *c)
 {
@@ -1086,27 +1211,6 @@ static int take_results(lua_State *L, int t, struct call_ctx *c)
     return ret;
 }
 
-int policy_results(struct policy_host *host, const struct value *raw, const char *prev_state,
-                   struct policy_result *out, char *reason, size_t reasonlen)
-{
-    struct results_call rc = {raw, prev_state};
-    struct call_ctx c = {.hook = HOOK_RESULTS,
-                         .push = push_results,
-                         .take = take_results,
-                         .req = &rc,
-                         .out = out,
-                         .reason = reason,
-                         .reasonlen = reasonlen};
-    memset(out, 0, sizeof *out);
-    if (host_call(host, &c)) {
-        if (c.verdict)
-            policy_result_deinit(out);
-        return c.verdict;
-    }
-    policy_result_deinit(out); // what a rejected answer left behind
-    return policy_default_results(raw, prev_state, out, reason, reasonlen);
-}
-
 /* ---- hooks: hardening ---------------------------------------------------- */
 
 static void push_hardening(lua_State *L, struct call_ctx *c)
@@ -1177,26 +1281,6 @@ static int take_hardening(lua_State *L, int t, struct call_ctx *c)
     out->max_frame_bytes = v[6].i;
     push_field(L, t, "cap_drop"); // ... caps
     return take_caps(L, st, lua_gettop(L), out, c->err, sizeof c->err);
-}
-
-int policy_hardening(struct policy_host *host, const struct policy_hardening_req *req,
-                     struct policy_hardening *out, char *reason, size_t reasonlen)
-{
-    struct call_ctx c = {.hook = HOOK_HARDENING,
-                         .push = push_hardening,
-                         .take = take_hardening,
-                         .req = req,
-                         .out = out,
-                         .reason = reason,
-                         .reasonlen = reasonlen};
-    int ret = 0;
-    if (host_call(host, &c))
-        ret = c.verdict;
-    else
-        policy_default_hardening(req, out);
-    if (!ret)
-        policy_cap_hardening(&host->cfg, out);
-    return ret;
 }
 
 /* ---- loading a generation ------------------------------------------------ */
@@ -1415,71 +1499,4 @@ out:
         st = NULL;
     }
     return st;
-}
-
-/* ---- public: lifecycle ----------------------------------------------------- */
-
-struct policy_host *policy_host_new(const char *dir, const struct policy_config *cfg, char *err,
-                                    size_t errlen)
-{
-    struct policy_state *st = state_new(dir, err, errlen);
-    if (!st)
-        return NULL;
-    struct policy_host *host = xcalloc(1, sizeof *host);
-    host->dir = dir ? xstrdup(dir) : NULL;
-    host->cfg = *cfg;
-    host->st = st;
-    host->generation = 1;
-    log_info(LOG_POLICY, "policies loaded from %s (generation 1)", dir ? dir : "(built-in)");
-    return host;
-}
-
-void policy_host_free(struct policy_host *host)
-{
-    if (!host)
-        return;
-    state_free(host->st);
-    free(host->dir);
-    free(host);
-}
-
-int policy_host_reload(struct policy_host *host, char *err, size_t errlen)
-{
-    char why[POLICY_REASON_MAX + LOCATION_MAX];
-    struct policy_state *st = state_new(host->dir, why, sizeof why);
-    if (!st) {
-        log_error(LOG_POLICY, "policy reload failed, generation %" PRIu64 " stays: %s",
-                  host->generation, why);
-        util_err(err, errlen, "%s", why);
-        return -EINVAL;
-    }
-    state_free(host->st);
-    host->st = st;
-    host->generation++;
-    log_info(LOG_POLICY, "policies reloaded from %s (generation %" PRIu64 ")",
-             host->dir ? host->dir : "(built-in)", host->generation);
-    return 0;
-}
-
-int policy_check_dir(const char *dir, char *err, size_t errlen)
-{
-    if (PROCTOR_FAILS(dir != NULL)) {
-        util_err(err, errlen, "no policy directory given");
-        return -EINVAL;
-    }
-    struct policy_state *st = state_new(dir, err, errlen);
-    if (!st)
-        return -EINVAL;
-    state_free(st);
-    return 0;
-}
-
-uint64_t policy_host_generation(const struct policy_host *host)
-{
-    return host->generation;
-}
-
-uint64_t policy_host_failures(const struct policy_host *host)
-{
-    return host->failures;
 }
