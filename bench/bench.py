@@ -1,0 +1,589 @@
+"""The benchmark driver: proctord vs the Python agent vs the raw Docker floor.
+
+For every workload it grades the same jobs three ways, one system at a time:
+  proctord  - build/proctord behind a fresh real inginious-backend, jobs submitted
+              with the real INGInious Python client;
+  python    - inginious-agent-docker (PyPI, pinned) in the same setting;
+  floor     - no agent, no backend: the bare Docker API sequence (floor.py).
+Each (workload, system) pair gets its own backend and agent process, so peak
+memory and CPU belong to that workload only. Jobs are submitted closed-loop:
+exactly `concurrency` jobs are in flight and the agent has that many slots, so
+latency (submit to result) never includes queueing in the backend.
+
+Writes <out>/results.json (raw figures, every latency), then report.md and
+chart.png through report.py. Exit status: 0 when every job graded as expected
+and every metric was measured; 1 otherwise. Targets never affect it.
+"""
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import queue
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, HERE)
+import floor  # noqa: E402
+import harness  # noqa: E402
+import report  # noqa: E402
+
+TASKS = os.path.join(HERE, "courses")
+COURSE = "bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SYSTEMS = ("proctord", "python", "floor")
+BASE_INPUT = {"@username": "student", "@lang": "en", "@state": "", "@attempts": "1"}
+
+
+def workloads(smoke, jobs):
+    """(name, task, jobs, concurrency, inputdata, debug, memory MiB, expected stdout bytes)."""
+    n = jobs or (5 if smoke else 200)
+    mb = 1 if smoke else 50
+    return [
+        {"name": "trivial-c1", "task": "trivial", "jobs": n, "concurrency": 1},
+        {"name": "trivial-c4", "task": "trivial", "jobs": n, "concurrency": 4},
+        {"name": "output-%dmb" % mb, "task": "output", "jobs": 1, "concurrency": 1,
+         "input": {"mb": str(mb)}, "debug": True, "memory": 512, "stdout_bytes": mb << 20},
+        {"name": "student", "task": "student", "jobs": 2 if smoke else 20, "concurrency": 1},
+    ]
+
+
+# ---- process accounting ------------------------------------------------------
+
+def read_stat(pid):
+    """(session id, utime+stime+cutime+cstime seconds) of one process, or None if gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            raw = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces or parentheses: split after the last ')'.
+    fields = raw[raw.rindex(")") + 2:].split()
+    session = int(fields[3])
+    ticks = sum(int(x) for x in fields[11:15])
+    return session, ticks / CLK_TCK
+
+
+def read_mem_kib(pid):
+    """(VmHWM, RssAnon) in KiB, or None if the process is gone."""
+    hwm = anon = None
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
+                elif line.startswith("RssAnon:"):
+                    anon = int(line.split()[1])
+    except OSError:
+        return None
+    return (hwm, anon) if hwm is not None and anon is not None else None
+
+
+def session_pids(sid):
+    """Every process of the agent's session: the agent and any child it spawned
+    (the harness starts the agent with start_new_session)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = read_stat(int(name))
+            if st and st[0] == sid:
+                pids.append(int(name))
+    return pids
+
+
+def tree_cpu(sid):
+    """CPU seconds of the live session, children already reaped included."""
+    total = 0.0
+    for pid in session_pids(sid):
+        st = read_stat(pid)
+        if st:
+            total += st[1]
+    return total
+
+
+def tree_cpu_precise(sid):
+    """(seconds, thread ids) from each live thread's schedstat (nanoseconds): far
+    finer than the 10 ms ticks of /proc/<pid>/stat, but blind to threads that
+    exit, so callers compare the thread sets and fall back to tree_cpu()."""
+    total, tids = 0, set()
+    for pid in session_pids(sid):
+        try:
+            for tid in os.listdir("/proc/%d/task" % pid):
+                with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                    total += int(f.read().split()[0])
+                tids.add(int(tid))
+        except OSError:
+            continue
+    return total / 1e9, tids
+
+
+def engine_pids():
+    """dockerd and containerd: the engine work an agent causes."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % name) as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if comm in ("dockerd", "containerd"):
+            pids.append(int(name))
+    return pids
+
+
+def engine_cpu(pids):
+    return sum((read_stat(p) or (0, 0.0))[1] for p in pids)
+
+
+class MemSampler:
+    """Samples VmHWM of every process of a session; the peak is the sum of each
+    process's own high-water mark (an upper bound when children come and go).
+    Also tracks the largest sampled RssAnon sum: the memory that is the agent's
+    own, without the shared libraries and executable pages RSS counts."""
+
+    def __init__(self, sid, period=0.05):
+        self.sid, self.period = sid, period
+        self.hwm = {}
+        self.anon_mib = 0.0
+        self.nprocs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self):
+        pids = session_pids(self.sid)
+        self.nprocs = max(self.nprocs, len(pids))
+        anon = 0
+        for pid in pids:
+            mem = read_mem_kib(pid)
+            if mem is not None:
+                self.hwm[pid] = max(self.hwm.get(pid, 0), mem[0])
+                anon += mem[1]
+        self.anon_mib = max(self.anon_mib, anon / 1024.0)
+
+    def _run(self):
+        while not self._stop.wait(self.period):
+            self.sample()
+
+    def start(self):
+        self.sample()
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+        return sum(self.hwm.values()) / 1024.0
+
+
+def stop_with_rusage(proc, timeout=60):
+    """SIGTERM to the agent's process group, then wait4: lifetime CPU and maxrss."""
+    pid = proc.popen.pid
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while True:
+        wpid, status, ru = os.wait4(pid, os.WNOHANG)
+        if wpid == pid:
+            break
+        if time.monotonic() > deadline:
+            os.killpg(pid, signal.SIGKILL)
+            wpid, status, ru = os.wait4(pid, 0)
+            break
+        time.sleep(0.02)
+    # Tell subprocess the child is reaped, so the harness does not wait again.
+    proc.popen.returncode = os.waitstatus_to_exitcode(status)
+    return {"cpu_s": ru.ru_utime + ru.ru_stime + 0.0, "maxrss_mib": ru.ru_maxrss / 1024.0,
+            "exit": proc.popen.returncode}
+
+
+# ---- proctord's log: where its time goes -------------------------------------
+
+LOG_RX = {
+    "recv": re.compile(r"job (\S+): \S+ on \S+$"),
+    "created": re.compile(r"job (\S+): container (\w+) created$"),
+    "inspect": re.compile(r"GET \S+/containers/(\w+)/json$"),
+    "started": re.compile(r"job (\S+): container \w+ started$"),
+    "done": re.compile(r"job (\S+): \w+, grade -?[\d.]+ \((\d+) ms\)$"),
+}
+# Phase name, from mark, to mark; "created" and "inspect" are logged only at
+# PROCTOR_LOG=debug, so at info level only the last two phases are known.
+PROCTORD_PHASES = [("job dir + create", "recv", "created"), ("attach + start", "created", "started"),
+                   ("run to exit seen", "started", "inspect"), ("inspect + report", "inspect", "done"),
+                   ("received to started", "recv", "started"), ("started to result", "started", "done")]
+
+
+def log_time(line):
+    stamp = line.split(" ", 1)[0]
+    try:
+        t = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return None
+    return t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
+
+
+def proctord_profile(logpath):
+    """Per-phase mean durations (ms) of the measured jobs, from proctord's log, and
+    each job's agent-internal time (its own "(N ms)", received to result sent)."""
+    jobs, order, by_container = {}, [], {}
+    with open(logpath, errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            for mark, rx in LOG_RX.items():
+                m = rx.search(line)
+                if m:
+                    t = log_time(line)
+                    if t is None:
+                        continue
+                    if mark == "inspect":
+                        # Logged by the Docker client, which knows no job: map it back.
+                        key = by_container.get(m.group(1)[:12])
+                        if key is None or "inspect" in jobs[key]:
+                            break
+                        jobs[key]["inspect"] = t
+                        break
+                    job = jobs.setdefault(m.group(1), {})
+                    if mark == "created":
+                        by_container[m.group(2)[:12]] = m.group(1)
+                    if mark == "recv":
+                        order.append(m.group(1))
+                    job[mark] = t
+                    if mark == "done":
+                        job["internal"] = int(m.group(2))
+                    break
+    measured = [jobs[j] for j in order[1:] if "done" in jobs[j]]  # the first is the warm-up
+    phases = {}
+    for name, a, b in PROCTORD_PHASES:
+        vals = [j[b] - j[a] for j in measured if a in j and b in j]
+        if vals and len(vals) == len(measured):
+            phases[name] = sum(vals) / len(vals)
+    if "job dir + create" in phases and "run to exit seen" in phases:
+        # The fine steps are there (debug log): the coarse ones would repeat them.
+        phases.pop("received to started", None)
+        phases.pop("started to result", None)
+    return [j["internal"] for j in measured], phases
+
+
+# ---- statistics --------------------------------------------------------------
+
+def percentile(values, p):
+    """Linear interpolation between closest ranks (numpy's default)."""
+    s = sorted(values)
+    if not s:
+        return None
+    k = (len(s) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def summarise(latencies, wall):
+    return {"p50_ms": percentile(latencies, 50) * 1000, "p95_ms": percentile(latencies, 95) * 1000,
+            "max_ms": max(latencies) * 1000, "mean_ms": sum(latencies) / len(latencies) * 1000,
+            "throughput": len(latencies) / wall if wall > 0 else None, "wall_s": wall}
+
+
+def check_result(wl, values):
+    """None when the job graded as expected, else why not."""
+    result = values.get("result")
+    if isinstance(result, (list, tuple)):
+        result = result[0]
+    if result != "success":
+        return "result %r: %r" % (values.get("result"), str(values.get("text", ""))[:200])
+    want = wl.get("stdout_bytes")
+    if want is not None:
+        got = len(values.get("stdout") or "")
+        if got != want:
+            return "stdout has %d bytes, expected %d" % (got, want)
+    return None
+
+
+# ---- closed-loop drivers -----------------------------------------------------
+
+class BenchCluster(harness.Cluster):
+    """harness.Cluster with an environment for the agent (log level)."""
+
+    agent_env = None
+
+    def start_agent(self):
+        self.agent = harness.Proc("agent", self.agent_argv(), self.workdir, env=self.agent_env)
+        return self.agent
+
+
+def run_agent(system, wl, args, workdir):
+    task = harness.Task(TASKS, COURSE, wl["task"])
+    warm = harness.Task(TASKS, COURSE, "trivial")
+    conc, n = wl["concurrency"], wl["jobs"]
+    data = dict(BASE_INPUT, **wl.get("input", {}))
+    cluster = BenchCluster(agent=system, tasks=TASKS, concurrency=conc, build_dir=args.build,
+                           workdir=workdir, friendly_name="bench-%s" % system)
+    env = dict(os.environ)
+    if system == "proctord" and args.proctor_log:
+        env["PROCTOR_LOG"] = args.proctor_log
+    cluster.agent_env = env
+    out = {"errors": []}
+    with cluster:
+        pid = cluster.agent.popen.pid
+        sampler = MemSampler(pid)
+        sampler.start()
+        done = queue.Queue()
+
+        def submit(i, t, inputdata, debug):
+            rec = {"i": i}
+
+            def callback(*values):
+                rec["t_done"] = time.monotonic()
+                rec["values"] = dict(zip(harness.Result.FIELDS, values))
+                done.put(rec)
+            rec["t_submit"] = time.monotonic()
+            job_id = cluster.client.new_job(0, t, inputdata, callback, "proctor-bench", debug)
+            if job_id is None:
+                raise RuntimeError("the client refused job %d" % i)
+
+        # Warm-up: one trivial job, not counted, so that the first measured job
+        # does not pay for cold caches in the agent, the backend or the engine.
+        submit(-1, warm, dict(BASE_INPUT), False)
+        rec = done.get(timeout=300)
+        err = check_result({}, rec["values"])
+        if err:
+            out["errors"].append("warm-up: " + err)
+
+        eng = engine_pids()
+        cpu0, eng0 = tree_cpu(pid), engine_cpu(eng)
+        fine0, tids0 = tree_cpu_precise(pid)
+        t0 = time.monotonic()
+        recs, submitted = [], 0
+        while submitted < min(conc, n):
+            submit(submitted, task, dict(data), wl.get("debug", False))
+            submitted += 1
+        while len(recs) < n:
+            rec = done.get(timeout=wl.get("timeout", 900))
+            recs.append(rec)
+            if submitted < n:
+                submit(submitted, task, dict(data), wl.get("debug", False))
+                submitted += 1
+        t1 = time.monotonic()
+        cpu1, eng1 = tree_cpu(pid), engine_cpu(eng)
+        fine1, tids1 = tree_cpu_precise(pid)
+        out["rss_mib"] = sampler.stop()
+        out["anon_mib"] = sampler.anon_mib
+        out["nprocs"] = sampler.nprocs
+        out["lifetime"] = stop_with_rusage(cluster.agent)
+    for rec in recs:
+        err = check_result(wl, rec["values"])
+        if err:
+            out["errors"].append("job %d: %s" % (rec["i"], err))
+        rec.pop("values")
+    lat = [r["t_done"] - r["t_submit"] for r in recs]
+    out.update(summarise(lat, max(r["t_done"] for r in recs) - t0))
+    out["latencies_ms"] = [x * 1000 for x in lat]
+    if tids0 <= tids1:
+        out["cpu_per_job_ms"] = (fine1 - fine0) / n * 1000
+        out["cpu_source"] = "schedstat"
+    else:
+        # A thread exited during the window: only the coarse counters saw it.
+        out["cpu_per_job_ms"] = (cpu1 - cpu0) / n * 1000
+        out["cpu_source"] = "stat ticks"
+    out["threads"] = [len(tids0), len(tids1)]
+    out["engine_cpu_per_job_ms"] = (eng1 - eng0) / n * 1000
+    out["window_s"] = t1 - t0
+    out["agent_log"] = cluster.agent.logpath
+    if system == "proctord":
+        internal, phases = proctord_profile(cluster.agent.logpath)
+        if len(internal) == n:
+            out["internal_ms"] = internal
+            out["internal_p50_ms"] = percentile(internal, 50)
+            out["phases_ms"] = phases
+        else:
+            out["errors"].append("proctord's log shows %d finished jobs, expected %d"
+                                 % (len(internal), n))
+    return out
+
+
+def run_floor(wl, args, workdir):
+    conc, n = wl["concurrency"], wl["jobs"]
+    data = dict(BASE_INPUT, **wl.get("input", {}))
+    tmp = os.path.join(workdir, "floor_tmp")
+    os.makedirs(tmp, exist_ok=True)
+    fl = floor.Floor(TASKS, tmp)
+    out = {"errors": []}
+    mem = wl.get("memory", 64)
+    # Warm-up, as for the agents.
+    try:
+        r, _ = fl.grade(COURSE, "trivial", dict(BASE_INPUT))
+        err = check_result({}, r)
+        if err:
+            out["errors"].append("warm-up: " + err)
+    except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+        out["errors"].append("warm-up: %s" % e)
+    lock = threading.Lock()
+    state = {"next": 0}
+    recs = []
+
+    def worker():
+        try:
+            while True:
+                with lock:
+                    i = state["next"]
+                    if i >= n:
+                        return
+                    state["next"] += 1
+                t_submit = time.monotonic()
+                ph = {}
+                try:
+                    result, latency = fl.grade(COURSE, wl["task"], dict(data),
+                                               debug=wl.get("debug", False), memory_mib=mem,
+                                               phases=ph)
+                    err = check_result(wl, result)
+                except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+                    latency, err = time.monotonic() - t_submit, "floor: %s" % e
+                with lock:
+                    recs.append({"i": i, "latency": latency, "t_done": time.monotonic(),
+                                 "phases": ph})
+                    if err:
+                        out["errors"].append("job %d: %s" % (i, err))
+        finally:
+            fl.close_thread()
+
+    eng = engine_pids()
+    eng0, self0 = engine_cpu(eng), os.times()
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(conc)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    t1 = time.monotonic()
+    eng1, self1 = engine_cpu(eng), os.times()
+    fl.close()
+    out["errors"] += fl.errors
+    lat = [r["latency"] for r in recs]
+    out.update(summarise(lat, max(r["t_done"] for r in recs) - t0))
+    out["latencies_ms"] = [x * 1000 for x in lat]
+    out["engine_cpu_per_job_ms"] = (eng1 - eng0) / n * 1000
+    # Not an agent: the driver's own CPU, for reference only.
+    out["driver_cpu_per_job_ms"] = ((self1.user + self1.system) - (self0.user + self0.system)) / n * 1000
+    out["window_s"] = t1 - t0
+    full = [r["phases"] for r in recs if r["phases"]]
+    if full:
+        out["phases_ms"] = {k: sum(p[k] for p in full) / len(full) * 1000 for k in full[0]}
+    return out
+
+
+def leftover_containers(systems):
+    """Containers this benchmark left behind: the floor's, and proctord's (which
+    labels its containers with its agent id). The Python agent labels nothing."""
+    labels = [floor.LABEL_ROLE]
+    if "proctord" in systems:
+        labels.append("%s=proctord-bench-proctord" % harness.AGENT_LABEL)
+    out = []
+    for label in labels:
+        out += subprocess.run(["docker", "ps", "-aq", "--filter", "label=" + label],
+                              capture_output=True, text=True).stdout.split()
+    return sorted(set(out))
+
+
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    docker = subprocess.run(["docker", "version", "-f", "{{.Server.Version}}"],
+                            capture_output=True, text=True).stdout.strip()
+    return {"cpus": os.cpu_count(), "cpu_model": model, "mem_gib": round(mem_kib / 2**20, 1),
+            "kernel": platform.release(), "docker": docker, "python": platform.python_version()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="a few jobs per workload (CI)")
+    ap.add_argument("--jobs", type=int, help="trivial jobs per concurrency (default 200, smoke 5)")
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"),
+                    help="CMake build directory holding proctord")
+    ap.add_argument("--out", help="results folder (default results/<timestamp>)")
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help="subset, comma-separated")
+    ap.add_argument("--workloads", help="subset of workload names, comma-separated")
+    ap.add_argument("--proctor-log", default="", help="PROCTOR_LOG for proctord (e.g. debug)")
+    args = ap.parse_args()
+    # The client logs its reconnection attempts after each backend stops: noise here.
+    logging.getLogger("inginious").setLevel(logging.ERROR)
+
+    systems = [s for s in args.systems.split(",") if s]
+    for s in systems:
+        if s not in SYSTEMS:
+            ap.error("unknown system %r" % s)
+    wls = workloads(args.smoke, args.jobs)
+    if args.workloads:
+        keep = set(args.workloads.split(","))
+        wls = [w for w in wls if w["name"] in keep or w["task"] in keep]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = args.out or os.path.join(ROOT, "results", stamp)
+    os.makedirs(out_dir, exist_ok=True)
+    harness.require_docker()
+    if "proctord" in systems and not os.access(os.path.join(args.build, "proctord"), os.X_OK):
+        sys.exit("bench: %s/proctord is missing (build it first)" % args.build)
+
+    doc = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "smoke": args.smoke,
+           "machine": machine(), "workloads": wls, "systems": systems, "runs": {}}
+    failed = False
+    work = tempfile.mkdtemp(prefix="proctor-bench-")
+    for wl in wls:
+        for system in systems:
+            key = "%s/%s" % (wl["name"], system)
+            wdir = os.path.join(work, wl["name"] + "-" + system)
+            os.makedirs(wdir)
+            print("bench: %-22s %d jobs at concurrency %d ..." % (key, wl["jobs"],
+                                                                  wl["concurrency"]),
+                  end="", flush=True)
+            load0 = os.getloadavg()[0]
+            try:
+                if system == "floor":
+                    r = run_floor(wl, args, wdir)
+                else:
+                    r = run_agent(system, wl, args, wdir)
+            except Exception as e:  # noqa: BLE001 - one broken run must not hide the others
+                r = {"errors": ["run failed: %s: %s" % (type(e).__name__, e)]}
+            r["loadavg_1m"] = [load0, os.getloadavg()[0]]
+            doc["runs"][key] = r
+            if r["errors"]:
+                failed = True
+                print(" BROKEN: %s" % "; ".join(r["errors"][:3]), flush=True)
+            else:
+                print(" p50 %.0f ms, %.2f jobs/s" % (r["p50_ms"], r["throughput"]), flush=True)
+            left = leftover_containers(systems)
+            if left:
+                failed = True
+                r["errors"].append("containers left behind: %s" % " ".join(left))
+                subprocess.run(["docker", "rm", "-f"] + left, capture_output=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    missing = report.write(out_dir)
+    if missing:
+        failed = True
+        print("bench: metrics missing: %s" % ", ".join(missing))
+    print("bench: report in %s/report.md (agent logs and job dirs under %s)" % (out_dir, work))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

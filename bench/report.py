@@ -1,0 +1,219 @@
+"""Turns a benchmark's results.json into report.md and chart.png.
+
+Usage: report.py RESULTS_DIR   (bench.py calls write() itself at the end of a run;
+running this again regenerates both files from the raw figures.)
+"""
+import json
+import os
+import sys
+
+TARGETS_TEXT = {
+    "latency": "proctord p50 latency <= 1.10 x floor",
+    "throughput": "proctord throughput >= 2 x Python agent at concurrency 4",
+    "rss": "proctord peak RSS <= 1/8 of the Python agent's",
+    "cpu": "proctord CPU per job <= 1/20 of the Python agent's",
+}
+LABELS = {"proctord": "proctord", "python": "Python agent", "floor": "floor (no agent)"}
+COLORS = {"proctord": "#2a7ab9", "python": "#e3a21a", "floor": "#7f7f7f"}
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        return v
+    return "%.*f" % (digits, v)
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def metric(run, name):
+    return run.get(name) if run else None
+
+
+def targets(doc):
+    """[(target key, workload, proctord value, reference value, ratio, limit, met)]."""
+    runs = doc["runs"]
+    rows = []
+    for wl in doc["workloads"]:
+        p = runs.get("%s/proctord" % wl["name"])
+        py = runs.get("%s/python" % wl["name"])
+        fl = runs.get("%s/floor" % wl["name"])
+        if not p:
+            continue
+        r = ratio(metric(p, "p50_ms"), metric(fl, "p50_ms"))
+        if r is not None:
+            rows.append(("latency", wl["name"], p["p50_ms"], fl["p50_ms"], r, 1.10, r <= 1.10))
+        if wl["concurrency"] == 4:
+            r = ratio(metric(p, "throughput"), metric(py, "throughput"))
+            if r is not None:
+                rows.append(("throughput", wl["name"], p["throughput"], py["throughput"], r, 2.0,
+                             r >= 2.0))
+        r = ratio(metric(p, "rss_mib"), metric(py, "rss_mib"))
+        if r is not None:
+            rows.append(("rss", wl["name"], p["rss_mib"], py["rss_mib"], r, 1 / 8, r <= 1 / 8))
+        r = ratio(metric(p, "cpu_per_job_ms"), metric(py, "cpu_per_job_ms"))
+        if r is not None:
+            rows.append(("cpu", wl["name"], p["cpu_per_job_ms"], py["cpu_per_job_ms"], r, 1 / 20,
+                         r <= 1 / 20))
+    return rows
+
+
+def missing_metrics(doc):
+    need = {"proctord": ("p50_ms", "p95_ms", "max_ms", "throughput", "rss_mib", "cpu_per_job_ms"),
+            "python": ("p50_ms", "p95_ms", "max_ms", "throughput", "rss_mib", "cpu_per_job_ms"),
+            "floor": ("p50_ms", "p95_ms", "max_ms", "throughput")}
+    out = []
+    for wl in doc["workloads"]:
+        for system in doc["systems"]:
+            run = doc["runs"].get("%s/%s" % (wl["name"], system))
+            for m in need[system]:
+                if run is None or run.get(m) is None:
+                    out.append("%s/%s %s" % (wl["name"], system, m))
+    return out
+
+
+def markdown(doc):
+    m = doc["machine"]
+    lines = [
+        "# proctor benchmark%s" % (" (smoke)" if doc["smoke"] else ""),
+        "",
+        "Date: %s. Machine: %d CPUs (%s), %.1f GiB RAM, Linux %s, Docker %s." % (
+            doc["date"], m["cpus"], m["cpu_model"] or "unknown CPU", m["mem_gib"], m["kernel"],
+            m["docker"]),
+        "",
+        "Latency is client submit to result (floor: first API call to exit code read); "
+        "throughput is jobs / (last result - first submit); jobs are submitted closed-loop "
+        "with exactly *concurrency* jobs in flight. Peak RSS is the sum of VmHWM over the "
+        "agent's processes; CPU/job is the agent's utime+stime during the measured window "
+        "divided by the jobs; engine CPU/job is dockerd+containerd over the same window. "
+        "One unmeasured trivial warm-up job precedes each run.",
+        "",
+        "## Results",
+        "",
+        "| workload | system | jobs | conc | p50 ms | p95 ms | max ms | jobs/s | peak RSS MiB "
+        "| peak anon MiB | CPU/job ms | engine CPU/job ms | agent CPU total s | load 1m | errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for wl in doc["workloads"]:
+        for system in doc["systems"]:
+            r = doc["runs"].get("%s/%s" % (wl["name"], system)) or {"errors": ["not run"]}
+            life = r.get("lifetime") or {}
+            load = r.get("loadavg_1m")
+            lines.append("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
+                         "| %d |" % (
+                             wl["name"], LABELS[system], wl["jobs"], wl["concurrency"],
+                             fmt(r.get("p50_ms")), fmt(r.get("p95_ms")), fmt(r.get("max_ms")),
+                             fmt(r.get("throughput"), 2), fmt(r.get("rss_mib")),
+                             fmt(r.get("anon_mib")), fmt(r.get("cpu_per_job_ms"), 2),
+                             fmt(r.get("engine_cpu_per_job_ms")), fmt(life.get("cpu_s"), 2),
+                             "%.1f→%.1f" % tuple(load) if load else "—",
+                             len(r.get("errors", []))))
+    lines += ["", "## Ratios", "",
+              "| workload | p50 proctord/Python | p50 proctord/floor | jobs/s proctord/Python "
+              "| jobs/s proctord/floor | RSS proctord/Python | CPU/job proctord/Python "
+              "| engine CPU/job proctord/Python |",
+              "|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for wl in doc["workloads"]:
+        g = lambda s, k: metric(doc["runs"].get("%s/%s" % (wl["name"], s)), k)  # noqa: E731
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            wl["name"], fmt(ratio(g("proctord", "p50_ms"), g("python", "p50_ms")), 3),
+            fmt(ratio(g("proctord", "p50_ms"), g("floor", "p50_ms")), 3),
+            fmt(ratio(g("proctord", "throughput"), g("python", "throughput")), 3),
+            fmt(ratio(g("proctord", "throughput"), g("floor", "throughput")), 3),
+            fmt(ratio(g("proctord", "rss_mib"), g("python", "rss_mib")), 3),
+            fmt(ratio(g("proctord", "cpu_per_job_ms"), g("python", "cpu_per_job_ms")), 3),
+            fmt(ratio(g("proctord", "engine_cpu_per_job_ms"),
+                      g("python", "engine_cpu_per_job_ms")), 3)))
+    lines += ["", "## Targets", "", "| target | workload | proctord | reference | ratio | limit | |",
+              "|---|---|--:|--:|--:|--:|---|"]
+    for key, wname, pv, rv, r, lim, met in targets(doc):
+        lines.append("| %s | %s | %s | %s | %.3f | %.3f | %s |" % (
+            TARGETS_TEXT[key], wname, fmt(pv, 2), fmt(rv, 2), r, lim,
+            "met" if met else "**missed**"))
+    lines += ["", "## Where the time goes", "",
+              "Mean duration of each step in ms (means, so that the steps add up). proctord's "
+              "steps come from its log (all of them only with `--proctor-log debug`); "
+              "\"outside the agent\" is the client-measured latency minus proctord's own "
+              "received-to-result time: the client, the backend and ZeroMQ.", ""]
+    for wl in doc["workloads"]:
+        p = doc["runs"].get("%s/proctord" % wl["name"]) or {}
+        fl = doc["runs"].get("%s/floor" % wl["name"]) or {}
+        if not p.get("phases_ms") and not fl.get("phases_ms"):
+            continue
+        row = ["**%s**" % wl["name"]]
+        if p.get("phases_ms"):
+            steps = ", ".join("%s %.1f" % kv for kv in p["phases_ms"].items())
+            if p.get("internal_ms") and p.get("latencies_ms"):
+                n = len(p["internal_ms"])
+                outside = (sum(p["latencies_ms"]) - sum(p["internal_ms"])) / n
+                steps += "; agent total %.1f, outside the agent %.1f" % (
+                    sum(p["internal_ms"]) / n, outside)
+            row.append("proctord: " + steps)
+        if fl.get("phases_ms"):
+            row.append("floor: " + ", ".join("%s %.1f" % kv for kv in fl["phases_ms"].items())
+                       + "; total %.1f" % (sum(fl["latencies_ms"]) / len(fl["latencies_ms"])))
+        lines.append("- " + "<br>".join(row))
+    errs = [(k, e) for k, r in sorted(doc["runs"].items()) for e in r.get("errors", [])]
+    if errs:
+        lines += ["", "## Errors", ""] + ["- %s: %s" % (k, e) for k, e in errs[:50]]
+    lines += ["", "![chart](chart.png)", ""]
+    return "\n".join(lines)
+
+
+def chart(doc, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("p50_ms", "p50 latency (ms)"), ("throughput", "throughput (jobs/s)"),
+              ("rss_mib", "agent peak RSS (MiB)"), ("cpu_per_job_ms", "agent CPU per job (ms)")]
+    names = [w["name"] for w in doc["workloads"]]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    width = 0.8 / max(1, len(doc["systems"]))
+    for ax, (key, title) in zip(axes.flat, panels):
+        for k, system in enumerate(doc["systems"]):
+            vals = [metric(doc["runs"].get("%s/%s" % (n, system)), key) for n in names]
+            xs = [i + (k - (len(doc["systems"]) - 1) / 2) * width for i in range(len(names))]
+            bars = ax.bar(xs, [v or 0 for v in vals], width, label=LABELS[system],
+                          color=COLORS[system])
+            for b, v in zip(bars, vals):
+                if v is not None:
+                    ax.annotate("%.3g" % v, (b.get_x() + b.get_width() / 2, b.get_height()),
+                                ha="center", va="bottom", fontsize=7)
+        ax.set_title(title)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, fontsize=8)
+        if key in ("rss_mib", "cpu_per_job_ms"):
+            ax.set_yscale("log")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("proctor benchmark %s%s" % (doc["date"], " (smoke)" if doc["smoke"] else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write(out_dir):
+    """Writes report.md and chart.png; returns the list of missing metrics."""
+    with open(os.path.join(out_dir, "results.json")) as f:
+        doc = json.load(f)
+    missing = missing_metrics(doc)
+    with open(os.path.join(out_dir, "report.md"), "w") as f:
+        f.write(markdown(doc))
+    try:
+        chart(doc, os.path.join(out_dir, "chart.png"))
+    except ImportError as e:
+        missing.append("chart.png (%s)" % e)
+    return missing
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: report.py RESULTS_DIR")
+    miss = write(sys.argv[1])
+    if miss:
+        sys.exit("metrics missing: " + ", ".join(miss))
