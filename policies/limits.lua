@@ -143,7 +143,10 @@ return {
     -- Self-checks run when the file is loaded: a broken edit is refused before it is used.
     examples = {
         clamp_limits = {
-            { input = req({}), output = { time_s = 30, hard_time_s = 90, memory_mib = 200, network = false } },
+            -- Written in terms of `defaults`, so editing a default keeps this check meaningful.
+            { input = req({}), output = { time_s = defaults.time_s,
+                                          hard_time_s = defaults.time_s * defaults.hard_time_factor,
+                                          memory_mib = defaults.memory_mib, network = false } },
             { input = req({ memory_mib = 2048 }),
               refuse = string.format(NOT_ENOUGH_MEMORY, 1024) },
         },

@@ -136,7 +136,8 @@ static void on_message(struct backend_link *link, const struct backend_msg *m, v
         agent_kill_job(d->agent, &m->kill_job);
         break;
     default:
-        log_warn(LOG_MAIN, "ignoring unexpected backend message %s", backend_msg_type_name(m->type));
+        log_warn(LOG_MAIN, "ignoring unexpected backend message %s",
+                 backend_msg_type_name(m->type));
         break;
     }
 }
@@ -230,8 +231,19 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_FRIENDLY = 256, OPT_CONC, OPT_TASKS, OPT_TMP, OPT_POL, OPT_CHECK, OPT_DHOST,
-           OPT_DPORTS, OPT_SSH, OPT_ID, OPT_NOAUTO };
+    enum {
+        OPT_FRIENDLY = 256,
+        OPT_CONC,
+        OPT_TASKS,
+        OPT_TMP,
+        OPT_POL,
+        OPT_CHECK,
+        OPT_DHOST,
+        OPT_DPORTS,
+        OPT_SSH,
+        OPT_ID,
+        OPT_NOAUTO
+    };
     static const struct option opts[] = {
         {"friendly-name", required_argument, NULL, OPT_FRIENDLY},
         {"concurrency", required_argument, NULL, OPT_CONC},
@@ -352,8 +364,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "proctord: cannot create the event loop\n");
         goto out;
     }
-    struct agent_sink sink = {.job_started = sink_started, .job_done = sink_done,
-                              .ssh_debug = sink_ssh, .data = &d};
+    struct agent_sink sink = {
+        .job_started = sink_started, .job_done = sink_done, .ssh_debug = sink_ssh, .data = &d};
     char err[1024] = "";
     d.agent = agent_new(d.loop, &cfg, &sink, err, sizeof err);
     if (!d.agent) {

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 DEBS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libcurl4-openssl-dev
-      liblua5.4-dev lua5.4 libcjson-dev lua-busted busybox-static clang-format python3-venv file)
+      liblua5.4-dev lua5.4 libcjson-dev lua-busted busybox-static clang-format python3-venv file lua-check)
 INGINIOUS_VERSION=0.9.2
 VENV=${PROCTOR_VENV:-/opt/proctor-venv}
 

@@ -144,8 +144,7 @@ static void sink_ssh(void *data, const char *job_id, const char *host, int port,
                      const char *password)
 {
     PROCTOR_UNUSED(data);
-    fprintf(stderr, "job %s: ssh %s@%s -p %d (password %s)\n", job_id, user, host, port,
-            password);
+    fprintf(stderr, "job %s: ssh %s@%s -p %d (password %s)\n", job_id, user, host, port, password);
 }
 
 static long wait_done(struct loop *loop, uint64_t id, void *data)
@@ -188,21 +187,22 @@ static void on_sigint(struct loop *loop, int signo, void *data)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: proctor run [options] COURSE TASK\n"
-            "       proctor envs [--ssh]\n"
-            "       proctor check-policies DIR\n"
-            "\n"
-            "run: grade one submission locally with the real Docker engine (no backend) and\n"
-            "print the result as JSON. Exit status 0 when the result is success.\n"
-            "  --tasks DIR           courses directory (default ./tasks)\n"
-            "  --policies DIR        Lua policies (default: built-in)\n"
-            "  --tmpdir DIR          where to make the job's work directory (default /tmp)\n"
-            "  --input PID=VALUE     a problem's answer (repeatable); @username=... etc. too\n"
-            "  --file PID=PATH       upload PATH as the file answer of PID\n"
-            "  --env TYPE/NAME       environment (default docker/<task.yaml environment_id>)\n"
-            "  --time S --hard-time S --memory MB   limits (default: task.yaml's, else the policy's)\n"
-            "  --debug               ask the runner for stdout/stderr\n");
+    fprintf(
+        f,
+        "usage: proctor run [options] COURSE TASK\n"
+        "       proctor envs [--ssh]\n"
+        "       proctor check-policies DIR\n"
+        "\n"
+        "run: grade one submission locally with the real Docker engine (no backend) and\n"
+        "print the result as JSON. Exit status 0 when the result is success.\n"
+        "  --tasks DIR           courses directory (default ./tasks)\n"
+        "  --policies DIR        Lua policies (default: built-in)\n"
+        "  --tmpdir DIR          where to make the job's work directory (default /tmp)\n"
+        "  --input PID=VALUE     a problem's answer (repeatable); @username=... etc. too\n"
+        "  --file PID=PATH       upload PATH as the file answer of PID\n"
+        "  --env TYPE/NAME       environment (default docker/<task.yaml environment_id>)\n"
+        "  --time S --hard-time S --memory MB   limits (default: task.yaml's, else the policy's)\n"
+        "  --debug               ask the runner for stdout/stderr\n");
 }
 
 static int add_input(struct value *input, const char *spec, bool file)
@@ -334,19 +334,36 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    enum { O_TASKS = 256, O_POL, O_TMP, O_INPUT, O_FILE, O_ENV, O_TIME, O_HARD, O_MEM, O_DEBUG,
-           O_SSH };
+    enum {
+        O_TASKS = 256,
+        O_POL,
+        O_TMP,
+        O_INPUT,
+        O_FILE,
+        O_ENV,
+        O_TIME,
+        O_HARD,
+        O_MEM,
+        O_DEBUG,
+        O_SSH
+    };
     static const struct option opts[] = {
-        {"tasks", required_argument, NULL, O_TASKS}, {"policies", required_argument, NULL, O_POL},
-        {"tmpdir", required_argument, NULL, O_TMP},  {"input", required_argument, NULL, O_INPUT},
-        {"file", required_argument, NULL, O_FILE},   {"env", required_argument, NULL, O_ENV},
-        {"time", required_argument, NULL, O_TIME},   {"hard-time", required_argument, NULL, O_HARD},
-        {"memory", required_argument, NULL, O_MEM},  {"debug", no_argument, NULL, O_DEBUG},
-        {"ssh", no_argument, NULL, O_SSH},           {"verbose", no_argument, NULL, 'v'},
+        {"tasks", required_argument, NULL, O_TASKS},
+        {"policies", required_argument, NULL, O_POL},
+        {"tmpdir", required_argument, NULL, O_TMP},
+        {"input", required_argument, NULL, O_INPUT},
+        {"file", required_argument, NULL, O_FILE},
+        {"env", required_argument, NULL, O_ENV},
+        {"time", required_argument, NULL, O_TIME},
+        {"hard-time", required_argument, NULL, O_HARD},
+        {"memory", required_argument, NULL, O_MEM},
+        {"debug", no_argument, NULL, O_DEBUG},
+        {"ssh", no_argument, NULL, O_SSH},
+        {"verbose", no_argument, NULL, 'v'},
         {0},
     };
-    struct agent_config cfg = {.friendly_name = "proctor", .concurrency = 1,
-                               .tasks_dir = "./tasks"};
+    struct agent_config cfg = {
+        .friendly_name = "proctor", .concurrency = 1, .tasks_dir = "./tasks"};
     struct cli c = {.want_envs = !run, .exit_code = 2};
     struct value input, params, limits;
     value_set_map(&input);
@@ -455,8 +472,8 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     c.loop = loop_new();
-    struct agent_sink sink = {.job_started = sink_started, .job_done = sink_done,
-                              .ssh_debug = sink_ssh, .data = &c};
+    struct agent_sink sink = {
+        .job_started = sink_started, .job_done = sink_done, .ssh_debug = sink_ssh, .data = &c};
     char err[1024] = "";
     c.agent = c.loop ? agent_new(c.loop, &cfg, &sink, err, sizeof err) : NULL;
     if (!c.agent) {

@@ -29,7 +29,8 @@ enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERRO
 /** Messages below this level are dropped (default INFO; PROCTOR_LOG=debug in the env). */
 void log_set_level(enum log_level level);
 bool log_enabled(enum log_level level);
-void log_write(enum log_level level, enum log_group group, const char *fmt, ...) PROCTOR_PRINTF(3, 4);
+void log_write(enum log_level level, enum log_group group, const char *fmt, ...)
+    PROCTOR_PRINTF(3, 4);
 
 #define log_debug(g, ...)                                                                          \
     do {                                                                                           \

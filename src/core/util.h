@@ -32,7 +32,8 @@ bool util_fails_report(const char *expr, const char *file, int line);
         if (__builtin_expect(!(x), 0))                                                             \
             util_require_failed(#x, __FILE__, __LINE__);                                           \
     } while (0)
-#define PROCTOR_FAILS(x) (__builtin_expect(!(x), 0) ? util_fails_report(#x, __FILE__, __LINE__) : false)
+#define PROCTOR_FAILS(x)                                                                           \
+    (__builtin_expect(!(x), 0) ? util_fails_report(#x, __FILE__, __LINE__) : false)
 
 /** Abort-on-OOM allocators for small bookkeeping. Never return NULL. */
 void *xmalloc(size_t n);

@@ -203,7 +203,8 @@ bool value_map_del(struct value *map, const char *key)
 
 bool value_is_str(const struct value *v, const char *s)
 {
-    return v && v->type == VALUE_STR && strlen(s) == v->u.s.len && !memcmp(v->u.s.ptr, s, v->u.s.len);
+    return v && v->type == VALUE_STR && strlen(s) == v->u.s.len &&
+           !memcmp(v->u.s.ptr, s, v->u.s.len);
 }
 
 static int from_msgpack(const msgpack_object *o, struct value *out, int depth)

@@ -45,7 +45,7 @@ struct value {
         struct {
             char *ptr; /* NUL-terminated for convenience; len excludes the NUL */
             size_t len;
-        } s;           /* VALUE_STR and VALUE_BIN */
+        } s; /* VALUE_STR and VALUE_BIN */
         struct {
             struct value *items;
             size_t len, cap;

@@ -127,8 +127,9 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
     a->docker = docker_client_new(loop, a->docker_host);
     if (!a->docker) {
         util_err(err, errlen, "cannot set up the Docker client (DOCKER_HOST=%s)",
-                 a->docker_host ? a->docker_host : getenv("DOCKER_HOST") ? getenv("DOCKER_HOST")
-                                                                          : "default");
+                 a->docker_host          ? a->docker_host
+                 : getenv("DOCKER_HOST") ? getenv("DOCKER_HOST")
+                                         : "default");
         goto fail;
     }
     AUTO_FREE char *label = xasprintf("%s=%s", JOB_LABEL_AGENT, a->agent_id);
@@ -220,8 +221,9 @@ static int parse_ports(const char *s, uint16_t *out, size_t *n)
     return 0;
 }
 
-static void env_add(struct agent *a, const struct policy_runtime *rt, const struct docker_image *img,
-                    const char *name, const uint16_t *ports, size_t nports, bool advertised)
+static void env_add(struct agent *a, const struct policy_runtime *rt,
+                    const struct docker_image *img, const char *name, const uint16_t *ports,
+                    size_t nports, bool advertised)
 {
     for (size_t i = 0; i < a->nenvs; i++) {
         struct env *e = &a->envs[i];
@@ -432,8 +434,8 @@ int agent_ports_take(struct agent *a, const char *job, size_t n, uint16_t *out, 
         log_warn(LOG_JOB, "job %s needs ports but SSH debug is off (no --debug-host)", job);
         return -EPERM;
     }
-    struct policy_ports_req req = {.job_id = job, .count = n, .free = a->ports_free,
-                                   .nfree = a->nports_free};
+    struct policy_ports_req req = {
+        .job_id = job, .count = n, .free = a->ports_free, .nfree = a->nports_free};
     int ret = policy_ports(a->policy, &req, out, reason, reasonlen);
     if (ret)
         return ret;
@@ -462,7 +464,8 @@ void agent_new_job(struct agent *a, const struct backend_new_job *msg)
     if (a->closing) {
         // Shutting down: the backend cannot be told to stop sending, so
         // answer at once rather than leaving the student waiting.
-        struct backend_job_done d = {.job_id = msg->job_id, .result = "crash",
+        struct backend_job_done d = {.job_id = msg->job_id,
+                                     .result = "crash",
                                      .text = "The grading agent is shutting down. Please retry "
                                              "later.",
                                      .state = ""};

@@ -23,22 +23,22 @@ struct agent_sink {
     void (*job_started)(void *data, const char *job_id);
     /** Called exactly once per job the agent accepted, whatever happens. */
     void (*job_done)(void *data, const struct backend_job_done *done);
-    void (*ssh_debug)(void *data, const char *job_id, const char *host, int port,
-                      const char *user, const char *password);
+    void (*ssh_debug)(void *data, const char *job_id, const char *host, int port, const char *user,
+                      const char *password);
     void *data;
 };
 
 struct agent_config {
-    const char *friendly_name;  /* "" allowed */
-    const char *agent_id;       /* value of the org.proctor.agent label on our containers */
-    int64_t concurrency;        /* job slots, > 0 */
-    const char *tasks_dir;      /* DIR/course/task */
-    const char *tmp_dir;        /* job directories; emptied at start */
-    const char *policies_dir;   /* NULL = built-in defaults only */
-    const char *debug_host;     /* NULL = SSH debug disabled (no port pool) */
+    const char *friendly_name; /* "" allowed */
+    const char *agent_id;      /* value of the org.proctor.agent label on our containers */
+    int64_t concurrency;       /* job slots, > 0 */
+    const char *tasks_dir;     /* DIR/course/task */
+    const char *tmp_dir;       /* job directories; emptied at start */
+    const char *policies_dir;  /* NULL = built-in defaults only */
+    const char *debug_host;    /* NULL = SSH debug disabled (no port pool) */
     uint16_t debug_port_min, debug_port_max;
-    bool ssh;                   /* also register the -ssh environment types */
-    const char *docker_host;    /* NULL = $DOCKER_HOST or the default socket */
+    bool ssh;                /* also register the -ssh environment types */
+    const char *docker_host; /* NULL = $DOCKER_HOST or the default socket */
 };
 
 /**
@@ -57,8 +57,8 @@ void agent_free(struct agent *a);
  * ready(a, environments, data) with the AgentHello environments map
  * (borrowed; valid until the next discovery) or NULL with err on failure.
  */
-typedef void (*agent_ready_fn)(struct agent *a, const struct value *environments,
-                               const char *err, void *data);
+typedef void (*agent_ready_fn)(struct agent *a, const struct value *environments, const char *err,
+                               void *data);
 int agent_discover(struct agent *a, agent_ready_fn ready, void *data);
 
 /** Handles BackendNewJob (takes nothing: msg is borrowed and copied as needed). */

@@ -19,7 +19,7 @@
 #define TXT_ENV_UNAVAILABLE                                                                        \
     "This environment is not available in this agent. Please contact your course administrator."
 #define TXT_TASK_UNAVAILABLE                                                                       \
-    "Task unavailable on agent. Please retry later, the agents should synchronize soon. If the "  \
+    "Task unavailable on agent. Please retry later, the agents should synchronize soon. If the "   \
     "error persists, please contact your course administrator."
 #define TXT_BAD_PARAMS "The agent is unable to parse the parameters"
 #define TXT_CANNOT_CREATE "Cannot create container."
@@ -52,7 +52,7 @@ struct student {
     char *socket_id;
     char *container_id;
     struct policy_student_limits limits;
-    uint16_t ssh_port; /* 0 = none */
+    uint16_t ssh_port;           /* 0 = none */
     struct docker_req *req;      /* create/start/inspect/remove in flight */
     struct docker_req *wait_req; /* death notification */
     struct docker_req *cpu_req;  /* stats stream when cgroups are not readable */
@@ -758,8 +758,7 @@ static void student_reply_retval(struct student *s, int retval)
     if (job_send(s->job, &msg))
         log_debug(LOG_JOB, "job %s: could not send run_student_retval", s->job->id);
     value_deinit(&msg);
-    log_info(LOG_JOB, "job %s: student container %s returned %d", s->job->id, s->socket_id,
-             retval);
+    log_info(LOG_JOB, "job %s: student container %s returned %d", s->job->id, s->socket_id, retval);
 }
 
 static void student_unlink(struct student *s)
@@ -816,8 +815,8 @@ static void student_step(struct student *s)
     if (!s->inspected && !s->reason && s->container_id) {
         // Learn whether the kernel killed it for memory before replying.
         s->inspected = true;
-        s->req = docker_container_inspect(j->agent->docker, s->container_id,
-                                          on_student_inspected, s);
+        s->req =
+            docker_container_inspect(j->agent->docker, s->container_id, on_student_inspected, s);
         if (s->req)
             return;
     }
@@ -1037,8 +1036,9 @@ static void job_run_student(struct job *j, const struct value *m)
     AUTO_FREE char *sock = xasprintf("%s/sockets/%s.sock", j->dir, sid);
     if (check_source(student_dir, false, true) || check_source(scripts_dir, false, true) ||
         check_source(sysfiles, false, true) || check_source(sock, true, false)) {
-        log_warn(LOG_JOB, "job %s: run_student bind sources are not what they should be "
-                          "(a symlink, or a missing socket): refused",
+        log_warn(LOG_JOB,
+                 "job %s: run_student bind sources are not what they should be "
+                 "(a symlink, or a missing socket): refused",
                  j->id);
         goto refuse;
     }
@@ -1049,21 +1049,23 @@ static void job_run_student(struct job *j, const struct value *m)
     AUTO_FREE char *b5 = xasprintf("%s:/course/common/student:ro", common_student);
     const char *binds[] = {b1, b2, b3, b4, b5, NULL};
     struct policy_hardening hard = {0};
-    struct policy_hardening_req hreq = {.environment = envname, .student = true,
-                                        .memory_mib = s->limits.memory_mib, .network = ssh};
+    struct policy_hardening_req hreq = {.environment = envname,
+                                        .student = true,
+                                        .memory_mib = s->limits.memory_mib,
+                                        .network = ssh};
     policy_hardening(a->policy, &hreq, &hard, reason, sizeof reason);
     const char *caps[POLICY_MAX_CAPS + 1] = {0};
     for (size_t i = 0; i < hard.ncap_drop; i++)
         caps[i] = hard.cap_drop[i];
     const char *secopt[] = {hard.no_new_privileges ? "no-new-privileges" : NULL, NULL};
     struct docker_ulimit ul = {"nofile", hard.nofile_soft, hard.nofile_hard};
-    AUTO_FREE char *netmode = ssh                                     ? xstrdup("bridge")
-                              : truthy(value_map_get(m, "share_network")) ? xasprintf("container:%s", j->container_id)
-                                                                      : xstrdup("none");
+    AUTO_FREE char *netmode = ssh ? xstrdup("bridge")
+                              : truthy(value_map_get(m, "share_network"))
+                                  ? xasprintf("container:%s", j->container_id)
+                                  : xstrdup("none");
     const char *cmd[] = {"_run_student_intern", NULL};
-    struct docker_kv labels[] = {{JOB_LABEL_AGENT, a->agent_id},
-                                 {JOB_LABEL_JOB, j->id},
-                                 {JOB_LABEL_ROLE, "student"}};
+    struct docker_kv labels[] = {
+        {JOB_LABEL_AGENT, a->agent_id}, {JOB_LABEL_JOB, j->id}, {JOB_LABEL_ROLE, "student"}};
     struct docker_port_binding pb = {.container_port = 22, .host_port = s->ssh_port};
     struct docker_create_spec spec = {
         .image = env->image_id,
@@ -1139,8 +1141,8 @@ static void job_on_message(struct job *j, const void *p, size_t n)
             job_fail(j, REASON_CRASH, TXT_SSH_FOREIGN);
         } else if (!j->ssh_sent && user && key && s->ssh_port && j->agent->debug_host) {
             j->ssh_sent = true;
-            j->agent->sink.ssh_debug(j->agent->sink.data, j->id, j->agent->debug_host,
-                                     s->ssh_port, user, key);
+            j->agent->sink.ssh_debug(j->agent->sink.data, j->id, j->agent->debug_host, s->ssh_port,
+                                     user, key);
         }
     } else {
         log_debug(LOG_JOB, "job %s: container message %s ignored", j->id, type);
@@ -1166,7 +1168,8 @@ static void on_attach_data(struct docker_attach *at, int stream, const void *p, 
     if (stream == DOCKER_STDERR) {
         // The runner logs there; keep a bounded excerpt for the admin.
         if (j->stderr_logged < STDERR_LOG_MAX) {
-            size_t k = n < STDERR_LOG_MAX - j->stderr_logged ? n : STDERR_LOG_MAX - j->stderr_logged;
+            size_t k =
+                n < STDERR_LOG_MAX - j->stderr_logged ? n : STDERR_LOG_MAX - j->stderr_logged;
             j->stderr_logged += k;
             log_debug(LOG_JOB, "job %s: container stderr: %.*s", j->id, (int)k, (const char *)p);
         }
@@ -1384,9 +1387,8 @@ static int job_create_container(struct job *j)
     for (size_t i = 0; i < j->nports; i++)
         pb[i] = (struct docker_port_binding){.container_port = j->ports_cont[i],
                                              .host_port = j->ports_host[i]};
-    struct docker_kv labels[] = {{JOB_LABEL_AGENT, a->agent_id},
-                                 {JOB_LABEL_JOB, j->id},
-                                 {JOB_LABEL_ROLE, "grading"}};
+    struct docker_kv labels[] = {
+        {JOB_LABEL_AGENT, a->agent_id}, {JOB_LABEL_JOB, j->id}, {JOB_LABEL_ROLE, "grading"}};
     struct docker_create_spec spec = {
         .image = j->env.image_id,
         .labels = labels,

@@ -67,7 +67,7 @@ struct agent {
     size_t disc_pending_removals;
     struct policy_runtime disc_rts[32]; /* runtimes -> envtypes of the last discovery */
     size_t disc_nrts;
-    bool closing;                /* draining or freeing: new jobs are refused */
+    bool closing; /* draining or freeing: new jobs are refused */
     uint64_t close_deadline_ms;
 };
 

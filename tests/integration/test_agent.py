@@ -164,12 +164,43 @@ def test_several_jobs_at_once(cluster):
 
 def test_backend_restart_says_hello_again(cluster):
     first = cluster.agent.log().count("said hello")
+    running = cluster.submit("demo", "sleep", harness.DEMO_INPUTS["sleep"])
+    cluster.agent.wait_log(r"job %s: container \w+ started" % running.job_id, 60)
     cluster.restart_backend()
     cluster.agent.wait_log(r"said hello", 40, count=first + 1)
+    # The new backend knows nothing of the running job: it was abandoned and
+    # its container removed, nothing runs for nobody.
+    harness.wait_for(lambda: not harness.containers("org.proctor.job=" + running.job_id), 30,
+                     "the abandoned job's container to be removed")
     # The client reconnects to the new backend by itself (its own 10 s rule).
     cluster.wait_environment(timeout=60)
     r = cluster.grade("demo", "hello", harness.DEMO_INPUTS["hello"], timeout=120)
     assert r["result"][0] == "success", r
+
+
+def test_policy_reload_on_sighup(tasks_dir):
+    import signal
+    pol = tempfile.mkdtemp(prefix="proctor-pol-")
+    shutil.copytree(os.path.join(harness.ROOT, "policies"), pol, dirs_exist_ok=True)
+    limits = os.path.join(pol, "limits.lua")
+    original = open(limits).read()
+    assert "memory_mib = MiB(200)" in original
+    c = harness.Cluster(tasks=tasks_dir, concurrency=1, policies=pol, friendly_name="it-reload")
+    with c:
+        assert c.grade("it", "memlimit")["result"] == ("success", str(200 << 20))
+        # The admin changes the memory default in one file and sends SIGHUP.
+        open(limits, "w").write(original.replace("memory_mib = MiB(200)", "memory_mib = MiB(150)"))
+        c.agent.popen.send_signal(signal.SIGHUP)
+        c.agent.wait_log(r"policies reloaded \(generation 2\)", 30)
+        assert c.grade("it", "memlimit")["result"] == ("success", str(150 << 20))
+        # A broken file is refused with its file:line; the old policies go on.
+        open(limits, "w").write(original + "\nthis is not lua\n")
+        c.agent.popen.send_signal(signal.SIGHUP)
+        c.agent.wait_log(r"policy reload refused, keeping generation 2: .*limits\.lua:\d+", 30)
+        assert c.grade("it", "memlimit")["result"] == ("success", str(150 << 20))
+        assert c.agent.alive()
+    shutil.rmtree(pol, ignore_errors=True)
+    assert not harness.containers("org.proctor.agent=proctord-it-reload")
 
 
 # -- faults the real backend cannot produce: a hand-made ROUTER ------------------

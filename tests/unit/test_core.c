@@ -168,7 +168,10 @@ static void test_value(void)
     value_set_array(arr);
     value_set_int(value_array_push(arr), 1);
     value_set_nil(value_array_push(arr));
-    value_set_str(value_map_put(&m, "s"), "replaced"); /* same key: same slot */
+    struct value *same = value_map_put(&m, "s"); /* same key: same slot, content kept */
+    CHECK(value_is_str(same, "text"));
+    value_deinit(same);
+    value_set_str(same, "replaced");
     CHECK(m.u.m.len == 6);
 
     struct value back;
