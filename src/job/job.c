@@ -37,6 +37,7 @@
 #define STREAM_GRACE_MS 3000
 #define CPU_POLL_MS 500
 #define STDERR_LOG_MAX 4096
+#define JOB_BAD_MSG_LOGS 3
 
 enum job_reason {
     REASON_NONE,
@@ -91,6 +92,7 @@ struct job {
     uint64_t wall_timer, cpu_timer, grace_timer;
     uint64_t started_ms;
     size_t output_bytes, stderr_logged;
+    uint64_t bad_msgs; /* malformed container messages skipped */
 
     struct value result; /* last `result` the container sent (NIL = none) */
     bool has_result;
@@ -403,6 +405,9 @@ static void job_report(struct job *j)
     if (j->reported)
         return;
     j->reported = true;
+    if (j->bad_msgs > JOB_BAD_MSG_LOGS)
+        log_warn(LOG_JOB, "job %s: %llu incorrect messages from the container skipped in all",
+                 j->id, (unsigned long long)j->bad_msgs);
     if (j->abandoned)
         return;
     switch (j->reason) {
@@ -1105,12 +1110,16 @@ static void job_on_message(struct job *j, const void *p, size_t n)
     char err[256];
     struct value m;
     if (value_unpack(p, n, &m, err, sizeof err)) {
-        log_warn(LOG_JOB, "job %s: incorrect message from the container skipped: %s", j->id, err);
+        // A hostile container can send these forever: log a few, count all.
+        if (j->bad_msgs++ < JOB_BAD_MSG_LOGS)
+            log_warn(LOG_JOB, "job %s: incorrect message from the container skipped: %s", j->id,
+                     err);
         return;
     }
     const char *type = msg_str(&m, "type");
     if (m.type != VALUE_MAP || !type) {
-        log_warn(LOG_JOB, "job %s: container message without a type skipped", j->id);
+        if (j->bad_msgs++ < JOB_BAD_MSG_LOGS)
+            log_warn(LOG_JOB, "job %s: container message without a type skipped", j->id);
     } else if (!strcmp(type, "result")) {
         // The last result wins; the job is judged when the container dies.
         value_deinit(&j->result);

@@ -5,6 +5,7 @@ tasks from examples/courses/demo and tests/integration/courses/it, and checks
 what the client receives. After each test no container of that agent remains.
 """
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,14 +25,16 @@ def docker_and_images():
     harness.require_docker()
     # The environment images come from examples/environments/build.sh (run by
     # the test command); the "noresult" image is this suite's own.
-    ctx = tempfile.mkdtemp(prefix="proctor-noresult-")
-    try:
-        shutil.copy(os.path.join(HERE, "images", "noresult", "Dockerfile"), ctx)
-        shutil.copy(shutil.which("busybox") or "/bin/busybox", os.path.join(ctx, "busybox"))
-        subprocess.run(["docker", "build", "-q", "-t", "proctor/test-noresult", ctx], check=True,
-                       capture_output=True)
-    finally:
-        shutil.rmtree(ctx, ignore_errors=True)
+    # tests/integration/images/* are this suite's own hostile or broken images.
+    for name in sorted(os.listdir(os.path.join(HERE, "images"))):
+        ctx = tempfile.mkdtemp(prefix="proctor-img-")
+        try:
+            shutil.copy(os.path.join(HERE, "images", name, "Dockerfile"), ctx)
+            shutil.copy(shutil.which("busybox") or "/bin/busybox", os.path.join(ctx, "busybox"))
+            subprocess.run(["docker", "build", "-q", "-t", "proctor/test-" + name, ctx],
+                           check=True, capture_output=True)
+        finally:
+            shutil.rmtree(ctx, ignore_errors=True)
     out = subprocess.run(["docker", "images", "-q", "--filter",
                           "label=org.inginious.grading.name=default"],
                          check=True, capture_output=True, text=True).stdout
@@ -176,6 +179,48 @@ def test_backend_restart_says_hello_again(cluster):
     cluster.wait_environment(timeout=60)
     r = cluster.grade("demo", "hello", harness.DEMO_INPUTS["hello"], timeout=120)
     assert r["result"][0] == "success", r
+
+
+def test_hostile_runner_flooding_garbage(cluster):
+    cluster.wait_environment("docker", "flood")
+    r = cluster.grade("it", "flood_task", {"@state": "s"})
+    assert r["result"][0] == "crash", r
+    assert r["result"][1].startswith(
+        "The grader did not return a readable output : application frame too large"), r
+    assert r["state"] == "s"
+    # The agent is still there for the next student.
+    assert cluster.grade("demo", "hello", harness.DEMO_INPUTS["hello"])["result"][0] == "success"
+
+
+def capped_policies(max_output, max_frame):
+    pol = tempfile.mkdtemp(prefix="proctor-pol-")
+    shutil.copytree(os.path.join(harness.ROOT, "policies"), pol, dirs_exist_ok=True)
+    path = os.path.join(pol, "hardening.lua")
+    text = open(path).read()
+    for key, value in (("max_output_bytes", max_output), ("max_frame_bytes", max_frame)):
+        text, n = re.subn(r"%s = MiB_bytes\(\d+\)" % key, "%s = %d" % (key, value), text)
+        assert n == 1, key
+    open(path, "w").write(text)
+    return pol
+
+
+def test_output_caps_from_policy(tasks_dir):
+    pol = capped_policies(max_output=200000, max_frame=65536)
+    c = harness.Cluster(tasks=tasks_dir, concurrency=2, policies=pol, friendly_name="it-caps")
+    with c:
+        c.wait_environment("docker", "chatter")
+        big, chatter = c.submit("it", "bigresult"), c.submit("it", "chatter_task")
+        r = big.wait(60)
+        assert r["result"][0] == "crash", r
+        assert re.fullmatch(r"The grader did not return a readable output : application frame "
+                            r"too large \(3\d{5} bytes, limit 65536\)", r["result"][1]), r
+        r = chatter.wait(60)
+        assert r["result"] == ("crash", "The grading container sent more than 200000 bytes; "
+                               "it was stopped."), r
+        assert c.grade("demo", "hello", harness.DEMO_INPUTS["hello"])["result"][0] == "success"
+        assert c.agent.log().count("skipped") <= 5, "one line per bad message floods the log"
+    shutil.rmtree(pol, ignore_errors=True)
+    assert not harness.containers("org.proctor.agent=proctord-it-caps")
 
 
 def test_policy_reload_on_sighup(tasks_dir):
