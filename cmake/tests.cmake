@@ -20,7 +20,8 @@ if(BUILD_TESTING)
     upload error_default invalid_result_is_a_crash runner_without_result timeout_cpu
     timeout_wall overflow_memory run_student kill_from_client several_jobs_at_once
     backend_restart_says_hello_again unknown_environment_and_malformed_messages
-    policy_reload_on_sighup hostile_runner_flooding_garbage output_caps_from_policy)
+    policy_reload_on_sighup hostile_runner_flooding_garbage output_caps_from_policy
+    ssh_debug_reaches_the_client run_student_return_codes)
   foreach(t ${PROCTOR_AGENT_TESTS})
     add_test(NAME agent.${t}
              COMMAND ${PROCTOR_PYTHON} -m pytest -q -x -p no:cacheprovider

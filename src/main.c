@@ -354,7 +354,10 @@ int main(int argc, char **argv)
     cfg.agent_id = agent_id;
 
     int ret = 1;
+    char err[1024] = "";
     struct daemon d = {.friendly_name = cfg.friendly_name, .concurrency = cfg.concurrency};
+    struct agent_sink sink = {
+        .job_started = sink_started, .job_done = sink_done, .ssh_debug = sink_ssh, .data = &d};
     msgpack_sbuffer_init(&d.sb);
     value_set_map(&d.environments);
     // A peer closing a socket must not kill the daemon.
@@ -364,9 +367,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "proctord: cannot create the event loop\n");
         goto out;
     }
-    struct agent_sink sink = {
-        .job_started = sink_started, .job_done = sink_done, .ssh_debug = sink_ssh, .data = &d};
-    char err[1024] = "";
     d.agent = agent_new(d.loop, &cfg, &sink, err, sizeof err);
     if (!d.agent) {
         fprintf(stderr, "proctord: %s\n", err);

@@ -1095,13 +1095,13 @@ static void req_complete(struct docker_req *r, CURLcode res)
             err = "unparsable json from docker";
         }
     }
+    int ret = 0;
     if (r->cancelled)
         goto out;
     if (status != 0) {
         req_fail(r, status, err);
         goto out;
     }
-    int ret = 0;
     switch (r->kind) {
     case REQ_DONE:
     case REQ_START:

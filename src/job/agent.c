@@ -75,6 +75,9 @@ static void on_event(const struct docker_event *ev, void *data)
 struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
                         const struct agent_sink *sink, char *err, size_t errlen)
 {
+    char path[PATH_MAX];
+    char *label = NULL;
+    struct policy_config pcfg = {0};
     struct agent *a = xcalloc(1, sizeof *a);
     a->loop = loop;
     a->sink = *sink;
@@ -91,7 +94,6 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
                  strerror(errno));
         goto fail;
     }
-    char path[PATH_MAX];
     if (!realpath(cfg->tmp_dir, path)) {
         util_err(err, errlen, "cannot resolve %s: %s", cfg->tmp_dir, strerror(errno));
         goto fail;
@@ -115,7 +117,7 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
     if (cfg->docker_host)
         a->docker_host = xstrdup(cfg->docker_host);
 
-    struct policy_config pcfg = {
+    pcfg = (struct policy_config){
         .concurrency = a->concurrency,
         .host_memory_mib = a->host_memory_mib,
         .max_result_bytes = 512ll << 20,
@@ -132,8 +134,9 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
                                          : "default");
         goto fail;
     }
-    AUTO_FREE char *label = xasprintf("%s=%s", JOB_LABEL_AGENT, a->agent_id);
+    label = xasprintf("%s=%s", JOB_LABEL_AGENT, a->agent_id);
     a->events = docker_events_watch(a->docker, label, on_event, a);
+    free(label);
     if (!a->events) {
         util_err(err, errlen, "cannot watch Docker events");
         goto fail;

@@ -992,60 +992,27 @@ static int msg_int(const struct value *m, const char *key, int64_t *out)
     return 0;
 }
 
-static void job_run_student(struct job *j, const struct value *m)
+/** Creates the student container for a request that passed every check. 0 or -errno. */
+static int student_create(struct student *s, const struct env *env, const char *envname, bool ssh,
+                          bool share_network)
 {
+    struct job *j = s->job;
     struct agent *a = j->agent;
-    struct student *s = xcalloc(1, sizeof *s);
-    s->job = j;
-    const char *sid = msg_str(m, "socket_id");
-    s->socket_id = xstrdup(sid ? sid : "");
-    s->next = j->students;
-    j->students = s;
     char reason[POLICY_REASON_MAX] = "";
-    const struct value *envv = value_map_get(m, "environment");
-    const char *envname = envv && envv->type == VALUE_STR ? envv->u.s.ptr : j->envname;
-    struct policy_student_req req = {.parent_time_s = j->limits.time_s,
-                                     .parent_hard_time_s = j->limits.hard_time_s,
-                                     .parent_memory_mib = j->limits.memory_mib,
-                                     .environment = envname};
-    bool ssh = truthy(value_map_get(m, "ssh"));
-    bool root = truthy(value_map_get(m, "run_as_root"));
-    const struct env *env = agent_env_find(a, j->envtype, envname);
-    // Upstream hangs the requester on a malformed request; we answer 254.
-    if (!sid || !socket_id_is_safe(sid) || msg_int(m, "time_limit", &req.time_s) ||
-        msg_int(m, "hard_time_limit", &req.hard_time_s) ||
-        msg_int(m, "memory_limit", &req.memory_mib)) {
-        log_warn(LOG_JOB, "job %s: malformed run_student request", j->id);
-        goto refuse;
-    }
-    if (ssh && !(j->limits.network && strstr(j->envtype, "ssh") && a->ssh)) {
-        job_fail(j, REASON_CRASH, TXT_SSH_STUDENT);
-        goto refuse;
-    }
-    if (root || !env) {
-        log_info(LOG_JOB, "job %s: run_student refused (%s)", j->id,
-                 root ? "run_as_root" : "unknown environment");
-        goto refuse;
-    }
-    if (policy_student_limits(a->policy, &req, &s->limits, reason, sizeof reason)) {
-        log_info(LOG_JOB, "job %s: run_student refused by policy: %s", j->id, reason);
-        goto refuse;
-    }
-    if (ssh && agent_ports_take(a, j->id, 1, &s->ssh_port, reason, sizeof reason))
-        goto refuse;
-
     AUTO_FREE char *student_dir = xasprintf("%s/task/student", j->dir);
     AUTO_FREE char *scripts_dir = xasprintf("%s/task/student/scripts", j->dir);
     AUTO_FREE char *sysfiles = xasprintf("%s/task/systemfiles", j->dir);
     AUTO_FREE char *common_student = xasprintf("%s/course/common/student", j->dir);
-    AUTO_FREE char *sock = xasprintf("%s/sockets/%s.sock", j->dir, sid);
+    AUTO_FREE char *sock = xasprintf("%s/sockets/%s.sock", j->dir, s->socket_id);
+    // Docker resolves bind sources on the host: anything the grading
+    // container replaced by a symlink could expose a host path.
     if (check_source(student_dir, false, true) || check_source(scripts_dir, false, true) ||
         check_source(sysfiles, false, true) || check_source(sock, true, false)) {
         log_warn(LOG_JOB,
                  "job %s: run_student bind sources are not what they should be "
                  "(a symlink, or a missing socket): refused",
                  j->id);
-        goto refuse;
+        return -EPERM;
     }
     AUTO_FREE char *b1 = xasprintf("%s:/task/student:rw", student_dir);
     AUTO_FREE char *b2 = xasprintf("%s:/task/student/scripts:rw", scripts_dir);
@@ -1058,16 +1025,18 @@ static void job_run_student(struct job *j, const struct value *m)
                                         .student = true,
                                         .memory_mib = s->limits.memory_mib,
                                         .network = ssh};
-    policy_hardening(a->policy, &hreq, &hard, reason, sizeof reason);
+    if (policy_hardening(a->policy, &hreq, &hard, reason, sizeof reason)) {
+        log_info(LOG_JOB, "job %s: run_student refused by policy: %s", j->id, reason);
+        return -EPERM;
+    }
     const char *caps[POLICY_MAX_CAPS + 1] = {0};
     for (size_t i = 0; i < hard.ncap_drop; i++)
         caps[i] = hard.cap_drop[i];
-    const char *secopt[] = {hard.no_new_privileges ? "no-new-privileges" : NULL, NULL};
+    const char *secopt[] = {"no-new-privileges", NULL};
     struct docker_ulimit ul = {"nofile", hard.nofile_soft, hard.nofile_hard};
-    AUTO_FREE char *netmode = ssh ? xstrdup("bridge")
-                              : truthy(value_map_get(m, "share_network"))
-                                  ? xasprintf("container:%s", j->container_id)
-                                  : xstrdup("none");
+    AUTO_FREE char *netmode = ssh             ? xstrdup("bridge")
+                              : share_network ? xasprintf("container:%s", j->container_id)
+                                              : xstrdup("none");
     const char *cmd[] = {"_run_student_intern", NULL};
     struct docker_kv labels[] = {
         {JOB_LABEL_AGENT, a->agent_id}, {JOB_LABEL_JOB, j->id}, {JOB_LABEL_ROLE, "student"}};
@@ -1097,12 +1066,55 @@ static void job_run_student(struct job *j, const struct value *m)
         .attach_stderr = true,
     };
     s->req = docker_container_create(a->docker, &spec, on_student_created, s);
-    if (s->req)
-        return;
-refuse:
-    s->exited = true;
-    s->reason = REASON_CRASH;
-    student_step(s);
+    return s->req ? 0 : -EIO;
+}
+
+static void job_run_student(struct job *j, const struct value *m)
+{
+    struct agent *a = j->agent;
+    struct student *s = xcalloc(1, sizeof *s);
+    s->job = j;
+    const char *sid = msg_str(m, "socket_id");
+    s->socket_id = xstrdup(sid ? sid : "");
+    s->next = j->students;
+    j->students = s;
+    char reason[POLICY_REASON_MAX] = "";
+    const struct value *envv = value_map_get(m, "environment");
+    const char *envname = envv && envv->type == VALUE_STR ? envv->u.s.ptr : j->envname;
+    struct policy_student_req req = {.parent_time_s = j->limits.time_s,
+                                     .parent_hard_time_s = j->limits.hard_time_s,
+                                     .parent_memory_mib = j->limits.memory_mib,
+                                     .environment = envname};
+    bool ssh = truthy(value_map_get(m, "ssh"));
+    bool root = truthy(value_map_get(m, "run_as_root"));
+    const struct env *env = agent_env_find(a, j->envtype, envname);
+    int ret = 0;
+    // Upstream hangs the requester on a malformed request; we answer 254.
+    if (!sid || !socket_id_is_safe(sid) || msg_int(m, "time_limit", &req.time_s) ||
+        msg_int(m, "hard_time_limit", &req.hard_time_s) ||
+        msg_int(m, "memory_limit", &req.memory_mib)) {
+        log_warn(LOG_JOB, "job %s: malformed run_student request", j->id);
+        ret = -EINVAL;
+    } else if (ssh && !(j->limits.network && strstr(j->envtype, "ssh") && a->ssh)) {
+        job_fail(j, REASON_CRASH, TXT_SSH_STUDENT);
+        ret = -EPERM;
+    } else if (root || !env) {
+        log_info(LOG_JOB, "job %s: run_student refused (%s)", j->id,
+                 root ? "run_as_root" : "unknown environment");
+        ret = -EPERM;
+    } else if (policy_student_limits(a->policy, &req, &s->limits, reason, sizeof reason)) {
+        log_info(LOG_JOB, "job %s: run_student refused by policy: %s", j->id, reason);
+        ret = -EPERM;
+    } else if (ssh && agent_ports_take(a, j->id, 1, &s->ssh_port, reason, sizeof reason)) {
+        ret = -EPERM;
+    }
+    if (!ret)
+        ret = student_create(s, env, envname, ssh, truthy(value_map_get(m, "share_network")));
+    if (ret) {
+        s->exited = true;
+        s->reason = REASON_CRASH;
+        student_step(s);
+    }
 }
 
 static void job_on_message(struct job *j, const void *p, size_t n)

@@ -55,7 +55,11 @@ def cluster(request, tasks_dir):
     name = "it-" + request.node.name.replace("test_", "").replace("_", "-")[:40]
     c = harness.Cluster(tasks=tasks_dir, concurrency=2, friendly_name=name)
     with c:
-        yield c
+        try:
+            yield c
+        finally:
+            # Shown by pytest only when the test failed.
+            print("---- agent log (last lines) ----\n" + "\n".join(c.agent.log().splitlines()[-40:]))
         agent_log = c.agent.log()
     assert "invariant broken" not in agent_log
     assert "ERROR: AddressSanitizer" not in agent_log and "runtime error:" not in agent_log
@@ -148,6 +152,12 @@ def test_run_student(cluster):
     assert r["grade"] == 100.0
 
 
+def test_run_student_return_codes(cluster):
+    r = cluster.grade("it", "student_limits", timeout=180)
+    assert r["result"] == ("success", "cpu=253 wall=253 mem=252 err=254 seven=7 limit=%d"
+                           % (64 << 20)), r
+
+
 def test_kill_from_client(cluster):
     res = cluster.submit("demo", "sleep", {"@state": "before-kill"})
     cluster.agent.wait_log(r"job %s: container \w+ started" % res.job_id, 60)
@@ -190,6 +200,20 @@ def test_hostile_runner_flooding_garbage(cluster):
     assert r["state"] == "s"
     # The agent is still there for the next student.
     assert cluster.grade("demo", "hello", harness.DEMO_INPUTS["hello"])["result"][0] == "success"
+
+
+def test_ssh_debug_reaches_the_client(cluster):
+    cluster.wait_environment("docker", "sshdebug")
+    got = []
+    res = harness.Result()
+    task = harness.Task(cluster.tasks, "it", "ssh_task")
+    res.job_id = cluster.client.new_job(0, task, {"@state": ""}, res, "proctor-tests", "ssh",
+                                        lambda *a: got.append(a))
+    r = res.wait(60)
+    assert r["result"] == ("success", "ssh session over"), r
+    host, port, user, password = got[0]
+    assert (host, user, password) == ("127.0.0.1", "worker", "s3cret")
+    assert 64120 <= port <= 64130
 
 
 def capped_policies(max_output, max_frame):
