@@ -388,6 +388,12 @@ static int open_socket(struct backend_link *l)
     // Upstream sets ZMQ_IPV6 and nothing else: no routing id, default HWMs.
     if (!ret && zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof one) < 0)
         ret = -errno;
+    // Bound what one inbound message may make us allocate (a job's input
+    // with its uploads); libzmq drops the connection past it, and the
+    // 10-second rule then registers us again.
+    int64_t maxmsg = BACKEND_LINK_MAX_MSG_BYTES;
+    if (!ret && zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0)
+        ret = -errno;
     if (!ret && zmq_getsockopt(sock, ZMQ_FD, &fd, &sz) < 0)
         ret = -errno;
     if (!ret) {

@@ -39,6 +39,8 @@
 #define BACKEND_LINK_QUEUE_MAX_BYTES (512u * 1024 * 1024)
 /** How long backend_link_free() lets queued messages drain (ms), as upstream. */
 #define BACKEND_LINK_CLOSE_LINGER_MS 1000
+/** Largest message accepted from the backend (libzmq refuses bigger ones). */
+#define BACKEND_LINK_MAX_MSG_BYTES (256ll * 1024 * 1024)
 
 struct backend_link;
 
