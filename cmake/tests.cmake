@@ -56,3 +56,19 @@ if(BUILD_TESTING)
   set_tests_properties(cli.run_success cli.run_failed_exit_status cli.run_task_limits
     PROPERTIES LABELS integration TIMEOUT 120 RESOURCE_LOCK docker_agent)
 endif()
+
+if(BUILD_TESTING)
+  # `--check-policies`: the shipped sets pass; a broken file is refused with
+  # its file:line and a non-zero status, by proctord and by proctor alike.
+  add_test(NAME cli.check_policies_shipped
+           COMMAND sh -c "$<TARGET_FILE:proctord> --check-policies policies && $<TARGET_FILE:proctor> check-policies examples/policies/exam && $<TARGET_FILE:proctor> check-policies examples/policies/jvm"
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  add_test(NAME cli.check_policies_broken
+           COMMAND sh -c "d=$(mktemp -d) && cp policies/*.lua $d/ && printf 'local x = \\n' >> $d/ports.lua && out=$($<TARGET_FILE:proctord> --check-policies $d 2>&1); rc=$?; rm -rf $d; echo \"$out\"; test $rc -ne 0 && echo \"$out\" | grep -q 'ports.lua:[0-9]'"
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  add_test(NAME cli.proctord_refuses_broken_policies_at_start
+           COMMAND sh -c "d=$(mktemp -d) && cp policies/*.lua $d/ && printf 'return 42\\n' > $d/results.lua && out=$($<TARGET_FILE:proctord> --policies $d --tmpdir $d/tmp tcp://127.0.0.1:1 2>&1); rc=$?; rm -rf $d; echo \"$out\"; test $rc -ne 0 && echo \"$out\" | grep -q 'results.lua'"
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(cli.check_policies_shipped cli.check_policies_broken
+    cli.proctord_refuses_broken_policies_at_start PROPERTIES LABELS lua TIMEOUT 60)
+endif()
