@@ -90,7 +90,9 @@ struct job {
     struct docker_attach *attach;
     struct msg_framer framer;
     uint64_t wall_timer, cpu_timer, grace_timer;
-    uint64_t started_ms;
+    uint64_t started_ms; /* BackendNewJob received */
+    /* phase timings (ms since started_ms, 0 = not reached), logged at the end */
+    uint64_t t_created, t_attached, t_running, t_exited;
     size_t output_bytes, stderr_logged;
     uint64_t bad_msgs; /* malformed container messages skipped */
 
@@ -394,8 +396,7 @@ static void report_result(struct job *j)
         .stdout_text = out_text ? out_text : "",
         .stderr_text = err_text ? err_text : "",
     };
-    log_info(LOG_JOB, "job %s: %s, grade %.2f (%llu ms)", j->id, d.result, d.grade,
-             (unsigned long long)(util_now_ms() - j->started_ms));
+    log_info(LOG_JOB, "job %s: %s, grade %.2f", j->id, d.result, d.grade);
     j->agent->sink.job_done(j->agent->sink.data, &d);
     policy_result_deinit(&pr);
 }
@@ -405,6 +406,13 @@ static void job_report(struct job *j)
     if (j->reported)
         return;
     j->reported = true;
+    // One line per job with where its time went (ms from BackendNewJob).
+    log_info(LOG_JOB,
+             "job %s: timings created %llu, attached %llu, running %llu, exited %llu, "
+             "reported %llu ms",
+             j->id, (unsigned long long)j->t_created, (unsigned long long)j->t_attached,
+             (unsigned long long)j->t_running, (unsigned long long)j->t_exited,
+             (unsigned long long)(util_now_ms() - j->started_ms));
     if (j->bad_msgs > JOB_BAD_MSG_LOGS)
         log_warn(LOG_JOB, "job %s: %llu incorrect messages from the container skipped in all",
                  j->id, (unsigned long long)j->bad_msgs);
@@ -639,6 +647,7 @@ static void on_wait(int status, const char *err, int exit_code, void *data)
         return;
     }
     log_debug(LOG_JOB, "job %s: container %.12s exited with %d", j->id, j->container_id, exit_code);
+    j->t_exited = util_now_ms() - j->started_ms;
     j->exited = true;
     job_step(j);
 }
@@ -659,6 +668,7 @@ void job_on_event(struct job *j, const struct docker_event *ev)
         }
     } else if (!strcmp(ev->action, "die") && ours && !j->exited) {
         // The wait long-poll normally tells first; the event is the backup.
+        j->t_exited = util_now_ms() - j->started_ms;
         j->exited = true;
         docker_req_cancel(j->wait_req);
         j->wait_req = NULL;
@@ -1248,6 +1258,7 @@ static void on_started(int status, const char *err, void *data)
         return;
     }
     j->started = true;
+    j->t_running = util_now_ms() - j->started_ms;
     log_info(LOG_JOB, "job %s: container %.12s started", j->id, j->container_id);
     if (j->reason) {
         // Killed while starting: stop it now.
@@ -1291,6 +1302,7 @@ static void on_attach_ready(struct docker_attach *at, void *data)
         job_step(j);
         return;
     }
+    j->t_attached = util_now_ms() - j->started_ms;
     // The runner only speaks after `start`: writing it before the container
     // starts is safe and saves a round trip.
     if (job_send_start(j)) {
@@ -1315,6 +1327,7 @@ static void on_created(int status, const char *err, const char *id, void *data)
         return;
     }
     j->container_id = xstrdup(id);
+    j->t_created = util_now_ms() - j->started_ms;
     log_debug(LOG_JOB, "job %s: container %.12s created", j->id, id);
     if (j->reason) {
         // Killed (or abandoned) while being created: never start it.
