@@ -126,6 +126,11 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
     a->policy = policy_host_new(cfg->policies_dir, &pcfg, err, errlen);
     if (!a->policy)
         goto fail;
+    a->worker = worker_new(loop);
+    if (!a->worker) {
+        util_err(err, errlen, "cannot start the filesystem worker thread");
+        goto fail;
+    }
     a->docker = docker_client_new(loop, a->docker_host);
     if (!a->docker) {
         util_err(err, errlen, "cannot set up the Docker client (DOCKER_HOST=%s)",
@@ -178,6 +183,8 @@ void agent_free(struct agent *a)
         a->jobs = job_next(j);
         job_free(j);
     }
+    // Runs the job directory removals still queued, then joins the thread.
+    worker_free(a->worker);
     docker_req_cancel(a->disc_req);
     docker_events_stop(a->events);
     docker_client_free(a->docker);

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "core/worker.h"
 #include "docker/docker_attach.h"
 #include "docker/docker_stream.h"
 
@@ -80,7 +81,8 @@ struct job {
     uint16_t ports_host[POLICY_MAX_PORTS];
     uint16_t ports_cont[POLICY_MAX_PORTS];
     size_t nports;
-    char *dir; /* job directory on the host */
+    char *dir;                    /* job directory on the host */
+    struct worker_task *dir_task; /* filling it, on the worker thread */
 
     char *container_id;
     struct docker_req *req;      /* create/start/inspect in flight */
@@ -487,6 +489,11 @@ static void student_free(struct student *s)
     free(s);
 }
 
+static int rmtree_work(void *p)
+{
+    return util_rmtree(p);
+}
+
 void job_free(struct job *j)
 {
     if (!j)
@@ -502,10 +509,11 @@ void job_free(struct job *j)
     }
     if (j->nports)
         agent_ports_give(j->agent, j->ports_host, j->nports);
+    worker_cancel(j->dir_task);
     if (j->dir) {
-        int r = util_rmtree(j->dir);
-        if (r)
-            log_warn(LOG_JOB, "job %s: could not remove %s: %s", j->id, j->dir, strerror(-r));
+        // Removed on the worker thread, after any copy still queued there.
+        worker_submit(j->agent->worker, rmtree_work, j->dir, free, NULL, NULL);
+        j->dir = NULL;
     }
     msg_framer_deinit(&j->framer);
     value_deinit(&j->inputdata);
@@ -605,8 +613,8 @@ static void job_step(struct job *j)
 {
     if (j->cleaning)
         return;
-    if (j->req && !j->container_id)
-        return; /* create in flight: its callback steps again */
+    if (j->dir_task || (j->req && !j->container_id))
+        return; /* preparing or creating: that callback steps again */
     if (j->container_id) {
         if (!j->exited)
             return;
@@ -1354,35 +1362,43 @@ static int copy_optional(const char *src, const char *dst)
     return util_copytree(src, dst);
 }
 
-static int job_make_dir(struct job *j, char *reason, size_t reasonlen)
+/** What the worker thread needs to fill a job directory: copies, owned by it. */
+struct dir_work {
+    char *dir;      /* the job directory, already created */
+    char *task_src; /* NULL for a taskless job */
+    char *common_src;
+    char *common_student_src;
+};
+
+static void dir_work_free(void *p)
 {
-    struct agent *a = j->agent;
-    AUTO_FREE char *tmpl = xasprintf("%s/job-XXXXXX", a->tmp_dir);
-    if (!mkdtemp(tmpl)) {
-        log_error(LOG_JOB, "job %s: cannot create a job directory in %s: %s", j->id, a->tmp_dir,
-                  strerror(errno));
-        util_err(reason, reasonlen, "%s", TXT_UNKNOWN_ERROR);
-        return -errno;
-    }
-    j->dir = xstrdup(tmpl);
-    int ret = chmod(j->dir, 0777) < 0 ? -errno : 0;
-    AUTO_FREE char *task = xasprintf("%s/task", j->dir);
-    AUTO_FREE char *sockets = xasprintf("%s/sockets", j->dir);
-    AUTO_FREE char *course = xasprintf("%s/course", j->dir);
-    AUTO_FREE char *common = xasprintf("%s/course/common", j->dir);
-    AUTO_FREE char *common_student = xasprintf("%s/course/common/student", j->dir);
-    AUTO_FREE char *student = xasprintf("%s/task/student", j->dir);
-    if (!ret && j->course_id) {
-        AUTO_FREE char *src = xasprintf("%s/%s/%s", a->tasks_dir, j->course_id, j->task_id);
-        AUTO_FREE char *csrc = xasprintf("%s/%s/$common", a->tasks_dir, j->course_id);
-        AUTO_FREE char *cssrc = xasprintf("%s/%s/$common/student", a->tasks_dir, j->course_id);
-        ret = util_copytree(src, task);
+    struct dir_work *w = p;
+    free(w->dir);
+    free(w->task_src);
+    free(w->common_src);
+    free(w->common_student_src);
+    free(w);
+}
+
+/** Runs on the worker thread: copies the task (spec CONTAINER_PROTOCOL §5.2). */
+static int dir_work_fill(void *p)
+{
+    struct dir_work *w = p;
+    AUTO_FREE char *task = xasprintf("%s/task", w->dir);
+    AUTO_FREE char *sockets = xasprintf("%s/sockets", w->dir);
+    AUTO_FREE char *course = xasprintf("%s/course", w->dir);
+    AUTO_FREE char *common = xasprintf("%s/course/common", w->dir);
+    AUTO_FREE char *common_student = xasprintf("%s/course/common/student", w->dir);
+    AUTO_FREE char *student = xasprintf("%s/task/student", w->dir);
+    int ret = chmod(w->dir, 0777) < 0 ? -errno : 0;
+    if (!ret && w->task_src) {
+        ret = util_copytree(w->task_src, task);
         if (!ret && mkdir(course, 0755) < 0)
             ret = -errno;
         if (!ret)
-            ret = copy_optional(csrc, common);
+            ret = copy_optional(w->common_src, common);
         if (!ret)
-            ret = copy_optional(cssrc, common_student);
+            ret = copy_optional(w->common_student_src, common_student);
     } else if (!ret) {
         // Taskless job: nothing to copy, only the mount points.
         ret = mkdir(task, 0777) < 0 ? -errno : util_mkdirs(common_student, 0755);
@@ -1395,11 +1411,46 @@ static int job_make_dir(struct job *j, char *reason, size_t reasonlen)
         ret = -errno;
     if (!ret && (mkdir(sockets, 0777) < 0 || chmod(sockets, 0777) < 0))
         ret = -errno;
+    return ret;
+}
+
+static int job_create_container(struct job *j);
+
+static void on_dir_ready(int ret, void *data)
+{
+    struct job *j = data;
+    j->dir_task = NULL;
     if (ret) {
         log_error(LOG_JOB, "job %s: preparing %s failed: %s", j->id, j->dir, strerror(-ret));
-        util_err(reason, reasonlen, "%s", TXT_UNKNOWN_ERROR);
+        job_set_reason(j, REASON_CRASH, TXT_UNKNOWN_ERROR);
+    } else if (!j->reason && job_create_container(j)) {
+        job_set_reason(j, REASON_CRASH, TXT_CANNOT_CREATE);
     }
-    return ret;
+    job_step(j);
+}
+
+/** Creates the job directory and has the worker fill it (copying never blocks the loop). */
+static int job_make_dir(struct job *j, char *reason, size_t reasonlen)
+{
+    struct agent *a = j->agent;
+    AUTO_FREE char *tmpl = xasprintf("%s/job-XXXXXX", a->tmp_dir);
+    if (!mkdtemp(tmpl)) {
+        int err = errno;
+        log_error(LOG_JOB, "job %s: cannot create a job directory in %s: %s", j->id, a->tmp_dir,
+                  strerror(err));
+        util_err(reason, reasonlen, "%s", TXT_UNKNOWN_ERROR);
+        return -err;
+    }
+    j->dir = xstrdup(tmpl);
+    struct dir_work *w = xcalloc(1, sizeof *w);
+    w->dir = xstrdup(j->dir);
+    if (j->course_id) {
+        w->task_src = xasprintf("%s/%s/%s", a->tasks_dir, j->course_id, j->task_id);
+        w->common_src = xasprintf("%s/%s/$common", a->tasks_dir, j->course_id);
+        w->common_student_src = xasprintf("%s/%s/$common/student", a->tasks_dir, j->course_id);
+    }
+    j->dir_task = worker_submit(a->worker, dir_work_fill, w, dir_work_free, on_dir_ready, j);
+    return 0;
 }
 
 /* ---- start ------------------------------------------------------------------ */
@@ -1531,7 +1582,7 @@ struct job *job_start(struct agent *a, const struct backend_new_job *msg)
              msg->task_id ? msg->task_id : "-", msg->environment_type, msg->environment);
 
     char reason[POLICY_REASON_MAX] = "";
-    if (job_prepare(j, msg, reason, sizeof reason) || job_create_container(j)) {
+    if (job_prepare(j, msg, reason, sizeof reason)) {
         job_set_reason(j, REASON_CRASH, *reason ? reason : TXT_CANNOT_CREATE);
         j->reported = true;
         log_info(LOG_JOB, "job %s: crash: %s", j->id, j->crash_text);

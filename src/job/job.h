@@ -13,6 +13,7 @@
 #include "backend/backend_proto.h"
 #include "core/loop.h"
 #include "core/value.h"
+#include "core/worker.h"
 #include "docker/docker_client.h"
 #include "job/agent.h"
 #include "policy/policy.h"
@@ -42,6 +43,7 @@ struct job;
 struct agent {
     struct loop *loop;
     struct docker_client *docker;
+    struct worker *worker; /* blocking filesystem work, off the loop */
     struct docker_events *events;
     struct policy_host *policy;
     struct agent_sink sink;

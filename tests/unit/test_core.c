@@ -12,6 +12,7 @@
 #include "core/loop.h"
 #include "core/util.h"
 #include "core/value.h"
+#include "core/worker.h"
 
 static int failures;
 #define CHECK(cond)                                                                                \
@@ -262,6 +263,68 @@ static void test_trees(void)
     CHECK(access(tmpl, F_OK) != 0);
 }
 
+/* ---- worker ------------------------------------------------------------ */
+
+struct wstate {
+    int done_calls;
+    int last_ret;
+    int freed;
+};
+
+static int work_double(void *arg)
+{
+    int *v = arg;
+    *v *= 2;
+    return *v;
+}
+
+static void work_free(void *arg)
+{
+    int *v = arg;
+    v[1]++; /* counts frees in the slot after the value */
+}
+
+static void work_done(int ret, void *data)
+{
+    struct wstate *st = data;
+    st->done_calls++;
+    st->last_ret = ret;
+}
+
+static long stop_when_done(struct loop *l, uint64_t id, void *data)
+{
+    PROCTOR_UNUSED(id);
+    struct wstate *st = data;
+    if (st->done_calls >= 2) {
+        loop_stop(l);
+        return LOOP_NOMORE;
+    }
+    return 1;
+}
+
+static void test_worker(void)
+{
+    struct loop *l = loop_new();
+    struct worker *w = worker_new(l);
+    CHECK(w);
+    struct wstate st = {0};
+    int a[2] = {21, 0}, b[2] = {5, 0}, c[2] = {7, 0}, d[2] = {9, 0};
+    worker_submit(w, work_double, a, work_free, work_done, &st);
+    struct worker_task *t = worker_submit(w, work_double, b, work_free, work_done, &st);
+    worker_cancel(t); /* runs, frees, but never calls back */
+    worker_submit(w, work_double, c, work_free, work_done, &st);
+    loop_timer_add(l, 0, stop_when_done, &st);
+    CHECK(loop_run(l) == 0);
+    CHECK(st.done_calls == 2 && st.last_ret == 14);
+    CHECK(a[0] == 42 && a[1] == 1 && c[1] == 1);
+    // Queued work still runs at free (a job directory is never left behind).
+    worker_submit(w, work_double, d, work_free, work_done, &st);
+    worker_free(w);
+    CHECK(d[0] == 18 && d[1] == 1 && b[0] == 10 && b[1] == 1);
+    CHECK(st.done_calls == 2);
+    loop_free(l);
+}
+
 int main(void)
 {
     test_timers();
@@ -271,6 +334,7 @@ int main(void)
     test_value_hostile();
     test_buf();
     test_trees();
+    test_worker();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
