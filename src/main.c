@@ -17,6 +17,8 @@
 #include "job/agent.h"
 #include "policy/policy.h"
 
+#define DISCOVERY_RETRY_MS 5000
+
 struct daemon {
     struct loop *loop;
     struct agent *agent;
@@ -24,8 +26,9 @@ struct daemon {
     const char *friendly_name;
     int64_t concurrency;
     struct value environments; /* last discovery, sent in every hello */
-    bool registered;           /* a hello went out on the current connection */
+    bool need_hello;           /* the current connection has not had its hello yet */
     bool rediscovering;
+    uint64_t retry_timer; /* discovery after a failure */
     bool draining;
     msgpack_sbuffer sb;
 };
@@ -85,38 +88,77 @@ static void say_hello(struct daemon *d)
         return;
     }
     send_sb(d);
-    d->registered = true;
+    d->need_hello = false;
     log_info(LOG_MAIN, "said hello to the backend (%lld slots)", (long long)d->concurrency);
+}
+
+static bool same_value(const struct value *x, const struct value *y)
+{
+    msgpack_sbuffer a, b;
+    msgpack_sbuffer_init(&a);
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pa, pb;
+    msgpack_packer_init(&pa, &a, msgpack_sbuffer_write);
+    msgpack_packer_init(&pb, &b, msgpack_sbuffer_write);
+    bool same = !value_pack(&pa, x) && !value_pack(&pb, y) && a.size == b.size &&
+                !memcmp(a.data, b.data, a.size);
+    msgpack_sbuffer_destroy(&a);
+    msgpack_sbuffer_destroy(&b);
+    return same;
+}
+
+static void rediscover(struct daemon *d);
+
+static long on_rediscover_timer(struct loop *loop, uint64_t id, void *data)
+{
+    PROCTOR_UNUSED(loop);
+    PROCTOR_UNUSED(id);
+    struct daemon *d = data;
+    d->retry_timer = 0;
+    rediscover(d);
+    return LOOP_NOMORE;
 }
 
 static void on_discovered(struct agent *a, const struct value *envs, const char *err, void *data)
 {
-    PROCTOR_UNUSED(a);
     struct daemon *d = data;
     d->rediscovering = false;
+    bool changed = false;
     if (!envs) {
-        // Without Docker there is nothing to offer; keep the old list (if any)
-        // so the backend still routes jobs, which will then crash clearly.
-        log_error(LOG_MAIN, "environment discovery failed: %s", err ? err : "?");
+        // The engine may come back: look again later. Meanwhile the old list
+        // (if any) stands, and jobs routed to us crash with a clear text.
+        log_error(LOG_MAIN, "environment discovery failed: %s; retrying in %d s", err ? err : "?",
+                  DISCOVERY_RETRY_MS / 1000);
+        if (!d->retry_timer)
+            d->retry_timer = loop_timer_add(d->loop, DISCOVERY_RETRY_MS, on_rediscover_timer, d);
     } else {
+        changed = !same_value(&d->environments, envs);
         value_deinit(&d->environments);
         value_copy(&d->environments, envs);
     }
-    if (d->environments.type != VALUE_MAP)
-        value_set_map(&d->environments);
-    say_hello(d);
+    // A new hello is how the backend learns new environments, but it also
+    // fails our running jobs: only send one when no job would be lost.
+    if (d->need_hello || (changed && agent_job_count(a) == 0))
+        say_hello(d);
 }
 
-static void rediscover_and_hello(struct daemon *d)
+static void rediscover(struct daemon *d)
 {
     if (d->rediscovering)
         return;
     d->rediscovering = true;
-    d->registered = false;
     if (agent_discover(d->agent, on_discovered, d)) {
         d->rediscovering = false;
-        say_hello(d);
+        if (d->need_hello)
+            say_hello(d);
     }
+}
+
+/** A new connection (start, or the backend forgot us): discover, then register. */
+static void rediscover_and_hello(struct daemon *d)
+{
+    d->need_hello = true;
+    rediscover(d);
 }
 
 static void on_message(struct backend_link *link, const struct backend_msg *m, void *data)

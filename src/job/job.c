@@ -39,6 +39,7 @@
 #define CPU_POLL_MS 500
 #define STDERR_LOG_MAX 4096
 #define JOB_BAD_MSG_LOGS 3
+#define JOB_WAIT_RETRIES 10
 
 enum job_reason {
     REASON_NONE,
@@ -91,7 +92,8 @@ struct job {
     struct docker_req *kill_req;
     struct docker_attach *attach;
     struct msg_framer framer;
-    uint64_t wall_timer, cpu_timer, grace_timer;
+    uint64_t wall_timer, cpu_timer, grace_timer, retry_timer;
+    unsigned wait_retries;
     uint64_t started_ms; /* BackendNewJob received */
     /* phase timings (ms since started_ms, 0 = not reached), logged at the end */
     uint64_t t_created, t_attached, t_running, t_exited;
@@ -457,7 +459,8 @@ static void job_release_loop(struct job *j)
     loop_timer_del(loop, j->wall_timer);
     loop_timer_del(loop, j->cpu_timer);
     loop_timer_del(loop, j->grace_timer);
-    j->wall_timer = j->cpu_timer = j->grace_timer = 0;
+    loop_timer_del(loop, j->retry_timer);
+    j->wall_timer = j->cpu_timer = j->grace_timer = j->retry_timer = 0;
     docker_req_cancel(j->cpu_req);
     j->cpu_req = NULL;
     if (j->attach) {
@@ -634,24 +637,36 @@ static void job_step(struct job *j)
     job_cleanup(j);
 }
 
+static void on_wait(int status, const char *err, int exit_code, void *data);
+
+static long on_wait_retry(struct loop *loop, uint64_t id, void *data)
+{
+    PROCTOR_UNUSED(loop);
+    PROCTOR_UNUSED(id);
+    struct job *j = data;
+    j->retry_timer = 0;
+    j->wait_req = docker_container_wait(j->agent->docker, j->container_id, on_wait, j);
+    if (!j->wait_req)
+        on_wait(-EIO, "cannot ask the Docker engine", -1, j);
+    return LOOP_NOMORE;
+}
+
 static void on_wait(int status, const char *err, int exit_code, void *data)
 {
     struct job *j = data;
     j->wait_req = NULL;
     if (status) {
-        // Lost the long poll (Docker restarted, or the timeout): check again.
         log_warn(LOG_JOB, "job %s: waiting for the container failed: %s", j->id,
                  err ? err : strerror(-status));
-        if (status == 404) {
-            j->exited = true;
-            job_set_reason(j, REASON_CRASH, TXT_UNKNOWN_ERROR);
-            job_step(j);
+        // Lost the long poll (the engine restarting?): ask again a few times,
+        // a second apart, then give up so the job still gets its one result.
+        if (status != 404 && j->wait_retries++ < JOB_WAIT_RETRIES) {
+            j->retry_timer = loop_timer_add(j->agent->loop, 1000, on_wait_retry, j);
             return;
         }
-        j->wait_req = docker_container_wait(j->agent->docker, j->container_id, on_wait, j);
-        if (j->wait_req)
-            return;
-        job_fail(j, REASON_CRASH, TXT_UNKNOWN_ERROR);
+        j->exited = true;
+        job_set_reason(j, REASON_CRASH, TXT_UNKNOWN_ERROR);
+        job_step(j);
         return;
     }
     log_debug(LOG_JOB, "job %s: container %.12s exited with %d", j->id, j->container_id, exit_code);

@@ -181,6 +181,7 @@ class Cluster:
         self.agent = None
         self.client = None
         self._backend_starts = 0
+        self.agent_env = None  # environment of the agent process (None: inherit)
 
     # -- processes ---------------------------------------------------------
     def bin(self, name):
@@ -208,7 +209,7 @@ class Cluster:
         return argv + self.extra_args + [self.agent_addr]
 
     def start_agent(self):
-        self.agent = Proc("agent", self.agent_argv(), self.workdir)
+        self.agent = Proc("agent", self.agent_argv(), self.workdir, env=self.agent_env)
         return self.agent
 
     def start_client(self):
@@ -283,3 +284,56 @@ def require_docker():
 
 def cleanup_dir(path):
     shutil.rmtree(path, ignore_errors=True)
+
+
+class SocketProxy:
+    """Forwards a unix socket to another (the Docker engine's), byte for byte.
+
+    A fault injector: the agent's engine can be made absent, then present.
+    """
+
+    def __init__(self, path, target="/var/run/docker.sock"):
+        import threading
+        self.path, self.target = path, target
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass

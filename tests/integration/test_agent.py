@@ -216,6 +216,29 @@ def test_ssh_debug_reaches_the_client(cluster):
     assert 64120 <= port <= 64130
 
 
+def test_docker_engine_late(tasks_dir):
+    """The engine is unreachable when proctord starts: it retries discovery
+    and registers its environments once the engine answers."""
+    sock = os.path.join(tempfile.mkdtemp(prefix="proctor-sock-"), "docker.sock")
+    c = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="it-late")
+    c.agent_env = dict(os.environ, DOCKER_HOST="unix://" + sock)
+    proxy = None
+    try:
+        c.start_backend()
+        c.start_agent()
+        c.start_client()
+        c.agent.wait_log(r"environment discovery failed: .*retrying", 30)
+        proxy = harness.SocketProxy(sock)
+        c.wait_environment(timeout=60)
+        r = c.grade("demo", "hello", harness.DEMO_INPUTS["hello"])
+        assert r["result"][0] == "success", r
+    finally:
+        c.close()
+        if proxy:
+            proxy.close()
+    assert not harness.containers("org.proctor.agent=proctord-it-late")
+
+
 def capped_policies(max_output, max_frame):
     pol = tempfile.mkdtemp(prefix="proctor-pol-")
     shutil.copytree(os.path.join(harness.ROOT, "policies"), pol, dirs_exist_ok=True)
