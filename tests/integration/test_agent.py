@@ -62,7 +62,9 @@ def cluster(request, tasks_dir):
             print("---- agent log (last lines) ----\n" + "\n".join(c.agent.log().splitlines()[-40:]))
         agent_log = c.agent.log()
     assert "invariant broken" not in agent_log
-    assert "ERROR: AddressSanitizer" not in agent_log and "runtime error:" not in agent_log
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        assert marker not in agent_log, agent_log[-6000:]
+    assert c.agent.popen.returncode == 0, "proctord exited with %s" % c.agent.popen.returncode
     left = harness.containers("org.proctor.agent=proctord-" + name)
     assert not left, "containers left behind: %s" % left
     harness.cleanup_dir(c.workdir)
