@@ -381,7 +381,7 @@ static void report_result(struct job *j)
     if (ret) {
         AUTO_FREE char *text = xasprintf(TXT_UNREADABLE "%s", reason);
         log_info(LOG_JOB, "job %s: result rejected: %s", j->id, reason);
-        report_plain(j, "crash", text, false);
+        report_plain(j, "crash", text, true);
         return;
     }
     AUTO_FREE char *bad = archive_bad ? xasprintf(TXT_UNREADABLE "invalid base64 archive") : NULL;
@@ -437,7 +437,7 @@ static void job_report(struct job *j)
         break;
     case REASON_CRASH:
         log_info(LOG_JOB, "job %s: crash: %s", j->id, j->crash_text);
-        report_plain(j, "crash", j->crash_text, !j->started ? false : true);
+        report_plain(j, "crash", j->crash_text, j->started);
         break;
     case REASON_NONE:
         if (!j->has_result) {
