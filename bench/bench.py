@@ -537,6 +537,65 @@ def machine():
             "kernel": platform.release(), "docker": docker, "python": platform.python_version()}
 
 
+def run_part(system, wl, args, work, rnd, rounds):
+    key = "%s/%s" % (wl["name"], system)
+    wdir = os.path.join(work, "%s-%s-%d" % (wl["name"], system, rnd))
+    os.makedirs(wdir)
+    print("bench: %-22s round %d/%d: %d jobs at concurrency %d ..." % (
+        key, rnd + 1, rounds, wl["jobs"], wl["concurrency"]), end="", flush=True)
+    load0 = os.getloadavg()[0]
+    try:
+        if system == "floor":
+            r = run_floor(wl, args, wdir)
+        else:
+            r = run_agent(system, wl, args, wdir)
+    except Exception as e:  # noqa: BLE001 - one broken run must not hide the others
+        r = {"errors": ["run failed: %s: %s" % (type(e).__name__, e)]}
+    r["jobs"] = wl["jobs"]
+    r["loadavg_1m"] = [load0, os.getloadavg()[0]]
+    if r["errors"]:
+        print(" BROKEN: %s" % "; ".join(r["errors"][:3]), flush=True)
+    else:
+        print(" p50 %.0f ms, %.2f jobs/s" % (r["p50_ms"], r["throughput"]), flush=True)
+    return r
+
+
+def merge(parts):
+    """One system's rounds of a workload, as if they were one run: latencies
+    pooled, throughput over the summed busy time, peaks the largest, CPU per
+    job over all jobs."""
+    out = {"errors": [e for p in parts for e in p["errors"]], "rounds": len(parts)}
+    if any("latencies_ms" not in p for p in parts):
+        return out
+    n = sum(p["jobs"] for p in parts)
+    lat = [x / 1000 for p in parts for x in p["latencies_ms"]]
+    out.update(summarise(lat, sum(p["wall_s"] for p in parts)))
+    out["latencies_ms"] = [x * 1000 for x in lat]
+    out["jobs"] = n
+    out["round_p50_ms"] = [p["p50_ms"] for p in parts]
+    out["loadavg_1m"] = [min(p["loadavg_1m"][0] for p in parts),
+                         max(p["loadavg_1m"][1] for p in parts)]
+    for k in ("rss_mib", "anon_mib", "nprocs"):
+        if all(k in p for p in parts):
+            out[k] = max(p[k] for p in parts)
+    for k in ("cpu_per_job_ms", "engine_cpu_per_job_ms", "driver_cpu_per_job_ms"):
+        if all(k in p for p in parts):
+            out[k] = sum(p[k] * p["jobs"] for p in parts) / n
+    if all("lifetime" in p for p in parts):
+        out["lifetime"] = {"cpu_s": sum(p["lifetime"]["cpu_s"] for p in parts),
+                           "maxrss_mib": max(p["lifetime"]["maxrss_mib"] for p in parts)}
+    if all("cpu_source" in p for p in parts):
+        out["cpu_source"] = ",".join(sorted({p["cpu_source"] for p in parts}))
+    if all("internal_ms" in p for p in parts):
+        out["internal_ms"] = [x for p in parts for x in p["internal_ms"]]
+        out["internal_p50_ms"] = percentile(out["internal_ms"], 50)
+    if all(p.get("phases_ms") for p in parts):
+        keys = set.intersection(*(set(p["phases_ms"]) for p in parts))
+        out["phases_ms"] = {k: sum(p["phases_ms"][k] * p["jobs"] for p in parts) / n
+                            for k in parts[0]["phases_ms"] if k in keys}
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true", help="a few jobs per workload (CI)")
@@ -547,7 +606,11 @@ def main():
     ap.add_argument("--systems", default=",".join(SYSTEMS), help="subset, comma-separated")
     ap.add_argument("--workloads", help="subset of workload names, comma-separated")
     ap.add_argument("--proctor-log", default="", help="PROCTOR_LOG for proctord (e.g. debug)")
+    ap.add_argument("--rounds", type=int,
+                    help="split each workload into this many turns per system (default 4, smoke 1)")
     args = ap.parse_args()
+    if args.rounds is None:
+        args.rounds = 1 if args.smoke else 4
     # The client logs its reconnection attempts after each backend stops: noise here.
     logging.getLogger("inginious").setLevel(logging.ERROR)
 
@@ -567,37 +630,29 @@ def main():
         sys.exit("bench: %s/proctord is missing (build it first)" % args.build)
 
     doc = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "smoke": args.smoke,
-           "machine": machine(), "workloads": wls, "systems": systems, "runs": {}}
+           "machine": machine(), "workloads": wls, "systems": systems, "rounds": args.rounds, "runs": {}}
     failed = False
     work = tempfile.mkdtemp(prefix="proctor-bench-")
     for wl in wls:
+        rounds = max(1, min(args.rounds, wl["jobs"]))
+        parts = {system: [] for system in systems}
+        for rnd in range(rounds):
+            # Systems take turns, in a rotating order, so that a change in the
+            # machine's load during the run weighs on all of them alike.
+            order = systems[rnd % len(systems):] + systems[:rnd % len(systems)]
+            share = wl["jobs"] // rounds + (1 if rnd < wl["jobs"] % rounds else 0)
+            for system in order:
+                part = run_part(system, dict(wl, jobs=share), args, work, rnd, rounds)
+                parts[system].append(part)
+                left = leftover_containers(systems)
+                if left:
+                    part["errors"].append("containers left behind: %s" % " ".join(left))
+                    subprocess.run(["docker", "rm", "-f"] + left, capture_output=True)
         for system in systems:
-            key = "%s/%s" % (wl["name"], system)
-            wdir = os.path.join(work, wl["name"] + "-" + system)
-            os.makedirs(wdir)
-            print("bench: %-22s %d jobs at concurrency %d ..." % (key, wl["jobs"],
-                                                                  wl["concurrency"]),
-                  end="", flush=True)
-            load0 = os.getloadavg()[0]
-            try:
-                if system == "floor":
-                    r = run_floor(wl, args, wdir)
-                else:
-                    r = run_agent(system, wl, args, wdir)
-            except Exception as e:  # noqa: BLE001 - one broken run must not hide the others
-                r = {"errors": ["run failed: %s: %s" % (type(e).__name__, e)]}
-            r["loadavg_1m"] = [load0, os.getloadavg()[0]]
-            doc["runs"][key] = r
+            r = merge(parts[system]) if len(parts[system]) > 1 else parts[system][0]
+            doc["runs"]["%s/%s" % (wl["name"], system)] = r
             if r["errors"]:
                 failed = True
-                print(" BROKEN: %s" % "; ".join(r["errors"][:3]), flush=True)
-            else:
-                print(" p50 %.0f ms, %.2f jobs/s" % (r["p50_ms"], r["throughput"]), flush=True)
-            left = leftover_containers(systems)
-            if left:
-                failed = True
-                r["errors"].append("containers left behind: %s" % " ".join(left))
-                subprocess.run(["docker", "rm", "-f"] + left, capture_output=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(doc, f, indent=1)
     missing = report.write(out_dir)

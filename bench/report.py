@@ -91,7 +91,10 @@ def markdown(doc):
         "with exactly *concurrency* jobs in flight. Peak RSS is the sum of VmHWM over the "
         "agent's processes; CPU/job is the agent's utime+stime during the measured window "
         "divided by the jobs; engine CPU/job is dockerd+containerd over the same window. "
-        "One unmeasured trivial warm-up job precedes each run.",
+        "Each workload is split into %d round(s) per system (fresh backend and agent each), "
+        "the systems taking turns in a rotating order so that changes in the machine's load "
+        "weigh on all of them alike; figures pool the rounds (peaks: the largest). One "
+        "unmeasured trivial warm-up job precedes each round." % doc.get("rounds", 1),
         "",
         "## Results",
         "",
