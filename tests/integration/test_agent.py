@@ -169,6 +169,19 @@ def test_kill_from_client(cluster):
     assert r["state"] == "before-kill"
 
 
+def test_sigterm_drains_running_jobs(cluster):
+    import signal
+    res = cluster.submit("demo", "sleep", harness.DEMO_INPUTS["sleep"])
+    cluster.agent.wait_log(r"job %s: container \w+ started" % res.job_id, 60)
+    cluster.agent.popen.send_signal(signal.SIGTERM)
+    cluster.agent.wait_log(r"SIGTERM: draining 1 running job", 10)
+    # The running job ends on its own terms (its wall-clock limit), is
+    # reported, and only then does proctord exit, cleanly.
+    assert res.wait(60)["result"] == ("timeout", "")
+    assert cluster.agent.popen.wait(30) == 0
+    assert "proctord stopped" in cluster.agent.log()
+
+
 def test_several_jobs_at_once(cluster):
     jobs = [cluster.submit("demo", "hello", harness.DEMO_INPUTS["hello"]) for _ in range(6)]
     results = [j.wait(180) for j in jobs]
