@@ -16,7 +16,6 @@ and every metric was measured; 1 otherwise. Targets never affect it.
 """
 import argparse
 import asyncio
-import datetime
 import json
 import logging
 import os
@@ -213,69 +212,30 @@ def stop_with_rusage(proc, timeout=60):
 
 # ---- proctord's log: where its time goes -------------------------------------
 
-LOG_RX = {
-    "recv": re.compile(r"job (\S+): \S+ on \S+$"),
-    "created": re.compile(r"job (\S+): container (\w+) created$"),
-    "inspect": re.compile(r"GET \S+/containers/(\w+)/json$"),
-    "started": re.compile(r"job (\S+): container \w+ started$"),
-    "done": re.compile(r"job (\S+): \w+, grade -?[\d.]+ \((\d+) ms\)$"),
-}
-# Phase name, from mark, to mark; "created" and "inspect" are logged only at
-# PROCTOR_LOG=debug, so at info level only the last two phases are known.
-PROCTORD_PHASES = [("job dir + create", "recv", "created"), ("attach + start", "created", "started"),
-                   ("run to exit seen", "started", "inspect"), ("inspect + report", "inspect", "done"),
-                   ("received to started", "recv", "started"), ("started to result", "started", "done")]
-
-
-def log_time(line):
-    stamp = line.split(" ", 1)[0]
-    try:
-        t = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
-    except ValueError:
-        return None
-    return t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
+# proctord logs one line per job with its phase marks, in ms since BackendNewJob
+# (0 = not reached); "reported" is when it handed the result to the backend.
+TIMINGS_RX = re.compile(r"job (\S+): timings created (\d+), attached (\d+), running (\d+), "
+                        r"exited (\d+), reported (\d+) ms$")
+PROCTORD_PHASES = (("job dir + create", 0), ("attach", 1), ("start", 2), ("run to exit", 3),
+                   ("inspect + report", 4))
 
 
 def proctord_profile(logpath):
-    """Per-phase mean durations (ms) of the measured jobs, from proctord's log, and
-    each job's agent-internal time (its own "(N ms)", received to result sent)."""
-    jobs, order, by_container = {}, [], {}
+    """Each measured job's agent-internal time (BackendNewJob to result sent) and
+    the mean duration (ms) of each phase, from proctord's log."""
+    marks = []
     with open(logpath, errors="replace") as f:
         for line in f:
-            line = line.rstrip("\n")
-            for mark, rx in LOG_RX.items():
-                m = rx.search(line)
-                if m:
-                    t = log_time(line)
-                    if t is None:
-                        continue
-                    if mark == "inspect":
-                        # Logged by the Docker client, which knows no job: map it back.
-                        key = by_container.get(m.group(1)[:12])
-                        if key is None or "inspect" in jobs[key]:
-                            break
-                        jobs[key]["inspect"] = t
-                        break
-                    job = jobs.setdefault(m.group(1), {})
-                    if mark == "created":
-                        by_container[m.group(2)[:12]] = m.group(1)
-                    if mark == "recv":
-                        order.append(m.group(1))
-                    job[mark] = t
-                    if mark == "done":
-                        job["internal"] = int(m.group(2))
-                    break
-    measured = [jobs[j] for j in order[1:] if "done" in jobs[j]]  # the first is the warm-up
+            m = TIMINGS_RX.search(line.rstrip("\n"))
+            if m:
+                marks.append([int(x) for x in m.groups()[1:]])
+    measured = marks[1:]  # the first job is the warm-up
     phases = {}
-    for name, a, b in PROCTORD_PHASES:
-        vals = [j[b] - j[a] for j in measured if a in j and b in j]
-        if vals and len(vals) == len(measured):
-            phases[name] = sum(vals) / len(vals)
-    if "job dir + create" in phases and "run to exit seen" in phases:
-        # The fine steps are there (debug log): the coarse ones would repeat them.
-        phases.pop("received to started", None)
-        phases.pop("started to result", None)
-    return [j["internal"] for j in measured], phases
+    full = [m for m in measured if all(m)]
+    if full and len(full) == len(measured):
+        for name, i in PROCTORD_PHASES:
+            phases[name] = sum(m[i] - (m[i - 1] if i else 0) for m in full) / len(full)
+    return [m[4] for m in measured], phases
 
 
 # ---- statistics --------------------------------------------------------------

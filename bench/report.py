@@ -140,7 +140,7 @@ def markdown(doc):
             "met" if met else "**missed**"))
     lines += ["", "## Where the time goes", "",
               "Mean duration of each step in ms (means, so that the steps add up). proctord's "
-              "steps come from its log (all of them only with `--proctor-log debug`); "
+              "steps come from the timings line it logs for each job; "
               "\"outside the agent\" is the client-measured latency minus proctord's own "
               "received-to-result time: the client, the backend and ZeroMQ.", ""]
     for wl in doc["workloads"]:
