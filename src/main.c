@@ -65,8 +65,13 @@ static void sink_done(void *data, const struct backend_job_done *done)
         };
         ret = backend_encode_job_done(&d->sb, &crash);
     }
-    if (!ret)
-        send_sb(d);
+    if (!ret) {
+        // Results can be large: hand the encoded buffer over, no copy.
+        size_t len = d->sb.size;
+        char *buf = msgpack_sbuffer_release(&d->sb);
+        if (backend_link_send_take(d->link, buf, len))
+            log_error(LOG_MAIN, "job %s: could not queue the result for the backend", done->job_id);
+    }
     msgpack_sbuffer_clear(&d->sb);
 }
 

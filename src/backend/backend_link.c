@@ -15,10 +15,12 @@
 #define DRAIN_BUDGET 256
 #define HEX_PREFIX 32
 
+// A queued frame is already a zmq_msg_t: large results are handed to libzmq
+// without another copy (zmq_msg_init_data), and survive EAGAIN untouched.
 struct link_msg {
     struct link_msg *next;
     size_t len;
-    char data[];
+    zmq_msg_t msg;
 };
 
 // core's loop has no loop_hook_del(): the hook is registered with a cell that
@@ -68,6 +70,7 @@ static void queue_clear(struct backend_link *l)
     struct link_msg *m = l->head;
     while (m) {
         struct link_msg *next = m->next;
+        zmq_msg_close(&m->msg);
         free(m);
         m = next;
     }
@@ -86,25 +89,53 @@ static void queue_pop(struct backend_link *l)
     l->qbytes -= m->len;
     if (!l->nq)
         l->full_logged = false;
+    zmq_msg_close(&m->msg);
     free(m);
 }
 
-static int queue_push(struct backend_link *l, const char *data, size_t len)
+static void free_data(void *data, void *hint)
 {
+    PROCTOR_UNUSED(hint);
+    // Called by libzmq, possibly from its I/O thread, once the frame is out.
+    free(data);
+}
+
+/**
+ * Queues one frame. With `take`, data (malloc'd) is owned by the queue from
+ * here on, whatever the result; otherwise it is copied.
+ */
+static int queue_push(struct backend_link *l, char *data, size_t len, bool take)
+{
+    int ret = 0;
+    struct link_msg *m = NULL;
     if (l->nq >= BACKEND_LINK_QUEUE_MAX_MSGS || len > BACKEND_LINK_QUEUE_MAX_BYTES - l->qbytes) {
         if (!l->full_logged)
             log_warn(LOG_BACKEND, "send queue full (%zu messages, %zu bytes): dropping messages",
                      l->nq, l->qbytes);
         l->full_logged = true;
-        return -ENOBUFS;
+        ret = -ENOBUFS;
+        goto out;
     }
-    // An AgentJobDone can carry a large archive: checked allocation.
-    struct link_msg *m = try_malloc(sizeof *m + len);
-    if (!m)
-        return -ENOMEM;
+    m = try_malloc(sizeof *m);
+    if (!m) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    if (take) {
+        if (zmq_msg_init_data(&m->msg, data, len, free_data, NULL) < 0)
+            ret = -ENOMEM;
+        else
+            data = NULL; /* libzmq frees it */
+    } else if (zmq_msg_init_size(&m->msg, len) < 0) {
+        // An AgentJobDone can carry a large archive: this can fail.
+        ret = -ENOMEM;
+    } else {
+        memcpy(zmq_msg_data(&m->msg), data, len);
+    }
+    if (ret)
+        goto out;
     m->next = NULL;
     m->len = len;
-    memcpy(m->data, data, len);
     if (l->tail)
         l->tail->next = m;
     else
@@ -112,14 +143,19 @@ static int queue_push(struct backend_link *l, const char *data, size_t len)
     l->tail = m;
     l->nq++;
     l->qbytes += len;
-    return 0;
+    m = NULL;
+out:
+    free(m);
+    if (take)
+        free(data);
+    return ret;
 }
 
 // Hands queued frames to libzmq until it refuses one (HWM reached).
 static void flush(struct backend_link *l)
 {
     while (l->head && l->sock) {
-        if (zmq_send(l->sock, l->head->data, l->head->len, ZMQ_DONTWAIT) >= 0) {
+        if (zmq_msg_send(&l->head->msg, l->sock, ZMQ_DONTWAIT) >= 0) {
             queue_pop(l);
             continue;
         }
@@ -140,7 +176,7 @@ static int queue_encoded(struct backend_link *l, int (*encode)(msgpack_sbuffer *
     msgpack_sbuffer_init(&sb);
     int ret = encode(&sb);
     if (!ret)
-        ret = queue_push(l, sb.data, sb.size);
+        ret = queue_push(l, sb.data, sb.size, false);
     msgpack_sbuffer_destroy(&sb);
     return ret;
 }
@@ -478,7 +514,16 @@ int backend_link_send(struct backend_link *l, const msgpack_sbuffer *sb)
 {
     if (PROCTOR_FAILS(l && sb && sb->size > 0))
         return -EINVAL;
-    return queue_push(l, sb->data, sb->size);
+    return queue_push(l, sb->data, sb->size, false);
+}
+
+int backend_link_send_take(struct backend_link *l, char *data, size_t len)
+{
+    if (PROCTOR_FAILS(l && data && len > 0)) {
+        free(data);
+        return -EINVAL;
+    }
+    return queue_push(l, data, len, true);
 }
 
 int backend_link_reconnect(struct backend_link *l)

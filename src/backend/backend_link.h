@@ -75,6 +75,13 @@ struct backend_link *backend_link_new(struct loop *loop, const char *addr,
 int backend_link_send(struct backend_link *link, const msgpack_sbuffer *sb);
 
 /**
+ * Like backend_link_send() for a message the caller built with malloc (e.g.
+ * msgpack_sbuffer_release()): takes ownership of data in every case, and hands
+ * it to libzmq without copying. 0, -ENOBUFS (queue full) or -ENOMEM.
+ */
+int backend_link_send_take(struct backend_link *link, char *data, size_t len);
+
+/**
  * Drops the connection (linger 0) and everything still queued, then opens a
  * new DEALER to the same address: the backend will see a new peer, which must
  * say hello again. Resets the silence clock. 0 or -errno (then the link has no

@@ -149,6 +149,22 @@ int buf_append(struct buf *b, const void *p, size_t n, size_t limit)
     return 0;
 }
 
+int buf_reserve(struct buf *b, size_t total)
+{
+    if (total == SIZE_MAX)
+        return -ENOMEM;
+    if (total + 1 <= b->cap)
+        return 0;
+    char *q = try_realloc(b->data, total + 1);
+    if (!q)
+        return -ENOMEM;
+    if (!b->data)
+        q[0] = '\0';
+    b->data = q;
+    b->cap = total + 1;
+    return 0;
+}
+
 void buf_consume(struct buf *b, size_t n)
 {
     if (n >= b->len) {

@@ -67,6 +67,8 @@ struct buf {
 };
 /** Appends n bytes; -ENOMEM if the buffer would grow past `limit` (0 = no limit) or on OOM. */
 int buf_append(struct buf *b, const void *p, size_t n, size_t limit);
+/** Makes room for `total` bytes in all (exactly, no doubling). 0 or -ENOMEM. */
+int buf_reserve(struct buf *b, size_t total);
 /** Drops the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);

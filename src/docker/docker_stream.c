@@ -100,6 +100,8 @@ const char *docker_demux_error(const struct docker_demux *d)
     return d->failed ? d->err : "";
 }
 
+#define MSG_FRAMER_KEEP_BYTES (1u << 20)
+
 static enum docker_stream_result framer_fail(struct msg_framer *f, const char *what, size_t n)
 {
     f->failed = true;
@@ -164,7 +166,12 @@ enum docker_stream_result msg_framer_next(struct msg_framer *f, const void **ptr
     if (f->failed)
         return DOCKER_STREAM_ERROR;
     if (f->release_part) {
-        buf_reset(&f->part);
+        // A big frame's buffer goes back at once: a 50 MB result must not
+        // stay allocated for the rest of the job.
+        if (f->part.cap > MSG_FRAMER_KEEP_BYTES)
+            buf_deinit(&f->part);
+        else
+            buf_reset(&f->part);
         f->need = 0;
         f->release_part = false;
     }
@@ -192,6 +199,9 @@ enum docker_stream_result msg_framer_next(struct msg_framer *f, const void **ptr
         f->need = framer_check_len(f, (const uint8_t *)f->part.data);
         if (f->need == 0)
             return DOCKER_STREAM_ERROR;
+        // The size is known: one exact allocation instead of doublings.
+        if (buf_reserve(&f->part, f->need) < 0)
+            return framer_fail(f, "out of memory for application frame", f->need);
     }
     if (framer_take(f, f->need - f->part.len) < 0)
         return framer_fail(f, "out of memory for application frame", f->need);

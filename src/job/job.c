@@ -345,39 +345,43 @@ static void report_plain(struct job *j, const char *result, const char *text, bo
     j->agent->sink.job_done(j->agent->sink.data, &d);
 }
 
+/** Takes a STR value's buffer (caller frees) and leaves `true` in its place. */
+static char *take_str(struct value *v)
+{
+    char *p = v->u.s.ptr;
+    v->u.s.ptr = NULL;
+    value_set_bool(v, true);
+    return p;
+}
+
 static void report_result(struct job *j)
 {
     char reason[POLICY_REASON_MAX] = "";
-    struct value raw;
-    value_copy(&raw, &j->result);
+    // The job ends here: work on its result in place, so that a large
+    // output is never held twice.
+    struct value *raw = &j->result;
     AUTO_FREE char *archive = NULL;
     size_t archive_len = 0;
     bool archive_bad = false;
     AUTO_FREE char *out_text = NULL, *err_text = NULL;
-    if (raw.type == VALUE_MAP) {
+    if (raw->type == VALUE_MAP) {
         // The C side decodes and bounds these itself; the policy sees `true`.
-        struct value *a = (struct value *)value_map_get(&raw, "archive");
+        struct value *a = (struct value *)value_map_get(raw, "archive");
         if (a && a->type == VALUE_STR) {
             archive_bad = base64_decode(a->u.s.ptr, a->u.s.len, &archive, &archive_len) != 0;
             value_deinit(a);
             value_set_bool(a, true);
         }
-        struct value *o = (struct value *)value_map_get(&raw, "stdout");
-        if (o && o->type == VALUE_STR) {
-            out_text = xstrndup(o->u.s.ptr, o->u.s.len);
-            value_deinit(o);
-            value_set_bool(o, true);
-        }
-        struct value *e = (struct value *)value_map_get(&raw, "stderr");
-        if (e && e->type == VALUE_STR) {
-            err_text = xstrndup(e->u.s.ptr, e->u.s.len);
-            value_deinit(e);
-            value_set_bool(e, true);
-        }
+        struct value *o = (struct value *)value_map_get(raw, "stdout");
+        if (o && o->type == VALUE_STR)
+            out_text = take_str(o);
+        struct value *e = (struct value *)value_map_get(raw, "stderr");
+        if (e && e->type == VALUE_STR)
+            err_text = take_str(e);
     }
     struct policy_result pr = {0};
-    int ret = policy_results(j->agent->policy, &raw, j->prev_state, &pr, reason, sizeof reason);
-    value_deinit(&raw);
+    int ret = policy_results(j->agent->policy, raw, j->prev_state, &pr, reason, sizeof reason);
+    value_deinit(raw);
     if (ret) {
         AUTO_FREE char *text = xasprintf(TXT_UNREADABLE "%s", reason);
         log_info(LOG_JOB, "job %s: result rejected: %s", j->id, reason);
@@ -1167,10 +1171,13 @@ static void job_on_message(struct job *j, const void *p, size_t n)
             log_warn(LOG_JOB, "job %s: container message without a type skipped", j->id);
     } else if (!strcmp(type, "result")) {
         // The last result wins; the job is judged when the container dies.
+        // Moved, not copied: it may carry megabytes of output.
         value_deinit(&j->result);
-        const struct value *r = value_map_get(&m, "result");
-        if (r)
-            value_copy(&j->result, r);
+        struct value *r = (struct value *)value_map_get(&m, "result");
+        if (r) {
+            j->result = *r;
+            value_set_nil(r);
+        }
         j->has_result = true;
     } else if (!strcmp(type, "run_student")) {
         job_run_student(j, &m);
