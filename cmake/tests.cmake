@@ -22,7 +22,7 @@ if(BUILD_TESTING)
     backend_restart_says_hello_again unknown_environment_and_malformed_messages
     policy_reload_on_sighup hostile_runner_flooding_garbage output_caps_from_policy
     ssh_debug_reaches_the_client run_student_return_codes docker_engine_late
-    sigterm_drains_running_jobs)
+    sigterm_drains_running_jobs kill_removes_student_containers)
   foreach(t ${PROCTOR_AGENT_TESTS})
     add_test(NAME agent.${t}
              COMMAND ${PROCTOR_PYTHON} -m pytest -q -x -p no:cacheprovider

@@ -574,6 +574,12 @@ static void job_cleanup(struct job *j)
     // Keep the list walk simple: the pending counter guards the free.
     j->pending_removals++;
     for (struct student *s = j->students; s; s = s->next) {
+        if (!s->container_id && s->req && !s->removing) {
+            // Being created: Docker will finish creating it whatever we do,
+            // so keep the request and remove the container when it answers.
+            j->pending_removals++;
+            continue;
+        }
         student_release(s);
         if (s->container_id)
             job_remove_container(j, s->container_id);
@@ -975,6 +981,14 @@ static void on_student_created(int status, const char *err, const char *id, void
     struct student *s = data;
     struct job *j = s->job;
     s->req = NULL;
+    if (j->cleaning) {
+        // The job ended while this container was being created.
+        if (!status)
+            job_remove_container(j, id);
+        if (--j->pending_removals == 0)
+            agent_job_finished(j->agent, j);
+        return;
+    }
     if (status) {
         log_warn(LOG_JOB, "job %s: cannot create student container: %s", j->id,
                  err ? err : strerror(-status));

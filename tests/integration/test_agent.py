@@ -169,6 +169,18 @@ def test_kill_from_client(cluster):
     assert r["state"] == "before-kill"
 
 
+def test_kill_removes_student_containers(cluster):
+    res = cluster.submit("it", "student_forever", {"@state": "st"})
+    # Both the grading and the student container exist (labelled with the job).
+    harness.wait_for(lambda: len(harness.containers("org.proctor.job=" + res.job_id)) >= 2
+                     and harness.containers("org.proctor.role=student"), 60,
+                     "the student container to start")
+    cluster.kill(res)
+    assert res.wait(60)["result"] == ("killed", "")
+    harness.wait_for(lambda: not harness.containers("org.proctor.job=" + res.job_id), 30,
+                     "the job's containers to be removed")
+
+
 def test_sigterm_drains_running_jobs(cluster):
     import signal
     res = cluster.submit("demo", "sleep", harness.DEMO_INPUTS["sleep"])
