@@ -156,7 +156,9 @@ def host_config(facts, binds, memory_mib, network="none"):
     hc = {"Memory": memory_mib << 20, "MemorySwap": memory_mib << 20, "PidsLimit": PIDS_LIMIT,
           "NetworkMode": network, "Runtime": facts["runtime"], "Binds": binds,
           "CapDrop": CAP_DROP, "SecurityOpt": ["no-new-privileges"],
-          "Ulimits": [{"Name": "nofile", "Soft": NOFILE, "Hard": NOFILE}]}
+          "Ulimits": [{"Name": "nofile", "Soft": NOFILE, "Hard": NOFILE}],
+          # As proctord: output travels on the attach stream, not in Docker's log.
+          "LogConfig": {"Type": "none"}}
     if facts["cgroup_v1"]:
         hc["MemorySwappiness"] = 0
     return hc

@@ -344,6 +344,11 @@ static char *build_create_body(const struct docker_create_spec *s)
     }
 
     cJSON *hc = cJSON_AddObjectToObject(root, "HostConfig");
+    if (s->log_driver) {
+        cJSON *lc = cJSON_AddObjectToObject(hc, "LogConfig");
+        if (lc)
+            cJSON_AddStringToObject(lc, "Type", s->log_driver);
+    }
     if (s->memory)
         cJSON_AddNumberToObject(hc, "Memory", (double)s->memory);
     if (s->memory_swap)

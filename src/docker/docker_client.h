@@ -152,6 +152,7 @@ struct docker_create_spec {
     int64_t nano_cpus;        /* 0 = unset */
     const char *network_mode; /* "none", "bridge", ...; NULL = Docker default */
     const char *runtime;      /* NULL = engine default */
+    const char *log_driver;   /* HostConfig.LogConfig.Type, e.g. "none"; NULL = default */
     const char *const *binds; /* "src:dst[:mode]" */
     const struct docker_port_binding *ports;
     size_t n_ports;

@@ -1103,6 +1103,9 @@ static int student_create(struct student *s, const struct env *env, const char *
         .pids_limit = hard.pids_limit,
         .network_mode = netmode,
         .runtime = env->runtime,
+        // The agent reads everything through the attach stream; Docker's
+        // own json log would write every byte to disk a second time.
+        .log_driver = "none",
         .binds = binds,
         .ports = ssh ? &pb : NULL,
         .n_ports = ssh ? 1 : 0,
@@ -1390,11 +1393,12 @@ static void on_created(int status, const char *err, const char *id, void *data)
 
 /* ---- job directory -------------------------------------------------------- */
 
+/** Copies src to dst, or makes dst empty when src is absent (dst's parent exists). */
 static int copy_optional(const char *src, const char *dst)
 {
     struct stat st;
     if (stat(src, &st) < 0 || !S_ISDIR(st.st_mode))
-        return util_mkdirs(dst, 0755);
+        return mkdir(dst, 0755) < 0 && errno != EEXIST ? -errno : 0;
     return util_copytree(src, dst);
 }
 
@@ -1437,7 +1441,9 @@ static int dir_work_fill(void *p)
             ret = copy_optional(w->common_student_src, common_student);
     } else if (!ret) {
         // Taskless job: nothing to copy, only the mount points.
-        ret = mkdir(task, 0777) < 0 ? -errno : util_mkdirs(common_student, 0755);
+        if (mkdir(task, 0777) < 0 || mkdir(course, 0755) < 0 || mkdir(common, 0755) < 0 ||
+            mkdir(common_student, 0755) < 0)
+            ret = -errno;
     }
     if (!ret && chmod(task, 0777) < 0)
         ret = -errno;
@@ -1520,6 +1526,7 @@ static int job_create_container(struct job *j)
         .pids_limit = j->hard.pids_limit,
         .network_mode = j->limits.network || j->nports ? "bridge" : "none",
         .runtime = j->env.runtime,
+        .log_driver = "none", /* see the student containers */
         .binds = binds,
         .ports = j->nports ? pb : NULL,
         .n_ports = j->nports,

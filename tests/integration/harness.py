@@ -243,9 +243,31 @@ class Cluster:
         if self.client is not None:
             with contextlib.suppress(Exception):
                 self.client.close()
+            self._stop_client_loop()
         for p in (self.agent, self.backend):
             if p is not None:
                 p.stop()
+
+    def _stop_client_loop(self):
+        # The 0.9.2 client's close() does nothing: its loop would keep polling a
+        # dead backend next to the clusters that follow. Cancel its tasks, then
+        # stop the loop (a loop stopped under running tasks spins at exit).
+        import asyncio
+        loop = getattr(self.client, "_loop", None)
+        if loop is None or not loop.is_running():
+            return
+
+        async def quiesce():
+            me = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not me]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            asyncio.run_coroutine_threadsafe(quiesce(), loop).result(timeout=10)
+        except Exception:  # noqa: BLE001 - only noise would remain
+            return
+        loop.call_soon_threadsafe(loop.stop)
 
     def restart_backend(self):
         self.backend.stop(signal.SIGKILL)
