@@ -275,35 +275,8 @@ def check_result(wl, values):
 # ---- closed-loop drivers -----------------------------------------------------
 
 class BenchCluster(harness.Cluster):
-    """harness.Cluster with an environment for the agent (log level)."""
-
-    agent_env = None
-
-    def start_agent(self):
-        self.agent = harness.Proc("agent", self.agent_argv(), self.workdir, env=self.agent_env)
-        return self.agent
-
-    def close(self):
-        super().close()
-        # The 0.9.2 client's close() does nothing: its loop would keep polling
-        # a dead backend in this process, next to the runs that follow. Stop it.
-        # Its tasks are cancelled first: a loop stopped under them leaves tasks
-        # that spin on "no running event loop" at interpreter exit.
-        loop = getattr(self.client, "_loop", None)
-        if loop is None or not loop.is_running():
-            return
-
-        async def quiesce():
-            me = asyncio.current_task()
-            tasks = [t for t in asyncio.all_tasks() if t is not me]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        try:
-            asyncio.run_coroutine_threadsafe(quiesce(), loop).result(timeout=10)
-        except Exception:  # noqa: BLE001 - the loop keeps running; only noise remains
-            return
-        loop.call_soon_threadsafe(loop.stop)
+    """harness.Cluster (which already takes an environment for the agent and
+    stops the client's loop on close), named for the benchmark's logs."""
 
 
 def run_agent(system, wl, args, workdir):
