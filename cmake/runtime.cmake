@@ -6,6 +6,7 @@ set(PROCTOR_RT_SOURCES
   ${PROCTOR_RT_TOP}/src/runtime/rt_value.c
   ${PROCTOR_RT_TOP}/src/runtime/rt_common.c
   ${PROCTOR_RT_TOP}/src/runtime/rt_feedback.c
+  ${PROCTOR_RT_TOP}/src/runtime/rt_rst.c
   ${PROCTOR_RT_TOP}/src/runtime/rt_runner.c
   ${PROCTOR_RT_TOP}/src/runtime/rt_student.c)
 
@@ -22,7 +23,7 @@ set_target_properties(proctor-runtime PROPERTIES
 add_library(proctor_rt STATIC ${PROCTOR_RT_SOURCES})
 target_include_directories(proctor_rt PUBLIC ${PROCTOR_RT_TOP}/src/runtime)
 
-foreach(t test_rt_value test_rt_feedback)
+foreach(t test_rt_value test_rt_feedback test_rt_rst)
   add_executable(${t} ${PROCTOR_RT_TOP}/tests/runtime/${t}.c)
   target_link_libraries(${t} PRIVATE proctor_rt)
   add_test(NAME runtime_${t} COMMAND ${t})

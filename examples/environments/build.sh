@@ -13,7 +13,8 @@ busybox=${BUSYBOX:-/bin/busybox}
 
 # Tools the runtime implements; each is a link to the one binary.
 tools="INGInious _run_student_intern run_student getinput feedback feedback-result
-feedback-grade feedback-msg feedback-custom feedback-state tag tag-set archive"
+feedback-grade feedback-msg feedback-custom feedback-state tag tag-set archive
+parsetemplate rst-code rst-msgblock rst-indent rst-image"
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake -S "$top" -B "$build" >/dev/null

@@ -96,20 +96,42 @@ bool rt_id_valid(const char *id, bool allow_star);
 /** Prints "usage: <name> <usage>" to stderr and returns 2 (argparse's exit code). */
 int rt_usage(const char *name, const char *usage);
 
+/** Python's int() on a decimal string: surrounding blanks allowed, nothing else after. */
+bool rt_parse_int(const char *s, long long *out);
+/** Reads all of stdin into a NUL-terminated string (caller frees); stops early on a read error. */
+char *rt_read_stdin(void);
+/**
+ * Decodes backslash escapes as the upstream tools do (-e flags): C letters,
+ * \ooo and \xhh as raw bytes, \uXXXX and \UXXXXXXXX as UTF-8, unknown
+ * escapes kept. Returns a new string the caller frees.
+ */
+char *rt_unescape(const char *s);
+/**
+ * Loads the input file (RT_INPUT_JSON, relocated) into *doc (a map, caller
+ * frees). Returns 0, or 2 (the tools' exit code) after printing
+ * "<cmd>: input file not found" or "<cmd>: input is not compatible".
+ */
+int rt_input_load(const char *cmd, struct rt_value **doc);
+
 /* Entry points: each takes main's argc/argv (argv[0] = the command name) and
  * returns the process exit code. */
-int rt_cmd_runner(int argc, char **argv);      // INGInious
-int rt_cmd_intern(int argc, char **argv);      // _run_student_intern
-int rt_cmd_run_student(int argc, char **argv); // run_student
-int rt_cmd_getinput(int argc, char **argv);    // getinput
-int rt_cmd_feedback(int argc, char **argv);    // feedback
-int rt_cmd_fb_result(int argc, char **argv);   // feedback-result
-int rt_cmd_fb_grade(int argc, char **argv);    // feedback-grade
-int rt_cmd_fb_msg(int argc, char **argv);      // feedback-msg
-int rt_cmd_fb_custom(int argc, char **argv);   // feedback-custom
-int rt_cmd_fb_state(int argc, char **argv);    // feedback-state
-int rt_cmd_tag(int argc, char **argv);         // tag
-int rt_cmd_tag_set(int argc, char **argv);     // tag-set
-int rt_cmd_archive(int argc, char **argv);     // archive
+int rt_cmd_runner(int argc, char **argv);        // INGInious
+int rt_cmd_intern(int argc, char **argv);        // _run_student_intern
+int rt_cmd_run_student(int argc, char **argv);   // run_student
+int rt_cmd_getinput(int argc, char **argv);      // getinput
+int rt_cmd_feedback(int argc, char **argv);      // feedback
+int rt_cmd_fb_result(int argc, char **argv);     // feedback-result
+int rt_cmd_fb_grade(int argc, char **argv);      // feedback-grade
+int rt_cmd_fb_msg(int argc, char **argv);        // feedback-msg
+int rt_cmd_fb_custom(int argc, char **argv);     // feedback-custom
+int rt_cmd_fb_state(int argc, char **argv);      // feedback-state
+int rt_cmd_tag(int argc, char **argv);           // tag
+int rt_cmd_tag_set(int argc, char **argv);       // tag-set
+int rt_cmd_archive(int argc, char **argv);       // archive
+int rt_cmd_parsetemplate(int argc, char **argv); // parsetemplate
+int rt_cmd_rst_code(int argc, char **argv);      // rst-code
+int rt_cmd_rst_msgblock(int argc, char **argv);  // rst-msgblock
+int rt_cmd_rst_indent(int argc, char **argv);    // rst-indent
+int rt_cmd_rst_image(int argc, char **argv);     // rst-image
 
 #endif

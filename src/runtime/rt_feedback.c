@@ -118,7 +118,7 @@ static bool parse_float(const char *s, double *out)
     return end != s && !*end && *s && errno != ERANGE;
 }
 
-static bool parse_int(const char *s, long long *out)
+bool rt_parse_int(const char *s, long long *out)
 {
     char *end;
     errno = 0;
@@ -131,7 +131,7 @@ static bool parse_int(const char *s, long long *out)
 // Backslash escapes as the upstream tools decode them: C-style letters,
 // \ooo and \xhh give raw bytes, \uXXXX and \UXXXXXXXX give UTF-8, and an
 // unknown escape is kept as written.
-static char *unescape(const char *s)
+char *rt_unescape(const char *s)
 {
     struct rt_buf b = {0};
     while (*s) {
@@ -174,7 +174,7 @@ static char *unescape(const char *s)
     return b.data;
 }
 
-static char *read_stdin(void)
+char *rt_read_stdin(void)
 {
     struct rt_buf b = {0};
     char chunk[4096];
@@ -248,9 +248,9 @@ int rt_cmd_fb_msg(int argc, char **argv)
     const char *pid = o[1].value && *o[1].value ? o[1].value : NULL;
     if (pid && !check_pid(argv[0], pid))
         return 2;
-    char *msg = o[3].value && *o[3].value ? rt_xstrdup(o[3].value) : read_stdin();
+    char *msg = o[3].value && *o[3].value ? rt_xstrdup(o[3].value) : rt_read_stdin();
     if (o[2].set) {
-        char *u = unescape(msg);
+        char *u = rt_unescape(msg);
         free(msg);
         msg = u;
     }
@@ -275,7 +275,7 @@ static int set_custom(struct rt_value *fb, const char *cmd, const char *name, co
             fprintf(stderr, "%s: the value is not valid JSON\n", cmd);
             return 1;
         }
-    } else if (parse_int(value, &i)) {
+    } else if (rt_parse_int(value, &i)) {
         v = rt_new_int(i);
     } else if (parse_float(value, &d)) {
         v = rt_new_float(d);
@@ -324,7 +324,7 @@ int rt_cmd_feedback(int argc, char **argv)
     if (grade)
         rt_map_set(fb, "grade", rt_new_float(g));
     if (o[2].value && *o[2].value) {
-        char *text = o[4].set ? unescape(o[2].value) : rt_xstrdup(o[2].value);
+        char *text = o[4].set ? rt_unescape(o[2].value) : rt_xstrdup(o[2].value);
         if (pid)
             fb_problem_text(fb, pid, text, false);
         else
@@ -453,22 +453,38 @@ static int print_input(const struct rt_value *v)
     return ret ? 2 : 0;
 }
 
+int rt_input_load(const char *cmd, struct rt_value **doc)
+{
+    char path[PATH_MAX];
+    struct rt_buf b = {0};
+    int ret = 0;
+    *doc = NULL;
+    if (rt_read_file(rt_path(RT_INPUT_JSON, path), &b)) {
+        fprintf(stderr, "%s: input file not found\n", cmd);
+        ret = 2;
+    }
+    // Python strips NUL padding before parsing; the decoder allows blanks.
+    while (!ret && b.len && b.data[b.len - 1] == '\0')
+        b.len--;
+    if (!ret && (rt_json_decode(b.data ? b.data : "", b.len, doc) || (*doc)->type != RT_MAP)) {
+        fprintf(stderr, "%s: input is not compatible\n", cmd);
+        rt_value_free(*doc);
+        *doc = NULL;
+        ret = 2;
+    }
+    rt_buf_deinit(&b);
+    return ret;
+}
+
 int rt_cmd_getinput(int argc, char **argv)
 {
     struct rt_opt o[] = {{0}};
-    char *pos[argc], path[PATH_MAX];
+    char *pos[argc];
     int npos, ret = 0;
-    struct rt_buf b = {0};
     struct rt_value *doc = NULL;
     if (rt_args_parse(o, argc, argv, false, pos, &npos) || npos != 1)
         return rt_usage(argv[0], "PROBLEM   (pid, pid/box, pid:filename, pid:value, @lang, ...)");
-    if (rt_read_file(rt_path(RT_INPUT_JSON, path), &b)) {
-        fputs("getinput: input file not found\n", stderr);
-        ret = 2;
-    } else if (rt_json_decode(b.data ? b.data : "", b.len, &doc) || doc->type != RT_MAP) {
-        fputs("getinput: input is not compatible\n", stderr);
-        ret = 2;
-    }
+    ret = rt_input_load(argv[0], &doc);
     char *key = rt_xstrdup(pos[0]);
     char *colon = strchr(key, ':');
     if (colon)
@@ -497,7 +513,6 @@ int rt_cmd_getinput(int argc, char **argv)
     }
     free(key);
     rt_value_free(doc);
-    rt_buf_deinit(&b);
     return ret;
 }
 

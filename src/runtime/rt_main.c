@@ -23,6 +23,11 @@ static const struct {
     {"tag", rt_cmd_tag},
     {"tag-set", rt_cmd_tag_set},
     {"archive", rt_cmd_archive},
+    {"parsetemplate", rt_cmd_parsetemplate},
+    {"rst-code", rt_cmd_rst_code},
+    {"rst-msgblock", rt_cmd_rst_msgblock},
+    {"rst-indent", rt_cmd_rst_indent},
+    {"rst-image", rt_cmd_rst_image},
 };
 
 int main(int argc, char **argv)

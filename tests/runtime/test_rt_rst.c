@@ -1,0 +1,244 @@
+// Unit tests for parsetemplate and the rst-* tools, run in-process against a
+// scratch root (PROCTOR_RT_ROOT relocates /.__input): exact outputs, checked
+// against what upstream's Python tools print for the same arguments, and
+// exit codes.
+
+#include "rt_common.h"
+#include "rt_value.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int failures;
+static char g_root[256];
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            failures++;                                                                            \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+// Runs a tool with a NULL-terminated argument list, stdin from `in` (or
+// /dev/null) and stdout captured into `out` (may be NULL).
+static int run_io(int (*fn)(int, char **), const char *in, struct rt_buf *out, ...)
+{
+    char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, out);
+    for (char *a; (a = va_arg(ap, char *)) && argc < 31;)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    char inpath[PATH_MAX], outpath[PATH_MAX];
+    snprintf(inpath, sizeof(inpath), "%s/stdin.tmp", g_root);
+    snprintf(outpath, sizeof(outpath), "%s/stdout.tmp", g_root);
+    rt_write_file(inpath, in ? in : "", in ? strlen(in) : 0, 0600);
+    fflush(stdout);
+    int saved_in = dup(0), saved_out = dup(1);
+    int ifd = open(inpath, O_RDONLY), ofd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(ifd, 0);
+    dup2(ofd, 1);
+    close(ifd);
+    close(ofd);
+    int code = fn(argc, argv);
+    fflush(stdout);
+    dup2(saved_in, 0);
+    dup2(saved_out, 1);
+    close(saved_in);
+    close(saved_out);
+    if (out) {
+        out->len = 0;
+        rt_read_file(outpath, out);
+        rt_buf_add(out, "", 0);
+    }
+    return code;
+}
+
+#define RUN(fn, ...) run_io(fn, NULL, NULL, __VA_ARGS__, (char *)NULL)
+
+// Runs a tool and compares its whole stdout with want.
+#define EXPECT_OUT(want, in, fn, ...)                                                              \
+    do {                                                                                           \
+        struct rt_buf o_ = {0};                                                                    \
+        int c_ = run_io(fn, in, &o_, __VA_ARGS__, (char *)NULL);                                   \
+        bool ok_ = c_ == 0 && o_.data && !strcmp(o_.data, want);                                   \
+        if (!ok_)                                                                                  \
+            fprintf(stderr, "%s:%d: exit %d, got '%s', want '%s'\n", __FILE__, __LINE__, c_,       \
+                    o_.data ? o_.data : "", want);                                                 \
+        rt_buf_deinit(&o_);                                                                        \
+        CHECK(ok_, "output");                                                                      \
+    } while (0)
+
+static const char *file_text(const char *path)
+{
+    static struct rt_buf b;
+    b.len = 0;
+    if (rt_read_file(path, &b))
+        return NULL;
+    rt_buf_add(&b, "", 0);
+    return b.data ? b.data : "";
+}
+
+static void put(const char *path, const char *text)
+{
+    rt_write_file(path, text, strlen(text), 0644);
+}
+
+static void test_rst_code(void)
+{
+    EXPECT_OUT("\n\n.. code-block:: python\n\n\tprint(1)\n\tx = 2\n\n\n", NULL, rt_cmd_rst_code,
+               "rst-code", "-l", "python", "-c", "print(1)\nx = 2\n");
+    EXPECT_OUT("\n\n.. code-block:: \n\n\tfrom\n\t\n\tstdin\n\n\n", "from\r\n\nstdin",
+               rt_cmd_rst_code, "rst-code");
+    EXPECT_OUT("\n\n.. code-block:: c\n\n\ta\n\tb\n\n\n", NULL, rt_cmd_rst_code, "rst-code", "-e",
+               "-lc", "--code=a\\nb");
+    EXPECT_OUT("\n\n.. code-block:: \n\n\n\n", NULL, rt_cmd_rst_code, "rst-code");
+    CHECK(RUN(rt_cmd_rst_code, "rst-code", "stray") == 2, "positional");
+    CHECK(RUN(rt_cmd_rst_code, "rst-code", "-x") == 2, "unknown option");
+    CHECK(RUN(rt_cmd_rst_code, "rst-code", "-l") == 2, "missing value");
+}
+
+static void test_rst_msgblock(void)
+{
+    EXPECT_OUT("\n\n.. admonition:: Well done\n\t:class: alert alert-success\n\n\tAll tests "
+               "pass.\n\tBye\n\n\n",
+               NULL, rt_cmd_rst_msgblock, "rst-msgblock", "-c", "success", "-t", "Well done", "-m",
+               "All tests pass.\nBye");
+    EXPECT_OUT("\n\n.. note:: \n\t:class: alert alert-info\n\n\tx\n\n\n", NULL, rt_cmd_rst_msgblock,
+               "rst-msgblock", "-c", "purple", "-m", "x");
+    EXPECT_OUT("\n\n.. note:: \n\t:class: alert alert-danger\n\n\tin\n\n\n", "in\n",
+               rt_cmd_rst_msgblock, "rst-msgblock", "-c", "danger", "-m", "");
+    EXPECT_OUT("\n\n.. admonition:: T\n\t:class: alert alert-warning\n\n\ta\tb\n\n\n", NULL,
+               rt_cmd_rst_msgblock, "rst-msgblock", "-ec", "warning", "-t", "T", "-m", "a\\tb");
+    CHECK(RUN(rt_cmd_rst_msgblock, "rst-msgblock", "-m", "x", "y") == 2, "positional");
+}
+
+static void test_rst_indent(void)
+{
+    EXPECT_OUT("\ta\n\t\tb\n\n", NULL, rt_cmd_rst_indent, "rst-indent", "-m", "a\n\tb");
+    EXPECT_OUT("  a\n   b\n\n", NULL, rt_cmd_rst_indent, "rst-indent", "-c", " ", "-a", "2", "-m",
+               "a\n b");
+    EXPECT_OUT("-=-=x\n\n", NULL, rt_cmd_rst_indent, "rst-indent", "-c", "-=", "-a", "2", "-m",
+               "x");
+    // De-indent: the indent char is dropped among the first |N| characters only.
+    EXPECT_OUT("a\n\tb\nxy\t\n\n", NULL, rt_cmd_rst_indent, "rst-indent", "-a", "-2", "-m",
+               "\ta\n\t\t\tb\nx\ty\t");
+    EXPECT_OUT("a\n\n", NULL, rt_cmd_rst_indent, "rst-indent", "-c", " ", "-a-1", "-m", " a");
+    EXPECT_OUT("\xc3\xa9"
+               "b\n\n",
+               NULL, rt_cmd_rst_indent, "rst-indent", "-c", " ", "-a", "-2", "-m", "\xc3\xa9 b");
+    EXPECT_OUT("\tfrom stdin\n\n", "from stdin\n", rt_cmd_rst_indent, "rst-indent");
+    EXPECT_OUT("\ta\n\tb\n\n", NULL, rt_cmd_rst_indent, "rst-indent", "-e", "-m", "a\\nb");
+    EXPECT_OUT(" x\n\n", NULL, rt_cmd_rst_indent, "rst-indent", "-a", "0", "-m", " x");
+    CHECK(RUN(rt_cmd_rst_indent, "rst-indent", "-a", "two", "-m", "x") == 2, "bad amount");
+    CHECK(RUN(rt_cmd_rst_indent, "rst-indent", "-a", "99999999999", "-m", "x") == 2, "huge");
+    CHECK(RUN(rt_cmd_rst_indent, "rst-indent", "extra") == 2, "positional");
+}
+
+static void test_rst_image(void)
+{
+    char png[PATH_MAX], odd[PATH_MAX];
+    snprintf(png, sizeof(png), "%s/pic.png", g_root);
+    snprintf(odd, sizeof(odd), "%s/.hidden", g_root);
+    rt_write_file(png, "\x89PNG\r\n", 6, 0644);
+    rt_write_file(odd, "ab", 2, 0644);
+    EXPECT_OUT("\n\n.. raw:: html\n\n\t<img src=\"data:image/png;base64,iVBORw0K\">\n\n", NULL,
+               rt_cmd_rst_image, "rst-image", png);
+    EXPECT_OUT("\n\n.. raw:: html\n\n\t<img src=\"data:image/gif;base64,YWI=\">\n\n", NULL,
+               rt_cmd_rst_image, "rst-image", "-f", "gif", odd);
+    EXPECT_OUT("\n\n.. raw:: html\n\n\t<img src=\"data:image/;base64,YWI=\">\n\n", NULL,
+               rt_cmd_rst_image, "rst-image", odd);
+    CHECK(RUN(rt_cmd_rst_image, "rst-image", "/nonexistent.png") == 1, "missing image");
+    CHECK(RUN(rt_cmd_rst_image, "rst-image") == 2, "no file");
+    CHECK(RUN(rt_cmd_rst_image, "rst-image", png, png) == 2, "two files");
+}
+
+static void test_parsetemplate(void)
+{
+    char input[PATH_MAX], upload[PATH_MAX], tpl[PATH_MAX], out[PATH_MAX], json[4 * PATH_MAX];
+    rt_path(RT_INPUT_JSON, input);
+    rt_path(RT_INPUT_DIR "/__inputfile_0", upload);
+    put(upload, "l1\nl2\n");
+    snprintf(
+        json, sizeof(json),
+        "{\"type\": \"start\", \"input\": {\"next\": \"@@n@@\", \"code\": \"int a;\\nint b;\\n\", "
+        "\"n\": 7, \"@lang\": \"fr\", \"list\": [1], "
+        "\"up\": {\"filename\": \"r.txt\", \"value\": \"%s\"}}}",
+        upload);
+    put(input, json);
+    snprintf(tpl, sizeof(tpl), "%s/main.c.tpl", g_root);
+    snprintf(out, sizeof(out), "%s/gen/deep/main.c", g_root);
+    put(tpl, "void f() {\n@    @code@ // x@\n}\n@@code@@|@@n@@|@<@@lang@>@|@@next@@\n"
+             "@@up:filename@@ @# @up:value@@ @@up@@ @@missing@@ a@b.c @@code@@\n");
+    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", "-o", out, tpl) == 0, "with -o");
+    const char *want = "void f() {\n    int a; // x\n    int b; // x\n}\nint a;\nint b;|7|<fr>|7\n"
+                       "r.txt # l1\n# l2 @@up@@ @@missing@@ a@b.c int a;\nint b;\n";
+    const char *got = file_text(out);
+    CHECK(got && !strcmp(got, want), "got '%s'", got ? got : "(none)");
+    CHECK(!strcmp(file_text(tpl), "void f() {\n@    @code@ // x@\n}\n@@code@@|@@n@@|@<@@lang@"
+                                  ">@|@@next@@\n@@up:filename@@ @# @up:value@@ @@up@@ @@missing@@ "
+                                  "a@b.c @@code@@\n"),
+          "template untouched with -o");
+    // Without -o the template itself is rewritten.
+    put(tpl, "[@@code@@]\n");
+    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 0, "in place");
+    CHECK(!strcmp(file_text(tpl), "[int a;\nint b;]\n"), "%s", file_text(tpl));
+    // A placeholder of a non-text value is an error, and nothing is written.
+    put(tpl, "@@list@@");
+    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", "-o", out, tpl) == 2, "list value");
+    CHECK(!strcmp(file_text(out), want), "output unchanged after an error");
+    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", "/nonexistent.tpl") == 2, "missing template");
+    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate") == 2, "usage");
+    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl, tpl) == 2, "usage");
+    put(tpl, "@@up:value@@");
+    snprintf(json, sizeof(json),
+             "{\"input\": {\"up\": {\"filename\": \"r.txt\", \"value\": \"%s/gone\"}}}", g_root);
+    put(input, json);
+    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "upload file missing");
+    put(input, "{\"type\": \"start\"}");
+    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "no input map");
+    put(input, "not json");
+    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "bad input file");
+    unlink(input);
+    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "no input file");
+    CHECK(!strcmp(file_text(tpl), "@@up:value@@"), "template untouched after errors");
+}
+
+int main(void)
+{
+    char tmpl[] = "/tmp/test_rt_rst.XXXXXX", path[PATH_MAX];
+    if (!mkdtemp(tmpl)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(g_root, sizeof(g_root), "%s", tmpl);
+    setenv("PROCTOR_RT_ROOT", g_root, 1);
+    rt_mkdirs(rt_path(RT_INPUT_DIR, path), 0755);
+    test_rst_code();
+    test_rst_msgblock();
+    test_rst_indent();
+    test_rst_image();
+    test_parsetemplate();
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", g_root);
+    if (failures)
+        fprintf(stderr, "%d check(s) failed\n", failures);
+    else
+        printf("test_rt_rst: all checks passed\n");
+    return failures ? 1 : 0;
+}
