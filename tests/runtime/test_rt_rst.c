@@ -16,58 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int failures;
-static char g_root[256];
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
-
-// Runs a tool with a NULL-terminated argument list, stdin from `in` (or
-// /dev/null) and stdout captured into `out` (may be NULL).
-static int run_io(int (*fn)(int, char **), const char *in, struct rt_buf *out, ...)
-{
-    char *argv[32];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, out);
-    for (char *a; (a = va_arg(ap, char *)) && argc < 31;)
-        argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    char inpath[PATH_MAX], outpath[PATH_MAX];
-    snprintf(inpath, sizeof(inpath), "%s/stdin.tmp", g_root);
-    snprintf(outpath, sizeof(outpath), "%s/stdout.tmp", g_root);
-    rt_write_file(inpath, in ? in : "", in ? strlen(in) : 0, 0600);
-    fflush(stdout);
-    int saved_in = dup(0), saved_out = dup(1);
-    int ifd = open(inpath, O_RDONLY), ofd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(ifd, 0);
-    dup2(ofd, 1);
-    close(ifd);
-    close(ofd);
-    int code = fn(argc, argv);
-    fflush(stdout);
-    dup2(saved_in, 0);
-    dup2(saved_out, 1);
-    close(saved_in);
-    close(saved_out);
-    if (out) {
-        out->len = 0;
-        rt_read_file(outpath, out);
-        rt_buf_add(out, "", 0);
-    }
-    return code;
-}
-
-#define RUN(fn, ...) run_io(fn, NULL, NULL, __VA_ARGS__, (char *)NULL)
+#include "rt_test.h"
 
 // Runs a tool and compares its whole stdout with want.
 #define EXPECT_OUT(want, in, fn, ...)                                                              \
