@@ -396,7 +396,6 @@ static void on_orphans(int status, const char *err, const struct docker_containe
     }
     // Containers of ours that no job of this process knows: a previous run
     // died and left them behind. Nobody waits for them any more.
-    size_t orphans = 0;
     for (size_t i = 0; i < n; i++) {
         bool known = false;
         for (size_t l = 0; l < list[i].n_labels; l++) {
@@ -409,7 +408,6 @@ static void on_orphans(int status, const char *err, const struct docker_containe
             continue;
         log_info(LOG_JOB, "removing leftover container %.12s", list[i].id);
         a->disc_pending_removals++;
-        orphans++;
         if (!docker_container_remove(a->docker, list[i].id, true, true, on_orphan_removed, a))
             a->disc_pending_removals--;
     }
