@@ -6,6 +6,7 @@
 // 'S' + SCM_RIGHTS(3 fds), one bare msgpack run_student_command map, then
 // 3-digit signal numbers until "---".
 #include "rt_common.h"
+#include "rt_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -337,72 +338,80 @@ int rt_cmd_run_student(int argc, char **argv)
 
 /* ------------------------------------------------------------ the intern */
 
-static void free_words(char **w)
+// The command is bounded by INTERN_CMD_MAX: its copies are bookkeeping.
+static void add_or_die(struct rt_buf *b, const void *p, size_t n)
+{
+    if (rt_buf_add(b, p, n))
+        rt_oom();
+}
+
+void rt_words_free(char **w)
 {
     for (char **p = w; p && *p; p++)
         free(*p);
     free(w);
 }
 
-// Shell-like split (Python shlex.split rules, POSIX mode): blanks separate,
-// '...' is literal, "..." honours \" and \\, a bare backslash escapes the
-// next character. NULL on an unterminated quote or escape.
-static char **shlex_split(const char *s)
+// Appends the word being built (and NUL-terminates it); the array always
+// keeps one free slot after the last word for the terminating NULL.
+static void push_word(char ***words, size_t *n, size_t *cap, struct rt_buf *w)
+{
+    if (*n + 2 > *cap) {
+        *cap *= 2;
+        char **g = realloc(*words, *cap * sizeof(**words));
+        if (!g)
+            rt_oom();
+        *words = g;
+    }
+    add_or_die(w, "", 0);
+    (*words)[(*n)++] = w->data;
+    (*words)[*n] = NULL;
+    *w = (struct rt_buf){0};
+}
+
+char **rt_shlex_split(const char *s)
 {
     size_t n = 0, cap = 8;
     char **words = rt_xmalloc(cap * sizeof(*words));
     struct rt_buf w = {0};
     bool in_word = false, bad = false;
+    words[0] = NULL;
     while (*s && !bad) {
         char c = *s++;
         if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-            if (in_word) {
-                if (n + 2 > cap) {
-                    cap *= 2;
-                    char **g = realloc(words, cap * sizeof(*words));
-                    if (!g)
-                        rt_oom();
-                    words = g;
-                }
-                rt_buf_add(&w, "", 0);
-                words[n++] = w.data;
-                w = (struct rt_buf){0};
-                in_word = false;
-            }
+            if (in_word)
+                push_word(&words, &n, &cap, &w);
+            in_word = false;
             continue;
         }
         in_word = true;
         if (c == '\'') {
             const char *end = strchr(s, '\'');
             bad = !end;
-            if (end && rt_buf_add(&w, s, (size_t)(end - s)))
-                rt_oom();
+            if (end)
+                add_or_die(&w, s, (size_t)(end - s));
             s = end ? end + 1 : s;
         } else if (c == '"') {
             for (; *s && *s != '"'; s++) {
                 if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
                     s++;
-                rt_buf_add(&w, s, 1);
+                add_or_die(&w, s, 1);
             }
             bad = !*s;
             s += !bad;
         } else if (c == '\\') {
             bad = !*s;
             if (*s)
-                rt_buf_add(&w, s++, 1);
+                add_or_die(&w, s++, 1);
         } else {
-            rt_buf_add(&w, &c, 1);
+            add_or_die(&w, &c, 1);
         }
     }
-    if (in_word && !bad) {
-        rt_buf_add(&w, "", 0);
-        words[n++] = w.data;
-        w = (struct rt_buf){0};
-    }
+    if (in_word && !bad)
+        push_word(&words, &n, &cap, &w);
     rt_buf_deinit(&w);
-    words[n] = NULL;
     if (bad) {
-        free_words(words);
+        rt_words_free(words);
         return NULL;
     }
     return words;
@@ -569,16 +578,16 @@ static int intern_run(int conn, const int fds[3], const struct rt_value *cmd)
         return 1;
     }
     char **words =
-        shlex_split(command && *command ? command : "echo 'run_student: no command was given'");
+        rt_shlex_split(command && *command ? command : "echo 'run_student: no command was given'");
     if (!words || !words[0]) {
         dprintf(fds[2], "run_student: cannot split the command (unbalanced quotes?)\n");
-        free_words(words);
+        rt_words_free(words);
         return RT_RET_ERROR;
     }
     static const int sigchld[] = {SIGCHLD};
     int ret = watch_signals(sigchld, 1);
     pid_t child = ret ? -1 : spawn_as(words, fds, false, fds[2]);
-    free_words(words);
+    rt_words_free(words);
     if (child < 0)
         return RT_RET_ERROR;
     int retval = RT_RET_ERROR, status;
@@ -609,14 +618,14 @@ static int intern_run(int conn, const int fds[3], const struct rt_value *cmd)
     if (lstat(scripts, &st) == 0 && S_ISDIR(st.st_mode))
         chmod(scripts, 0);
     if (teardown && *teardown) {
-        char **tw = shlex_split(teardown);
+        char **tw = rt_shlex_split(teardown);
         int own[3] = {open("/dev/null", O_RDWR | O_CLOEXEC), 1, 2};
         if (lstat(scripts, &st) == 0 && S_ISDIR(st.st_mode))
             chmod(scripts, 0777); // upstream writes decimal 777 (mode 01411) here
         pid_t t = tw && tw[0] && own[0] >= 0 ? spawn_as(tw, own, false, 2) : -1;
         while (t > 0 && waitpid(t, &status, 0) < 0 && errno == EINTR)
             ;
-        free_words(tw);
+        rt_words_free(tw);
         if (own[0] >= 0)
             close(own[0]);
     }

@@ -32,7 +32,8 @@ static char g_root[256];
 
 // Runs a tool with a NULL-terminated argument list, stdin from `in` (or
 // /dev/null) and stdout captured into `out` (may be NULL).
-static int run_io(int (*fn)(int, char **), const char *in, struct rt_buf *out, ...)
+__attribute__((unused)) static int run_io(int (*fn)(int, char **), const char *in,
+                                          struct rt_buf *out, ...)
 {
     char *argv[32];
     int argc = 0;
