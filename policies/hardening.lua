@@ -14,9 +14,15 @@ Output
     cap_drop = { "NET_RAW", ... },          capability names as Docker spells them, or "ALL"
     nofile_soft = int >= 0, nofile_hard = int >= 0   (0: Docker's default; soft <= hard),
     max_output_bytes = int > 0,             everything one job's container may send the agent
-    max_frame_bytes = int > 0 }             one message from the container
+    max_frame_bytes = int > 0,              one message from the container
+    max_students = int >= 1,                grading container only: student containers alive
+                                            at once for this job
+    max_students_total = int >= 1 }         grading container only: student containers this
+                                            job may start in all
   or nil, "reason" to refuse to start the container.
-The agent caps the two byte limits with its own configuration after this file.
+The agent caps the two byte limits with its own configuration after this file, and the two
+student counts with its hard caps (64 at once, 4096 in all); it ignores them for a student
+container, and uses 8 and 512 when a grading container's answer leaves them out.
 
 Secure defaults, chosen so that every task of examples/courses still works: the grader runs
 as root until it drops to uid 4242, so CHOWN, SETUID, SETGID, FOWNER, DAC_OVERRIDE and KILL
@@ -40,12 +46,15 @@ local defaults = {
     max_output_bytes = MiB_bytes(128), -- all a job's container may send (result, archive, output);
                                        -- a job of the benchmark writes 50 MB of output
     max_frame_bytes = MiB_bytes(128),  -- one message from the container (the archive travels in one)
+    max_students = 8,               -- student containers one job may have alive at once
+                                    -- (each may use its parent's memory; agent cap: 64)
+    max_students_total = 512,       -- student containers one job may start in all (agent cap: 4096)
     -- Optional: stricter student containers, e.g.
     -- student_pids_limit = 256,
 }
 schema.check_keys(defaults, {
     "pids_limit", "no_new_privileges", "cap_drop", "keep_with_network", "nofile", "max_output_bytes",
-    "max_frame_bytes", "student_pids_limit",
+    "max_frame_bytes", "max_students", "max_students_total", "student_pids_limit",
 }, "hardening.lua defaults")
 
 local function caps_to_drop(network)
@@ -68,7 +77,7 @@ local function pids_limit(req)
 end
 
 local function harden(req)
-    return {
+    local out = {
         pids_limit = pids_limit(req),
         no_new_privileges = defaults.no_new_privileges,
         cap_drop = caps_to_drop(req.network == true),
@@ -77,6 +86,11 @@ local function harden(req)
         max_output_bytes = defaults.max_output_bytes,
         max_frame_bytes = defaults.max_frame_bytes,
     }
+    if not req.student then -- only a grading container starts student containers
+        out.max_students = defaults.max_students
+        out.max_students_total = defaults.max_students_total
+    end
+    return out
 end
 
 return {
@@ -91,7 +105,9 @@ return {
                          cap_drop = caps_to_drop(true),
                          nofile_soft = defaults.nofile, nofile_hard = defaults.nofile,
                          max_output_bytes = defaults.max_output_bytes,
-                         max_frame_bytes = defaults.max_frame_bytes } },
+                         max_frame_bytes = defaults.max_frame_bytes,
+                         max_students = defaults.max_students,
+                         max_students_total = defaults.max_students_total } },
         },
     },
 }

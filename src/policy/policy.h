@@ -30,6 +30,11 @@
 #define POLICY_NAME_MAX 128
 #define POLICY_MAX_PORTS 16
 #define POLICY_MAX_CAPS 48
+/** Hard cap on the student containers one job may have alive at once (also the runner's limit
+ * of clients on its socket). A policy may answer less, never more. */
+#define POLICY_MAX_STUDENTS 64
+/** Hard cap on the student containers one job may start in all. */
+#define POLICY_MAX_STUDENTS_TOTAL 4096
 
 struct policy_host;
 
@@ -190,6 +195,10 @@ struct policy_hardening {
     int64_t nofile_soft, nofile_hard;   /* 0 = Docker's default */
     int64_t max_output_bytes;           /* cap on all a job's container may send */
     int64_t max_frame_bytes;            /* cap on one message from the container */
+    /* Grading container only (0 for student containers): 1..POLICY_MAX_STUDENTS and
+     * 1..POLICY_MAX_STUDENTS_TOTAL. A policy answer without them gets the built-in values. */
+    int64_t max_students;       /* student containers alive at once for this job */
+    int64_t max_students_total; /* student containers this job may start in all */
 };
 
 int policy_hardening(struct policy_host *host, const struct policy_hardening_req *req,

@@ -24,6 +24,8 @@
 #define DEF_PIDS_LIMIT 1024
 #define DEF_NOFILE 1024
 #define DEF_MAX_OUTPUT_BYTES (INT64_C(128) * 1024 * 1024)
+#define DEF_MAX_STUDENTS 8
+#define DEF_MAX_STUDENTS_TOTAL 512
 
 #define BAD "Feedback file is badly formatted: "
 
@@ -226,6 +228,14 @@ void policy_default_hardening(const struct policy_hardening_req *req, struct pol
         util_strlcpy(out->cap_drop[out->ncap_drop++], drop_offline[i], sizeof out->cap_drop[0]);
     out->nofile_soft = out->nofile_hard = DEF_NOFILE;
     out->max_output_bytes = out->max_frame_bytes = DEF_MAX_OUTPUT_BYTES;
+    policy_default_student_caps(req, out);
+}
+
+void policy_default_student_caps(const struct policy_hardening_req *req,
+                                 struct policy_hardening *out)
+{
+    out->max_students = req->student ? 0 : DEF_MAX_STUDENTS;
+    out->max_students_total = req->student ? 0 : DEF_MAX_STUDENTS_TOTAL;
 }
 
 /* ---- checks and caps --------------------------------------------------- */
@@ -252,12 +262,23 @@ void policy_cap_student(const struct policy_student_req *req, struct policy_stud
         out->memory_mib = req->parent_memory_mib;
 }
 
-void policy_cap_hardening(const struct policy_config *cfg, struct policy_hardening *out)
+void policy_cap_hardening(const struct policy_config *cfg, const struct policy_hardening_req *req,
+                          struct policy_hardening *out)
 {
     if (cfg->max_output_bytes > 0 && out->max_output_bytes > cfg->max_output_bytes)
         out->max_output_bytes = cfg->max_output_bytes;
     if (cfg->max_result_bytes > 0 && out->max_frame_bytes > cfg->max_result_bytes)
         out->max_frame_bytes = cfg->max_result_bytes;
+    // Only a grading container starts student containers; the counts of a student
+    // container would mean nothing, so nobody can read a stray value there.
+    if (req->student) {
+        out->max_students = out->max_students_total = 0;
+        return;
+    }
+    if (out->max_students > POLICY_MAX_STUDENTS)
+        out->max_students = POLICY_MAX_STUDENTS;
+    if (out->max_students_total > POLICY_MAX_STUDENTS_TOTAL)
+        out->max_students_total = POLICY_MAX_STUDENTS_TOTAL;
 }
 
 bool policy_ports_valid(const struct policy_ports_req *req, const uint16_t *chosen, char *err,

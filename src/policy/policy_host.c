@@ -334,7 +334,7 @@ int policy_hardening(struct policy_host *host, const struct policy_hardening_req
     else
         policy_default_hardening(req, out);
     if (!ret)
-        policy_cap_hardening(&host->cfg, out);
+        policy_cap_hardening(&host->cfg, req, out);
     return ret;
 }
 
@@ -664,6 +664,7 @@ struct field {
     const char *name;
     enum field_kind kind;
     int64_t min, max; /* FIELD_INT only */
+    bool optional;    /* may be absent (its field_val then has seen == false) */
 };
 
 struct field_val {
@@ -746,7 +747,7 @@ static int read_fields(lua_State *L, struct policy_state *st, int t, const struc
     }
     lua_settop(L, top);
     for (size_t i = 0; !ret && i < n; i++) {
-        if (!vals[i].seen) {
+        if (!vals[i].seen && !fields[i].optional) {
             util_err(err, errlen, "missing key '%s'", fields[i].name);
             ret = -EINVAL;
         }
@@ -913,10 +914,10 @@ static void push_limits(lua_State *L, struct call_ctx *c)
 }
 
 static const struct field limits_fields[] = {
-    {"time_s", FIELD_INT, 1, POLICY_MAX_SECONDS},
-    {"hard_time_s", FIELD_INT, 1, POLICY_MAX_SECONDS},
-    {"memory_mib", FIELD_INT, POLICY_MIN_MEMORY_MIB, INT64_MAX},
-    {"network", FIELD_BOOL, 0, 0},
+    {"time_s", FIELD_INT, 1, POLICY_MAX_SECONDS, false},
+    {"hard_time_s", FIELD_INT, 1, POLICY_MAX_SECONDS, false},
+    {"memory_mib", FIELD_INT, POLICY_MIN_MEMORY_MIB, INT64_MAX, false},
+    {"network", FIELD_BOOL, 0, 0, false},
 };
 
 static int take_limits(lua_State *L, int t, struct call_ctx *c)
@@ -950,9 +951,9 @@ static void push_student(lua_State *L, struct call_ctx *c)
 }
 
 static const struct field student_fields[] = {
-    {"time_s", FIELD_INT, 1, POLICY_MAX_SECONDS},
-    {"hard_time_s", FIELD_INT, 1, POLICY_MAX_SECONDS},
-    {"memory_mib", FIELD_INT, POLICY_MIN_MEMORY_MIB, INT64_MAX},
+    {"time_s", FIELD_INT, 1, POLICY_MAX_SECONDS, false},
+    {"hard_time_s", FIELD_INT, 1, POLICY_MAX_SECONDS, false},
+    {"memory_mib", FIELD_INT, POLICY_MIN_MEMORY_MIB, INT64_MAX, false},
 };
 
 static int take_student(lua_State *L, int t, struct call_ctx *c)
@@ -985,7 +986,7 @@ static void push_ports(lua_State *L, struct call_ctx *c)
     lua_setfield(L, -2, "free"); // req
 }
 
-static const struct field ports_fields[] = {{"ports", FIELD_TABLE, 0, 0}};
+static const struct field ports_fields[] = {{"ports", FIELD_TABLE, 0, 0, false}};
 
 static int take_ports(lua_State *L, int t, struct call_ctx *c)
 {
@@ -1032,11 +1033,11 @@ static void push_runtimes(lua_State *L, struct call_ctx *c)
     set_bool(L, "ssh", rc->ssh);
 }
 
-static const struct field runtimes_fields[] = {{"runtimes", FIELD_TABLE, 0, 0}};
+static const struct field runtimes_fields[] = {{"runtimes", FIELD_TABLE, 0, 0, false}};
 static const struct field runtime_entry_fields[] = {
-    {"runtime", FIELD_STR, 0, 0},        {"envtype", FIELD_STR, 0, 0},
-    {"run_as_root", FIELD_BOOL, 0, 0},   {"enables_gpu", FIELD_BOOL, 0, 0},
-    {"shared_kernel", FIELD_BOOL, 0, 0},
+    {"runtime", FIELD_STR, 0, 0, false},        {"envtype", FIELD_STR, 0, 0, false},
+    {"run_as_root", FIELD_BOOL, 0, 0, false},   {"enables_gpu", FIELD_BOOL, 0, 0, false},
+    {"shared_kernel", FIELD_BOOL, 0, 0, false},
 };
 
 static int take_runtime_entry(lua_State *L, struct policy_state *st, int e,
@@ -1118,9 +1119,10 @@ static void push_results(lua_State *L, struct call_ctx *c)
 }
 
 static const struct field results_fields[] = {
-    {"result", FIELD_STR, 0, 0},     {"text", FIELD_STR, 0, 0},    {"grade", FIELD_NUM, 0, 0},
-    {"problems", FIELD_TABLE, 0, 0}, {"tests", FIELD_TABLE, 0, 0}, {"custom", FIELD_TABLE, 0, 0},
-    {"state", FIELD_STR, 0, 0},
+    {"result", FIELD_STR, 0, 0, false},  {"text", FIELD_STR, 0, 0, false},
+    {"grade", FIELD_NUM, 0, 0, false},   {"problems", FIELD_TABLE, 0, 0, false},
+    {"tests", FIELD_TABLE, 0, 0, false}, {"custom", FIELD_TABLE, 0, 0, false},
+    {"state", FIELD_STR, 0, 0, false},
 };
 
 // problems: a map of string ids to { result, text }.
@@ -1224,13 +1226,17 @@ static void push_hardening(lua_State *L, struct call_ctx *c)
 }
 
 static const struct field hardening_fields[] = {
-    {"pids_limit", FIELD_INT, 0, POLICY_MAX_PIDS},
-    {"no_new_privileges", FIELD_BOOL, 0, 0},
-    {"cap_drop", FIELD_TABLE, 0, 0},
-    {"nofile_soft", FIELD_INT, 0, POLICY_MAX_NOFILE},
-    {"nofile_hard", FIELD_INT, 0, POLICY_MAX_NOFILE},
-    {"max_output_bytes", FIELD_INT, 1, INT64_MAX},
-    {"max_frame_bytes", FIELD_INT, 1, INT64_MAX},
+    {"pids_limit", FIELD_INT, 0, POLICY_MAX_PIDS, false},
+    {"no_new_privileges", FIELD_BOOL, 0, 0, false},
+    {"cap_drop", FIELD_TABLE, 0, 0, false},
+    {"nofile_soft", FIELD_INT, 0, POLICY_MAX_NOFILE, false},
+    {"nofile_hard", FIELD_INT, 0, POLICY_MAX_NOFILE, false},
+    {"max_output_bytes", FIELD_INT, 1, INT64_MAX, false},
+    {"max_frame_bytes", FIELD_INT, 1, INT64_MAX, false},
+    // Optional, so that hardening files written before they existed keep deciding;
+    // above the hard caps is cut by policy_cap_hardening, below 1 is nonsense.
+    {"max_students", FIELD_INT, 1, INT64_MAX, true},
+    {"max_students_total", FIELD_INT, 1, INT64_MAX, true},
 };
 
 static int take_caps(lua_State *L, struct policy_state *st, int list, struct policy_hardening *out,
@@ -1279,6 +1285,11 @@ static int take_hardening(lua_State *L, int t, struct call_ctx *c)
     out->nofile_hard = v[4].i;
     out->max_output_bytes = v[5].i;
     out->max_frame_bytes = v[6].i;
+    policy_default_student_caps(c->req, out);
+    if (v[7].seen)
+        out->max_students = v[7].i;
+    if (v[8].seen)
+        out->max_students_total = v[8].i;
     push_field(L, t, "cap_drop"); // ... caps
     return take_caps(L, st, lua_gettop(L), out, c->err, sizeof c->err);
 }

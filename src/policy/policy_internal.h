@@ -47,6 +47,9 @@ void policy_default_runtimes(const char *const *names, size_t nnames, bool ssh,
 int policy_default_results(const struct value *raw, const char *prev_state,
                            struct policy_result *out, char *reason, size_t reasonlen);
 void policy_default_hardening(const struct policy_hardening_req *req, struct policy_hardening *out);
+/** The built-in max_students / max_students_total (0 and 0 for a student container). */
+void policy_default_student_caps(const struct policy_hardening_req *req,
+                                 struct policy_hardening *out);
 
 /* ---- checks and caps applied after every answer ------------------------ */
 
@@ -54,8 +57,12 @@ void policy_default_hardening(const struct policy_hardening_req *req, struct pol
 void policy_cap_limits(const struct policy_config *cfg, struct policy_limits *out);
 /** Lowers a student container's limits to its parent's. */
 void policy_cap_student(const struct policy_student_req *req, struct policy_student_limits *out);
-/** Lowers the byte limits to the agent's configuration. */
-void policy_cap_hardening(const struct policy_config *cfg, struct policy_hardening *out);
+/**
+ * Lowers the byte limits to the agent's configuration and the student-container
+ * counts to POLICY_MAX_STUDENTS / POLICY_MAX_STUDENTS_TOTAL (0 for a student container).
+ */
+void policy_cap_hardening(const struct policy_config *cfg, const struct policy_hardening_req *req,
+                          struct policy_hardening *out);
 /**
  * True when chosen[0..count) are distinct members of req->free; otherwise
  * false with the reason in err.

@@ -46,6 +46,33 @@ describe("hardening.harden", function()
         end
     end)
 
+    it("caps the student containers of a grading container: 8 at once, 512 in all", function()
+        local out = harden({ environment = "default", student = false, memory_mib = 200, network = false })
+        assert.equal(8, out.max_students)
+        assert.equal(512, out.max_students_total)
+        assert.equal("integer", math.type(out.max_students))
+        assert.equal("integer", math.type(out.max_students_total))
+        -- within the agent's hard caps (64 at once, the runner's client limit; 4096 in all)
+        assert.is_true(out.max_students >= 1 and out.max_students <= 64)
+        assert.is_true(out.max_students_total >= out.max_students and out.max_students_total <= 4096)
+    end)
+
+    it("gives no student counts for a student container (they would mean nothing)", function()
+        local out = harden({ environment = "default", student = true, memory_mib = 200, network = false })
+        assert.is_nil(out.max_students)
+        assert.is_nil(out.max_students_total)
+    end)
+
+    it("refuses a misspelt student cap in its defaults", function()
+        local text = proctor.read(proctor.root .. "/policies/hardening.lua")
+        local typo, n = text:gsub("max_students_total = 512", "max_student_total = 512")
+        assert.equal(1, n)
+        local ok, err = pcall(proctor.load_text, "hardening", typo)
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("^hardening%.lua:%d+: hardening%.lua defaults: unknown key "
+            .. "'max_student_total'"), err)
+    end)
+
     it("does not depend on missing input keys", function()
         assert.is_table(harden({}))
     end)

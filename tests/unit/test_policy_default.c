@@ -94,9 +94,37 @@ static void test_caps(void)
     struct policy_student_limits s = {40, 40, 400};
     policy_cap_student(&sr, &s);
     CHECK(s.time_s == 30 && s.hard_time_s == 40 && s.memory_mib == 200, "student capped");
-    struct policy_hardening h = {.max_output_bytes = 100, .max_frame_bytes = 100};
-    policy_cap_hardening(&c, &h);
+    struct policy_hardening_req grading = {"x", false, 200, false};
+    struct policy_hardening h = {.max_output_bytes = 100,
+                                 .max_frame_bytes = 100,
+                                 .max_students = 1000,
+                                 .max_students_total = INT64_MAX};
+    policy_cap_hardening(&c, &grading, &h);
     CHECK(h.max_output_bytes == 6 && h.max_frame_bytes == 5, "bytes capped");
+    CHECK(h.max_students == POLICY_MAX_STUDENTS &&
+              h.max_students_total == POLICY_MAX_STUDENTS_TOTAL,
+          "student caps: %lld %lld", (long long)h.max_students, (long long)h.max_students_total);
+    h.max_students = 3;
+    h.max_students_total = 7;
+    policy_cap_hardening(&c, &grading, &h);
+    CHECK(h.max_students == 3 && h.max_students_total == 7, "a policy narrows");
+    struct policy_hardening_req student = {"x", true, 200, false};
+    policy_cap_hardening(&c, &student, &h);
+    CHECK(h.max_students == 0 && h.max_students_total == 0, "meaningless for student containers");
+out:
+    return;
+}
+
+static void test_hardening(void)
+{
+    struct policy_hardening_req grading = {"x", false, 200, false};
+    struct policy_hardening h;
+    policy_default_hardening(&grading, &h);
+    CHECK(h.max_students == 8 && h.max_students_total == 512, "built-in: %lld %lld",
+          (long long)h.max_students, (long long)h.max_students_total);
+    struct policy_hardening_req student = {"x", true, 200, false};
+    policy_default_hardening(&student, &h);
+    CHECK(h.max_students == 0 && h.max_students_total == 0, "student containers: 0");
 out:
     return;
 }
@@ -231,6 +259,7 @@ int main(void)
 {
     test_limits();
     test_caps();
+    test_hardening();
     test_ports();
     test_runtimes();
     test_results();

@@ -273,6 +273,17 @@ static void test_shipped_hardening(struct policy_host *host, struct policy_host 
                   "the runner needs %s", a.cap_drop[i]);
         CHECK(a.ncap_drop == (net ? 4u : 7u), "caps dropped: %zu", a.ncap_drop);
     }
+    for (int student = 0; student <= 1; student++) {
+        struct policy_hardening_req req = {"default", student == 1, 200, false};
+        struct policy_hardening a, b;
+        char r[POLICY_REASON_MAX];
+        CHECK(policy_hardening(host, &req, &a, r, sizeof r) == 0, "hardening");
+        CHECK(policy_hardening(builtin, &req, &b, r, sizeof r) == 0, "hardening");
+        CHECK(!memcmp(&a, &b, sizeof a), "hardening differs (student %d)", student);
+        CHECK(a.max_students == (student ? 0 : 8) && a.max_students_total == (student ? 0 : 512),
+              "student caps (student %d): %lld %lld", student, (long long)a.max_students,
+              (long long)a.max_students_total);
+    }
 out:
     return;
 }
@@ -599,6 +610,67 @@ out:
     remove_dir(dir);
 }
 
+// hardening.lua whose harden() answers the shipped table plus `extra` (Lua fields).
+static char *hardening_dir(const char *extra)
+{
+    char *text = xasprintf(
+        "return { harden = function(req) return { pids_limit = 10, no_new_privileges = true, "
+        "cap_drop = {}, nofile_soft = 0, nofile_hard = 0, max_output_bytes = 100, "
+        "max_frame_bytes = 100%s } end }\n",
+        extra);
+    char *dir = dir_with("hardening.lua", text);
+    free(text);
+    return dir;
+}
+
+// The student-container caps: a policy narrows them, never widens them, and
+// nonsense (0, a float, a typo) falls back to the built-in 8 and 512.
+static void test_student_caps(void)
+{
+    static const struct {
+        const char *extra;
+        bool student;
+        int64_t now, total;
+        unsigned failures;
+    } cases[] = {
+        {"", false, 8, 512, 0},
+        {", max_students = 2, max_students_total = 3", false, 2, 3, 0},
+        {", max_students = 1000, max_students_total = 1 << 40", false, POLICY_MAX_STUDENTS,
+         POLICY_MAX_STUDENTS_TOTAL, 0},
+        {", max_students = 5", false, 5, 512, 0},
+        {", max_students = 0", false, 8, 512, 1},
+        {", max_students_total = -1", false, 8, 512, 1},
+        {", max_students = 2.5", false, 8, 512, 1},
+        {", max_students = '2'", false, 8, 512, 1},
+        {", max_student = 2", false, 8, 512, 1},
+        {", max_students = 2, max_students_total = 3", true, 0, 0, 0},
+    };
+    struct policy_host *host = NULL;
+    char *dir = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        dir = hardening_dir(cases[i].extra);
+        host = host_from(dir);
+        struct policy_hardening_req req = {"default", cases[i].student, 200, false};
+        struct policy_hardening h;
+        char reason[POLICY_REASON_MAX] = "";
+        CHECK(host != NULL, "case %zu loads", i);
+        CHECK(policy_hardening(host, &req, &h, reason, sizeof reason) == 0, "case %zu: %s", i,
+              reason);
+        CHECK(h.max_students == cases[i].now && h.max_students_total == cases[i].total,
+              "case %zu (%s): %lld %lld", i, cases[i].extra, (long long)h.max_students,
+              (long long)h.max_students_total);
+        CHECK(policy_host_failures(host) == cases[i].failures, "case %zu: failures %llu", i,
+              (unsigned long long)policy_host_failures(host));
+        policy_host_free(host);
+        host = NULL;
+        remove_dir(dir);
+        dir = NULL;
+    }
+out:
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
 static void test_load_errors(void)
 {
     expect_load_error("syntax", "limits.lua", "local x = \nreturn {", "limits.lua:2:");
@@ -728,6 +800,7 @@ int main(int argc, char **argv)
     test_caps();
     test_deleted_function();
     test_other_hooks_fallback();
+    test_student_caps();
     test_load_errors();
     test_reload();
     test_log_once();
