@@ -23,7 +23,7 @@ set_target_properties(proctor-runtime PROPERTIES
 add_library(proctor_rt STATIC ${PROCTOR_RT_SOURCES})
 target_include_directories(proctor_rt PUBLIC ${PROCTOR_RT_TOP}/src/runtime)
 
-foreach(t test_rt_value test_rt_feedback test_rt_rst test_rt_student)
+foreach(t test_rt_value test_rt_feedback test_rt_rst test_rt_student test_rt_runner)
   add_executable(${t} ${PROCTOR_RT_TOP}/tests/runtime/${t}.c)
   target_link_libraries(${t} PRIVATE proctor_rt)
   add_test(NAME runtime_${t} COMMAND ${t})

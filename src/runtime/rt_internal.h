@@ -20,4 +20,19 @@ char **rt_shlex_split(const char *s);
 /** Frees a NULL-terminated array of strings and the strings; NULL is a no-op. */
 void rt_words_free(char **words);
 
+/**
+ * Builds tar's argument list for the task's archive: "tar" "-czf" "-" "--",
+ * then a copy of every entry name in dir except "." and "..", or "." alone
+ * when there is none (busybox refuses to write an empty archive); the list
+ * is NULL-terminated. Returns 0 and *argv (caller frees with rt_words_free),
+ * or -ENOMEM (the number of names is the task's choice).
+ */
+int rt_archive_argv(const char *dir, char ***argv);
+/**
+ * Appends to tgz the tar+gzip of RT_ARCHIVE_DIR (relocated by rt_path) made
+ * by `tar`, run as worker when the caller is root. 0, or -errno (-EIO when
+ * tar fails).
+ */
+int rt_archive_make(struct rt_buf *tgz);
+
 #endif
