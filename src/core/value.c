@@ -207,133 +207,269 @@ bool value_is_str(const struct value *v, const char *s)
            !memcmp(v->u.s.ptr, s, v->u.s.len);
 }
 
-static int from_msgpack(const msgpack_object *o, struct value *out, int depth)
+/* ---- msgpack decoding ---------------------------------------------------
+ *
+ * A direct decoder, msgpack bytes -> struct value: no intermediate objects.
+ * Every count the peer declares is checked before anything is reserved for
+ * it: against the bytes left (every element takes at least one byte, every
+ * map entry two) and against the message's object budget
+ * (VALUE_MAX_OBJECTS). Objects are counted when their slots are reserved
+ * (the root, then each container's declared children), so the budget bounds
+ * every allocation, not just the finished tree.
+ */
+
+struct decoder {
+    const unsigned char *start, *p, *end;
+    size_t objects, max_objects;
+    const char *why; /* static text for -EBADMSG */
+};
+
+static int dec_fail(struct decoder *d, const char *why)
 {
-    int ret = 0;
-    value_set_nil(out);
-    if (depth > VALUE_MAX_DEPTH)
-        return -EBADMSG;
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        break;
-    case MSGPACK_OBJECT_BOOLEAN:
-        value_set_bool(out, o->via.boolean);
-        break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        if (o->via.u64 > INT64_MAX) {
-            out->type = VALUE_UINT;
-            out->u.u = o->via.u64;
-        } else {
-            value_set_int(out, (int64_t)o->via.u64);
-        }
-        break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        value_set_int(out, o->via.i64);
-        break;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        value_set_float(out, o->via.f64);
-        break;
-    case MSGPACK_OBJECT_STR:
-    case MSGPACK_OBJECT_BIN: {
-        // Sizes here come from the peer: checked allocation.
-        size_t n = o->type == MSGPACK_OBJECT_STR ? o->via.str.size : o->via.bin.size;
-        const char *p = o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : o->via.bin.ptr;
-        char *copy = try_malloc(n + 1);
-        if (!copy)
-            return -ENOMEM;
-        if (n)
-            memcpy(copy, p, n);
-        value_take_bin(out, copy, n);
-        if (o->type == MSGPACK_OBJECT_STR)
-            out->type = VALUE_STR;
-        break;
-    }
-    case MSGPACK_OBJECT_ARRAY:
-        value_set_array(out);
-        if (o->via.array.size) {
-            out->u.a.items = try_malloc(o->via.array.size * sizeof *out->u.a.items);
-            if (!out->u.a.items)
-                return -ENOMEM;
-            out->u.a.cap = o->via.array.size;
-        }
-        for (uint32_t i = 0; !ret && i < o->via.array.size; i++) {
-            ret = from_msgpack(&o->via.array.ptr[i], &out->u.a.items[i], depth + 1);
-            out->u.a.len = i + 1;
-        }
-        break;
-    case MSGPACK_OBJECT_MAP:
-        value_set_map(out);
-        if (o->via.map.size) {
-            out->u.m.items = try_malloc(o->via.map.size * sizeof *out->u.m.items);
-            if (!out->u.m.items)
-                return -ENOMEM;
-            out->u.m.cap = o->via.map.size;
-        }
-        for (uint32_t i = 0; !ret && i < o->via.map.size; i++) {
-            struct value_pair *p = &out->u.m.items[i];
-            value_set_nil(&p->val);
-            ret = from_msgpack(&o->via.map.ptr[i].key, &p->key, depth + 1);
-            if (!ret)
-                ret = from_msgpack(&o->via.map.ptr[i].val, &p->val, depth + 1);
-            out->u.m.len = i + 1;
-        }
-        break;
-    default:
-        // ext types are never part of the protocol.
-        ret = -EBADMSG;
-        break;
-    }
+    d->why = why;
+    return -EBADMSG;
+}
+
+static bool dec_has(const struct decoder *d, size_t n)
+{
+    return (size_t)(d->end - d->p) >= n;
+}
+
+static uint64_t dec_be(struct decoder *d, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | d->p[i];
+    d->p += n;
+    return v;
+}
+
+// Reads an n-byte big-endian length or count after the type byte.
+static int dec_size(struct decoder *d, size_t n, size_t *out)
+{
+    if (!dec_has(d, n))
+        return dec_fail(d, "truncated msgpack object");
+    *out = (size_t)dec_be(d, n);
+    return 0;
+}
+
+static int dec_bytes(struct decoder *d, size_t n, enum value_type type, struct value *out)
+{
+    if (!dec_has(d, n))
+        return dec_fail(d, "truncated msgpack object (string longer than the message)");
+    // Sizes here come from the peer: checked allocation.
+    char *copy = try_malloc(n + 1);
+    if (!copy)
+        return -ENOMEM;
+    if (n)
+        memcpy(copy, d->p, n);
+    d->p += n;
+    value_take_bin(out, copy, n);
+    out->type = type;
+    return 0;
+}
+
+// Reserves the slots of n children, each taking at least `per` bytes of the
+// message and `per` objects of the budget.
+static int dec_reserve(struct decoder *d, size_t n, size_t per, size_t size, void **items)
+{
+    if (n > (size_t)(d->end - d->p) / per)
+        return dec_fail(d, "truncated msgpack object (more elements declared than bytes left)");
+    if (n * per > d->max_objects - d->objects)
+        return dec_fail(d, "msgpack message has more objects than its size allows");
+    d->objects += n * per;
+    *items = NULL;
+    if (n && !(*items = try_malloc(n * size)))
+        return -ENOMEM;
+    return 0;
+}
+
+static int dec_value(struct decoder *d, struct value *out, int depth);
+
+static int dec_array(struct decoder *d, size_t n, struct value *out, int depth)
+{
+    void *items;
+    value_set_array(out);
+    int ret = dec_reserve(d, n, 1, sizeof *out->u.a.items, &items);
     if (ret)
-        value_deinit(out);
+        return ret;
+    out->u.a.items = items;
+    out->u.a.cap = n;
+    for (size_t i = 0; !ret && i < n; i++) {
+        ret = dec_value(d, &out->u.a.items[i], depth + 1);
+        out->u.a.len = i + 1; /* a failed slot is NIL: safe to deinit */
+    }
     return ret;
 }
 
-int value_from_msgpack(const msgpack_object *o, struct value *out)
+static int dec_map(struct decoder *d, size_t n, struct value *out, int depth)
 {
-    return from_msgpack(o, out, 0);
+    void *items;
+    value_set_map(out);
+    int ret = dec_reserve(d, n, 2, sizeof *out->u.m.items, &items);
+    if (ret)
+        return ret;
+    out->u.m.items = items;
+    out->u.m.cap = n;
+    for (size_t i = 0; !ret && i < n; i++) {
+        struct value_pair *p = &out->u.m.items[i];
+        value_set_nil(&p->val);
+        ret = dec_value(d, &p->key, depth + 1);
+        if (!ret)
+            ret = dec_value(d, &p->val, depth + 1);
+        out->u.m.len = i + 1;
+    }
+    return ret;
 }
 
-// msgpack-c's unpacker parses with a fixed stack of its own (32 levels), so
-// hostile nesting is refused there; the copy checks VALUE_MAX_DEPTH again
-// for trees that come from elsewhere.
-int value_unpack(const char *buf, size_t len, struct value *out, char *err, size_t errlen)
+static int dec_float(struct decoder *d, size_t n, struct value *out)
 {
-    int ret = 0;
-    msgpack_unpacked u;
-    size_t off = 0;
+    if (!dec_has(d, n))
+        return dec_fail(d, "truncated msgpack object");
+    uint64_t bits = dec_be(d, n);
+    if (n == 4) {
+        uint32_t b32 = (uint32_t)bits;
+        float f;
+        memcpy(&f, &b32, sizeof f);
+        value_set_float(out, f);
+    } else {
+        double f;
+        memcpy(&f, &bits, sizeof f);
+        value_set_float(out, f);
+    }
+    return 0;
+}
+
+static int dec_uint(struct decoder *d, size_t n, struct value *out)
+{
+    if (!dec_has(d, n))
+        return dec_fail(d, "truncated msgpack object");
+    uint64_t u = dec_be(d, n);
+    if (u > INT64_MAX) {
+        value_set_nil(out);
+        out->type = VALUE_UINT;
+        out->u.u = u;
+    } else {
+        value_set_int(out, (int64_t)u);
+    }
+    return 0;
+}
+
+static int dec_int(struct decoder *d, size_t n, struct value *out)
+{
+    if (!dec_has(d, n))
+        return dec_fail(d, "truncated msgpack object");
+    uint64_t u = dec_be(d, n);
+    // Sign-extend from n bytes without a signed shift or overflow.
+    unsigned shift = (unsigned)(64 - 8 * n);
+    uint64_t sign = (uint64_t)1 << (8 * n - 1);
+    u = shift ? (u ^ sign) - sign : u;
+    int64_t i;
+    memcpy(&i, &u, sizeof i);
+    value_set_int(out, i);
+    return 0;
+}
+
+// Decodes one object into *out (always left valid: NIL or a partial tree
+// that value_deinit() releases).
+static int dec_value(struct decoder *d, struct value *out, int depth)
+{
     value_set_nil(out);
-    msgpack_unpacked_init(&u);
-    msgpack_unpack_return r = msgpack_unpack_next(&u, buf, len, &off);
-    switch (r) {
-    case MSGPACK_UNPACK_SUCCESS:
-        if (off != len) {
-            util_err(err, errlen, "%zu trailing bytes after the msgpack object", len - off);
-            ret = -EBADMSG;
+    if (depth > VALUE_MAX_DEPTH)
+        return dec_fail(d, "msgpack object nested too deeply");
+    if (!dec_has(d, 1))
+        return dec_fail(d, "truncated msgpack object");
+    unsigned t = *d->p++;
+    size_t n = 0;
+    int ret = 0;
+    if (t <= 0x7f) {
+        value_set_int(out, t);
+    } else if (t >= 0xe0) {
+        value_set_int(out, (int64_t)t - 256);
+    } else if (t <= 0x8f) {
+        ret = dec_map(d, t & 0x0f, out, depth);
+    } else if (t <= 0x9f) {
+        ret = dec_array(d, t & 0x0f, out, depth);
+    } else if (t <= 0xbf) {
+        ret = dec_bytes(d, t & 0x1f, VALUE_STR, out);
+    } else {
+        switch (t) {
+        case 0xc0:
+            break;
+        case 0xc2:
+        case 0xc3:
+            value_set_bool(out, t == 0xc3);
+            break;
+        case 0xc4:
+        case 0xc5:
+        case 0xc6:
+            ret = dec_size(d, (size_t)1 << (t - 0xc4), &n);
+            if (!ret)
+                ret = dec_bytes(d, n, VALUE_BIN, out);
+            break;
+        case 0xca:
+        case 0xcb:
+            ret = dec_float(d, t == 0xca ? 4 : 8, out);
+            break;
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf:
+            ret = dec_uint(d, (size_t)1 << (t - 0xcc), out);
+            break;
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3:
+            ret = dec_int(d, (size_t)1 << (t - 0xd0), out);
+            break;
+        case 0xd9:
+        case 0xda:
+        case 0xdb:
+            ret = dec_size(d, (size_t)1 << (t - 0xd9), &n);
+            if (!ret)
+                ret = dec_bytes(d, n, VALUE_STR, out);
+            break;
+        case 0xdc:
+        case 0xdd:
+            ret = dec_size(d, t == 0xdc ? 2 : 4, &n);
+            if (!ret)
+                ret = dec_array(d, n, out, depth);
+            break;
+        case 0xde:
+        case 0xdf:
+            ret = dec_size(d, t == 0xde ? 2 : 4, &n);
+            if (!ret)
+                ret = dec_map(d, n, out, depth);
+            break;
+        default:
+            // 0xc1 is never used; ext types (0xc7-0xc9, 0xd4-0xd8) are never
+            // part of the protocol.
+            ret = dec_fail(d, "msgpack ext type or reserved byte");
             break;
         }
-        ret = value_from_msgpack(&u.data, out);
-        if (ret == -EBADMSG)
-            util_err(err, errlen, "msgpack object nested too deeply or uses ext types");
-        else if (ret)
-            util_err(err, errlen, "out of memory decoding msgpack");
-        break;
-    case MSGPACK_UNPACK_CONTINUE:
-        util_err(err, errlen, "truncated msgpack object");
-        ret = -EBADMSG;
-        break;
-    case MSGPACK_UNPACK_NOMEM_ERROR:
-        // msgpack-c reports nesting beyond its fixed parse stack (32 levels)
-        // this way too; both mean the input is refused.
-        util_err(err, errlen, "msgpack object too deeply nested (or out of memory)");
-        ret = -EBADMSG;
-        break;
-    default:
-        util_err(err, errlen, "malformed msgpack");
-        ret = -EBADMSG;
-        break;
     }
-    msgpack_unpacked_destroy(&u);
+    return ret;
+}
+
+int value_unpack(const char *buf, size_t len, struct value *out, char *err, size_t errlen)
+{
+    struct decoder d = {
+        .start = (const unsigned char *)buf,
+        .p = (const unsigned char *)buf,
+        .end = (const unsigned char *)buf + len,
+        .objects = 1, /* the root */
+        .max_objects = VALUE_MAX_OBJECTS(len),
+    };
+    int ret = dec_value(&d, out, 0);
+    if (!ret && d.p != d.end)
+        ret = dec_fail(&d, "trailing bytes after the msgpack object");
+    if (ret == -ENOMEM)
+        util_err(err, errlen, "out of memory decoding msgpack (%zu bytes)", len);
+    else if (ret)
+        util_err(err, errlen, "%s (at byte %zu of %zu)", d.why, (size_t)(d.p - d.start), len);
+    if (ret)
+        value_deinit(out);
     return ret;
 }
 

@@ -5,8 +5,9 @@
  * Lua table. A `struct value` owns its strings and children; value_deinit()
  * releases them. Maps keep insertion order and may hold non-string keys.
  *
- * msgpack (de)serialisation is bounded: depth and total size are checked, so a
- * hostile peer cannot make the decoder recurse or allocate without limit.
+ * msgpack (de)serialisation is bounded: depth, object count and every declared
+ * size are checked before anything is allocated, so a hostile peer cannot make
+ * the decoder recurse or allocate beyond a small multiple of its message.
  */
 #pragma once
 
@@ -64,6 +65,19 @@ struct value_pair {
 
 /** Limits applied while decoding untrusted msgpack. */
 #define VALUE_MAX_DEPTH 64
+/**
+ * Object budget of value_unpack(): a message of len bytes may decode into at
+ * most VALUE_MIN_OBJECTS + len / VALUE_BYTES_PER_OBJECT objects (every value,
+ * key, array and map counts one). A decoded object costs at most 64 bytes of
+ * heap besides its string payload (a 32-byte node, and the overhead of one
+ * allocation), and payloads are at most len bytes, so the tree of a decoded
+ * message never takes more than VALUE_MAX_DECODED_BYTES(len): five times the
+ * message plus 256 KiB.
+ */
+#define VALUE_MIN_OBJECTS 4096
+#define VALUE_BYTES_PER_OBJECT 16
+#define VALUE_MAX_OBJECTS(len) ((size_t)VALUE_MIN_OBJECTS + (size_t)(len) / VALUE_BYTES_PER_OBJECT)
+#define VALUE_MAX_DECODED_BYTES(len) (5 * (size_t)(len) + (size_t)64 * VALUE_MIN_OBJECTS)
 
 const char *value_type_name(enum value_type t);
 
@@ -101,12 +115,14 @@ bool value_map_del(struct value *map, const char *key);
 bool value_is_str(const struct value *v, const char *s);
 
 /**
- * Decodes exactly one msgpack object from buf[0..len) into *out.
- * Fails with -EBADMSG (malformed, trailing bytes, too deep) or -ENOMEM;
- * on failure *out is NIL and err says why.
+ * Decodes exactly one msgpack object from buf[0..len) into *out (previous
+ * content is NOT released; the caller frees the result with value_deinit()).
+ * str and bin stay distinct; ext types are refused. Fails with -EBADMSG
+ * (malformed, truncated, trailing bytes, deeper than VALUE_MAX_DEPTH, more
+ * than VALUE_MAX_OBJECTS(len) objects) or -ENOMEM; on failure *out is NIL and
+ * err (may be NULL) says why. Nothing is allocated for a declared size before
+ * it is checked, so the heap it takes stays under VALUE_MAX_DECODED_BYTES(len).
  */
 int value_unpack(const char *buf, size_t len, struct value *out, char *err, size_t errlen);
-/** Converts a borrowed msgpack_object into an owned tree. 0, -EBADMSG (too deep) or -ENOMEM. */
-int value_from_msgpack(const msgpack_object *o, struct value *out);
 /** Appends v to the packer. 0 or -ENOMEM. */
 int value_pack(msgpack_packer *pk, const struct value *v);
