@@ -34,17 +34,30 @@ local function blocked(name)
     return function() error("blocked function: " .. name, 2) end
 end
 
--- A read-only view of `t`: reads and pairs() go to t, writes raise.
+-- A read-only view of `t`: reads and pairs() go to t, writes raise. Nothing
+-- hands out `t` itself: pairs() returns a closure over it and the proxy as
+-- its state (`next, t` would give every policy the writable backing table).
 function M.readonly(t, name)
-    return setmetatable({}, {
+    local proxy = {}
+    local function walk(_, k) return next(t, k) end
+    return setmetatable(proxy, {
         __index = t,
         __newindex = function(_, k)
             error(string.format("%s is read-only (tried to set %s)", name, tostring(k)), 2)
         end,
-        __pairs = function() return next, t, nil end,
+        __pairs = function() return walk, proxy, nil end,
         __len = function() return #t end,
         __metatable = false,
     })
+end
+
+-- A read-only copy of library `lib` of G, blocked members replaced.
+local function library_view(G, lib)
+    local copy = {}
+    for k, v in pairs(G[lib]) do
+        copy[k] = (M.BLOCKED_MEMBERS[lib] or {})[k] and blocked(lib .. "." .. k) or v
+    end
+    return M.readonly(copy, lib)
 end
 
 -- A blocked library: every member raises "blocked function: lib.member".
@@ -79,11 +92,7 @@ function M.new_base(G, opts)
     base.setmetatable = make_setmetatable(G.setmetatable, G.rawget)
     base.print = opts.print or function() end
     for _, lib in ipairs(M.LIBRARIES) do
-        local copy = {}
-        for k, v in pairs(G[lib]) do
-            copy[k] = (M.BLOCKED_MEMBERS[lib] or {})[k] and blocked(lib .. "." .. k) or v
-        end
-        base[lib] = M.readonly(copy, lib)
+        base[lib] = library_view(G, lib)
     end
     for _, name in ipairs(M.BLOCKED) do
         if name == "io" or name == "os" or name == "package" or name == "debug" or name == "coroutine" then
@@ -114,11 +123,14 @@ function M.new_env(base)
     })
 end
 
--- Hides the string metatable (whose __index is the real string library,
--- shared by every file in the state) from getmetatable("").
+-- Hides the string metatable from getmetatable(""), and makes its __index
+-- (the real string library, shared by every file in the state) a read-only
+-- view without the blocked members: otherwise ("").dump is string.dump and
+-- pairs(getmetatable("").__index) the writable library.
 function M.protect_string_metatable(G)
     local mt = G.getmetatable("")
     if type(mt) == "table" then
+        mt.__index = library_view(G, "string")
         mt.__metatable = false
     end
 end

@@ -53,6 +53,45 @@ describe("sandbox", function()
         it("the string metatable is hidden", function()
             assert.is_false(run("return getmetatable('')"))
         end)
+        -- pairs() of a read-only view must not hand out its writable backing table.
+        for _, lib in ipairs({ "string", "table", "math", "utf8", "schema" }) do
+            it("pairs(" .. lib .. ") gives no writable table", function()
+                assert.is_true(run("local _, state = pairs(" .. lib .. ")\n"
+                    .. "if type(state) == 'table' then pcall(function() state.x = 1 end) end\n"
+                    .. "return rawequal(state, " .. lib .. ") and " .. lib .. ".x == nil"))
+                assert.is_nil(run("for _, v in pairs(" .. lib .. ") do\n"
+                    .. "if type(v) == 'table' then pcall(function() v.x = 1 end) end end\n"
+                    .. "return " .. lib .. ".x"))
+            end)
+        end
+        it("a write through pairs() cannot reach another file", function()
+            local base = proctor.new_base()
+            local a = proctor.loader.load_policy("limits",
+                "return { clamp_limits = function() local _, s = pairs(string)\n"
+                .. "pcall(function() s.rep = function() return 'pwned' end end) end }", "@a.lua", base)
+            local b = proctor.loader.load_policy("ports",
+                "return { choose_ports = function() return string.rep('x', 2) end }", "@b.lua", base)
+            a.functions.clamp_limits()
+            assert.equal("xx", b.functions.choose_ports())
+        end)
+        it("(''):dump is blocked like string.dump", function()
+            local ok, err = pcall(run, "return (''):dump(print)")
+            assert.is_false(ok)
+            assert.matches("blocked function: string.dump", err, 1, true)
+            ok, err = pcall(run, "return ('').dump(print)")
+            assert.is_false(ok)
+            assert.matches("blocked function: string.dump", err, 1, true)
+        end)
+        it("the string methods are a read-only view", function()
+            assert.has_error(function() run("local s = ('').upper; ('').x = 1") end)
+            assert.is_nil(run("pcall(function() ('').len = nil end) return nil"))
+            assert.equal(3, run("return ('abc'):len()"))
+        end)
+        it("next and rawget see nothing behind a library", function()
+            assert.is_nil(run("return next(string)"))
+            assert.is_nil(run("return rawget(string, 'rep')"))
+            assert.is_nil(run("return rawget(schema, 'is_id')"))
+        end)
         it("each file has its own environment", function()
             local a = proctor.load_text("limits", "return { clamp_limits = function() return _ENV end }")
             local b = proctor.load_text("limits", "return { clamp_limits = function() return _ENV end }")

@@ -504,6 +504,48 @@ static void test_global_at_call(void)
     expect_limits_fallback("__gc", "setmetatable({}, { __gc = function() end })");
 }
 
+// Sandbox holes between two functions of one generation: what one call writes
+// through pairs() or the string metatable must not change what another sees.
+static void test_sandbox_holes(void)
+{
+    char *dir = dir_with(
+        "limits.lua",
+        "local function clamp_student(req)\n"
+        "  for _, lib in ipairs({ math, string }) do\n"
+        "    local _, backing = pairs(lib)\n"
+        "    pcall(function() backing.max = function() return 1 end end)\n"
+        "    pcall(function() backing.format = function() return '1' end end)\n"
+        "  end\n"
+        "  local _, s = pairs(schema)\n"
+        "  pcall(function() s.is_id = function() return false end end)\n"
+        "  return { time_s = 1, hard_time_s = 1, memory_mib = 6 }\n"
+        "end\n"
+        "local function clamp_limits(req)\n"
+        "  local dumped = pcall(('').dump, function() end)\n"
+        "  return { time_s = math.max(req.time_s, 2), hard_time_s = tonumber(string.format('%d', "
+        "40)),\n"
+        "           memory_mib = schema.is_id('a') and 100 or 50, network = dumped }\n"
+        "end\n"
+        "return { clamp_limits = clamp_limits, clamp_student = clamp_student }\n");
+    struct policy_host *host = host_from(dir);
+    struct policy_student_req sreq = {30, 90, 200, 0, 0, 0, "default"};
+    struct policy_student_limits s;
+    struct policy_limits l;
+    char reason[POLICY_REASON_MAX] = "";
+    CHECK(host != NULL, "loads");
+    CHECK(policy_student_limits(host, &sreq, &s, reason, sizeof reason) == 0, "student");
+    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0, "limits");
+    CHECK(l.time_s == 10 && l.hard_time_s == 40 && l.memory_mib == 100,
+          "a library changed through pairs(): %lld %lld %lld", (long long)l.time_s,
+          (long long)l.hard_time_s, (long long)l.memory_mib);
+    CHECK(!l.network, "('').dump reached string.dump");
+    CHECK(policy_host_failures(host) == 0, "no failure: %llu",
+          (unsigned long long)policy_host_failures(host));
+out:
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
 static void test_refusal(void)
 {
     char *dir = limits_dir("return nil, 'too big for us'");
@@ -796,6 +838,7 @@ int main(int argc, char **argv)
     test_memory();
     test_wrong_answers();
     test_global_at_call();
+    test_sandbox_holes();
     test_refusal();
     test_caps();
     test_deleted_function();
