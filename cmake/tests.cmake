@@ -15,6 +15,13 @@ if(BUILD_TESTING)
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(lint_no_assert lint_clang_format PROPERTIES LABELS lint)
 
+  # A hostile grading-side helper for the escape test, copied into a task
+  # directory by the test: static, libc only, no sanitizers (it runs in a
+  # FROM-scratch image).
+  add_executable(test_swapper tests/integration/swapper.c)
+  set_target_properties(test_swapper PROPERTIES COMPILE_OPTIONS "${PROCTOR_WARNINGS};-O2"
+                        LINK_OPTIONS "-static")
+
   set(PROCTOR_AGENT_TESTS
     success failed_with_problems_and_state partial_grade_multi envelope_input_custom_tags_archive
     upload error_default invalid_result_is_a_crash runner_without_result timeout_cpu
@@ -22,7 +29,8 @@ if(BUILD_TESTING)
     backend_restart_says_hello_again unknown_environment_and_malformed_messages
     policy_reload_on_sighup hostile_runner_flooding_garbage output_caps_from_policy
     ssh_debug_reaches_the_client run_student_return_codes docker_engine_late
-    sigterm_drains_running_jobs kill_removes_student_containers)
+    sigterm_drains_running_jobs kill_removes_student_containers
+    hostile_grader_cannot_reach_the_host)
   foreach(t ${PROCTOR_AGENT_TESTS})
     add_test(NAME agent.${t}
              COMMAND ${PROCTOR_PYTHON} -m pytest -q -x -p no:cacheprovider

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ struct student {
     struct student *next;
     char *socket_id;
     char *container_id;
+    char *link; /* J/links/<n>.sock: the requester's socket, bound as /__parent.sock */
     struct policy_student_limits limits;
     uint16_t ssh_port;           /* 0 = none */
     struct docker_req *req;      /* create/start/inspect/remove in flight */
@@ -108,6 +110,8 @@ struct job {
     bool started, exited, stream_closed, oom_checked, reported, abandoned, cleaning;
     size_t pending_removals;
     struct student *students;
+    size_t students_started; /* student containers asked of Docker so far */
+    size_t students_refused; /* requests over a cap */
 };
 
 static void job_step(struct job *j);
@@ -491,6 +495,9 @@ static void student_free(struct student *s)
     student_release(s);
     if (s->ssh_port)
         agent_ports_give(s->job->agent, &s->ssh_port, 1);
+    if (s->link && unlink(s->link) < 0 && errno != ENOENT)
+        log_warn(LOG_JOB, "job %s: cannot remove %s: %s", s->job->id, s->link, strerror(errno));
+    free(s->link);
     free(s->socket_id);
     free(s->container_id);
     free(s);
@@ -1010,17 +1017,30 @@ static void on_student_created(int status, const char *err, const char *id, void
         on_student_started(-EIO, "cannot start", s);
 }
 
-/** A bind source the grading container could have swapped for a symlink. */
-static int check_source(const char *path, bool want_socket, bool create_dir)
+/**
+ * Gives the requester's socket, /sockets/<socket_id>.sock in the grading
+ * container, a name of the agent's own: a hard link in J/links, made without
+ * following a symlink (linkat without AT_SYMLINK_FOLLOW links the entry
+ * itself) and then checked to be a socket. The grading container can swap
+ * J/sockets/<id>.sock at will, but not the link: Docker gets a path none of
+ * whose components a container can create, rename or replace.
+ * 0, or -errno (-EPERM: not a socket; also what fs.protected_hardlinks
+ * answers an agent that is neither root nor the socket's owner).
+ */
+static int student_link_socket(struct student *s)
 {
+    struct job *j = s->job;
+    AUTO_FREE char *src = xasprintf("%s/sockets/%s.sock", j->dir, s->socket_id);
+    AUTO_FREE char *link = xasprintf("%s/links/%zu.sock", j->dir, j->students_started);
     struct stat st;
-    if (lstat(path, &st) < 0) {
-        if (errno == ENOENT && create_dir)
-            return mkdir(path, 0777) < 0 ? -errno : 0;
+    if (linkat(AT_FDCWD, src, AT_FDCWD, link, 0) < 0)
         return -errno;
-    }
-    if (want_socket ? !S_ISSOCK(st.st_mode) : !S_ISDIR(st.st_mode))
+    if (lstat(link, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+        unlink(link);
         return -EPERM;
+    }
+    s->link = link;
+    link = NULL;
     return 0;
 }
 
@@ -1050,26 +1070,19 @@ static int student_create(struct student *s, const struct env *env, const char *
     struct job *j = s->job;
     struct agent *a = j->agent;
     char reason[POLICY_REASON_MAX] = "";
-    AUTO_FREE char *student_dir = xasprintf("%s/task/student", j->dir);
-    AUTO_FREE char *scripts_dir = xasprintf("%s/task/student/scripts", j->dir);
-    AUTO_FREE char *sysfiles = xasprintf("%s/task/systemfiles", j->dir);
-    AUTO_FREE char *common_student = xasprintf("%s/course/common/student", j->dir);
-    AUTO_FREE char *sock = xasprintf("%s/sockets/%s.sock", j->dir, s->socket_id);
-    // Docker resolves bind sources on the host: anything the grading
-    // container replaced by a symlink could expose a host path.
-    if (check_source(student_dir, false, true) || check_source(scripts_dir, false, true) ||
-        check_source(sysfiles, false, true) || check_source(sock, true, false)) {
-        log_warn(LOG_JOB,
-                 "job %s: run_student bind sources are not what they should be "
-                 "(a symlink, or a missing socket): refused",
-                 j->id);
-        return -EPERM;
+    int ret = student_link_socket(s);
+    if (ret) {
+        log_warn(LOG_JOB, "job %s: run_student refused: /sockets/%s.sock is not a socket (%s)%s",
+                 j->id, s->socket_id, strerror(-ret),
+                 ret == -EPERM && geteuid() != 0 ? "; proctord must run as root to link it" : "");
+        return ret;
     }
-    AUTO_FREE char *b1 = xasprintf("%s:/task/student:rw", student_dir);
-    AUTO_FREE char *b2 = xasprintf("%s:/task/student/scripts:rw", scripts_dir);
-    AUTO_FREE char *b3 = xasprintf("%s:/__parent.sock:rw", sock);
-    AUTO_FREE char *b4 = xasprintf("%s:/task/systemfiles:ro", sysfiles);
-    AUTO_FREE char *b5 = xasprintf("%s:/course/common/student:ro", common_student);
+    // Every source is agent-owned (see dir_work_fill); the destinations are upstream's.
+    AUTO_FREE char *b1 = xasprintf("%s/student:/task/student:rw", j->dir);
+    AUTO_FREE char *b2 = xasprintf("%s/scripts:/task/student/scripts:rw", j->dir);
+    AUTO_FREE char *b3 = xasprintf("%s:/__parent.sock:rw", s->link);
+    AUTO_FREE char *b4 = xasprintf("%s/systemfiles:/task/systemfiles:ro", j->dir);
+    AUTO_FREE char *b5 = xasprintf("%s/course/common/student:/course/common/student:ro", j->dir);
     const char *binds[] = {b1, b2, b3, b4, b5, NULL};
     struct policy_hardening hard = {0};
     struct policy_hardening_req hreq = {.environment = envname,
@@ -1123,12 +1136,36 @@ static int student_create(struct student *s, const struct env *env, const char *
     return s->req ? 0 : -EIO;
 }
 
+/**
+ * Why a well-formed request cannot have a container now, or NULL: the job's
+ * caps (chosen by hardening.lua within the C caps), a socket id already in use,
+ * or a job that is ending. Counted before the request joins j->students.
+ */
+static const char *student_over_cap(const struct job *j, const char *sid)
+{
+    size_t alive = 0;
+    for (const struct student *o = j->students; o; o = o->next) {
+        // Until Docker confirms its removal, a container counts as alive.
+        alive++;
+        if (!o->replied && !strcmp(o->socket_id, sid))
+            return "its socket id is already in use";
+    }
+    if (j->reason || j->exited || j->cleaning)
+        return "the job is ending";
+    if ((int64_t)alive >= j->hard.max_students)
+        return "too many student containers at once";
+    if ((int64_t)j->students_started >= j->hard.max_students_total)
+        return "too many student containers for one job";
+    return NULL;
+}
+
 static void job_run_student(struct job *j, const struct value *m)
 {
     struct agent *a = j->agent;
+    const char *sid = msg_str(m, "socket_id");
+    const char *over = sid ? student_over_cap(j, sid) : NULL;
     struct student *s = xcalloc(1, sizeof *s);
     s->job = j;
-    const char *sid = msg_str(m, "socket_id");
     s->socket_id = xstrdup(sid ? sid : "");
     s->next = j->students;
     j->students = s;
@@ -1149,6 +1186,13 @@ static void job_run_student(struct job *j, const struct value *m)
         msg_int(m, "memory_limit", &req.memory_mib)) {
         log_warn(LOG_JOB, "job %s: malformed run_student request", j->id);
         ret = -EINVAL;
+    } else if (over) {
+        // A hostile grader can repeat this for ever: log a few, refuse all.
+        if (j->students_refused++ < JOB_BAD_MSG_LOGS)
+            log_warn(LOG_JOB, "job %s: run_student refused: %s (at most %lld at once, %lld in all)",
+                     j->id, over, (long long)j->hard.max_students,
+                     (long long)j->hard.max_students_total);
+        ret = -EBUSY;
     } else if (ssh && !(j->limits.network && strstr(j->envtype, "ssh") && a->ssh)) {
         job_fail(j, REASON_CRASH, TXT_SSH_STUDENT);
         ret = -EPERM;
@@ -1162,8 +1206,10 @@ static void job_run_student(struct job *j, const struct value *m)
     } else if (ssh && agent_ports_take(a, j->id, 1, &s->ssh_port, reason, sizeof reason)) {
         ret = -EPERM;
     }
-    if (!ret)
+    if (!ret) {
+        j->students_started++;
         ret = student_create(s, env, envname, ssh, truthy(value_map_get(m, "share_network")));
+    }
     if (ret) {
         s->exited = true;
         s->reason = REASON_CRASH;
@@ -1420,17 +1466,70 @@ static void dir_work_free(void *p)
     free(w);
 }
 
-/** Runs on the worker thread: copies the task (spec CONTAINER_PROTOCOL §5.2). */
+/*
+ * The job directory J, and the security invariant it keeps: no path the agent
+ * hands to Docker, opens, chmods or removes has a component that a container
+ * can create, rename or replace.
+ *
+ *   J/               0755  agent only (no container sees J itself)
+ *   J/task/          0777  /task (grading, rw): the task's copy
+ *   J/student/       0777  /task/student (grading and student containers, rw)
+ *   J/scripts/       0777  /task/student/scripts (grading and students, rw)
+ *   J/systemfiles/   0755  /task/systemfiles (grading rw, students ro)
+ *   J/sockets/       0777  /sockets (grading, rw): the runner's and run_student's sockets
+ *   J/links/         0700  agent only: a hard link to each student's socket
+ *   J/course/common[/student]  /course/common[/student] (ro everywhere)
+ *
+ * Upstream shares J/task/student, J/task/student/scripts, J/task/systemfiles
+ * and J/sockets/<id>.sock with student containers: paths under trees the
+ * grading container writes, which it can swap for symlinks that Docker then
+ * follows on the host. Here each shared directory is a mount of its own in
+ * the grading container too (a mount point cannot be renamed or removed:
+ * EBUSY), and a student's socket is reached through a hard link the agent
+ * makes, without following symlinks, in J/links. The container-side paths
+ * are upstream's, so INGInious's own images keep working.
+ */
+
+/**
+ * Worker thread, before any container exists: moves J/task/<name> (as copied
+ * from the task) to `dst`, or creates `dst` empty when the task has no such
+ * directory (anything but a directory there is dropped), and leaves an empty
+ * mount point in its place.
+ */
+static int split_out(const char *parent, const char *name, const char *dst, mode_t mode)
+{
+    AUTO_FREE char *src = xasprintf("%s/%s", parent, name);
+    struct stat st;
+    int ret = 0;
+    if (lstat(src, &st) < 0)
+        ret = errno == ENOENT ? 0 : -errno;
+    else if (S_ISDIR(st.st_mode))
+        ret = rename(src, dst) < 0 ? -errno : 1;
+    else if (unlink(src) < 0)
+        ret = -errno;
+    if (ret == 0 && mkdir(dst, mode) < 0)
+        ret = -errno;
+    if (ret >= 0 && chmod(dst, mode) < 0)
+        ret = -errno;
+    if (ret >= 0 && mkdir(src, 0755) < 0)
+        ret = -errno;
+    return ret < 0 ? ret : 0;
+}
+
+/** Runs on the worker thread: copies the task (spec CONTAINER_PROTOCOL §5.2, layout above). */
 static int dir_work_fill(void *p)
 {
     struct dir_work *w = p;
     AUTO_FREE char *task = xasprintf("%s/task", w->dir);
+    AUTO_FREE char *student = xasprintf("%s/student", w->dir);
+    AUTO_FREE char *scripts = xasprintf("%s/scripts", w->dir);
+    AUTO_FREE char *sysfiles = xasprintf("%s/systemfiles", w->dir);
     AUTO_FREE char *sockets = xasprintf("%s/sockets", w->dir);
+    AUTO_FREE char *links = xasprintf("%s/links", w->dir);
     AUTO_FREE char *course = xasprintf("%s/course", w->dir);
     AUTO_FREE char *common = xasprintf("%s/course/common", w->dir);
     AUTO_FREE char *common_student = xasprintf("%s/course/common/student", w->dir);
-    AUTO_FREE char *student = xasprintf("%s/task/student", w->dir);
-    int ret = chmod(w->dir, 0777) < 0 ? -errno : 0;
+    int ret = chmod(w->dir, 0755) < 0 ? -errno : 0;
     if (!ret && w->task_src) {
         ret = util_copytree(w->task_src, task);
         if (!ret && mkdir(course, 0755) < 0)
@@ -1447,11 +1546,15 @@ static int dir_work_fill(void *p)
     }
     if (!ret && chmod(task, 0777) < 0)
         ret = -errno;
-    if (!ret && mkdir(student, 0777) < 0 && errno != EEXIST)
-        ret = -errno;
-    if (!ret && chmod(student, 0777) < 0)
-        ret = -errno;
+    if (!ret)
+        ret = split_out(task, "student", student, 0777);
+    if (!ret)
+        ret = split_out(student, "scripts", scripts, 0777);
+    if (!ret)
+        ret = split_out(task, "systemfiles", sysfiles, 0755);
     if (!ret && (mkdir(sockets, 0777) < 0 || chmod(sockets, 0777) < 0))
+        ret = -errno;
+    if (!ret && mkdir(links, 0700) < 0)
         ret = -errno;
     return ret;
 }
@@ -1500,11 +1603,15 @@ static int job_make_dir(struct job *j, char *reason, size_t reasonlen)
 static int job_create_container(struct job *j)
 {
     struct agent *a = j->agent;
+    // The layout and why: see dir_work_fill.
     AUTO_FREE char *b1 = xasprintf("%s/task:/task:rw", j->dir);
-    AUTO_FREE char *b2 = xasprintf("%s/sockets:/sockets:rw", j->dir);
-    AUTO_FREE char *b3 = xasprintf("%s/course/common:/course/common:ro", j->dir);
-    AUTO_FREE char *b4 = xasprintf("%s/course/common/student:/course/common/student:ro", j->dir);
-    const char *binds[] = {b1, b2, b3, b4, NULL};
+    AUTO_FREE char *b2 = xasprintf("%s/student:/task/student:rw", j->dir);
+    AUTO_FREE char *b3 = xasprintf("%s/scripts:/task/student/scripts:rw", j->dir);
+    AUTO_FREE char *b4 = xasprintf("%s/systemfiles:/task/systemfiles:rw", j->dir);
+    AUTO_FREE char *b5 = xasprintf("%s/sockets:/sockets:rw", j->dir);
+    AUTO_FREE char *b6 = xasprintf("%s/course/common:/course/common:ro", j->dir);
+    AUTO_FREE char *b7 = xasprintf("%s/course/common/student:/course/common/student:ro", j->dir);
+    const char *binds[] = {b1, b2, b3, b4, b5, b6, b7, NULL};
     const char *caps[POLICY_MAX_CAPS + 1] = {0};
     for (size_t i = 0; i < j->hard.ncap_drop; i++)
         caps[i] = j->hard.cap_drop[i];

@@ -412,3 +412,71 @@ def test_unknown_environment_and_malformed_messages(fake):
     fb.send({"@type": "Ping"})
     assert fb.recv_type("Pong")["@type"] == "Pong"
     assert c.agent.alive()
+
+
+def _tree_state(path):
+    """Every entry under path with its mode and content: what must not change."""
+    state = {}
+    for root, dirs, files in os.walk(path):
+        for name in [""] + dirs + files:
+            p = os.path.join(root, name)
+            st = os.lstat(p)
+            content = None
+            if name in files and os.path.isfile(p):
+                with open(p, "rb") as f:
+                    content = f.read()
+            state[os.path.relpath(p, path)] = (st.st_mode, st.st_uid, content)
+    return state
+
+
+def test_hostile_grader_cannot_reach_the_host(cluster, tasks_dir):
+    """A grader swaps every shared path for symlinks to the host (issue 8.1)."""
+    import socket
+    import threading
+    token = "host-secret-%d" % os.getpid()
+    hostdir = tempfile.mkdtemp(prefix="proctor-sentinel-")
+    os.chmod(hostdir, 0o755)
+    os.mkdir(os.path.join(hostdir, "scripts"), 0o755)
+    for name in ("secret.txt", "scripts/secret.txt", "hosts"):
+        with open(os.path.join(hostdir, name), "w") as f:
+            f.write(token + "\n")
+    before = _tree_state(hostdir)
+    # A host socket: anything that connects to it reached the host.
+    sockdir = tempfile.mkdtemp(prefix="proctor-sentinel-sock-")
+    hostsock = os.path.join(sockdir, "host.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(hostsock)
+    os.chmod(hostsock, 0o777)
+    listener.listen(16)
+    connections = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(conn)
+    threading.Thread(target=accept, daemon=True).start()
+
+    course = os.path.join(tasks_dir, "sec")
+    task = os.path.join(course, "escape")
+    shutil.copytree(os.path.join(HERE, "courses", "it", "escape"), task)
+    shutil.copy(os.path.join(cluster.build_dir, "test_swapper"), os.path.join(task, "swapper"))
+    try:
+        r = cluster.grade("sec", "escape", {"hostdir": hostdir, "hostsock": hostsock,
+                                            "rounds": "25"}, timeout=240)
+        text = r["result"][1]
+        seen = repr(r).find(token)
+        assert seen < 0, "host file content reached the job: ...%s..." % repr(r)[seen - 300:seen]
+        assert not connections, "a container connected to the host socket"
+        assert _tree_state(hostdir) == before, "the host directory was changed"
+        assert r["result"][0] == "success", r
+        # The student containers ran (the race did not just break run_student).
+        assert text.count("end") >= 1, r
+    finally:
+        listener.close()
+        for conn in connections:
+            conn.close()
+        shutil.rmtree(hostdir, ignore_errors=True)
+        shutil.rmtree(sockdir, ignore_errors=True)
