@@ -38,6 +38,11 @@
 #define CALL_DEADLINE_MS 500
 #define LOAD_DEADLINE_MS 5000
 #define POLICY_FILE_MAX ((size_t)1 << 20) /* a policy file larger than this is refused */
+/* Bounds of one answer converted to C: a table shared by several places of an
+ * answer (`t = {t, t}` k times is 2^k nodes) or a string repeated many times
+ * costs Lua nothing but C a copy each, so every value and byte is counted. */
+#define ANSWER_MAX_VALUES ((size_t)1 << 18) /* values, keys included */
+#define ANSWER_MAX_BYTES STATE_MEMORY_CAP   /* string bytes + sizeof(struct value) per value */
 #define LOCATION_MAX 512
 
 #if LUA_VERSION_NUM != 504
@@ -86,7 +91,11 @@ struct policy_state {
     bool exhausted;           /* the current call ran out of instructions */
     char where[LOCATION_MAX]; /* last "file:line" the budget hook saw */
     char budget_msg[LOCATION_MAX + 96];
-    int hooks_ref;                 /* registry: { fn name = function } */
+    int hooks_ref; /* registry: { fn name = function } */
+    /* the answer being converted to C (reset before each take) */
+    size_t conv_values, conv_bytes;
+    const void **seen; /* open addressing set of the answer's tables */
+    size_t seen_cap, seen_len;
     int null_ref, empty_array_ref; /* registry: schema.null, schema.empty_array */
     bool has_hook[HOOK_COUNT];
     unsigned logged[HOOK_COUNT]; /* failure kinds already logged in this generation */
@@ -143,6 +152,7 @@ struct results_call {
 static bool host_call(struct policy_host *host, struct call_ctx *c);
 static struct policy_state *state_new(const char *dir, char *err, size_t errlen);
 static void state_free(struct policy_state *st);
+static void conv_reset(struct policy_state *st);
 static void push_limits(lua_State *L, struct call_ctx *c);
 static int take_limits(lua_State *L, int t, struct call_ctx *c);
 static void push_student(lua_State *L, struct call_ctx *c);
@@ -565,6 +575,67 @@ static lua_Integer sequence_length(lua_State *L, struct policy_state *st, int t)
     return count == n ? n : -1;
 }
 
+static void conv_reset(struct policy_state *st)
+{
+    st->conv_values = st->conv_bytes = 0;
+    free(st->seen);
+    st->seen = NULL;
+    st->seen_cap = st->seen_len = 0;
+}
+
+// Counts `values` values and `bytes` string bytes of the answer against its caps.
+static int conv_count(struct policy_state *st, size_t values, size_t bytes, char *err,
+                      size_t errlen)
+{
+    st->conv_values += values;
+    st->conv_bytes += bytes + values * sizeof(struct value);
+    if (st->conv_values <= ANSWER_MAX_VALUES && st->conv_bytes <= ANSWER_MAX_BYTES)
+        return 0;
+    util_err(err, errlen, "answer larger than %zu values or %zu MiB", ANSWER_MAX_VALUES,
+             ANSWER_MAX_BYTES >> 20);
+    return -EINVAL;
+}
+
+static size_t ptr_slot(const void *p, size_t cap)
+{
+    uintptr_t h = (uintptr_t)p;
+    h ^= h >> 17;
+    h *= UINT64_C(0x9E3779B97F4A7C15);
+    return (size_t)(h ^ (h >> 29)) & (cap - 1);
+}
+
+// Records the table at idx as part of the answer; a table met twice is an
+// error of the answer (a shared subtree would be copied once per reference).
+static int conv_table(lua_State *L, struct policy_state *st, int idx, char *err, size_t errlen)
+{
+    const void *p = lua_topointer(L, idx);
+    if (2 * (st->seen_len + 1) > st->seen_cap) {
+        size_t cap = st->seen_cap ? 2 * st->seen_cap : 64;
+        const void **grown = xcalloc(cap, sizeof *grown);
+        for (size_t i = 0; i < st->seen_cap; i++) {
+            if (!st->seen[i])
+                continue;
+            size_t j = ptr_slot(st->seen[i], cap);
+            while (grown[j])
+                j = (j + 1) & (cap - 1);
+            grown[j] = st->seen[i];
+        }
+        free(st->seen);
+        st->seen = grown;
+        st->seen_cap = cap;
+    }
+    size_t j = ptr_slot(p, st->seen_cap);
+    for (; st->seen[j]; j = (j + 1) & (st->seen_cap - 1)) {
+        if (st->seen[j] == p) {
+            util_err(err, errlen, "the same table appears twice in the answer");
+            return -EINVAL;
+        }
+    }
+    st->seen[j] = p;
+    st->seen_len++;
+    return 0;
+}
+
 static struct value_pair *map_append(struct value *map)
 {
     if (map->u.m.len == map->u.m.cap) {
@@ -609,7 +680,17 @@ static int to_value(lua_State *L, struct policy_state *st, int idx, struct value
         util_err(err, errlen, "answer nested more than %d levels", VALUE_MAX_DEPTH);
         return -EINVAL;
     }
-    switch (lua_type(L, idx)) {
+    int type = lua_type(L, idx);
+    size_t len = 0;
+    if (type == LUA_TSTRING)
+        lua_tolstring(L, idx, &len);
+    ret = conv_count(st, 1, len, err, errlen);
+    if (!ret && type == LUA_TTABLE && !is_ref(L, idx, st->null_ref) &&
+        !is_ref(L, idx, st->empty_array_ref))
+        ret = conv_table(L, st, idx, err, errlen);
+    if (ret)
+        return ret;
+    switch (type) {
     case LUA_TBOOLEAN:
         value_set_bool(out, lua_toboolean(L, idx));
         break;
@@ -620,7 +701,6 @@ static int to_value(lua_State *L, struct policy_state *st, int idx, struct value
             value_set_float(out, lua_tonumber(L, idx));
         break;
     case LUA_TSTRING: {
-        size_t len;
         const char *s = lua_tolstring(L, idx, &len);
         if (policy_utf8_valid(s, len))
             value_set_strn(out, s, len);
@@ -819,7 +899,9 @@ static int l_policy_trampoline(lua_State *L)
         util_err(c->err, sizeof c->err, "returned a second value next to its answer");
         c->verdict = -EINVAL;
     } else {
+        conv_reset(st);
         c->verdict = c->take(L, lua_absindex(L, -2), c);
+        conv_reset(st);
     }
     return 0;
 }
@@ -861,6 +943,7 @@ static bool host_call(struct policy_host *host, struct call_ctx *c)
     lua_pushlightuserdata(L, c);               // msgh tramp ctx
     int status = lua_pcall(L, 1, 0, 1);        // msgh [err]
     budget_stop(st);
+    conv_reset(st); // when the conversion raised (out of memory)
     bool decided = status == LUA_OK && c->verdict != -EINVAL;
     if (!decided) {
         char msg[POLICY_REASON_MAX + LOCATION_MAX];
@@ -1129,7 +1212,7 @@ static const struct field results_fields[] = {
 static int take_problems(lua_State *L, struct policy_state *st, int t, struct value *out, char *err,
                          size_t errlen)
 {
-    int ret = 0, top = lua_gettop(L);
+    int ret = conv_table(L, st, t, err, errlen), top = lua_gettop(L);
     value_set_map(out);
     lua_pushnil(L);                  // ... nil
     while (!ret && lua_next(L, t)) { // ... id fb
@@ -1144,8 +1227,14 @@ static int take_problems(lua_State *L, struct policy_state *st, int t, struct va
             ret = -EINVAL;
             break;
         }
-        struct value_pair *p = map_append(out);
         size_t len;
+        lua_tolstring(L, -2, &len);
+        ret = conv_table(L, st, fb, err, errlen);
+        if (!ret)
+            ret = conv_count(st, 2, len, err, errlen); // the id, the pair
+        if (ret)
+            break;
+        struct value_pair *p = map_append(out);
         const char *s = lua_tolstring(L, -2, &len);
         value_set_strn(&p->key, s, len);
         value_set_array(&p->val);
@@ -1157,7 +1246,9 @@ static int take_problems(lua_State *L, struct policy_state *st, int t, struct va
                 ret = -EINVAL;
             } else {
                 s = lua_tolstring(L, -1, &len);
-                value_set_strn(value_array_push(&p->val), s, len);
+                ret = conv_count(st, 1, len, err, errlen);
+                if (!ret)
+                    value_set_strn(value_array_push(&p->val), s, len);
             }
             lua_pop(L, 1); // ... id fb
         }
@@ -1167,11 +1258,25 @@ static int take_problems(lua_State *L, struct policy_state *st, int t, struct va
     return ret;
 }
 
+// A top-level map of an answer (tests, custom), counted like any table of it.
+static int take_map(lua_State *L, struct policy_state *st, int t, struct value *out, char *err,
+                    size_t errlen)
+{
+    int ret = conv_table(L, st, t, err, errlen);
+    if (!ret)
+        ret = conv_count(st, 1, 0, err, errlen);
+    if (!ret)
+        ret = to_map(L, st, t, out, 1, err, errlen);
+    else
+        value_set_map(out);
+    return ret;
+}
+
 // tests: string keys, any convertible values.
 static int take_tests(lua_State *L, struct policy_state *st, int t, struct value *out, char *err,
                       size_t errlen)
 {
-    int ret = to_map(L, st, t, out, 1, err, errlen);
+    int ret = take_map(L, st, t, out, err, errlen);
     for (size_t i = 0; !ret && i < out->u.m.len; i++) {
         if (out->u.m.items[i].key.type != VALUE_STR) {
             util_err(err, errlen, "tests: key of type %s is not a string",
@@ -1209,7 +1314,7 @@ static int take_results(lua_State *L, int t, struct call_ctx *c)
         ret = take_tests(L, st, lua_gettop(L), &out->tests, c->err, sizeof c->err);
     push_field(L, t, "custom"); // ... problems tests custom
     if (!ret)
-        ret = to_map(L, st, lua_gettop(L), &out->custom, 1, c->err, sizeof c->err);
+        ret = take_map(L, st, lua_gettop(L), &out->custom, c->err, sizeof c->err);
     return ret;
 }
 
@@ -1422,6 +1527,7 @@ static void state_free(struct policy_state *st)
         return;
     if (st->L)
         lua_close(st->L);
+    conv_reset(st);
     free(st);
 }
 

@@ -546,6 +546,88 @@ out:
     remove_dir(dir);
 }
 
+// results.lua whose validate_result builds `setup` and answers `field` = `expr`.
+static void expect_results_fallback(const char *what, const char *setup, const char *field,
+                                    const char *expr)
+{
+    char *text = xasprintf("local function validate_result(req)\n%s\n"
+                           "  local out = { result = 'success', text = 'policy', grade = 1.0, "
+                           "problems = {}, tests = {}, custom = {}, state = '' }\n"
+                           "  out.%s = %s\n  return out\nend\n"
+                           "return { validate_result = validate_result }\n",
+                           setup, field, expr);
+    char *dir = dir_with("results.lua", text);
+    struct policy_host *host = host_from(dir);
+    struct value raw;
+    struct policy_result res = {0};
+    char reason[POLICY_REASON_MAX] = "";
+    value_set_map(&raw);
+    value_set_str(value_map_put(&raw, "result"), "failed");
+    CHECK(host != NULL, "%s: loads", what);
+    CHECK(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "%s: %s", what, reason);
+    CHECK(!strcmp(res.result, "failed") && !strcmp(res.text, ""),
+          "%s: the built-in default decides: %s '%s'", what, res.result, res.text);
+    CHECK(policy_host_failures(host) == 1, "%s: failures %llu", what,
+          (unsigned long long)policy_host_failures(host));
+out:
+    policy_result_deinit(&res);
+    value_deinit(&raw);
+    policy_host_free(host);
+    remove_dir(dir);
+    free(text);
+}
+
+// Answers that cost Lua little and C a lot are refused, not converted.
+static void test_answer_size(void)
+{
+    // 2^40 nodes through one shared table: the agent used to run out of memory.
+    expect_results_fallback("shared subtree k=40", "local t = {} for _ = 1, 40 do t = { t, t } end",
+                            "custom", "t");
+    expect_results_fallback("shared subtree k=20",
+                            "local t = { x = 1 } for _ = 1, 20 do t = { a = t, b = t } end",
+                            "tests", "t");
+    expect_results_fallback("a table twice", "local t = { 1 }", "custom", "{ a = t, b = t }");
+    expect_results_fallback("tests and custom alike", "local t = {}", "custom", "t; out.tests = t");
+    expect_results_fallback("a problem pair twice", "local p = { 'failed', 'x' }", "problems",
+                            "{ a = p, b = p }");
+    // 100000 references to one 1 MiB string: 100 GB once copied.
+    expect_results_fallback("a large flat answer",
+                            "local s = string.rep('x', 1 << 20) local c = {}\n"
+                            "for i = 1, 100000 do c[i] = s end",
+                            "custom", "c");
+    expect_results_fallback("one string in many problems",
+                            "local s = string.rep('x', 1 << 20) local p = {}\n"
+                            "for i = 1, 100000 do p['q' .. i] = { 'failed', s } end",
+                            "problems", "p");
+    expect_results_fallback("too many values", "local c = {} for i = 1, 300000 do c[i] = true end",
+                            "custom", "c");
+    // Within the caps: converted as before.
+    char *dir =
+        dir_with("results.lua", "return { validate_result = function(req)\n"
+                                "  local c = {} for i = 1, 1000 do c[i] = { i, schema.null } end\n"
+                                "  return { result = 'success', text = string.rep('y', 1 << 20), "
+                                "grade = 1.0, problems = {}, tests = { a = schema.empty_array, b = "
+                                "schema.empty_array }, custom = { c = c, n = schema.null, m = "
+                                "schema.null }, state = '' } end }\n");
+    struct policy_host *host = host_from(dir);
+    struct value raw;
+    struct policy_result res = {0};
+    char reason[POLICY_REASON_MAX] = "";
+    value_set_map(&raw);
+    CHECK(host != NULL, "loads");
+    CHECK(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "%s", reason);
+    CHECK(!strcmp(res.result, "success") && strlen(res.text) == 1 << 20, "the policy decides");
+    const struct value *c = value_map_get(&res.custom, "c");
+    CHECK(c && c->type == VALUE_ARRAY && c->u.a.len == 1000, "1000 entries");
+    CHECK(policy_host_failures(host) == 0, "the sentinels may repeat: %llu",
+          (unsigned long long)policy_host_failures(host));
+out:
+    policy_result_deinit(&res);
+    value_deinit(&raw);
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
 static void test_refusal(void)
 {
     char *dir = limits_dir("return nil, 'too big for us'");
@@ -839,6 +921,7 @@ int main(int argc, char **argv)
     test_wrong_answers();
     test_global_at_call();
     test_sandbox_holes();
+    test_answer_size();
     test_refusal();
     test_caps();
     test_deleted_function();
