@@ -30,7 +30,7 @@ if(BUILD_TESTING)
     policy_reload_on_sighup hostile_runner_flooding_garbage output_caps_from_policy
     ssh_debug_reaches_the_client run_student_return_codes docker_engine_late
     sigterm_drains_running_jobs kill_removes_student_containers
-    hostile_grader_cannot_reach_the_host)
+    hostile_grader_cannot_reach_the_host student_container_caps)
   foreach(t ${PROCTOR_AGENT_TESTS})
     add_test(NAME agent.${t}
              COMMAND ${PROCTOR_PYTHON} -m pytest -q -x -p no:cacheprovider

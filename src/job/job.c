@@ -110,8 +110,9 @@ struct job {
     bool started, exited, stream_closed, oom_checked, reported, abandoned, cleaning;
     size_t pending_removals;
     struct student *students;
-    size_t students_started; /* student containers asked of Docker so far */
-    size_t students_refused; /* requests over a cap */
+    size_t students_started;  /* student containers asked of Docker so far */
+    size_t students_refused;  /* requests over a cap */
+    unsigned refusals_logged; /* bit per enum student_refusal already logged */
 };
 
 static void job_step(struct job *j);
@@ -428,6 +429,9 @@ static void job_report(struct job *j)
     if (j->bad_msgs > JOB_BAD_MSG_LOGS)
         log_warn(LOG_JOB, "job %s: %llu incorrect messages from the container skipped in all",
                  j->id, (unsigned long long)j->bad_msgs);
+    if (j->students_refused)
+        log_info(LOG_JOB, "job %s: %zu run_student request(s) refused over its caps in all", j->id,
+                 j->students_refused);
     if (j->abandoned)
         return;
     switch (j->reason) {
@@ -1141,29 +1145,45 @@ static int student_create(struct student *s, const struct env *env, const char *
  * caps (chosen by hardening.lua within the C caps), a socket id already in use,
  * or a job that is ending. Counted before the request joins j->students.
  */
-static const char *student_over_cap(const struct job *j, const char *sid)
+enum student_refusal {
+    REFUSE_NONE,
+    REFUSE_DUPLICATE,
+    REFUSE_ENDING,
+    REFUSE_AT_ONCE,
+    REFUSE_TOTAL,
+};
+
+static const char *const student_refusal_text[] = {
+    [REFUSE_NONE] = "",
+    [REFUSE_DUPLICATE] = "its socket id is already in use",
+    [REFUSE_ENDING] = "the job is ending",
+    [REFUSE_AT_ONCE] = "too many student containers at once",
+    [REFUSE_TOTAL] = "too many student containers for one job",
+};
+
+static enum student_refusal student_over_cap(const struct job *j, const char *sid)
 {
     size_t alive = 0;
     for (const struct student *o = j->students; o; o = o->next) {
         // Until Docker confirms its removal, a container counts as alive.
         alive++;
         if (!o->replied && !strcmp(o->socket_id, sid))
-            return "its socket id is already in use";
+            return REFUSE_DUPLICATE;
     }
     if (j->reason || j->exited || j->cleaning)
-        return "the job is ending";
+        return REFUSE_ENDING;
     if ((int64_t)alive >= j->hard.max_students)
-        return "too many student containers at once";
+        return REFUSE_AT_ONCE;
     if ((int64_t)j->students_started >= j->hard.max_students_total)
-        return "too many student containers for one job";
-    return NULL;
+        return REFUSE_TOTAL;
+    return REFUSE_NONE;
 }
 
 static void job_run_student(struct job *j, const struct value *m)
 {
     struct agent *a = j->agent;
     const char *sid = msg_str(m, "socket_id");
-    const char *over = sid ? student_over_cap(j, sid) : NULL;
+    enum student_refusal over = sid ? student_over_cap(j, sid) : REFUSE_NONE;
     struct student *s = xcalloc(1, sizeof *s);
     s->job = j;
     s->socket_id = xstrdup(sid ? sid : "");
@@ -1187,11 +1207,15 @@ static void job_run_student(struct job *j, const struct value *m)
         log_warn(LOG_JOB, "job %s: malformed run_student request", j->id);
         ret = -EINVAL;
     } else if (over) {
-        // A hostile grader can repeat this for ever: log a few, refuse all.
-        if (j->students_refused++ < JOB_BAD_MSG_LOGS)
-            log_warn(LOG_JOB, "job %s: run_student refused: %s (at most %lld at once, %lld in all)",
-                     j->id, over, (long long)j->hard.max_students,
+        // A hostile grader can repeat this for ever: log each kind once, count all.
+        j->students_refused++;
+        if (!(j->refusals_logged & (1u << over)))
+            log_warn(LOG_JOB,
+                     "job %s: run_student refused: %s (at most %lld at once, %lld in all); "
+                     "further refusals of this kind are only counted",
+                     j->id, student_refusal_text[over], (long long)j->hard.max_students,
                      (long long)j->hard.max_students_total);
+        j->refusals_logged |= 1u << over;
         ret = -EBUSY;
     } else if (ssh && !(j->limits.network && strstr(j->envtype, "ssh") && a->ssh)) {
         job_fail(j, REASON_CRASH, TXT_SSH_STUDENT);

@@ -480,3 +480,47 @@ def test_hostile_grader_cannot_reach_the_host(cluster, tasks_dir):
             conn.close()
         shutil.rmtree(hostdir, ignore_errors=True)
         shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def test_student_container_caps(tasks_dir):
+    """Far more run_student requests than the caps allow (issue 8.2)."""
+    import threading
+    pol = capped_policies(max_output=1 << 30, max_frame=128 << 20)
+    path = os.path.join(pol, "hardening.lua")
+    text = open(path).read()
+    for key, value in (("max_students", 3), ("max_students_total", 10)):
+        text, n = re.subn(r"\b%s = \d+," % key, "%s = %d," % (key, value), text)
+        assert n == 1, key
+    open(path, "w").write(text)
+    c = harness.Cluster(tasks=tasks_dir, concurrency=2, policies=pol, friendly_name="it-students")
+    samples = []
+    with c:
+        res = c.submit("it", "student_flood", {"waves": "4", "per_wave": "12"})
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                samples.append(len(harness.containers("org.proctor.job=%s" % res.job_id)) - 1)
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        try:
+            r = res.wait(180)
+        finally:
+            done.set()
+            t.join(30)
+        log = c.agent.log()
+    shutil.rmtree(pol, ignore_errors=True)
+    assert r["result"][0] == "success", r
+    m = re.fullmatch(r"ok=(\d+) refused=(\d+) answered=(\d+)", r["result"][1])
+    assert m, r
+    ok, refused, answered = map(int, m.groups())
+    # Every requester got an answer (none hung), some ran, the rest were refused.
+    assert answered == 4 * 12 and ok + refused == answered, r
+    assert 1 <= ok <= 10, r
+    # The grading container is one of the job's containers; the rest are students.
+    assert samples and max(samples) <= 3, "more student containers alive than the cap: %s" % (
+        max(samples),)
+    assert "too many student containers at once" in log
+    assert "too many student containers for one job" in log
+    assert log.count("run_student refused:") <= 10, "one line per refused request floods the log"
+    assert not harness.containers("org.proctor.agent=proctord-it-students")
