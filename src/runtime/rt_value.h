@@ -14,6 +14,7 @@
 enum rt_type { RT_NIL, RT_BOOL, RT_INT, RT_FLOAT, RT_STR, RT_BIN, RT_ARRAY, RT_MAP };
 
 struct rt_value;
+struct rt_map_index;
 
 /** One map entry; the key is a NUL-terminated copy owned by the map. */
 struct rt_kv {
@@ -37,8 +38,9 @@ struct rt_value {
             size_t n, cap;
         } arr;
         struct {
-            struct rt_kv *kv;
+            struct rt_kv *kv; // in insertion order, which the encoders keep
             size_t n, cap;
+            struct rt_map_index *index; // private to rt_value.c; NULL for small maps
         } map;
     } u;
 };

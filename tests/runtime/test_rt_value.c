@@ -272,6 +272,148 @@ static void test_utf8_lossy(void)
     rt_value_free(v);
 }
 
+#define BIG_N 200000
+
+static void big_key(char *dst, size_t size, size_t i)
+{
+    snprintf(dst, size, "key-%zu", i);
+}
+
+// Insertion order is a permutation of 0..BIG_N-1, so neither sorted nor
+// reversed keys are what the map sees.
+static size_t big_order(size_t i)
+{
+    return (i * 7919) % BIG_N;
+}
+
+// Builds the map: every key set once in big_order, then every third key (by
+// insertion rank) set again to the string "new".
+static struct rt_value *big_map(void)
+{
+    char k[32];
+    struct rt_value *m = rt_new_map();
+    for (size_t i = 0; i < BIG_N; i++) {
+        big_key(k, sizeof(k), big_order(i));
+        rt_map_set(m, k, rt_new_int((int64_t)big_order(i)));
+    }
+    for (size_t i = 0; i < BIG_N; i += 3) {
+        big_key(k, sizeof(k), big_order(i));
+        rt_map_set(m, k, rt_new_str("new"));
+    }
+    return m;
+}
+
+// Entry i holds the i-th key first inserted, with its replaced value.
+static bool big_map_ok(const struct rt_value *m, size_t *bad_at)
+{
+    char k[32];
+    *bad_at = m->u.map.n;
+    if (m->type != RT_MAP || m->u.map.n != BIG_N)
+        return false;
+    for (size_t i = 0; i < BIG_N; i++) {
+        const struct rt_value *v = m->u.map.kv[i].val;
+        big_key(k, sizeof(k), big_order(i));
+        bool ok = !strcmp(m->u.map.kv[i].key, k) && rt_map_get(m, k) == v &&
+                  (i % 3 ? v->type == RT_INT && v->u.i == (int64_t)big_order(i)
+                         : v->type == RT_STR && !strcmp(v->u.str.p, "new"));
+        if (!ok) {
+            *bad_at = i;
+            return false;
+        }
+    }
+    return true;
+}
+
+static void test_map_large(void)
+{
+    char k[32];
+    size_t bad;
+    struct rt_value *m = big_map();
+    CHECK(big_map_ok(m, &bad), "entry %zu of %zu is wrong", bad, m->u.map.n);
+    for (size_t i = BIG_N; i < BIG_N + 1000; i++) {
+        big_key(k, sizeof(k), i);
+        CHECK(!rt_map_get(m, k), "absent key %s found", k);
+    }
+    CHECK(!rt_map_get(m, "") && !rt_map_get(m, "key-"), "absent short keys found");
+    // Deep copies and equality see the same entries.
+    struct rt_value *c = rt_value_dup(m);
+    CHECK(big_map_ok(c, &bad), "copy: entry %zu is wrong", bad);
+    CHECK(rt_value_equal(m, c) && rt_value_equal(c, m), "copy differs");
+    big_key(k, sizeof(k), 12345);
+    rt_map_set(c, k, rt_new_nil());
+    CHECK(!rt_value_equal(m, c), "changed copy still equal");
+    rt_value_free(c);
+    // rt_map_add does not replace: a duplicate is appended but lookups keep
+    // finding the first entry, in large and small maps alike.
+    big_key(k, sizeof(k), big_order(1));
+    rt_map_add(m, rt_xstrdup(k), rt_new_str("shadow"));
+    CHECK(m->u.map.n == BIG_N + 1 && rt_map_get(m, k) == m->u.map.kv[1].val,
+          "large map: a duplicate from rt_map_add hides the first entry");
+    struct rt_value *small = rt_new_map();
+    rt_map_set(small, "a", rt_new_int(1));
+    rt_map_add(small, rt_xstrdup("a"), rt_new_int(2));
+    CHECK(small->u.map.n == 2 && rt_map_get(small, "a")->u.i == 1, "small map: first wins");
+    rt_value_free(small);
+    rt_value_free(m);
+}
+
+// Codecs over the big map: order kept both ways, and a duplicate key in the
+// input replaces the value in place (Python's dict: the last value wins, the
+// first position stays).
+static void test_map_large_codecs(void)
+{
+    char k[32];
+    size_t bad;
+    struct rt_value *m = big_map(), *back = NULL;
+    struct rt_buf json = {0}, mp = {0};
+    CHECK(rt_json_encode(m, &json) == 0, "JSON encode");
+    CHECK(rt_json_decode(json.data, json.len, &back) == 0, "JSON decode");
+    CHECK(big_map_ok(back, &bad), "JSON round trip: entry %zu is wrong", bad);
+    rt_value_free(back);
+    back = NULL;
+    // The same text with every third key set to "new" once more at the end,
+    // and every other key set again to its own value.
+    json.len--; // the closing brace
+    for (size_t i = 0; i < BIG_N; i += 2) {
+        char extra[64];
+        big_key(k, sizeof(k), big_order(i));
+        if (i % 3)
+            snprintf(extra, sizeof(extra), ", \"%s\": %zu", k, big_order(i));
+        else
+            snprintf(extra, sizeof(extra), ", \"%s\": \"new\"", k);
+        rt_buf_puts(&json, extra);
+    }
+    rt_buf_puts(&json, "}");
+    CHECK(rt_json_decode(json.data, json.len, &back) == 0, "JSON decode with duplicates");
+    CHECK(big_map_ok(back, &bad), "JSON duplicates: entry %zu is wrong", bad);
+    rt_value_free(back);
+    back = NULL;
+
+    size_t used = 0;
+    CHECK(rt_msgpack_pack(m, &mp) == 0, "msgpack pack");
+    CHECK(rt_msgpack_unpack(mp.data, mp.len, &used, &back) == 0 && used == mp.len,
+          "msgpack unpack");
+    CHECK(big_map_ok(back, &bad), "msgpack round trip: entry %zu is wrong", bad);
+    rt_value_free(back);
+    back = NULL;
+    // map32 header (0xdf + count) with one more entry: key 0 again, "new".
+    CHECK((unsigned char)mp.data[0] == 0xdf, "map32 header expected");
+    uint32_t count = BIG_N + 1;
+    for (int i = 0; i < 4; i++)
+        mp.data[1 + i] = (char)(count >> (24 - 8 * i));
+    struct rt_value *key = rt_new_str(m->u.map.kv[0].key), *val = rt_new_str("new");
+    CHECK(rt_msgpack_pack(key, &mp) == 0 && rt_msgpack_pack(val, &mp) == 0, "pack extra entry");
+    rt_value_free(key);
+    rt_value_free(val);
+    CHECK(rt_msgpack_unpack(mp.data, mp.len, &used, &back) == 0 && used == mp.len,
+          "msgpack unpack with a duplicate");
+    CHECK(big_map_ok(back, &bad), "msgpack duplicate: entry %zu is wrong", bad);
+    rt_value_free(back);
+    rt_buf_deinit(&json);
+    rt_buf_deinit(&mp);
+    rt_value_free(m);
+}
+
 int main(void)
 {
     test_msgpack_fixed_encodings();
@@ -282,6 +424,8 @@ int main(void)
     test_json_python_style();
     test_json_decode_cases();
     test_utf8_lossy();
+    test_map_large();
+    test_map_large_codecs();
     if (failures)
         fprintf(stderr, "%d check(s) failed\n", failures);
     else
