@@ -92,6 +92,19 @@ void *try_realloc(void *p, size_t n)
     return realloc(p, n ? n : 1);
 }
 
+int util_double_to_int(double d, int64_t min, int64_t max, int64_t *out)
+{
+    // -2^63 and 2^63 are exact doubles, and NaN fails both comparisons: in
+    // this range the cast truncates toward zero and is defined.
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+        return -ERANGE;
+    int64_t i = (int64_t)d;
+    if (i < min || i > max)
+        return -ERANGE;
+    *out = i;
+    return 0;
+}
+
 void util_strlcpy(char *dst, const char *src, size_t dstlen)
 {
     if (!dstlen)

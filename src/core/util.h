@@ -50,6 +50,13 @@ char *xasprintf(const char *fmt, ...) PROCTOR_PRINTF(1, 2);
 void *try_malloc(size_t n);
 void *try_realloc(void *p, size_t n);
 
+/**
+ * Converts a number from outside (a JSON double) to an integer in [min, max],
+ * truncating toward zero: 0, or -ERANGE when it does not fit (infinite and NaN
+ * included), *out then untouched. A plain cast of such a number is undefined.
+ */
+int util_double_to_int(double d, int64_t min, int64_t max, int64_t *out);
+
 /** Copies src into dst (size dstlen, always NUL-terminated when dstlen > 0). */
 void util_strlcpy(char *dst, const char *src, size_t dstlen);
 /** Formats into an error buffer (may be NULL or 0-sized: then does nothing). */

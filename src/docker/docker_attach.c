@@ -1,5 +1,6 @@
 #include "docker/docker_attach.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -266,6 +267,22 @@ static void attach_refused(struct docker_attach *a)
 }
 
 // Parses the response head once complete; returns false if a is closed or freed.
+
+// "HTTP/1.1 101 ..." -> 101; -1 unless the status line is that shape (three
+// digits: sscanf's %d would overflow on a long number).
+static int status_code(const char *head)
+{
+    const char *p = head;
+    if (strncmp(p, "HTTP/", 5) != 0)
+        return -1;
+    p += 5;
+    while (isdigit((unsigned char)*p) || *p == '.')
+        p++;
+    if (*p++ != ' ' || !isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) ||
+        !isdigit((unsigned char)p[2]) || isdigit((unsigned char)p[3]))
+        return -1;
+    return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+}
 static bool attach_head(struct docker_attach *a)
 {
     const char *end = memmem(a->head.data, a->head.len, "\r\n\r\n", 4);
@@ -277,8 +294,8 @@ static bool attach_head(struct docker_attach *a)
         return true;
     }
     size_t head_len = (size_t)(end - a->head.data) + 4;
-    int code = 0;
-    if (sscanf(a->head.data, "HTTP/%*d.%*d %d", &code) != 1) {
+    int code = status_code(a->head.data);
+    if (code < 0) {
         attach_close(a, -EPROTO, "malformed attach response");
         return false;
     }

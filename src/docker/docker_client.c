@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -583,7 +584,7 @@ int docker_cpu_read_cgroup(const char *id, uint64_t *ns)
         char *end = NULL;
         errno = 0;
         unsigned long long v = p ? strtoull(p, &end, 10) : 0;
-        if (!p || end == p || errno)
+        if (!p || end == p || errno || (!paths[i].v1 && v > UINT64_MAX / 1000u))
             ret = -EIO;
         else
             *ns = paths[i].v1 ? (uint64_t)v : (uint64_t)v * 1000u;
@@ -786,10 +787,17 @@ static bool json_num(const cJSON *obj, const char *key, double *out)
     return true;
 }
 
-static int64_t json_int(const cJSON *obj, const char *key, int64_t dflt)
+// Every number of a reply that becomes an integer goes through here: 0 with
+// *out set (dflt when key is absent or not a number), or -EPROTO when the
+// number does not fit [min, max] (a cast would be undefined behaviour).
+static int json_int(const cJSON *obj, const char *key, int64_t min, int64_t max, int64_t dflt,
+                    int64_t *out)
 {
     double d;
-    return json_num(obj, key, &d) ? (int64_t)d : dflt;
+    *out = dflt;
+    if (!json_num(obj, key, &d))
+        return 0;
+    return util_double_to_int(d, min, max, out) ? -EPROTO : 0;
 }
 
 static bool json_bool(const cJSON *obj, const char *key)
@@ -822,10 +830,37 @@ static size_t json_fill_kv(const cJSON *obj, struct docker_kv *kv)
     return n;
 }
 
+// The API sends CgroupVersion as a string ("1", "2"); not a number means
+// "not said" (0), a number out of range is a broken reply.
+static int cgroup_version(const cJSON *json, int64_t *out)
+{
+    const char *cg = json_str(json, "CgroupVersion");
+    if (!cg)
+        return json_int(json, "CgroupVersion", 0, INT_MAX, 0, out);
+    char *end;
+    errno = 0;
+    long long v = strtoll(cg, &end, 10);
+    *out = 0;
+    if (end == cg)
+        return 0;
+    if (errno || v < 0 || v > INT_MAX)
+        return -EPROTO;
+    *out = v;
+    return 0;
+}
+
 static int result_info(struct docker_req *r, const cJSON *json)
 {
+    int64_t mem = 0, ncpu = 0, cgv = 0;
     if (!cJSON_IsObject(json))
         return -EPROTO;
+    int ret = json_int(json, "MemTotal", 0, INT64_MAX, 0, &mem);
+    if (!ret)
+        ret = json_int(json, "NCPU", 0, INT_MAX, 0, &ncpu);
+    if (!ret)
+        ret = cgroup_version(json, &cgv);
+    if (ret)
+        return ret;
     const cJSON *rts = cJSON_GetObjectItemCaseSensitive(json, "Runtimes");
     size_t n = 0;
     const cJSON *it;
@@ -841,13 +876,11 @@ static int result_info(struct docker_req *r, const cJSON *json)
         .runtimes = names,
         .n_runtimes = n,
         .default_runtime = json_str(json, "DefaultRuntime"),
-        .mem_total = json_int(json, "MemTotal", 0),
-        .ncpu = (int)json_int(json, "NCPU", 0),
+        .mem_total = mem,
+        .ncpu = (int)ncpu,
+        .cgroup_version = (int)cgv,
         .server_version = json_str(json, "ServerVersion"),
     };
-    // A string in the API ("1", "2"); accept a number too.
-    const char *cg = json_str(json, "CgroupVersion");
-    info.cgroup_version = cg ? atoi(cg) : (int)json_int(json, "CgroupVersion", 0);
     r->cb.info(0, NULL, &info, r->data);
     free(names);
     return 0;
@@ -867,6 +900,7 @@ static int result_images(struct docker_req *r, const cJSON *json)
     struct docker_image *imgs = xcalloc(n + 1, sizeof(*imgs));
     struct docker_kv *kvs = xcalloc(nkv + 1, sizeof(*kvs));
     size_t i = 0, k = 0;
+    int ret = 0;
     cJSON_ArrayForEach(it, json)
     {
         const char *id = json_str(it, "Id");
@@ -874,15 +908,18 @@ static int result_images(struct docker_req *r, const cJSON *json)
             continue;
         struct docker_image *img = &imgs[i++];
         img->id = id;
-        img->created = json_int(it, "Created", 0);
+        ret = json_int(it, "Created", INT64_MIN, INT64_MAX, 0, &img->created);
+        if (ret)
+            break;
         img->labels = kvs + k;
         img->n_labels = json_fill_kv(cJSON_GetObjectItemCaseSensitive(it, "Labels"), kvs + k);
         k += img->n_labels;
     }
-    r->cb.images(0, NULL, imgs, i, r->data);
+    if (!ret)
+        r->cb.images(0, NULL, imgs, i, r->data);
     free(kvs);
     free(imgs);
-    return 0;
+    return ret;
 }
 
 static int result_containers(struct docker_req *r, const cJSON *json)
@@ -926,13 +963,19 @@ static int result_inspect(struct docker_req *r, const cJSON *json)
     if (!cJSON_IsObject(state) || !id)
         return -EPROTO;
     const char *status = json_str(state, "Status");
+    int64_t code = -1, pid = 0;
+    int ret = json_int(state, "ExitCode", INT_MIN, INT_MAX, -1, &code);
+    if (!ret)
+        ret = json_int(state, "Pid", INT64_MIN, INT64_MAX, 0, &pid);
+    if (ret)
+        return ret;
     struct docker_container_state st = {
         .id = id,
         .status = status ? status : "",
         .running = json_bool(state, "Running"),
         .oom_killed = json_bool(state, "OOMKilled"),
-        .exit_code = (int)json_int(state, "ExitCode", -1),
-        .pid = json_int(state, "Pid", 0),
+        .exit_code = (int)code,
+        .pid = pid,
     };
     r->cb.inspect(0, NULL, &st, r->data);
     return 0;
@@ -955,8 +998,9 @@ static int result_create(struct docker_req *r, const cJSON *json)
 
 static int result_wait(struct docker_req *r, const cJSON *json)
 {
-    double code;
-    if (!json_num(json, "StatusCode", &code))
+    double d;
+    int64_t code;
+    if (!json_num(json, "StatusCode", &d) || util_double_to_int(d, INT_MIN, INT_MAX, &code))
         return -EPROTO;
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(json, "Error");
     const char *msg = cJSON_IsObject(err) ? json_str(err, "Message") : NULL;
@@ -973,14 +1017,18 @@ static void cpu_line(struct docker_req *r, const cJSON *json)
 {
     const cJSON *cpu = cJSON_GetObjectItemCaseSensitive(json, "cpu_stats");
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(cpu, "cpu_usage");
-    double total = 0;
+    int64_t total = 0;
     // Docker keeps the stream open after the container stops and sends
     // zeroed samples (and a bare {"read":...}); those carry no CPU reading.
-    if (!json_num(usage, "total_usage", &total) || total <= 0) {
+    if (json_int(usage, "total_usage", INT64_MIN, INT64_MAX, 0, &total)) {
+        log_warn(LOG_DOCKER, "stats sample with a cpu time out of range skipped");
+        return;
+    }
+    if (total <= 0) {
         log_debug(LOG_DOCKER, "stats sample without cpu time");
         return;
     }
-    r->cb.cpu(0, NULL, (int64_t)total, r->data);
+    r->cb.cpu(0, NULL, total, r->data);
 }
 
 // Parses and delivers every complete line of a stream; with `all`, also the
@@ -1233,8 +1281,14 @@ static void events_line(struct docker_events *ev, const cJSON *json)
         id = json_str(json, "id");
     if (!action || !id)
         return;
-    int64_t t = json_int(json, "time", 0);
-    int64_t tn = json_int(json, "timeNano", t * 1000000000);
+    // time is bounded so that time * 1e9 (timeNano's default) fits.
+    int64_t t = 0, tn = 0;
+    if (json_int(json, "time", 0, INT64_MAX / 1000000000, 0, &t) ||
+        json_int(json, "timeNano", 0, INT64_MAX, t * 1000000000, &tn)) {
+        log_warn(LOG_DOCKER, "docker event %s for %.12s with a time out of range skipped", action,
+                 id);
+        return;
+    }
     // A restarted stream replays from the last event's time, that event included.
     if (tn < ev->last_nano || (tn == ev->last_nano && ev->last_id && strcmp(ev->last_id, id) == 0 &&
                                strcmp(ev->last_action, action) == 0))

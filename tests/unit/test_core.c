@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -634,6 +635,32 @@ static void test_buf(void)
     buf_deinit(&b);
 }
 
+static void test_double_to_int(void)
+{
+    int64_t v = 7;
+    CHECK(util_double_to_int(0.0, 0, 1, &v) == 0 && v == 0);
+    CHECK(util_double_to_int(-0.0, 0, 1, &v) == 0 && v == 0);
+    CHECK(util_double_to_int(1.9, 0, 5, &v) == 0 && v == 1);
+    CHECK(util_double_to_int(-1.9, -5, 5, &v) == 0 && v == -1);
+    CHECK(util_double_to_int(-0.5, 0, 5, &v) == 0 && v == 0); /* truncates toward zero */
+    CHECK(util_double_to_int(9223372036854774784.0, INT64_MIN, INT64_MAX, &v) == 0 &&
+          v == 9223372036854774784LL);
+    CHECK(util_double_to_int(-9223372036854775808.0, INT64_MIN, INT64_MAX, &v) == 0 &&
+          v == INT64_MIN);
+    v = 7;
+    CHECK(util_double_to_int(9223372036854775808.0, INT64_MIN, INT64_MAX, &v) == -ERANGE);
+    CHECK(util_double_to_int(-9223372036854777856.0, INT64_MIN, INT64_MAX, &v) == -ERANGE);
+    CHECK(util_double_to_int(1e300, INT64_MIN, INT64_MAX, &v) == -ERANGE);
+    CHECK(util_double_to_int(-1e300, INT64_MIN, INT64_MAX, &v) == -ERANGE);
+    CHECK(util_double_to_int(HUGE_VAL, INT64_MIN, INT64_MAX, &v) == -ERANGE);
+    CHECK(util_double_to_int(-HUGE_VAL, INT64_MIN, INT64_MAX, &v) == -ERANGE);
+    CHECK(util_double_to_int(NAN, INT64_MIN, INT64_MAX, &v) == -ERANGE);
+    CHECK(util_double_to_int(1e10, INT32_MIN, INT32_MAX, &v) == -ERANGE);
+    CHECK(util_double_to_int(2147483648.0, INT32_MIN, INT32_MAX, &v) == -ERANGE);
+    CHECK(util_double_to_int(-1.0, 0, INT64_MAX, &v) == -ERANGE);
+    CHECK(v == 7); /* untouched on failure */
+}
+
 static void test_trees(void)
 {
     char tmpl[] = "/tmp/proctor-core-XXXXXX";
@@ -738,6 +765,7 @@ int main(void)
     test_value_types();
     test_value_random();
     test_buf();
+    test_double_to_int();
     test_trees();
     test_worker();
     if (failures) {

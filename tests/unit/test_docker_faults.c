@@ -4,7 +4,10 @@
 // `since`, replay dropped), a stats stream that ends, unparsable JSON, HTTP
 // errors with Docker's message, over-long stream lines, a refused attach, bad
 // and truncated multiplexed frames, stdin queued before the upgrade, freeing an
-// attach or the whole client with work in flight.
+// attach or the whole client with work in flight. A second, hostile engine
+// answers with numbers no integer can hold (NCPU 1e300, StatusCode 1e10,
+// total_usage 1e999, event time 1e17): each is refused as a parse error of its
+// reply (or line), never cast (UBSan would stop the test).
 
 #include "docker/docker_attach.h"
 #include "docker/docker_client.h"
@@ -52,7 +55,10 @@ PROCTOR_PRINTF(1, 2) PROCTOR_NORETURN static void fail(const char *fmt, ...)
     "\"exitCode\":\"oops\"}},\"time\":1700000003}\n"
 #define EV2_NANO 1700000002000000200LL
 
+struct fake;
+
 struct conn {
+    struct fake *f;
     int fd;
     struct buf in;
     bool answered;
@@ -61,6 +67,8 @@ struct conn {
 
 struct fake {
     struct loop *loop;
+    bool hostile; /* serves serve_hostile() */
+    int infos;    /* /info requests served so far (hostile engine) */
     int lfd;
     char path[108];
     int events_conns;
@@ -69,7 +77,7 @@ struct fake {
     size_t nconns;
 };
 
-static struct fake g_fake;
+static struct fake g_fake, g_hostile;
 
 static void conn_close(struct fake *f, struct conn *c)
 {
@@ -118,6 +126,62 @@ static const char upgraded[] = "HTTP/1.1 101 UPGRADED\r\nContent-Type: "
                                "application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\n"
                                "Upgrade: tcp\r\n\r\n";
 
+// Engine replies whose numbers no integer can hold, next to one good reply
+// of each kind, so that a refusal is not just a broken parser.
+static void serve_hostile(struct fake *f, struct conn *c, const char *p)
+{
+    static const char *const infos[] = {
+        "{\"NCPU\":1e300,\"MemTotal\":1024}",
+        "{\"NCPU\":-1e300,\"MemTotal\":1024}",
+        "{\"NCPU\":2,\"MemTotal\":1e19}",
+        "{\"NCPU\":2,\"MemTotal\":-1e999}",
+        "{\"NCPU\":2147483648,\"MemTotal\":1024}",
+        "{\"NCPU\":2,\"MemTotal\":1024,\"CgroupVersion\":1e10}",
+        "{\"NCPU\":2,\"MemTotal\":1024,\"CgroupVersion\":\"99999999999\"}",
+        "{\"NCPU\":2,\"MemTotal\":9223372036854775808}", /* 2^63: just out */
+        "{\"NCPU\":4,\"MemTotal\":9223372036854774784,\"CgroupVersion\":\"2\","
+        "\"Runtimes\":{\"runc\":{}}}", /* the largest double below 2^63: fine */
+    };
+    if (strcmp(p, "/info") == 0) {
+        EXPECT((size_t)f->infos < ARRAY_SIZE(infos), "extra /info");
+        conn_reply(f, c, 200, infos[f->infos++]);
+    } else if (strncmp(p, "/images/json?", 13) == 0) {
+        conn_reply(f, c, 200, "[{\"Id\":\"sha256:a\",\"Created\":1e300,\"Labels\":{}}]");
+    } else if (strcmp(p, "/containers/code/json") == 0) {
+        conn_reply(f, c, 200, "{\"Id\":\"code\",\"State\":{\"ExitCode\":1e10,\"Pid\":1}}");
+    } else if (strcmp(p, "/containers/pid/json") == 0) {
+        conn_reply(f, c, 200, "{\"Id\":\"pid\",\"State\":{\"ExitCode\":1,\"Pid\":1e19}}");
+    } else if (strcmp(p, "/containers/fine/json") == 0) {
+        conn_reply(f, c, 200, "{\"Id\":\"fine\",\"State\":{\"ExitCode\":-1,\"Pid\":42}}");
+    } else if (strcmp(p, "/containers/big/wait?condition=not-running") == 0) {
+        conn_reply(f, c, 200, "{\"StatusCode\":1e10}");
+    } else if (strcmp(p, "/containers/small/wait?condition=not-running") == 0) {
+        conn_reply(f, c, 200, "{\"StatusCode\":-1e999}");
+    } else if (strcmp(p, "/containers/fine/wait?condition=not-running") == 0) {
+        conn_reply(f, c, 200, "{\"StatusCode\":137}");
+    } else if (strcmp(p, "/containers/cpu/stats?stream=1") == 0) {
+        static const char st[] = "{\"cpu_stats\":{\"cpu_usage\":{\"total_usage\":1e999}}}\n"
+                                 "{\"cpu_stats\":{\"cpu_usage\":{\"total_usage\":1e19}}}\n"
+                                 "{\"cpu_stats\":{\"cpu_usage\":{\"total_usage\":5000}}}\n";
+        conn_stream_head(c);
+        conn_send(c, st, strlen(st));
+        conn_close(f, c);
+    } else if (strncmp(p, "/containers/code/attach?", 24) == 0) {
+        static const char head[] = "HTTP/1.1 99999999999 UPGRADED\r\n\r\n";
+        conn_send(c, head, strlen(head));
+    } else if (strncmp(p, "/events?", 8) == 0) {
+        static const char ev[] =
+            "{\"Action\":\"die\",\"Actor\":{\"ID\":\"t1\"},\"time\":1e17}\n"
+            "{\"Action\":\"die\",\"Actor\":{\"ID\":\"t2\"},\"time\":1,\"timeNano\":1e300}\n"
+            "{\"Action\":\"die\",\"Actor\":{\"ID\":\"t3\"},\"time\":-1e300}\n"
+            "{\"Action\":\"die\",\"Actor\":{\"ID\":\"ok\"},\"time\":1700000004}\n";
+        conn_stream_head(c);
+        conn_send(c, ev, strlen(ev)); // left open: the watch is stopped by the test
+    } else {
+        fail("hostile engine: unexpected %s", p);
+    }
+}
+
 static void serve(struct fake *f, struct conn *c, const char *line, size_t extra)
 {
     char method[16], target[1024];
@@ -126,7 +190,9 @@ static void serve(struct fake *f, struct conn *c, const char *line, size_t extra
     if (strncmp(target, "/v1.41/", 7) != 0)
         fail("unversioned path %s", target);
     const char *p = target + 6;
-    if (strncmp(p, "/events?", 8) == 0) {
+    if (f->hostile) {
+        serve_hostile(f, c, p);
+    } else if (strncmp(p, "/events?", 8) == 0) {
         const char *since = strstr(p, "since=");
         EXPECT(since && strstr(p, "filters="), "events query %s", p);
         long long sec = 0, nsec = 0;
@@ -188,8 +254,8 @@ static void on_conn(struct loop *loop, int fd, unsigned events, void *data)
 {
     PROCTOR_UNUSED(loop);
     PROCTOR_UNUSED(events);
-    struct fake *f = &g_fake;
     struct conn *c = data;
+    struct fake *f = c->f;
     char tmp[4096];
     ssize_t n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
     if (n < 0 && errno == EAGAIN)
@@ -219,15 +285,18 @@ static void on_accept(struct loop *loop, int fd, unsigned events, void *data)
         return;
     EXPECT(f->nconns < ARRAY_SIZE(f->conns), "too many connections");
     struct conn *c = xcalloc(1, sizeof(*c));
+    c->f = f;
     c->fd = cfd;
     f->conns[f->nconns++] = c;
     EXPECT(loop_fd_add(loop, cfd, LOOP_READ, on_conn, c) == 0, "add conn");
 }
 
-static void fake_start(struct fake *f, struct loop *loop)
+static void fake_start(struct fake *f, struct loop *loop, bool hostile)
 {
     f->loop = loop;
-    snprintf(f->path, sizeof(f->path), "/tmp/proctor-fake-docker-%ld.sock", (long)getpid());
+    f->hostile = hostile;
+    snprintf(f->path, sizeof(f->path), "/tmp/proctor-fake-docker-%ld%s.sock", (long)getpid(),
+             hostile ? "-hostile" : "");
     unlink(f->path);
     f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -263,6 +332,9 @@ struct t {
     int outstanding; // checks not finished yet
     struct buf echoed;
     bool hang_called;
+    struct docker_client *hc; /* talks to the hostile engine */
+    struct docker_events *hev;
+    int h_cpu;
 };
 
 static void check_done(struct t *t)
@@ -427,6 +499,109 @@ static void on_echo_close(struct docker_attach *a, int err, const char *text, vo
     fail("echo attach closed (%d %s) after being freed", err, text);
 }
 
+/* ---- the hostile engine's numbers ----------------------------------------- */
+
+static void on_h_info(int status, const char *err, const struct docker_info *info, void *data)
+{
+    struct t *t = data;
+    int i = g_hostile.infos - 1;
+    if (i < 8) {
+        EXPECT(status == -EPROTO && err && !info, "hostile /info %d: %d", i, status);
+        EXPECT(docker_info(t->hc, on_h_info, t), "next info");
+        return;
+    }
+    EXPECT(status == 0 && info->ncpu == 4 && info->mem_total == 9223372036854774784LL &&
+               info->cgroup_version == 2 && info->n_runtimes == 1,
+           "good /info: %d", status);
+    check_done(t);
+}
+
+static void on_h_images(int status, const char *err, const struct docker_image *imgs, size_t n,
+                        void *data)
+{
+    EXPECT(status == -EPROTO && err && !imgs && n == 0, "images with Created 1e300: %d", status);
+    check_done(data);
+}
+
+static void on_h_inspect_bad(int status, const char *err, const struct docker_container_state *st,
+                             void *data)
+{
+    EXPECT(status == -EPROTO && err && !st, "inspect with a huge number: %d", status);
+    check_done(data);
+}
+
+static void on_h_inspect_fine(int status, const char *err, const struct docker_container_state *st,
+                              void *data)
+{
+    EXPECT(status == 0 && !err && st->exit_code == -1 && st->pid == 42, "inspect fine: %d", status);
+    check_done(data);
+}
+
+static void on_h_wait_bad(int status, const char *err, int code, void *data)
+{
+    EXPECT(status == -EPROTO && err, "wait with StatusCode out of range: %d (%d)", status, code);
+    check_done(data);
+}
+
+static void on_h_wait_fine(int status, const char *err, int code, void *data)
+{
+    EXPECT(status == 0 && !err && code == 137, "wait fine: %d %d", status, code);
+    check_done(data);
+}
+
+static void on_h_cpu(int status, const char *err, int64_t ns, void *data)
+{
+    struct t *t = data;
+    // The two samples out of range are dropped; the good one and the end remain.
+    static const int64_t want[] = {5000, -1};
+    EXPECT(status == 0, "hostile stats: %d %s", status, err);
+    EXPECT(t->h_cpu < 2 && ns == want[t->h_cpu], "hostile sample %d: %lld", t->h_cpu,
+           (long long)ns);
+    if (++t->h_cpu == 2)
+        check_done(t);
+}
+
+static void on_h_event(const struct docker_event *ev, void *data)
+{
+    struct t *t = data;
+    EXPECT(strcmp(ev->id, "ok") == 0, "event %s with a time out of range delivered", ev->id);
+    EXPECT(ev->time == 1700000004 && ev->time_nano == 1700000004LL * 1000000000, "event time");
+    docker_events_stop(t->hev);
+    t->hev = NULL;
+    check_done(t);
+}
+
+static void on_h_attach_close(struct docker_attach *a, int err, const char *text, void *data)
+{
+    EXPECT(err == -EPROTO && strstr(text, "malformed"), "status 99999999999: %d %s", err, text);
+    docker_attach_free(a);
+    check_done(data);
+}
+
+static void start_hostile(struct t *t)
+{
+    AUTO_FREE char *host = xasprintf("unix://%s", g_hostile.path);
+    t->hc = docker_client_new(t->loop, host);
+    EXPECT(t->hc, "hostile client");
+    t->outstanding += 9;
+    EXPECT(docker_info(t->hc, on_h_info, t), "info");
+    EXPECT(docker_images_list(t->hc, on_h_images, t), "images");
+    EXPECT(docker_container_inspect(t->hc, "code", on_h_inspect_bad, t), "inspect code");
+    EXPECT(docker_container_inspect(t->hc, "pid", on_h_inspect_bad, t), "inspect pid");
+    EXPECT(docker_container_inspect(t->hc, "fine", on_h_inspect_fine, t), "inspect fine");
+    EXPECT(docker_container_wait(t->hc, "big", on_h_wait_bad, t), "wait big");
+    EXPECT(docker_container_wait(t->hc, "small", on_h_wait_bad, t), "wait small");
+    EXPECT(docker_container_wait(t->hc, "fine", on_h_wait_fine, t), "wait fine");
+    EXPECT(docker_cpu_watch(t->hc, "cpu", on_h_cpu, t), "cpu");
+    static const struct docker_attach_cbs code_cbs = {.on_data = on_att_data,
+                                                      .on_close = on_h_attach_close};
+    EXPECT(docker_attach_new(t->hc, "code", NULL, &code_cbs, t), "attach code");
+    t->outstanding++;
+    t->hev = docker_events_watch(t->hc, "lbl=h", on_h_event, t);
+    EXPECT(t->hev, "hostile events");
+    t->outstanding++;
+}
+
 static long on_deadline(struct loop *loop, uint64_t id, void *data)
 {
     PROCTOR_UNUSED(loop);
@@ -441,7 +616,8 @@ int main(void)
     struct t t = {0};
     t.loop = loop_new();
     EXPECT(t.loop, "loop");
-    fake_start(&g_fake, t.loop);
+    fake_start(&g_fake, t.loop, false);
+    fake_start(&g_hostile, t.loop, true);
     AUTO_FREE char *host = xasprintf("unix://%s", g_fake.path);
     t.c = docker_client_new(t.loop, host);
     EXPECT(t.c, "client");
@@ -479,6 +655,8 @@ int main(void)
     EXPECT(docker_attach_write(t.echo, "early!", 6) == 0, "early write");
     EXPECT(docker_attach_write(t.echo, "1234567", 7) == -ENOBUFS, "write over the bound");
 
+    start_hostile(&t);
+
     // No engine at all.
     struct docker_client *none = docker_client_new(t.loop, "unix:///nonexistent/docker.sock");
     EXPECT(none, "client without engine");
@@ -502,8 +680,11 @@ int main(void)
     docker_client_free(t.c);
     docker_client_free(none);
     docker_client_free(tcp);
+    EXPECT(docker_client_pending(t.hc) == 0, "hostile pending %zu", docker_client_pending(t.hc));
+    docker_client_free(t.hc);
     EXPECT(!t.hang_called, "callback after free");
     fake_stop(&g_fake);
+    fake_stop(&g_hostile);
     loop_free(t.loop);
     buf_deinit(&t.echoed);
     printf("test_docker_faults: ok\n");
