@@ -30,7 +30,9 @@ if(BUILD_TESTING)
     policy_reload_on_sighup hostile_runner_flooding_garbage output_caps_from_policy
     ssh_debug_reaches_the_client run_student_return_codes docker_engine_late
     sigterm_drains_running_jobs kill_removes_student_containers
-    hostile_grader_cannot_reach_the_host student_container_caps)
+    hostile_grader_cannot_reach_the_host student_container_caps
+    two_agents_on_one_engine_leave_each_other_alone a_work_directory_has_one_agent
+    cli_runs_leave_each_other_alone)
   foreach(t ${PROCTOR_AGENT_TESTS})
     add_test(NAME agent.${t}
              COMMAND ${PROCTOR_PYTHON} -m pytest -q -x -p no:cacheprovider

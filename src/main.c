@@ -257,7 +257,8 @@ static void usage(FILE *f)
             "  --debug-ports A-B        host ports for SSH debug (default 64120-64130)\n"
             "  --ssh                    also offer the -ssh environment types\n"
             "  --agent-id ID            label value marking this agent's containers\n"
-            "                           (default: proctord-<friendly name>)\n"
+            "                           (default: proctord-<random>, drawn once and kept\n"
+            "                           in --tmpdir, which one agent locks for itself)\n"
             "  --disable-autorestart    accepted for compatibility (proctord never restarts)\n"
             "  -v, --verbose            debug logs\n"
             "  -h, --help               this text\n"
@@ -396,9 +397,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *backend_addr = argv[optind];
-    if (!agent_id)
-        agent_id = xasprintf("proctord-%s", cfg.friendly_name);
-    cfg.agent_id = agent_id;
+    cfg.agent_id = agent_id; /* NULL: the one kept in --tmpdir */
 
     int ret = 1;
     char err[1024] = "";

@@ -435,7 +435,9 @@ int main(int argc, char **argv)
         tmpdir = xstrdup(tmpl);
     }
     cfg.tmp_dir = tmpdir;
-    cfg.agent_id = "proctor-cli";
+    // A fresh work directory per run, hence a fresh random id: a run removes
+    // only what it created, never another run's or a proctord's containers.
+    cfg.id_prefix = "proctor-cli";
     AUTO_FREE char *envtype = NULL, *envname = NULL;
     if (run) {
         const char *course = argv[optind], *task = argv[optind + 1];

@@ -1,10 +1,14 @@
 #include "job/agent.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +76,111 @@ static void on_event(const struct docker_event *ev, void *data)
     }
 }
 
+/*
+ * Identity. Several agents may share one Docker engine (one per slot group,
+ * compose replicas, `proctor run` next to proctord), and each removes the
+ * containers labelled with its own id that no job of its own owns. So the id
+ * must be unique per agent, yet stable across restarts so that a restarted
+ * agent finds what it left: it is drawn at random once and kept in the work
+ * directory, which one agent owns alone (a lock held for its lifetime says so).
+ */
+#define AGENT_ID_FILE ".agent-id"
+#define AGENT_LOCK_FILE ".agent.lock"
+
+/** Takes the work directory's lock; returns its fd, or -1 with err filled. */
+static int tmpdir_lock(const char *dir, char *err, size_t errlen)
+{
+    AUTO_FREE char *path = xasprintf("%s/" AGENT_LOCK_FILE, dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        util_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        util_err(err, errlen,
+                 "another agent (pid %s) is using the work directory %s: give each agent its "
+                 "own --tmpdir",
+                 *pid ? pid : "?", dir);
+        close(fd);
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        log_warn(LOG_JOB, "cannot write the pid to %s: %s", path, strerror(errno));
+    return fd;
+}
+
+static bool agent_id_valid(const char *id, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(id, prefix, n) || id[n] != '-' || !id[n + 1] || strlen(id) > 64)
+        return false;
+    for (const char *p = id + n + 1; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+/**
+ * The id kept in the work directory, or a new random one written there
+ * (atomically). Caller frees. NULL with err filled when none can be had.
+ */
+static char *tmpdir_agent_id(const char *dir, const char *prefix, char *err, size_t errlen)
+{
+    AUTO_FREE char *path = xasprintf("%s/" AGENT_ID_FILE, dir);
+    AUTO_FREE char *tmp = xasprintf("%s/" AGENT_ID_FILE ".new", dir);
+    char buf[80] = "";
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        if (agent_id_valid(buf, prefix))
+            return xstrdup(buf);
+    }
+    unsigned char rnd[8];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        util_err(err, errlen, "cannot draw a random agent id: %s", strerror(errno));
+        return NULL;
+    }
+    int len = snprintf(buf, sizeof buf, "%s-", prefix);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "%02x", rnd[i]);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && write(fd, buf, (size_t)len) == len && write(fd, "\n", 1) == 1;
+    if (fd >= 0 && close(fd) < 0)
+        ok = false;
+    if (!ok || rename(tmp, path) < 0) {
+        util_err(err, errlen, "cannot write the agent id to %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return NULL;
+    }
+    return xstrdup(buf);
+}
+
+/** Empties the work directory but for the identity and the lock. */
+static void tmpdir_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+            !strcmp(e->d_name, AGENT_ID_FILE) || !strcmp(e->d_name, AGENT_LOCK_FILE))
+            continue;
+        AUTO_FREE char *p = xasprintf("%s/%s", dir, e->d_name);
+        int ret = util_rmtree(p);
+        if (ret)
+            log_warn(LOG_JOB, "cannot remove %s: %s", p, strerror(-ret));
+    }
+    if (d)
+        closedir(d);
+}
+
 struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
                         const struct agent_sink *sink, char *err, size_t errlen)
 {
@@ -81,8 +190,8 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
     struct agent *a = xcalloc(1, sizeof *a);
     a->loop = loop;
     a->sink = *sink;
+    a->lock_fd = -1;
     a->friendly_name = xstrdup(cfg->friendly_name ? cfg->friendly_name : "");
-    a->agent_id = xstrdup(cfg->agent_id ? cfg->agent_id : "proctord");
     a->concurrency = cfg->concurrency > 0 ? cfg->concurrency : 1;
     a->ssh = cfg->ssh;
     a->host_memory_mib = host_memory_mib();
@@ -99,12 +208,19 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
         goto fail;
     }
     a->tmp_dir = xstrdup(path);
-    // Like the Python agent, the work directory is ours alone: start empty.
-    util_rmtree(a->tmp_dir);
-    if (mkdir(a->tmp_dir, 0755) < 0 && errno != EEXIST) {
-        util_err(err, errlen, "cannot create %s: %s", a->tmp_dir, strerror(errno));
+    // The work directory is ours alone (locked before anything in it is
+    // touched); like the Python agent, start it empty.
+    a->lock_fd = tmpdir_lock(a->tmp_dir, err, errlen);
+    if (a->lock_fd < 0)
         goto fail;
-    }
+    a->agent_id = cfg->agent_id
+                      ? xstrdup(cfg->agent_id)
+                      : tmpdir_agent_id(a->tmp_dir, cfg->id_prefix ? cfg->id_prefix : "proctord",
+                                        err, errlen);
+    if (!a->agent_id)
+        goto fail;
+    tmpdir_empty(a->tmp_dir);
+    log_info(LOG_JOB, "agent id %s (work directory %s)", a->agent_id, a->tmp_dir);
     a->tasks_dir = xstrdup(realpath(cfg->tasks_dir, path) ? path : cfg->tasks_dir);
     if (cfg->debug_host) {
         a->debug_host = xstrdup(cfg->debug_host);
@@ -193,6 +309,8 @@ void agent_free(struct agent *a)
     free(a->ports_free);
     free(a->friendly_name);
     free(a->agent_id);
+    if (a->lock_fd >= 0)
+        close(a->lock_fd);
     free(a->tasks_dir);
     free(a->tmp_dir);
     free(a->debug_host);

@@ -30,12 +30,17 @@ struct agent_sink {
 
 struct agent_config {
     const char *friendly_name; /* "" allowed */
-    const char *agent_id;      /* value of the org.proctor.agent label on our containers */
-    int64_t concurrency;       /* job slots, > 0 */
-    const char *tasks_dir;     /* DIR/course/task */
-    const char *tmp_dir;       /* job directories; emptied at start */
-    const char *policies_dir;  /* NULL = built-in defaults only */
-    const char *debug_host;    /* NULL = SSH debug disabled (no port pool) */
+    /*
+     * Value of the org.proctor.agent label on our containers. NULL: the id kept
+     * in tmp_dir (drawn at random the first time: "<id_prefix>-<16 hex>").
+     */
+    const char *agent_id;
+    const char *id_prefix; /* "proctord" when NULL */
+    int64_t concurrency;   /* job slots, > 0 */
+    const char *tasks_dir; /* DIR/course/task */
+    const char *tmp_dir;   /* job directories; locked, then emptied at start (id and lock kept) */
+    const char *policies_dir; /* NULL = built-in defaults only */
+    const char *debug_host;   /* NULL = SSH debug disabled (no port pool) */
     uint16_t debug_port_min, debug_port_max;
     bool ssh;                /* also register the -ssh environment types */
     const char *docker_host; /* NULL = $DOCKER_HOST or the default socket */

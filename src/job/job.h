@@ -48,6 +48,7 @@ struct agent {
     struct policy_host *policy;
     struct agent_sink sink;
     char *friendly_name, *agent_id, *tasks_dir, *tmp_dir, *debug_host, *docker_host;
+    int lock_fd; /* flock on tmp_dir/.agent.lock, held for the agent's life */
     int64_t concurrency;
     bool ssh;
     int64_t host_memory_mib;

@@ -208,6 +208,14 @@ class Cluster:
                     "--debug-host", "127.0.0.1", "--disable-autorestart"]
         return argv + self.extra_args + [self.agent_addr]
 
+    def agent_id(self):
+        """proctord's agent id: drawn at its first start, kept in its work directory."""
+        with open(os.path.join(self.workdir, "agent_tmp", ".agent-id")) as f:
+            return f.read().strip()
+
+    def agent_label(self):
+        return "%s=%s" % (AGENT_LABEL, self.agent_id())
+
     def start_agent(self):
         self.agent = Proc("agent", self.agent_argv(), self.workdir, env=self.agent_env)
         return self.agent

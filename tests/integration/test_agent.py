@@ -7,6 +7,7 @@ what the client receives. After each test no container of that agent remains.
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -65,7 +66,7 @@ def cluster(request, tasks_dir):
     for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
         assert marker not in agent_log, agent_log[-6000:]
     assert c.agent.popen.returncode == 0, "proctord exited with %s" % c.agent.popen.returncode
-    left = harness.containers("org.proctor.agent=proctord-" + name)
+    left = harness.containers(c.agent_label())
     assert not left, "containers left behind: %s" % left
     harness.cleanup_dir(c.workdir)
 
@@ -182,7 +183,6 @@ def test_kill_removes_student_containers(cluster):
 
 
 def test_sigterm_drains_running_jobs(cluster):
-    import signal
     res = cluster.submit("demo", "sleep", harness.DEMO_INPUTS["sleep"])
     cluster.agent.wait_log(r"job %s: container \w+ started" % res.job_id, 60)
     cluster.agent.popen.send_signal(signal.SIGTERM)
@@ -263,7 +263,7 @@ def test_docker_engine_late(tasks_dir):
         c.close()
         if proxy:
             proxy.close()
-    assert not harness.containers("org.proctor.agent=proctord-it-late")
+    assert not harness.containers(c.agent_label())
 
 
 def capped_policies(max_output, max_frame):
@@ -294,11 +294,10 @@ def test_output_caps_from_policy(tasks_dir):
         assert c.grade("demo", "hello", harness.DEMO_INPUTS["hello"])["result"][0] == "success"
         assert c.agent.log().count("skipped") <= 5, "one line per bad message floods the log"
     shutil.rmtree(pol, ignore_errors=True)
-    assert not harness.containers("org.proctor.agent=proctord-it-caps")
+    assert not harness.containers(c.agent_label())
 
 
 def test_policy_reload_on_sighup(tasks_dir):
-    import signal
     pol = tempfile.mkdtemp(prefix="proctor-pol-")
     shutil.copytree(os.path.join(harness.ROOT, "policies"), pol, dirs_exist_ok=True)
     limits = os.path.join(pol, "limits.lua")
@@ -319,7 +318,7 @@ def test_policy_reload_on_sighup(tasks_dir):
         assert c.grade("it", "memlimit")["result"] == ("success", str(150 << 20))
         assert c.agent.alive()
     shutil.rmtree(pol, ignore_errors=True)
-    assert not harness.containers("org.proctor.agent=proctord-it-reload")
+    assert not harness.containers(c.agent_label())
 
 
 # -- faults the real backend cannot produce: a hand-made ROUTER ------------------
@@ -373,7 +372,7 @@ def fake(tasks_dir):
     finally:
         c.agent.stop()
         fb.close()
-        assert not harness.containers("org.proctor.agent=proctord-" + c.friendly_name)
+        assert not harness.containers(c.agent_label())
         harness.cleanup_dir(c.workdir)
 
 
@@ -523,4 +522,71 @@ def test_student_container_caps(tasks_dir):
     assert "too many student containers at once" in log
     assert "too many student containers for one job" in log
     assert log.count("run_student refused:") <= 10, "one line per refused request floods the log"
-    assert not harness.containers("org.proctor.agent=proctord-it-students")
+    assert not harness.containers(c.agent_label())
+
+
+def test_two_agents_on_one_engine_leave_each_other_alone(tasks_dir):
+    """Same friendly name, default ids; one restarted mid-job (issue 15.1)."""
+    a = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="it-same")
+    b = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="it-same")
+    with a, b:
+        assert a.agent_id() != b.agent_id()
+        ra = a.submit("it", "sleep_long", {"seconds": "12"})
+        rb = b.submit("it", "sleep_long", {"seconds": "30"})
+        a.agent.wait_log(r"job %s: container \w+ started" % ra.job_id, 60)
+        b.agent.wait_log(r"job %s: container \w+ started" % rb.job_id, 60)
+        # B dies mid-job and comes back with the same work directory: it keeps
+        # its id, and removes what it left, and only that.
+        b_id = b.agent_id()
+        b.agent.stop(signal.SIGKILL)
+        assert harness.containers("org.proctor.job=" + rb.job_id), "B's container should be left"
+        b.start_agent()
+        b.agent.wait_log(r"removing leftover container", 60)
+        assert b.agent_id() == b_id
+        harness.wait_for(lambda: not harness.containers("org.proctor.job=" + rb.job_id), 60,
+                         "B's leftover container to be removed")
+        assert ra.wait(90)["result"] == ("success", "slept")
+        assert "removing leftover" not in a.agent.log()
+    for c in (a, b):
+        assert not harness.containers(c.agent_label())
+        harness.cleanup_dir(c.workdir)
+
+
+def test_a_work_directory_has_one_agent(cluster):
+    """A second proctord on the same --tmpdir is refused before it touches anything."""
+    tmp = os.path.join(cluster.workdir, "agent_tmp")
+    res = cluster.submit("it", "sleep_long", {"seconds": "3"})
+    cluster.agent.wait_log(r"job %s: container \w+ started" % res.job_id, 60)
+    out = subprocess.run([os.path.join(cluster.build_dir, "proctord"), "--tmpdir", tmp,
+                          "--tasks", cluster.tasks, "tcp://127.0.0.1:1"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "another agent (pid %d) is using the work directory" % cluster.agent.popen.pid \
+        in out.stderr, out.stderr
+    # The running job's directory was left alone.
+    assert res.wait(60)["result"] == ("success", "slept")
+
+
+def test_cli_runs_leave_each_other_alone(tasks_dir):
+    """`proctor envs` and a second `proctor run` during a `proctor run` (issue 15.1)."""
+    build = os.environ.get("PROCTOR_BUILD", os.path.join(harness.ROOT, "build"))
+    proctor = os.path.join(build, "proctor")
+    first = subprocess.Popen([proctor, "run", "--tasks", tasks_dir, "it", "sleep_long",
+                              "--input", "seconds=10"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        harness.wait_for(lambda: harness.containers("org.proctor.job=local-%d" % first.pid), 60,
+                         "the first run's container")
+        envs = subprocess.run([proctor, "envs"], capture_output=True, text=True, timeout=60)
+        assert envs.returncode == 0, envs.stderr
+        second = subprocess.run([proctor, "run", "--tasks", tasks_dir, "demo", "hello", "--input",
+                                 "script=echo 'Hello, world!'"], capture_output=True, text=True,
+                                timeout=120)
+        assert second.returncode == 0, second.stdout + second.stderr
+        out, err = first.communicate(timeout=90)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, out + err
+    assert '"slept"' in out, out
+    assert not harness.containers("org.proctor.job=local-%d" % first.pid)
