@@ -21,6 +21,22 @@ char **rt_shlex_split(const char *s);
 void rt_words_free(char **words);
 
 /**
+ * Largest command map the intern accepts from the grading container: twice
+ * what exec() takes by default (ARG_MAX is a quarter of the 8 MiB stack), so
+ * that any command the student container could run fits.
+ */
+#define RT_INTERN_CMD_MAX (4 * 1024 * 1024)
+
+/**
+ * Reads the run_student_command map that follows the fds on the intern's
+ * connection to its grading container, consuming no byte past the map (the
+ * signal digits follow it). 0 and *out (caller frees); -EPROTO on EOF or a
+ * read error, -EMSGSIZE past RT_INTERN_CMD_MAX, -EINVAL when malformed,
+ * -ENOMEM.
+ */
+int rt_intern_read_command(int conn, struct rt_value **out);
+
+/**
  * Builds tar's argument list for the task's archive: "tar" "-czf" "-" "--",
  * then a copy of every entry name in dir except "." and "..", or "." alone
  * when there is none (busybox refuses to write an empty archive); the list

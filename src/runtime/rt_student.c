@@ -25,8 +25,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define INTERN_CMD_MAX (1024 * 1024)
-
 static int g_sigpipe[2] = {-1, -1};
 
 // Catchable signals relayed to the student process; stop signals are left
@@ -338,7 +336,7 @@ int rt_cmd_run_student(int argc, char **argv)
 
 /* ------------------------------------------------------------ the intern */
 
-// The command is bounded by INTERN_CMD_MAX: its copies are bookkeeping.
+// The command is bounded by RT_INTERN_CMD_MAX: its copies are bookkeeping.
 static void add_or_die(struct rt_buf *b, const void *p, size_t n)
 {
     if (rt_buf_add(b, p, n))
@@ -453,28 +451,57 @@ static int recv_fds(int conn, int fds[3])
     return 0;
 }
 
-// One byte at a time: the same stream carries signal digits right after the
-// map, so nothing beyond its last byte may be consumed.
-static int read_command(int conn, struct rt_value **out)
+// The same stream carries signal digits right after the map, so nothing
+// beyond its last byte may be consumed: bytes are peeked at, scanned for the
+// map's end, and only those that belong to it are then read.
+int rt_intern_read_command(int conn, struct rt_value **out)
 {
     struct rt_buf b = {0};
+    struct rt_msgpack_scan scan = RT_MSGPACK_SCAN_INIT;
+    char chunk[65536];
     int ret = -EAGAIN;
-    while (ret == -EAGAIN && b.len < INTERN_CMD_MAX) {
-        char c;
-        ssize_t n = read(conn, &c, 1);
+    while (ret == -EAGAIN) {
+        size_t room = RT_INTERN_CMD_MAX - b.len, old_len = b.len;
+        ssize_t n =
+            room ? recv(conn, chunk, room < sizeof(chunk) ? room : sizeof(chunk), MSG_PEEK) : 0;
         if (n < 0 && errno == EINTR)
             continue;
-        if (n != 1) {
-            ret = -EPROTO;
+        if (n <= 0) {
+            ret = room ? -EPROTO : -EMSGSIZE;
             break;
         }
-        size_t used;
-        ret = rt_buf_add(&b, &c, 1);
+        ret = rt_buf_add(&b, chunk, (size_t)n);
         if (!ret)
-            ret = rt_msgpack_unpack(b.data, b.len, &used, out);
+            ret = rt_msgpack_scan(b.data, b.len, &scan);
+        if (ret && ret != -EAGAIN)
+            break;
+        // Keep the peeked bytes that belong to the map, then consume exactly them.
+        if (!ret) {
+            b.len = scan.pos;
+            b.data[b.len] = '\0';
+        }
+        size_t take = b.len - old_len;
+        while (take) {
+            ssize_t r = recv(conn, chunk, take, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                ret = -EPROTO;
+                break;
+            }
+            take -= (size_t)r;
+        }
+    }
+    size_t used = 0;
+    if (!ret)
+        ret = rt_msgpack_unpack(b.data, b.len, &used, out);
+    if (!ret && used != b.len) {
+        rt_value_free(*out);
+        *out = NULL;
+        ret = -EINVAL;
     }
     rt_buf_deinit(&b);
-    return ret == -EAGAIN ? -EMSGSIZE : ret;
+    return ret;
 }
 
 static int copy_systemfiles(void)
@@ -648,7 +675,7 @@ int rt_cmd_intern(int argc, char **argv)
     if (!ret)
         ret = recv_fds(conn, fds);
     if (!ret)
-        ret = read_command(conn, &cmd);
+        ret = rt_intern_read_command(conn, &cmd);
     const char *type = ret ? NULL : rt_map_str(cmd, "type");
     if (!ret && (!type || strcmp(type, "run_student_command")))
         ret = -EPROTO;

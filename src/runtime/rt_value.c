@@ -682,6 +682,56 @@ int rt_msgpack_unpack(const void *p, size_t n, size_t *used, struct rt_value **o
     return ret;
 }
 
+int rt_msgpack_scan(const void *p, size_t n, struct rt_msgpack_scan *s)
+{
+    const uint8_t *b = p;
+    while (s->pending) {
+        if (s->pos >= n)
+            return -EAGAIN;
+        uint8_t t = b[s->pos];
+        size_t head = 1, lb = 0; // header bytes; bytes of the length or count after the tag
+        uint64_t x = 0;          // payload bytes, or child count
+        enum { LEAF, BYTES, ARRAY, MAP } kind = LEAF;
+        if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
+            kind = LEAF;
+        else if (t <= 0x8f)
+            kind = MAP, x = t & 0x0f;
+        else if (t <= 0x9f)
+            kind = ARRAY, x = t & 0x0f;
+        else if (t <= 0xbf)
+            kind = BYTES, x = t & 0x1f;
+        else if (t >= 0xc4 && t <= 0xc6)
+            kind = BYTES, lb = (size_t)1 << (t - 0xc4);
+        else if (t == 0xca || t == 0xcb)
+            head = t == 0xca ? 5 : 9;
+        else if (t >= 0xcc && t <= 0xd3)
+            head = 1 + ((size_t)1 << ((t - 0xcc) & 3));
+        else if (t >= 0xd9 && t <= 0xdb)
+            kind = BYTES, lb = (size_t)1 << (t - 0xd9);
+        else if (t == 0xdc || t == 0xdd)
+            kind = ARRAY, lb = t == 0xdc ? 2 : 4;
+        else if (t == 0xde || t == 0xdf)
+            kind = MAP, lb = t == 0xde ? 2 : 4;
+        else
+            return -EINVAL; // 0xc1 and the ext types
+        head += lb;
+        if (n - s->pos < head)
+            return -EAGAIN;
+        for (size_t i = 1; i <= lb; i++)
+            x = x << 8 | b[s->pos + i];
+        uint64_t payload = kind == BYTES ? x : 0;
+        uint64_t children = kind == ARRAY ? x : kind == MAP ? 2 * x : 0;
+        if ((uint64_t)(n - s->pos - head) < payload)
+            return -EAGAIN;
+        // Counts are at most 2^33 per header: only an absurd input overflows.
+        if (s->pending > UINT64_MAX / 2)
+            return -EINVAL;
+        s->pos += head + (size_t)payload;
+        s->pending += children - 1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------- JSON */
 
 void rt_float_repr(double f, char *dst, size_t size)

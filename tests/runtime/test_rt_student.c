@@ -1,6 +1,7 @@
 // Unit tests for the student-container intern's parsers (rt_student.c), which
 // run as root on input the grading container writes: the shell-like split of
-// the command line (checked against Python's shlex.split outputs). Run under
+// the command line (checked against Python's shlex.split outputs) and the
+// reading of the command map, which must stop at its last byte. Run under
 // ASan, so that an out-of-bounds write fails the test even when the result
 // happens to look right.
 
@@ -9,9 +10,13 @@
 #include "rt_value.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "rt_test.h"
 
@@ -109,10 +114,159 @@ static void test_shlex_quoting(void)
     }
 }
 
+// A writer process sends bytes[0..n) on one end of a socketpair, in writes of
+// `step` bytes (0: one write), then closes it; returns the reading end.
+static int feed_socket(const char *bytes, size_t n, size_t step, pid_t *pid)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    *pid = fork();
+    if (*pid == 0) {
+        close(sv[0]);
+        signal(SIGPIPE, SIG_IGN); // the reader may stop early: EPIPE ends the loop
+        for (size_t off = 0; off < n;) {
+            size_t k = step && step < n - off ? step : n - off;
+            ssize_t w = write(sv[1], bytes + off, k);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        _exit(0);
+    }
+    close(sv[1]);
+    if (*pid < 0) {
+        close(sv[0]);
+        return -1;
+    }
+    return sv[0];
+}
+
+// Sends msg's encoding followed by tail; checks that the intern reads back
+// exactly msg and leaves exactly tail on the connection.
+static void check_read_command(const char *what, const struct rt_value *msg, const char *tail,
+                               size_t step)
+{
+    struct rt_buf wire = {0}, rest = {0};
+    CHECK(rt_msgpack_pack(msg, &wire) == 0, "%s: pack", what);
+    rt_buf_puts(&wire, tail);
+    pid_t pid;
+    int fd = feed_socket(wire.data, wire.len, step, &pid);
+    CHECK(fd >= 0, "%s: socketpair/fork: %s", what, strerror(errno));
+    struct rt_value *got = NULL;
+    int ret = rt_intern_read_command(fd, &got);
+    char chunk[4096];
+    ssize_t r;
+    while ((r = read(fd, chunk, sizeof(chunk))) > 0)
+        rt_buf_add(&rest, chunk, (size_t)r);
+    rt_buf_add(&rest, "", 0);
+    close(fd);
+    waitpid(pid, NULL, 0);
+    bool same = !ret && rt_value_equal(msg, got);
+    bool tail_ok = rest.len == strlen(tail) && !memcmp(rest.data, tail, rest.len);
+    rt_value_free(got);
+    rt_buf_deinit(&wire);
+    rt_buf_deinit(&rest);
+    CHECK(ret == 0, "%s: read failed: %s", what, strerror(-ret));
+    CHECK(same, "%s: the map read back differs", what);
+    CHECK(tail_ok, "%s: the bytes after the map were consumed", what);
+}
+
+static struct rt_value *command_map(const char *command)
+{
+    struct rt_value *m = rt_new_map();
+    rt_map_set(m, "type", rt_new_str("run_student_command"));
+    rt_map_set(m, "student_container_id", rt_new_str("0123456789abcdef"));
+    rt_map_set(m, "command", rt_new_str(command));
+    rt_map_set(m, "teardown_script", rt_new_str(""));
+    rt_map_set(m, "working_dir", rt_new_str("/task/student"));
+    rt_map_set(m, "ssh", rt_new_bool(false));
+    rt_map_set(m, "user", rt_new_str("worker"));
+    return m;
+}
+
+static void test_read_command(void)
+{
+    // A command of a few bytes under the cap, as one big write.
+    size_t len = RT_INTERN_CMD_MAX - 4096;
+    char *big = rt_xmalloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        big[i] = i % 8 == 7 ? ' ' : (char)('a' + i % 26);
+    big[len] = '\0';
+    struct rt_value *m = command_map(big);
+    free(big);
+    check_read_command("big command", m, "015---", 0);
+    rt_value_free(m);
+    // Hundreds of thousands of one-byte objects.
+    m = command_map("echo hi");
+    struct rt_value *junk = rt_new_array();
+    for (int i = 0; i < 300000; i++)
+        rt_array_push(junk, i % 2 ? rt_new_nil() : rt_new_int(i % 100));
+    rt_map_set(m, "junk", junk);
+    check_read_command("many small objects", m, "009---", 0);
+    // One byte per write: every split of headers and payloads.
+    rt_map_set(m, "junk", rt_new_strn("0123456789012345678901234567890123456789", 40));
+    struct rt_value *nested = rt_new_map();
+    rt_map_set(nested, "k", rt_new_bin("\x01\x02", 2));
+    rt_map_set(nested, "f", rt_new_float(1.5));
+    rt_map_set(nested, "i", rt_new_int(-100000));
+    rt_map_set(m, "nested", nested);
+    check_read_command("byte at a time", m, "001", 1);
+    rt_value_free(m);
+}
+
+// Sends raw bytes, returns what rt_intern_read_command says about them.
+static int read_command_raw(const char *bytes, size_t n)
+{
+    pid_t pid;
+    int fd = feed_socket(bytes, n, 0, &pid);
+    if (fd < 0)
+        return 1;
+    struct rt_value *got = NULL;
+    int ret = rt_intern_read_command(fd, &got);
+    rt_value_free(got);
+    close(fd); // before waiting: the writer may still be blocked on a full socket
+    waitpid(pid, NULL, 0);
+    return ret;
+}
+
+static void test_read_command_errors(void)
+{
+    struct rt_buf wire = {0};
+    // Over the cap: refused, without waiting for the rest.
+    char *big = rt_xmalloc(RT_INTERN_CMD_MAX + 1);
+    memset(big, 'x', RT_INTERN_CMD_MAX);
+    big[RT_INTERN_CMD_MAX] = '\0';
+    struct rt_value *m = command_map(big);
+    free(big);
+    rt_msgpack_pack(m, &wire);
+    rt_value_free(m);
+    int ret = read_command_raw(wire.data, wire.len);
+    CHECK(ret == -EMSGSIZE, "over the cap: %d", ret);
+    // The connection ends inside the map.
+    ret = read_command_raw(wire.data, 1000);
+    CHECK(ret == -EPROTO, "truncated: %d", ret);
+    ret = read_command_raw("", 0);
+    CHECK(ret == -EPROTO, "empty: %d", ret);
+    rt_buf_deinit(&wire);
+    // Types the decoder refuses, and nesting past its depth limit.
+    ret = read_command_raw("\xc1", 1);
+    CHECK(ret == -EINVAL, "0xc1: %d", ret);
+    ret = read_command_raw("\x81\xa1k\xd4\x01\x00", 6);
+    CHECK(ret == -EINVAL, "fixext: %d", ret);
+    char deep[201];
+    memset(deep, 0x91, 200);
+    deep[200] = (char)0xc0;
+    ret = read_command_raw(deep, sizeof(deep));
+    CHECK(ret == -EINVAL, "200 nested arrays: %d", ret);
+}
+
 int main(void)
 {
     test_shlex_word_counts();
     test_shlex_quoting();
+    test_read_command();
+    test_read_command_errors();
     if (failures)
         fprintf(stderr, "%d check(s) failed\n", failures);
     else

@@ -185,6 +185,49 @@ static void test_framer_byte_at_a_time(void)
         rt_value_free(msgs[i]);
 }
 
+// The boundary scan agrees with the decoder: on every tag followed by empty
+// strings (0xa0, which also makes the lengths and counts of the wider types
+// 160 or 41120), and on the sample tree cut at every byte, resumed step by
+// step and with trailing bytes after it.
+static void test_msgpack_scan(void)
+{
+    for (int t = 0; t < 256; t++) {
+        unsigned char b[1024];
+        memset(b, 0xa0, sizeof(b));
+        b[0] = (unsigned char)t;
+        struct rt_msgpack_scan sc = RT_MSGPACK_SCAN_INIT;
+        struct rt_value *v = NULL;
+        size_t used = 0;
+        int dec = rt_msgpack_unpack(b, sizeof(b), &used, &v);
+        int scn = rt_msgpack_scan(b, sizeof(b), &sc);
+        rt_value_free(v);
+        // The decoder also refuses values (non-string keys, uint64 past
+        // int64) that the scan, which only finds the end, lets through.
+        bool agree = dec == 0 ? scn == 0 && sc.pos == used : dec == -EINVAL || scn == dec;
+        bool ext = t == 0xc1 || (t >= 0xc7 && t <= 0xc9) || (t >= 0xd4 && t <= 0xd8);
+        CHECK(agree && (scn == -EINVAL) == ext, "tag %02x: decoder %d/%zu, scan %d/%zu", t, dec,
+              used, scn, sc.pos);
+    }
+    struct rt_value *m = sample_tree();
+    struct rt_buf b = {0};
+    CHECK(rt_msgpack_pack(m, &b) == 0, "pack");
+    rt_value_free(m);
+    size_t n = b.len;
+    struct rt_msgpack_scan resumed = RT_MSGPACK_SCAN_INIT;
+    for (size_t k = 0; k < n; k++) {
+        struct rt_msgpack_scan fresh = RT_MSGPACK_SCAN_INIT;
+        CHECK(rt_msgpack_scan(b.data, k, &fresh) == -EAGAIN, "complete at %zu of %zu", k, n);
+        CHECK(rt_msgpack_scan(b.data, k, &resumed) == -EAGAIN, "resumed: complete at %zu", k);
+    }
+    CHECK(rt_msgpack_scan(b.data, n, &resumed) == 0 && resumed.pos == n, "resumed: end %zu of %zu",
+          resumed.pos, n);
+    rt_buf_puts(&b, "015---");
+    struct rt_msgpack_scan whole = RT_MSGPACK_SCAN_INIT;
+    CHECK(rt_msgpack_scan(b.data, b.len, &whole) == 0 && whole.pos == n, "end %zu of %zu",
+          whole.pos, n);
+    rt_buf_deinit(&b);
+}
+
 static void test_framer_errors(void)
 {
     struct rt_framer fr = {0};
@@ -421,6 +464,7 @@ int main(void)
     test_msgpack_rejects();
     test_framer_byte_at_a_time();
     test_framer_errors();
+    test_msgpack_scan();
     test_json_python_style();
     test_json_decode_cases();
     test_utf8_lossy();
