@@ -9,3 +9,11 @@ target_link_libraries(proctord PRIVATE agent_core)
 
 add_executable(proctor src/cli/proctor.c)
 target_link_libraries(proctor PRIVATE agent_core)
+
+if(BUILD_TESTING)
+  # The agent's identity, work-directory lock and port pool (no engine needed).
+  add_executable(test_agent tests/unit/test_agent.c)
+  target_link_libraries(test_agent PRIVATE agent_core)
+  add_test(NAME agent_unit COMMAND test_agent)
+  set_tests_properties(agent_unit PROPERTIES LABELS unit TIMEOUT 60)
+endif()

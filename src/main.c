@@ -14,10 +14,14 @@
 #include "backend/backend_proto.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/util.h"
 #include "job/agent.h"
 #include "policy/policy.h"
 
 #define DISCOVERY_RETRY_MS 5000
+#define DRAIN_TIMEOUT_DEFAULT_S 120
+#define TXT_DRAIN_EXPIRED                                                                          \
+    "The grading agent was shut down before this job could finish. Please submit it again."
 
 struct daemon {
     struct loop *loop;
@@ -29,7 +33,9 @@ struct daemon {
     bool need_hello;           /* the current connection has not had its hello yet */
     bool rediscovering;
     uint64_t retry_timer; /* discovery after a failure */
-    bool draining;
+    bool draining, drain_expired;
+    uint64_t drain_deadline_ms;
+    long drain_timeout_s;
     msgpack_sbuffer sb;
 };
 
@@ -218,6 +224,14 @@ static long drain_check(struct loop *loop, uint64_t id, void *data)
         loop_stop(loop);
         return LOOP_NOMORE;
     }
+    if (!d->drain_expired && util_now_ms() >= d->drain_deadline_ms) {
+        // Jobs that outlive the drain (an SSH debug session lasts 30 min)
+        // are stopped and reported; their containers are removed as usual.
+        d->drain_expired = true;
+        log_warn(LOG_MAIN, "drain deadline (%ld s) reached: stopping %zu job(s)",
+                 d->drain_timeout_s, agent_job_count(d->agent));
+        agent_stop_jobs(d->agent, TXT_DRAIN_EXPIRED);
+    }
     return 200;
 }
 
@@ -232,9 +246,11 @@ static void on_sigterm(struct loop *loop, int signo, void *data)
         return;
     }
     d->draining = true;
+    d->drain_deadline_ms = util_now_ms() + (uint64_t)d->drain_timeout_s * 1000;
     agent_close(d->agent);
-    log_info(LOG_MAIN, "SIGTERM: draining %zu running job(s); send it again to stop now",
-             agent_job_count(d->agent));
+    log_info(LOG_MAIN,
+             "SIGTERM: draining %zu running job(s) for at most %ld s; send it again to stop now",
+             agent_job_count(d->agent), d->drain_timeout_s);
     loop_timer_add(loop, 0, drain_check, d);
 }
 
@@ -259,6 +275,12 @@ static void usage(FILE *f)
                "  --agent-id ID            label value marking this agent's containers\n"
                "                           (default: proctord-<random>, drawn once and kept\n"
                "                           in --tmpdir, which one agent locks for itself)\n"
+               "  --max-time S             hard cap on a job's CPU time (default 1800)\n"
+               "  --max-hard-time S        hard cap on a job's wall time (default 3600)\n"
+               "  --max-message-mib N      hard cap on one message from a container (default 512)\n"
+               "  --max-output-mib N       hard cap on all a job's container sends (default 1024)\n"
+               "  --drain-timeout S        on SIGTERM, how long running jobs may go on before\n"
+               "                           they are stopped and reported (default 120)\n"
                "  --disable-autorestart    accepted for compatibility (proctord never restarts)\n"
                "  -v, --verbose            debug logs\n"
                "  -h, --help               this text\n"
@@ -290,7 +312,12 @@ int main(int argc, char **argv)
         OPT_DPORTS,
         OPT_SSH,
         OPT_ID,
-        OPT_NOAUTO
+        OPT_NOAUTO,
+        OPT_MAXTIME,
+        OPT_MAXHARD,
+        OPT_MAXMSG,
+        OPT_MAXOUT,
+        OPT_DRAIN
     };
     static const struct option opts[] = {
         {"friendly-name", required_argument, NULL, OPT_FRIENDLY},
@@ -304,6 +331,11 @@ int main(int argc, char **argv)
         {"ssh", no_argument, NULL, OPT_SSH},
         {"agent-id", required_argument, NULL, OPT_ID},
         {"disable-autorestart", no_argument, NULL, OPT_NOAUTO},
+        {"max-time", required_argument, NULL, OPT_MAXTIME},
+        {"max-hard-time", required_argument, NULL, OPT_MAXHARD},
+        {"max-message-mib", required_argument, NULL, OPT_MAXMSG},
+        {"max-output-mib", required_argument, NULL, OPT_MAXOUT},
+        {"drain-timeout", required_argument, NULL, OPT_DRAIN},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -318,6 +350,7 @@ int main(int argc, char **argv)
     };
     const char *check_dir = NULL;
     char *agent_id = NULL;
+    long drain_timeout_s = DRAIN_TIMEOUT_DEFAULT_S;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         long v;
@@ -371,6 +404,30 @@ int main(int argc, char **argv)
             break;
         case OPT_NOAUTO:
             break;
+        case OPT_MAXTIME:
+        case OPT_MAXHARD:
+            if (parse_int(optarg, 1, 7 * 86400, &v)) {
+                fprintf(stderr, "proctord: --%s takes seconds from 1 to 604800\n",
+                        c == OPT_MAXTIME ? "max-time" : "max-hard-time");
+                return 2;
+            }
+            *(c == OPT_MAXTIME ? &cfg.max_time_s : &cfg.max_hard_time_s) = v;
+            break;
+        case OPT_MAXMSG:
+        case OPT_MAXOUT:
+            if (parse_int(optarg, 1, 1 << 20, &v)) {
+                fprintf(stderr, "proctord: --%s takes MiB from 1 to 1048576\n",
+                        c == OPT_MAXMSG ? "max-message-mib" : "max-output-mib");
+                return 2;
+            }
+            *(c == OPT_MAXMSG ? &cfg.max_frame_bytes : &cfg.max_output_bytes) = (int64_t)v << 20;
+            break;
+        case OPT_DRAIN:
+            if (parse_int(optarg, 0, 7 * 86400, &drain_timeout_s)) {
+                fprintf(stderr, "proctord: --drain-timeout takes seconds from 0 to 604800\n");
+                return 2;
+            }
+            break;
         case 'v':
             log_set_level(LOG_LEVEL_DEBUG);
             break;
@@ -401,7 +458,9 @@ int main(int argc, char **argv)
 
     int ret = 1;
     char err[1024] = "";
-    struct daemon d = {.friendly_name = cfg.friendly_name, .concurrency = cfg.concurrency};
+    struct daemon d = {.friendly_name = cfg.friendly_name,
+                       .concurrency = cfg.concurrency,
+                       .drain_timeout_s = drain_timeout_s};
     struct agent_sink sink = {
         .job_started = sink_started, .job_done = sink_done, .ssh_debug = sink_ssh, .data = &d};
     msgpack_sbuffer_init(&d.sb);

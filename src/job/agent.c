@@ -236,8 +236,13 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
     pcfg = (struct policy_config){
         .concurrency = a->concurrency,
         .host_memory_mib = a->host_memory_mib,
-        .max_result_bytes = 512ll << 20,
-        .max_output_bytes = 1ll << 30,
+        .max_time_s = cfg->max_time_s > 0 ? cfg->max_time_s : AGENT_DEFAULT_MAX_TIME_S,
+        .max_hard_time_s =
+            cfg->max_hard_time_s > 0 ? cfg->max_hard_time_s : AGENT_DEFAULT_MAX_HARD_TIME_S,
+        .max_result_bytes =
+            cfg->max_frame_bytes > 0 ? cfg->max_frame_bytes : AGENT_DEFAULT_MAX_FRAME_BYTES,
+        .max_output_bytes =
+            cfg->max_output_bytes > 0 ? cfg->max_output_bytes : AGENT_DEFAULT_MAX_OUTPUT_BYTES,
     };
     a->policy = policy_host_new(cfg->policies_dir, &pcfg, err, errlen);
     if (!a->policy)
@@ -565,11 +570,14 @@ int agent_ports_take(struct agent *a, const char *job, size_t n, uint16_t *out, 
     int ret = policy_ports(a->policy, &req, out, reason, reasonlen);
     if (ret)
         return ret;
-    // C owns the pool: commit the choice (the host already checked it).
+    // C owns the pool: commit the choice (the host already checked it). The
+    // pool stays in ascending order, as ports.lua is promised.
     for (size_t i = 0; i < n; i++) {
         for (size_t k = 0; k < a->nports_free; k++) {
             if (a->ports_free[k] == out[i]) {
-                a->ports_free[k] = a->ports_free[--a->nports_free];
+                memmove(&a->ports_free[k], &a->ports_free[k + 1],
+                        (a->nports_free - k - 1) * sizeof *a->ports_free);
+                a->nports_free--;
                 break;
             }
         }
@@ -579,8 +587,15 @@ int agent_ports_take(struct agent *a, const char *job, size_t n, uint16_t *out, 
 
 void agent_ports_give(struct agent *a, const uint16_t *ports, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        a->ports_free[a->nports_free++] = ports[i];
+    for (size_t i = 0; i < n; i++) {
+        size_t k = a->nports_free;
+        while (k > 0 && a->ports_free[k - 1] > ports[i]) {
+            a->ports_free[k] = a->ports_free[k - 1];
+            k--;
+        }
+        a->ports_free[k] = ports[i];
+        a->nports_free++;
+    }
 }
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -645,6 +660,16 @@ void agent_abandon_jobs(struct agent *a)
 void agent_close(struct agent *a)
 {
     a->closing = true;
+}
+
+void agent_stop_jobs(struct agent *a, const char *text)
+{
+    struct job *j = a->jobs;
+    while (j) {
+        struct job *next = job_next(j);
+        job_stop(j, text);
+        j = next;
+    }
 }
 
 size_t agent_job_count(const struct agent *a)

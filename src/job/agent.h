@@ -19,6 +19,11 @@
 
 struct agent;
 
+#define AGENT_DEFAULT_MAX_TIME_S 1800
+#define AGENT_DEFAULT_MAX_HARD_TIME_S 3600
+#define AGENT_DEFAULT_MAX_FRAME_BYTES (512ll << 20)
+#define AGENT_DEFAULT_MAX_OUTPUT_BYTES (1ll << 30)
+
 struct agent_sink {
     void (*job_started)(void *data, const char *job_id);
     /** Called exactly once per job the agent accepted, whatever happens. */
@@ -42,8 +47,13 @@ struct agent_config {
     const char *policies_dir; /* NULL = built-in defaults only */
     const char *debug_host;   /* NULL = SSH debug disabled (no port pool) */
     uint16_t debug_port_min, debug_port_max;
-    bool ssh;                /* also register the -ssh environment types */
-    const char *docker_host; /* NULL = $DOCKER_HOST or the default socket */
+    bool ssh; /* also register the -ssh environment types */
+    /* Hard caps that no policy can exceed; 0 = the AGENT_DEFAULT_* value. */
+    int64_t max_time_s;       /* CPU seconds of a grading container */
+    int64_t max_hard_time_s;  /* wall seconds of a grading container */
+    int64_t max_frame_bytes;  /* one message from a container */
+    int64_t max_output_bytes; /* everything one job's container may send */
+    const char *docker_host;  /* NULL = $DOCKER_HOST or the default socket */
 };
 
 /**
@@ -77,6 +87,11 @@ void agent_kill_job(struct agent *a, const struct backend_kill_job *msg);
 void agent_abandon_jobs(struct agent *a);
 /** Graceful stop: jobs running go on, new ones are answered with a crash at once. */
 void agent_close(struct agent *a);
+/**
+ * End of a drain: every job still running is killed and reported as a crash
+ * with `text` (borrowed); its containers are removed as usual.
+ */
+void agent_stop_jobs(struct agent *a, const char *text);
 /** Number of jobs still running or being cleaned up. */
 size_t agent_job_count(const struct agent *a);
 

@@ -1777,6 +1777,14 @@ void job_kill(struct job *j, const char *state)
     job_fail(j, REASON_KILLED, NULL);
 }
 
+void job_stop(struct job *j, const char *text)
+{
+    if (j->cleaning)
+        return;
+    log_info(LOG_JOB, "job %s: stopped by the agent: %s", j->id, text);
+    job_fail(j, REASON_CRASH, text);
+}
+
 void job_abandon(struct job *j)
 {
     j->abandoned = true;

@@ -92,6 +92,8 @@ void agent_job_finished(struct agent *a, struct job *j);
 struct job *job_start(struct agent *a, const struct backend_new_job *msg);
 /** Backend kill: the job ends as "killed" with the given previous state. */
 void job_kill(struct job *j, const char *state);
+/** The agent stops the job (drain deadline): it ends as a crash with `text` (borrowed). */
+void job_stop(struct job *j, const char *text);
 /** The backend forgot the job: stop and clean up without reporting. */
 void job_abandon(struct job *j);
 const char *job_id(const struct job *j);

@@ -590,3 +590,22 @@ def test_cli_runs_leave_each_other_alone(tasks_dir):
     assert first.returncode == 0, out + err
     assert '"slept"' in out, out
     assert not harness.containers("org.proctor.job=local-%d" % first.pid)
+
+
+def test_drain_has_a_deadline(tasks_dir):
+    """SIGTERM drains for --drain-timeout at most, then stops and reports (issue 15.3)."""
+    c = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="it-drain",
+                        extra_args=["--drain-timeout", "2"])
+    with c:
+        res = c.submit("it", "sleep_long", {"seconds": "60", "@state": "kept"})
+        c.agent.wait_log(r"job %s: container \w+ started" % res.job_id, 60)
+        c.agent.popen.send_signal(signal.SIGTERM)
+        c.agent.wait_log(r"SIGTERM: draining 1 running job\(s\) for at most 2 s", 10)
+        r = res.wait(60)
+        assert r["result"] == ("crash", "The grading agent was shut down before this job could "
+                               "finish. Please submit it again."), r
+        assert r["state"] == "kept"
+        assert c.agent.popen.wait(30) == 0
+        assert "drain deadline (2 s) reached: stopping 1 job(s)" in c.agent.log()
+    assert not harness.containers(c.agent_label())
+    harness.cleanup_dir(c.workdir)
