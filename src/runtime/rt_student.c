@@ -586,14 +586,29 @@ static void relay_signal_digits(int conn, pid_t child, char *pending, size_t *ha
         kill(child, sig);
 }
 
+// /task/student/scripts can be renamed or replaced at any moment by the
+// grading container and by whatever the student left running: root changes
+// its mode only through a descriptor opened without following a symlink
+// (the directory above it is a mount point, which cannot be replaced).
+static void scripts_chmod(mode_t mode)
+{
+    char path[PATH_MAX];
+    int fd = open(rt_path("/task/student/scripts", path),
+                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (fchmod(fd, mode) < 0)
+        fprintf(stderr, "_run_student_intern: cannot set the mode of %s: %s\n", path,
+                strerror(errno));
+    close(fd);
+}
+
 static int intern_run(int conn, const int fds[3], const struct rt_value *cmd)
 {
     const char *user = rt_map_str(cmd, "user");
     const char *command = rt_map_str(cmd, "command");
     const char *wd = rt_map_str(cmd, "working_dir");
     const char *teardown = rt_map_str(cmd, "teardown_script");
-    char scripts[PATH_MAX];
-    struct stat st;
     if (user && !strcmp(user, "root"))
         return RT_RET_ROOT_REFUSED;
     if (copy_systemfiles()) {
@@ -641,14 +656,11 @@ static int intern_run(int conn, const int fds[3], const struct rt_value *cmd)
         }
     }
     // Student scripts stay out of reach once the student process is done.
-    rt_path("/task/student/scripts", scripts);
-    if (lstat(scripts, &st) == 0 && S_ISDIR(st.st_mode))
-        chmod(scripts, 0);
+    scripts_chmod(0);
     if (teardown && *teardown) {
         char **tw = rt_shlex_split(teardown);
         int own[3] = {open("/dev/null", O_RDWR | O_CLOEXEC), 1, 2};
-        if (lstat(scripts, &st) == 0 && S_ISDIR(st.st_mode))
-            chmod(scripts, 0777); // upstream writes decimal 777 (mode 01411) here
+        scripts_chmod(0777); // upstream writes decimal 777 (mode 01411) here
         pid_t t = tw && tw[0] && own[0] >= 0 ? spawn_as(tw, own, false, 2) : -1;
         while (t > 0 && waitpid(t, &status, 0) < 0 && errno == EINTR)
             ;

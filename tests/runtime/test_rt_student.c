@@ -1,7 +1,9 @@
 // Unit tests for the student-container intern's parsers (rt_student.c), which
 // run as root on input the grading container writes: the shell-like split of
-// the command line (checked against Python's shlex.split outputs) and the
-// reading of the command map, which must stop at its last byte. Run under
+// the command line (checked against Python's shlex.split outputs), the
+// reading of the command map, which must stop at its last byte, and the
+// whole intern against a fake grading side, where root's chmod of the
+// student scripts directory must never follow a symlink swapped in. Run under
 // ASan, so that an out-of-bounds write fails the test even when the result
 // happens to look right.
 
@@ -10,11 +12,15 @@
 #include "rt_value.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -261,12 +267,163 @@ static void test_read_command_errors(void)
     CHECK(ret == -EINVAL, "200 nested arrays: %d", ret);
 }
 
+/* ------------------------------------------------ the intern, in-process */
+
+// Plays the grading container winning its race against the intern: while
+// armed, right after an lstat() of the scripts directory, the directory is
+// swapped for a symlink to the sentinel, as a renameat2(RENAME_EXCHANGE)
+// loop would. The intern (linked into this binary) calls this lstat.
+static bool g_swap_armed;
+static char g_scripts[PATH_MAX], g_sentinel[PATH_MAX];
+
+int lstat(const char *restrict path, struct stat *restrict st)
+{
+    int ret = fstatat(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+    if (g_swap_armed && !strcmp(path, g_scripts)) {
+        char aside[PATH_MAX + 8];
+        snprintf(aside, sizeof(aside), "%s.real", g_scripts);
+        if (rename(g_scripts, aside) == 0 && symlink(g_sentinel, g_scripts) == 0)
+            g_swap_armed = false;
+    }
+    return ret;
+}
+
+static int send_stdio(int conn)
+{
+    int fds[3];
+    for (int i = 0; i < 3; i++)
+        fds[i] = open("/dev/null", O_RDWR | O_CLOEXEC);
+    char byte = 'S';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(3 * sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = ctl.buf,
+                        .msg_controllen = sizeof(ctl.buf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(3 * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, 3 * sizeof(int));
+    int ret = sendmsg(conn, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    return ret;
+}
+
+// Runs _run_student_intern in a child process, playing the grading side on
+// ROOT/__parent.sock: 'H', then /dev/null as stdio, then the command map.
+// Returns the intern's exit code, or -1 when the exchange failed.
+static int run_intern(const char *command, const char *teardown)
+{
+    char path[PATH_MAX];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", rt_path("/__parent.sock", path));
+    unlink(sa.sun_path);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = {"_run_student_intern", NULL};
+        _exit(rt_cmd_intern(1, argv));
+    }
+    int conn = pid > 0 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
+    char hello = 0;
+    bool ok = conn >= 0 && read(conn, &hello, 1) == 1 && hello == 'H' && !send_stdio(conn);
+    struct rt_value *m = command_map(command);
+    rt_map_set(m, "teardown_script", rt_new_str(teardown));
+    rt_map_set(m, "working_dir", rt_new_str(g_root));
+    struct rt_buf b = {0};
+    ok = ok && !rt_msgpack_pack(m, &b) && send(conn, b.data, b.len, MSG_NOSIGNAL) == (ssize_t)b.len;
+    rt_buf_deinit(&b);
+    rt_value_free(m);
+    int status = 0;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    if (conn >= 0)
+        close(conn);
+    close(lfd);
+    return ok && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    return fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_mode & 07777 : 01000;
+}
+
+// A fresh scripts directory (0755) and sentinel (0750) for each case.
+static void reset_dirs(void)
+{
+    char cmd[3 * PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s.real' '%s'", g_scripts, g_scripts, g_sentinel);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot clean %s\n", g_scripts);
+    rt_mkdirs(g_scripts, 0755);
+    chmod(g_scripts, 0755);
+    mkdir(g_sentinel, 0750);
+    chmod(g_sentinel, 0750);
+}
+
+static void test_intern_scripts_lock(void)
+{
+    char dir[PATH_MAX];
+    CHECK(chmod(g_root, 0755) == 0, "chmod %s", g_root);
+    rt_path("/task/student/scripts", g_scripts);
+    CHECK(!rt_path_join(g_sentinel, g_root, "sentinel"), "path too long");
+    rt_mkdirs(rt_path("/task/student", dir), 0755);
+
+    // The student is done: the scripts are locked away (mode 0), or opened
+    // (0777) for the teardown script, as upstream does.
+    reset_dirs();
+    int code = run_intern("true", "");
+    CHECK(code == 0, "true: exit code %d", code);
+    CHECK(mode_of(g_scripts) == 0, "scripts mode %o after the run", mode_of(g_scripts));
+    reset_dirs();
+    code = run_intern("false", "true");
+    CHECK(code == 1, "false: exit code %d", code);
+    CHECK(mode_of(g_scripts) == 0777, "scripts mode %o for the teardown", mode_of(g_scripts));
+
+    // Scripts replaced by a symlink beforehand: the sentinel is not touched.
+    reset_dirs();
+    rmdir(g_scripts);
+    CHECK(symlink(g_sentinel, g_scripts) == 0, "symlink: %s", strerror(errno));
+    code = run_intern("true", "true");
+    CHECK(code == 0, "symlinked: exit code %d", code);
+    CHECK(mode_of(g_sentinel) == 0750, "symlinked: sentinel mode %o", mode_of(g_sentinel));
+
+    // Swapped between the intern's check and its chmod.
+    reset_dirs();
+    g_swap_armed = true;
+    code = run_intern("true", "true");
+    g_swap_armed = false;
+    CHECK(code == 0, "raced: exit code %d", code);
+    CHECK(mode_of(g_sentinel) == 0750, "raced: sentinel mode changed to %o", mode_of(g_sentinel));
+}
+
 int main(void)
 {
+    char tmpl[] = "/tmp/test_rt_student.XXXXXX";
+    if (!mkdtemp(tmpl)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(g_root, sizeof(g_root), "%s", tmpl);
+    setenv("PROCTOR_RT_ROOT", g_root, 1);
     test_shlex_word_counts();
     test_shlex_quoting();
     test_read_command();
     test_read_command_errors();
+    test_intern_scripts_lock();
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", g_root);
     if (failures)
         fprintf(stderr, "%d check(s) failed\n", failures);
     else
