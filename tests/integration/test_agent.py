@@ -609,3 +609,16 @@ def test_drain_has_a_deadline(tasks_dir):
         assert "drain deadline (2 s) reached: stopping 1 job(s)" in c.agent.log()
     assert not harness.containers(c.agent_label())
     harness.cleanup_dir(c.workdir)
+
+
+def test_time_caps_are_hard(tasks_dir):
+    """--max-hard-time caps what the task and the policies ask for (issue 15.2)."""
+    c = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="it-timecap",
+                        extra_args=["--max-hard-time", "2"])
+    with c:
+        # The task asks for 60 s of wall time and sleeps 30 s.
+        r = c.grade("it", "sleep_long", {"seconds": "30"}, timeout=60)
+        assert r["result"] == ("timeout", ""), r
+        assert re.search(r"wall time limit \(2 s\) reached", c.agent.log())
+    assert not harness.containers(c.agent_label())
+    harness.cleanup_dir(c.workdir)
