@@ -22,6 +22,7 @@ import os
 import platform
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,20 +43,44 @@ COURSE = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SYSTEMS = ("proctord", "python", "floor")
+HOSTILE_IMAGE = "proctor/bench-hostile"
 BASE_INPUT = {"@username": "student", "@lang": "en", "@state": "", "@attempts": "1"}
 
 
 def workloads(smoke, jobs):
-    """(name, task, jobs, concurrency, inputdata, debug, memory MiB, expected stdout bytes)."""
+    """(name, task, jobs, concurrency, inputdata, debug, memory MiB, expected stdout bytes;
+    systems: the ones it runs on when not all)."""
     n = jobs or (5 if smoke else 200)
     mb = 1 if smoke else 50
+    frames = 1 if smoke else 16
     return [
         {"name": "trivial-c1", "task": "trivial", "jobs": n, "concurrency": 1},
         {"name": "trivial-c4", "task": "trivial", "jobs": n, "concurrency": 4},
         {"name": "output-%dmb" % mb, "task": "output", "jobs": 1, "concurrency": 1,
          "input": {"mb": str(mb)}, "debug": True, "memory": 512, "stdout_bytes": mb << 20},
         {"name": "student", "task": "student", "jobs": 2 if smoke else 20, "concurrency": 1},
+        # The grading container sends frames built to cost the agent memory
+        # (bench/images/hostile). No floor: it has no agent to attack.
+        {"name": "hostile-%dmb" % frames, "task": "hostile", "jobs": 1 if smoke else 2,
+         "concurrency": 1, "input": {"frames": "frames%d" % frames}, "frame_mib": frames,
+         "systems": ["proctord", "python"]},
     ]
+
+
+def build_hostile_image():
+    """Builds proctor/bench-hostile (FROM scratch: the host's static busybox and
+    bench/images/hostile/hostile.sh). The agents discover images at start, so
+    this runs before any of them."""
+    src = os.path.join(HERE, "images", "hostile")
+    ctx = tempfile.mkdtemp(prefix="proctor-bench-img-")
+    try:
+        for name in ("Dockerfile", "hostile.sh"):
+            shutil.copy(os.path.join(src, name), ctx)
+        shutil.copy(shutil.which("busybox") or "/bin/busybox", os.path.join(ctx, "busybox"))
+        subprocess.run(["docker", "build", "-q", "-t", HOSTILE_IMAGE, ctx], check=True,
+                       capture_output=True)
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
 
 
 # ---- process accounting ------------------------------------------------------
@@ -559,6 +584,8 @@ def main():
     out_dir = args.out or os.path.join(ROOT, "results", stamp)
     os.makedirs(out_dir, exist_ok=True)
     harness.require_docker()
+    if any(w["task"] == "hostile" for w in wls):
+        build_hostile_image()
     if "proctord" in systems and not os.access(os.path.join(args.build, "proctord"), os.X_OK):
         sys.exit("bench: %s/proctord is missing (build it first)" % args.build)
 
@@ -568,11 +595,14 @@ def main():
     work = tempfile.mkdtemp(prefix="proctor-bench-")
     for wl in wls:
         rounds = max(1, min(args.rounds, wl["jobs"]))
-        parts = {system: [] for system in systems}
+        wsys = [s for s in systems if s in wl.get("systems", SYSTEMS)]
+        if not wsys:
+            continue
+        parts = {system: [] for system in wsys}
         for rnd in range(rounds):
             # Systems take turns, in a rotating order, so that a change in the
             # machine's load during the run weighs on all of them alike.
-            order = systems[rnd % len(systems):] + systems[:rnd % len(systems)]
+            order = wsys[rnd % len(wsys):] + wsys[:rnd % len(wsys)]
             share = wl["jobs"] // rounds + (1 if rnd < wl["jobs"] % rounds else 0)
             for system in order:
                 part = run_part(system, dict(wl, jobs=share), args, work, rnd, rounds)
@@ -581,7 +611,7 @@ def main():
                 if left:
                     part["errors"].append("containers left behind: %s" % " ".join(left))
                     subprocess.run(["docker", "rm", "-f"] + left, capture_output=True)
-        for system in systems:
+        for system in wsys:
             r = merge(parts[system]) if len(parts[system]) > 1 else parts[system][0]
             doc["runs"]["%s/%s" % (wl["name"], system)] = r
             if r["errors"]:

@@ -35,6 +35,11 @@ def metric(run, name):
     return run.get(name) if run else None
 
 
+def wl_systems(doc, wl):
+    """The systems a workload ran on (some skip the floor)."""
+    return [s for s in doc["systems"] if s in wl.get("systems", doc["systems"])]
+
+
 def targets(doc):
     """[(target key, workload, proctord value, reference value, ratio, limit, met)]."""
     runs = doc["runs"]
@@ -69,7 +74,7 @@ def missing_metrics(doc):
             "floor": ("p50_ms", "p95_ms", "max_ms", "throughput")}
     out = []
     for wl in doc["workloads"]:
-        for system in doc["systems"]:
+        for system in wl_systems(doc, wl):
             run = doc["runs"].get("%s/%s" % (wl["name"], system))
             for m in need[system]:
                 if run is None or run.get(m) is None:
@@ -103,7 +108,7 @@ def markdown(doc):
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for wl in doc["workloads"]:
-        for system in doc["systems"]:
+        for system in wl_systems(doc, wl):
             r = doc["runs"].get("%s/%s" % (wl["name"], system)) or {"errors": ["not run"]}
             life = r.get("lifetime") or {}
             load = r.get("loadavg_1m")
@@ -138,6 +143,7 @@ def markdown(doc):
         lines.append("| %s | %s | %s | %s | %.3f | %.3f | %s |" % (
             TARGETS_TEXT[key], wname, fmt(pv, 2), fmt(rv, 2), r, lim,
             "met" if met else "**missed**"))
+    lines += hostile_section(doc)
     lines += ["", "## Where the time goes", "",
               "Mean duration of each step in ms (means, so that the steps add up). proctord's "
               "steps come from the timings line it logs for each job; "
@@ -166,6 +172,32 @@ def markdown(doc):
         lines += ["", "## Errors", ""] + ["- %s: %s" % (k, e) for k, e in errs[:50]]
     lines += ["", "![chart](chart.png)", ""]
     return "\n".join(lines)
+
+
+def hostile_section(doc):
+    """Peak memory while the grading container sends hostile frames."""
+    out = []
+    for wl in doc["workloads"]:
+        if "frame_mib" not in wl:
+            continue
+        if not out:
+            out = ["", "## Hostile frames", "",
+                   "The grading container (bench/images/hostile) sends, per job, frames of "
+                   "*F* MiB: one array of one-byte integers, the worst frame proctord's decoder "
+                   "accepts (4096 + F Mi/16 objects, each a one-byte empty string, then one "
+                   "long string), a valid result, then 5-byte frames declaring 2^32-1 "
+                   "elements. proctord refuses the first by its object budget before "
+                   "allocating, and a decoded frame takes at most 5 x F MiB + 256 KiB, "
+                   "besides the frame itself.", "",
+                   "| workload | frame MiB | system | peak RSS MiB | peak anon MiB "
+                   "| peak RSS / frame |", "|---|--:|---|--:|--:|--:|"]
+        for system in wl_systems(doc, wl):
+            r = doc["runs"].get("%s/%s" % (wl["name"], system)) or {}
+            rss = r.get("rss_mib")
+            out.append("| %s | %d | %s | %s | %s | %s |" % (
+                wl["name"], wl["frame_mib"], LABELS[system], fmt(rss), fmt(r.get("anon_mib")),
+                fmt(ratio(rss, wl["frame_mib"]), 2)))
+    return out
 
 
 def chart(doc, path):
