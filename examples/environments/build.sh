@@ -54,10 +54,11 @@ for env in "$here"/*/; do
     cp "$env/Dockerfile" "$ctx/$name/Dockerfile"
     echo "building proctor/env-$name"
     # Quiet unless it fails: the legacy builder prints a deprecation notice.
-    if ! out=$(docker build -q -t "proctor/env-$name" "$ctx/$name" 2>&1); then
+    if ! out=$(docker build -q --label org.proctor.example-image=1 -t "proctor/env-$name" \
+               "$ctx/$name" 2>&1); then
         echo "$out" >&2
         exit 1
     fi
 done
-# Untagged images left by a previous build of the same tags.
-docker image prune -f --filter label=org.inginious.grading.agent_version >/dev/null
+# Untagged images left by a previous run of this script (and only those).
+docker image prune -f --filter label=org.proctor.example-image=1 >/dev/null
