@@ -26,8 +26,9 @@ clamp_student input
 clamp_student output
   { time_s = int > 0, hard_time_s = int > 0, memory_mib = int >= 6 }
 
-After this file, the agent still applies its hard caps (--max-time, memory per slot, and the
-parent's limits for student containers): a policy can narrow them, never widen them.
+After this file, the agent still applies its hard caps (proctord's --max-time and
+--max-hard-time, memory per slot, and the parent's limits for student containers): a policy can
+narrow them, never widen them.
 
 Test it:  busted tests/policies/limits_spec.lua   (from the repository root)
 Check it: proctord --check-policies DIR
