@@ -433,6 +433,30 @@ static void test_non_map_and_bad_keys(void)
     CHECK(backend_decode("\xc1", 1, &m, err, sizeof err) == -EBADMSG, "c1");
     CHECK(backend_decode("\x81\xa5@type\xa4Ping", 12, &m, NULL, 0) == 0, "NULL err buffer");
     backend_msg_deinit(&m);
+    // Declared sizes the frame cannot hold are refused before anything is
+    // reserved for them (msgpack-c asked for 128 GiB for the first).
+    static const char *const huge[] = {"\xdd\xff\xff\xff\xff", "\xdf\xff\xff\xff\xff",
+                                       "\xdb\xff\xff\xff\xff", "\xc6\xff\xff\xff\xff"};
+    for (size_t i = 0; i < ARRAY_SIZE(huge); i++) {
+        CHECK(backend_decode(huge[i], 5, &m, err, sizeof err) == -EBADMSG, "huge %zu", i);
+        struct value am;
+        CHECK(backend_check_agent_msg(huge[i], 5, &am, err, sizeof err) == -EBADMSG, "huge %zu", i);
+        CHECK(am.type == VALUE_NIL, "agent msg %zu left a tree", i);
+    }
+    // {"@type": "Ping", "x": [<more objects than 4096 + bytes/16>]}
+    msgpack_sbuffer_clear(&sb);
+    raw_byte(&sb, 0x82);
+    raw_key(&sb, "@type");
+    raw_str(&sb, "Ping", 0);
+    raw_key(&sb, "x");
+    size_t n = (size_t)VALUE_MIN_OBJECTS * 2;
+    unsigned char hdr[] = {0xdc, (unsigned char)(n >> 8), (unsigned char)n};
+    msgpack_sbuffer_write(&sb, (const char *)hdr, sizeof hdr);
+    for (size_t i = 0; i < n; i++)
+        raw_byte(&sb, 0xc0);
+    CHECK(backend_decode(sb.data, sb.size, &m, err, sizeof err) == -EBADMSG &&
+              strstr(err, "objects"),
+          "object budget: %s", err);
     msgpack_sbuffer_destroy(&sb);
 }
 
