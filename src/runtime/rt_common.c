@@ -134,7 +134,7 @@ int rt_framer_next(struct rt_framer *f, struct rt_value **out)
         return 0;
     const unsigned char *h = (const unsigned char *)f->buf.data + f->off;
     size_t n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
-    if (n > RT_FRAME_MAX)
+    if (n > (f->max ? f->max : RT_FRAME_MAX))
         return -EMSGSIZE;
     if (avail - 4 < n)
         return 0;

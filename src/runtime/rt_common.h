@@ -24,6 +24,10 @@
 
 // Largest frame accepted from the agent or a peer: uploads travel in `start`.
 #define RT_FRAME_MAX (1024u * 1024u * 1024u)
+// Largest frame the runner accepts from an IPC client (code in the grading
+// container): a run_student request is a few hundred bytes, and the runner
+// (root, PID 1) must not buffer 64 clients' worth of RT_FRAME_MAX for it.
+#define RT_IPC_FRAME_MAX (64u * 1024u)
 
 #define RT_INPUT_DIR "/.__input"
 #define RT_INPUT_JSON "/.__input/__inputdata.json"
@@ -60,12 +64,13 @@ int rt_frame_write(int fd, const struct rt_value *msg);
 struct rt_framer {
     struct rt_buf buf;
     size_t off; // start of the first unconsumed byte in buf
+    size_t max; // largest body accepted; 0 means RT_FRAME_MAX
 };
 /** Appends bytes; 0 or -ENOMEM. */
 int rt_framer_feed(struct rt_framer *f, const void *p, size_t n);
 /**
  * 1 and *out (caller frees) when a whole frame is available; 0 when more
- * bytes are needed; -EMSGSIZE (length over RT_FRAME_MAX) or -EINVAL
+ * bytes are needed; -EMSGSIZE (length over f->max) or -EINVAL
  * (body is not exactly one msgpack object) after which the framer is unusable.
  */
 int rt_framer_next(struct rt_framer *f, struct rt_value **out);

@@ -171,7 +171,7 @@ static void accept_client(struct runner *r)
         close(fd);
         return;
     }
-    r->clients[r->nclients++] = (struct client){.fd = fd};
+    r->clients[r->nclients++] = (struct client){.fd = fd, .fr = {.max = RT_IPC_FRAME_MAX}};
 }
 
 static int listen_main_sock(void)

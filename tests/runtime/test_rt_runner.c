@@ -1,18 +1,26 @@
 // Unit tests for the grading-container runner's helpers (rt_runner.c) that
 // handle what the task leaves behind: the archive's argument list must name
 // every entry of /archive exactly once, however many there are, and so must
-// the archive itself.
+// the archive itself. Then the runner's main loop, in a child process, facing
+// IPC clients (run_student, i.e. code in the grading container).
 
 #include "rt_common.h"
 #include "rt_internal.h"
 #include "rt_value.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "rt_test.h"
 
@@ -125,6 +133,129 @@ static void test_archive_make(void)
           bad, dups);
 }
 
+/* ------------------------------------------------ the runner, in-process */
+
+struct runner_proc {
+    pid_t pid;
+    int to_stdin, from_stdout;
+};
+
+// Starts the runner with stdin and stdout on pipes, and returns once its IPC
+// socket accepts connections: it chowns the socket right after listen(),
+// which inotify reports as IN_ATTRIB.
+static int runner_start(struct runner_proc *rp)
+{
+    char dir[PATH_MAX];
+    int in[2], out[2];
+    rt_mkdirs(rt_path("/sockets", dir), 0777);
+    int ino = inotify_init1(IN_CLOEXEC);
+    if (ino < 0 || inotify_add_watch(ino, dir, IN_ATTRIB) < 0 || pipe2(in, O_CLOEXEC) < 0 ||
+        pipe2(out, O_CLOEXEC) < 0)
+        return -1;
+    rp->pid = fork();
+    if (rp->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        char *argv[] = {"INGInious", NULL};
+        _exit(rt_cmd_runner(1, argv));
+    }
+    close(in[0]);
+    close(out[1]);
+    rp->to_stdin = in[1];
+    rp->from_stdout = out[0];
+    bool ready = false;
+    while (!ready && rp->pid > 0) {
+        union {
+            char buf[4096];
+            struct inotify_event align;
+        } ev;
+        ssize_t n = read(ino, ev.buf, sizeof(ev.buf));
+        if (n <= 0)
+            break;
+        for (char *p = ev.buf; p < ev.buf + n;) {
+            const struct inotify_event *e = (const struct inotify_event *)p;
+            ready = ready || (e->len && !strcmp(e->name, "main.sock"));
+            p += sizeof(*e) + e->len;
+        }
+    }
+    close(ino);
+    return ready ? 0 : -1;
+}
+
+static void runner_stop(struct runner_proc *rp)
+{
+    kill(rp->pid, SIGKILL);
+    waitpid(rp->pid, NULL, 0);
+    close(rp->to_stdin);
+    close(rp->from_stdout);
+}
+
+static int ipc_connect(void)
+{
+    char path[PATH_MAX];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", rt_path(RT_MAIN_SOCK, path));
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+// A client announcing a 16 MiB frame (run_student's requests are a few
+// hundred bytes) is cut off at once: the runner, root and PID 1, does not
+// buffer it, so the client's write fails long before its end. A well-formed
+// request on another connection is still relayed to the agent.
+static void test_runner_ipc_frame_cap(void)
+{
+    struct runner_proc rp;
+    CHECK(runner_start(&rp) == 0, "the runner did not start listening");
+    int fd = ipc_connect();
+    size_t len = 16u << 20, sent = 0;
+    char *junk = rt_xmalloc(len);
+    memset(junk, 'x', len);
+    unsigned char head[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16), 0, 0};
+    bool cut = fd < 0 || send(fd, head, 4, MSG_NOSIGNAL) != 4;
+    while (!cut && sent < len) {
+        ssize_t w = send(fd, junk + sent, len - sent, MSG_NOSIGNAL);
+        cut = w <= 0;
+        sent += w > 0 ? (size_t)w : 0;
+    }
+    free(junk);
+    if (fd >= 0)
+        close(fd);
+    CHECK(cut && sent < len, "the runner took %zu of %zu bytes of an oversized frame", sent, len);
+
+    fd = ipc_connect();
+    struct rt_value *req = rt_new_map();
+    rt_map_set(req, "type", rt_new_str("run_student"));
+    rt_map_set(req, "socket_id", rt_new_str("p0123"));
+    rt_map_set(req, "environment", rt_new_str("default"));
+    rt_map_set(req, "time_limit", rt_new_int(10));
+    int ret = fd < 0 ? -errno : rt_frame_write(fd, req);
+    rt_value_free(req);
+    struct rt_framer fr = {0};
+    struct rt_value *msg = NULL;
+    int got = 0;
+    while (!ret && !got) {
+        char chunk[4096];
+        ssize_t n = read(rp.from_stdout, chunk, sizeof(chunk));
+        got = n <= 0 ? -EPIPE : rt_framer_feed(&fr, chunk, (size_t)n);
+        if (!got)
+            got = rt_framer_next(&fr, &msg);
+    }
+    rt_framer_deinit(&fr);
+    if (fd >= 0)
+        close(fd);
+    runner_stop(&rp);
+    const char *type = rt_map_str(msg, "type"), *sid = rt_map_str(msg, "socket_id");
+    bool relayed = got == 1 && type && !strcmp(type, "run_student") && sid && !strcmp(sid, "p0123");
+    rt_value_free(msg);
+    CHECK(ret == 0, "cannot send a request: %s", strerror(-ret));
+    CHECK(relayed, "the request was not relayed to the agent (%d)", got);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/test_rt_runner.XXXXXX";
@@ -137,6 +268,7 @@ int main(void)
     test_archive_argv_many_files();
     test_archive_argv_empty();
     test_archive_make();
+    test_runner_ipc_frame_cap();
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
     if (system(cmd) != 0)

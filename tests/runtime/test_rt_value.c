@@ -248,6 +248,14 @@ static void test_framer_errors(void)
     rt_framer_feed(&fr, "\0\0\0\1", 4);
     CHECK(rt_framer_next(&fr, &v) == 0, "header alone");
     rt_framer_deinit(&fr);
+    // A framer's own cap: up to it is "need more", one byte over is refused.
+    struct rt_framer capped = {.max = 16};
+    rt_framer_feed(&capped, "\0\0\0\x10", 4);
+    CHECK(rt_framer_next(&capped, &v) == 0, "a body of exactly the cap");
+    rt_framer_deinit(&capped);
+    rt_framer_feed(&capped, "\0\0\0\x11", 4);
+    CHECK(rt_framer_next(&capped, &v) == -EMSGSIZE, "a body over the cap");
+    rt_framer_deinit(&capped);
 }
 
 static void test_json_python_style(void)
