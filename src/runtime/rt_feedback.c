@@ -335,6 +335,8 @@ int rt_cmd_feedback(int argc, char **argv)
         // NAME:VALUE splits at the first ':'; the value may contain more.
         const char *colon = strchr(custom, ':');
         char *name = strndup(custom, colon ? (size_t)(colon - custom) : strlen(custom));
+        if (!name)
+            rt_oom();
         ret = set_custom(fb, argv[0], name, colon ? colon + 1 : "", json);
         free(name);
     }

@@ -344,7 +344,9 @@ static char **resolve_command(const char *run_cmd)
         size_t n = 0;
         for (const char *w = run_cmd;; w = strchr(w, ' ') + 1) {
             const char *sp = strchr(w, ' ');
-            argv[n++] = strndup(w, sp ? (size_t)(sp - w) : strlen(w));
+            argv[n] = strndup(w, sp ? (size_t)(sp - w) : strlen(w));
+            if (!argv[n++])
+                rt_oom(); // run_cmd is the agent's, from task.yaml: bookkeeping
             if (!sp)
                 break;
         }
