@@ -297,7 +297,7 @@ static int dec_array(struct decoder *d, size_t n, struct value *out, int depth)
     out->u.a.cap = n;
     for (size_t i = 0; !ret && i < n; i++) {
         ret = dec_value(d, &out->u.a.items[i], depth + 1);
-        out->u.a.len = i + 1; /* a failed slot is NIL: safe to deinit */
+        out->u.a.len = i + 1; /* a failed slot is still a valid (partial) tree */
     }
     return ret;
 }
