@@ -58,6 +58,8 @@ add_custom_target(proctor_policy_lua DEPENDS ${POLICY_EMBED_HEADER})
 
 add_library(proctor_policy STATIC
   src/policy/policy_host.c
+  src/policy/policy_worker.c
+  src/policy/policy_wire.c
   src/policy/policy_default.c
   ${POLICY_EMBED_HEADER})
 add_dependencies(proctor_policy proctor_policy_lua)

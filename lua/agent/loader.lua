@@ -102,7 +102,9 @@ end
 
 -- Loads policy `name` from `text`. `chunkname` is "@<path>", `base` comes from
 -- sandbox.new_base. Returns { name, functions = {hook = fn}, missing = {hook...} }.
-function M.load_policy(name, text, chunkname, base)
+-- `skip_examples`: the agent restarting a generation whose examples already
+-- passed (its policy worker was killed) does not run them again.
+function M.load_policy(name, text, chunkname, base, skip_examples)
     if not M.HOOKS[name] then
         error("unknown policy file " .. tostring(name), 0)
     end
@@ -126,7 +128,7 @@ function M.load_policy(name, text, chunkname, base)
         end
     end
     local examples = ret.examples
-    if examples ~= nil then
+    if examples ~= nil and not skip_examples then
         if type(examples) ~= "table" then
             fail(chunkname, line, "examples must be a table keyed by hook name")
         end

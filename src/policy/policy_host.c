@@ -1,13 +1,24 @@
 /*
- * The Lua policy host: the only file that includes lua.h.
+ * The Lua policy host: the only file that includes lua.h. It runs in the
+ * policy worker process (policy_worker.c spawns it and calls it with a
+ * deadline), never in the agent's event loop.
  *
- * One lua_State per policy generation, built from scratch on load and reload
- * (build, validate, swap). The state is bounded: a counting allocator with a
+ * One lua_State per policy generation, built from the texts the agent sends
+ * (build, validate, answer). The state is bounded: a counting allocator with a
  * cap, an instruction budget reset before every call, only the base, string,
  * table, math and utf8 libraries, and policies run in per-file _ENV tables
  * built by the embedded lua/agent/sandbox.lua. Every call goes through
- * host_call(): protected, checked against a C schema, and replaced by the
- * built-in default of policy_default.c when anything goes wrong.
+ * host_call(): protected, checked against a C schema; a failure is sent back
+ * with its kind and message, and the agent then uses the built-in default of
+ * policy_default.c. What the Lua budget cannot stop (a C library function that
+ * never returns) the agent stops by killing this process.
+ *
+ * Messages (policy_wire.h framing; see policy_worker.c for the agent's side):
+ *   LOAD  config, log level, examples?, quiet?, then per file: present?, path, text
+ *     ->  ok?, error text, has_hook[POLICY_HOOK_COUNT]
+ *   CALL  hook, the request of that hook
+ *     ->  decided?, verdict, reason, failure kind, message, trace, then the answer
+ *         (decided with verdict 0 only)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -27,69 +38,48 @@
 #include "policy/policy.h"
 #include "policy/policy_internal.h"
 #include "policy/policy_lua_embedded.h"
+#include "policy/policy_wire.h"
 
-/* Bounds of one policy generation. */
-#define STATE_MEMORY_CAP ((size_t)32 << 20) /* bytes of Lua heap per generation */
-#define HOOK_STEP 100                       /* instructions between two budget ticks */
-#define CALL_BUDGET_TICKS 50000             /* 5 M instructions per call */
+/* Bounds of one policy generation (the memory cap and deadlines are in policy_internal.h). */
+#define STATE_MEMORY_CAP POLICY_STATE_MEMORY_CAP
+#define HOOK_STEP 100            /* instructions between two budget ticks */
+#define CALL_BUDGET_TICKS 50000  /* 5 M instructions per call */
 #define LOAD_BUDGET_TICKS 500000 /* 50 M instructions per file at load, examples included */
 /* Wall-clock bounds too: an instruction can be slow (a concatenation that
  * fails at the memory cap runs a full collection each time). */
-#define CALL_DEADLINE_MS 500
-#define LOAD_DEADLINE_MS 5000
-#define POLICY_FILE_MAX ((size_t)1 << 20) /* a policy file larger than this is refused */
+#define CALL_DEADLINE_MS POLICY_CALL_DEADLINE_MS
+#define LOAD_DEADLINE_MS POLICY_LOAD_DEADLINE_MS
+#define LOCATION_MAX POLICY_LOCATION_MAX
 /* Bounds of one answer converted to C: a table shared by several places of an
  * answer (`t = {t, t}` k times is 2^k nodes) or a string repeated many times
  * costs Lua nothing but C a copy each, so every value and byte is counted. */
 #define ANSWER_MAX_VALUES ((size_t)1 << 18) /* values, keys included */
 #define ANSWER_MAX_BYTES STATE_MEMORY_CAP   /* string bytes + sizeof(struct value) per value */
-#define LOCATION_MAX 512
+/* A request larger than this is refused by the worker (results are bounded by
+ * the agent's frame cap before they get here). */
+#define REQUEST_MAX ((size_t)1 << 30)
+#define MAX_RUNTIMES 256 /* entries map_runtimes may answer */
 
 #if LUA_VERSION_NUM != 504
 #error "proctor's policy host needs Lua 5.4"
 #endif
 
-enum hook { HOOK_LIMITS, HOOK_STUDENT, HOOK_PORTS, HOOK_RUNTIMES, HOOK_RESULTS, HOOK_HARDENING };
-#define HOOK_COUNT 6
-
-static const struct {
-    const char *fn;   /* function name in the policy file */
-    const char *file; /* policy file, without ".lua" */
-} hooks[HOOK_COUNT] = {
-    {"clamp_limits", "limits"},   {"clamp_student", "limits"},    {"choose_ports", "ports"},
-    {"map_runtimes", "runtimes"}, {"validate_result", "results"}, {"harden", "hardening"},
-};
-
-static const char *const policy_files[] = {"limits", "ports", "runtimes", "results", "hardening"};
-#define FILE_COUNT ARRAY_SIZE(policy_files)
-
-#define FAILURE_KINDS(X)                                                                           \
-    X(ERROR, "raised an error")                                                                    \
-    X(BUDGET, "ran out of its instruction budget")                                                 \
-    X(MEMORY, "ran out of memory")                                                                 \
-    X(ANSWER, "gave an answer the agent rejects")
-
-enum failure_kind {
-#define X(name, text) FAILURE_##name,
-    FAILURE_KINDS(X)
-#undef X
-};
-
-static const char *const failure_texts[] = {
-#define X(name, text) text,
-    FAILURE_KINDS(X)
-#undef X
-};
+#define HOOK_COUNT POLICY_HOOK_COUNT
+#define FILE_COUNT POLICY_FILE_COUNT
+#define hooks policy_hooks
 
 /** One loaded generation of policies. */
 struct policy_state {
     lua_State *L;
+    struct policy_config cfg;
     size_t mem_used, mem_cap;
     long ticks_left;
     long budget_ticks;
     uint64_t deadline_ms;
     bool exhausted;           /* the current call ran out of instructions */
-    char where[LOCATION_MAX]; /* last "file:line" the budget hook saw */
+    struct policy_shared *sh; /* where (file:line) and deadline, also read by the agent */
+    const char *where_src;    /* what sh->where holds: source and line */
+    int where_line;
     char budget_msg[LOCATION_MAX + 96];
     int hooks_ref; /* registry: { fn name = function } */
     /* the answer being converted to C (reset before each take) */
@@ -98,15 +88,6 @@ struct policy_state {
     size_t seen_cap, seen_len;
     int null_ref, empty_array_ref; /* registry: schema.null, schema.empty_array */
     bool has_hook[HOOK_COUNT];
-    unsigned logged[HOOK_COUNT]; /* failure kinds already logged in this generation */
-};
-
-struct policy_host {
-    char *dir; /* NULL: built-in defaults only */
-    struct policy_config cfg;
-    struct policy_state *st;
-    uint64_t generation;
-    uint64_t failures;
 };
 
 struct call_ctx;
@@ -115,8 +96,8 @@ typedef int (*take_fn)(lua_State *L, int t, struct call_ctx *c);
 
 /** One policy call: what host_call() needs, and what it found. */
 struct call_ctx {
-    enum hook hook;
-    struct policy_host *host;
+    enum policy_hook hook;
+    struct policy_state *st;
     push_fn push; /* pushes the input table (may raise: runs protected) */
     take_fn take; /* checks the answer table at t: 0, or -EINVAL with err */
     const void *req;
@@ -128,6 +109,10 @@ struct call_ctx {
     char source[LOCATION_MAX];
     int line;
     char err[POLICY_REASON_MAX];
+    /* when the call failed */
+    enum policy_failure kind;
+    char msg[POLICY_REASON_MAX + LOCATION_MAX];
+    const char *trace; /* borrowed from the Lua stack until host_call_done() */
 };
 
 // Arguments of the hooks whose request is more than one C struct.
@@ -149,8 +134,19 @@ struct results_call {
     const char *prev_state;
 };
 
-static bool host_call(struct policy_host *host, struct call_ctx *c);
-static struct policy_state *state_new(const char *dir, char *err, size_t errlen);
+/** What the agent sent to load a generation. */
+struct setup_ctx {
+    struct policy_state *st;
+    bool examples; /* run the files' examples (not when restarting a known-good generation) */
+    bool quiet;    /* do not log what the first load already logged */
+    const char *paths[FILE_COUNT]; /* NULL: no such file */
+    const char *texts[FILE_COUNT];
+    size_t lens[FILE_COUNT];
+};
+
+static bool host_call(struct policy_state *st, struct call_ctx *c);
+static void host_call_done(struct policy_state *st, struct call_ctx *c);
+static struct policy_state *state_new(struct setup_ctx *s, char *err, size_t errlen);
 static void state_free(struct policy_state *st);
 static void conv_reset(struct policy_state *st);
 static void push_limits(lua_State *L, struct call_ctx *c);
@@ -165,188 +161,6 @@ static void push_results(lua_State *L, struct call_ctx *c);
 static int take_results(lua_State *L, int t, struct call_ctx *c);
 static void push_hardening(lua_State *L, struct call_ctx *c);
 static int take_hardening(lua_State *L, int t, struct call_ctx *c);
-
-/* ---- public: lifecycle and decisions ------------------------------------ */
-
-struct policy_host *policy_host_new(const char *dir, const struct policy_config *cfg, char *err,
-                                    size_t errlen)
-{
-    struct policy_state *st = state_new(dir, err, errlen);
-    if (!st)
-        return NULL;
-    struct policy_host *host = xcalloc(1, sizeof *host);
-    host->dir = dir ? xstrdup(dir) : NULL;
-    host->cfg = *cfg;
-    host->st = st;
-    host->generation = 1;
-    log_info(LOG_POLICY, "policies loaded from %s (generation 1)", dir ? dir : "(built-in)");
-    return host;
-}
-
-void policy_host_free(struct policy_host *host)
-{
-    if (!host)
-        return;
-    state_free(host->st);
-    free(host->dir);
-    free(host);
-}
-
-int policy_host_reload(struct policy_host *host, char *err, size_t errlen)
-{
-    char why[POLICY_REASON_MAX + LOCATION_MAX];
-    struct policy_state *st = state_new(host->dir, why, sizeof why);
-    if (!st) {
-        log_error(LOG_POLICY, "policy reload failed, generation %" PRIu64 " stays: %s",
-                  host->generation, why);
-        util_err(err, errlen, "%s", why);
-        return -EINVAL;
-    }
-    state_free(host->st);
-    host->st = st;
-    host->generation++;
-    log_info(LOG_POLICY, "policies reloaded from %s (generation %" PRIu64 ")",
-             host->dir ? host->dir : "(built-in)", host->generation);
-    return 0;
-}
-
-int policy_check_dir(const char *dir, char *err, size_t errlen)
-{
-    if (PROCTOR_FAILS(dir != NULL)) {
-        util_err(err, errlen, "no policy directory given");
-        return -EINVAL;
-    }
-    struct policy_state *st = state_new(dir, err, errlen);
-    if (!st)
-        return -EINVAL;
-    state_free(st);
-    return 0;
-}
-
-uint64_t policy_host_generation(const struct policy_host *host)
-{
-    return host->generation;
-}
-
-uint64_t policy_host_failures(const struct policy_host *host)
-{
-    return host->failures;
-}
-
-int policy_limits(struct policy_host *host, const struct policy_limits_req *req,
-                  struct policy_limits *out, char *reason, size_t reasonlen)
-{
-    struct limits_call lc = {&host->cfg, req};
-    struct call_ctx c = {.hook = HOOK_LIMITS,
-                         .push = push_limits,
-                         .take = take_limits,
-                         .req = &lc,
-                         .out = out,
-                         .reason = reason,
-                         .reasonlen = reasonlen};
-    int ret = host_call(host, &c) ? c.verdict
-                                  : policy_default_limits(&host->cfg, req, out, reason, reasonlen);
-    if (!ret)
-        policy_cap_limits(&host->cfg, out);
-    return ret;
-}
-
-int policy_student_limits(struct policy_host *host, const struct policy_student_req *req,
-                          struct policy_student_limits *out, char *reason, size_t reasonlen)
-{
-    struct call_ctx c = {.hook = HOOK_STUDENT,
-                         .push = push_student,
-                         .take = take_student,
-                         .req = req,
-                         .out = out,
-                         .reason = reason,
-                         .reasonlen = reasonlen};
-    int ret = host_call(host, &c) ? c.verdict : policy_default_student(req, out);
-    if (!ret)
-        policy_cap_student(req, out);
-    return ret;
-}
-
-int policy_ports(struct policy_host *host, const struct policy_ports_req *req, uint16_t *chosen,
-                 char *reason, size_t reasonlen)
-{
-    if (PROCTOR_FAILS(req->count <= POLICY_MAX_PORTS)) {
-        util_err(reason, reasonlen, "%s", POLICY_TEXT_NO_PORTS);
-        return -EPERM;
-    }
-    struct call_ctx c = {.hook = HOOK_PORTS,
-                         .push = push_ports,
-                         .take = take_ports,
-                         .req = req,
-                         .out = chosen,
-                         .reason = reason,
-                         .reasonlen = reasonlen};
-    if (host_call(host, &c))
-        return c.verdict;
-    return policy_default_ports(req, chosen, reason, reasonlen);
-}
-
-int policy_runtimes(struct policy_host *host, const char *const *names, size_t nnames, bool ssh,
-                    struct policy_runtime *out, size_t max, size_t *nout)
-{
-    struct runtimes_call rc = {names, nnames, ssh, out, max, nout};
-    char refusal[POLICY_REASON_MAX];
-    struct call_ctx c = {.hook = HOOK_RUNTIMES,
-                         .push = push_runtimes,
-                         .take = take_runtimes,
-                         .req = &rc,
-                         .out = out,
-                         .reason = refusal,
-                         .reasonlen = sizeof refusal};
-    *nout = 0;
-    if (host_call(host, &c) && c.verdict == 0)
-        return 0;
-    if (c.verdict == -EPERM) // this hook never refuses: a refusal is a broken answer
-        log_warn(LOG_POLICY, "map_runtimes() refused (%s); using the built-in default", refusal);
-    policy_default_runtimes(names, nnames, ssh, out, max, nout);
-    return 0;
-}
-
-int policy_results(struct policy_host *host, const struct value *raw, const char *prev_state,
-                   struct policy_result *out, char *reason, size_t reasonlen)
-{
-    struct results_call rc = {raw, prev_state};
-    struct call_ctx c = {.hook = HOOK_RESULTS,
-                         .push = push_results,
-                         .take = take_results,
-                         .req = &rc,
-                         .out = out,
-                         .reason = reason,
-                         .reasonlen = reasonlen};
-    memset(out, 0, sizeof *out);
-    if (host_call(host, &c)) {
-        if (c.verdict)
-            policy_result_deinit(out);
-        return c.verdict;
-    }
-    policy_result_deinit(out); // what a rejected answer left behind
-    return policy_default_results(raw, prev_state, out, reason, reasonlen);
-}
-
-int policy_hardening(struct policy_host *host, const struct policy_hardening_req *req,
-                     struct policy_hardening *out, char *reason, size_t reasonlen)
-{
-    struct call_ctx c = {.hook = HOOK_HARDENING,
-                         .push = push_hardening,
-                         .take = take_hardening,
-                         .req = req,
-                         .out = out,
-                         .reason = reason,
-                         .reasonlen = reasonlen};
-    int ret = 0;
-    if (host_call(host, &c))
-        ret = c.verdict;
-    else
-        policy_default_hardening(req, out);
-    if (!ret)
-        policy_cap_hardening(&host->cfg, req, out);
-    return ret;
-}
 
 /* ---- allocator, budget, messages --------------------------------------- */
 
@@ -386,25 +200,48 @@ static int host_panic(lua_State *L)
     return 0;
 }
 
+// Keeps sh->where at the policy's file:line (formatted only when it moves).
+static void note_where(struct policy_state *st, const lua_Debug *ar)
+{
+    if (ar->currentline <= 0 || ar->source[0] != '@')
+        return;
+    if (ar->source == st->where_src && ar->currentline == st->where_line)
+        return;
+    st->where_src = ar->source;
+    st->where_line = ar->currentline;
+    snprintf(st->sh->where, sizeof st->sh->where, "%s:%d", ar->source + 1, ar->currentline);
+}
+
 // Every HOOK_STEP instructions: remember where the policy is, and stop it
 // once its budget is spent. After that it fires on every instruction, so a
-// policy cannot swallow the error with pcall and carry on.
+// policy cannot swallow the error with pcall and carry on. It also fires when
+// a function is called: a C function that never returns cannot be stopped
+// here, but the agent that kills this process then reads the line that
+// called it from sh->where.
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct policy_state *st = state_of(L);
-    if (!st->exhausted && lua_getinfo(L, "Sl", ar) && ar->currentline > 0 && ar->source[0] == '@')
-        snprintf(st->where, sizeof st->where, "%s:%d", ar->source + 1, ar->currentline);
+    if (ar->event == LUA_HOOKCALL) {
+        lua_Debug caller;
+        if (!st->exhausted && lua_getinfo(L, "S", ar) && ar->what[0] == 'C' &&
+            lua_getstack(L, 1, &caller) && lua_getinfo(L, "Sl", &caller))
+            note_where(st, &caller);
+        if (!st->exhausted)
+            return;
+    } else if (!st->exhausted && lua_getinfo(L, "Sl", ar)) {
+        note_where(st, ar);
+    }
     if (!st->exhausted && --st->ticks_left > 0 && util_now_ms() < st->deadline_ms)
         return;
     if (!st->exhausted) {
+        const char *where = st->sh->where[0] ? st->sh->where : "policy";
         st->exhausted = true;
         if (st->ticks_left > 0)
-            snprintf(st->budget_msg, sizeof st->budget_msg, "%s: time budget exhausted",
-                     st->where[0] ? st->where : "policy");
+            snprintf(st->budget_msg, sizeof st->budget_msg, "%s: time budget exhausted", where);
         else
             snprintf(st->budget_msg, sizeof st->budget_msg,
-                     "%s: instruction budget exhausted (%ld instructions)",
-                     st->where[0] ? st->where : "policy", st->budget_ticks * HOOK_STEP);
+                     "%s: instruction budget exhausted (%ld instructions)", where,
+                     st->budget_ticks * HOOK_STEP);
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
     }
     lua_pushstring(L, st->budget_msg);
@@ -415,9 +252,12 @@ static void budget_start(struct policy_state *st, long ticks, uint64_t deadline_
 {
     st->ticks_left = st->budget_ticks = ticks;
     st->deadline_ms = util_now_ms() + deadline_ms;
+    st->sh->deadline_ms = st->deadline_ms; // the agent waits that long (plus a grace) for us
     st->exhausted = false;
-    st->where[0] = '\0';
-    lua_sethook(st->L, budget_hook, LUA_MASKCOUNT, HOOK_STEP);
+    st->sh->where[0] = '\0';
+    st->where_src = NULL;
+    st->where_line = 0;
+    lua_sethook(st->L, budget_hook, LUA_MASKCOUNT | LUA_MASKCALL, HOOK_STEP);
 }
 
 static void budget_stop(struct policy_state *st)
@@ -871,7 +711,7 @@ static void set_str(lua_State *L, const char *key, const char *v)
 static int l_policy_trampoline(lua_State *L)
 {
     struct call_ctx *c = lua_touserdata(L, 1);
-    struct policy_state *st = c->host->st;
+    struct policy_state *st = c->st;
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->hooks_ref); // ctx hooks
     lua_getfield(L, -1, hooks[c->hook].fn);           // ctx hooks fn
     lua_Debug ar;
@@ -906,38 +746,22 @@ static int l_policy_trampoline(lua_State *L)
     return 0;
 }
 
-static void report_failure(struct policy_host *host, struct call_ctx *c, enum failure_kind kind,
-                           const char *msg, const char *trace)
-{
-    struct policy_state *st = host->st;
-    host->failures++;
-    if (st->logged[c->hook] & (1u << kind))
-        return;
-    st->logged[c->hook] |= 1u << kind;
-    log_warn(LOG_POLICY,
-             "policy generation %" PRIu64 ": %s() %s, using the built-in default "
-             "(logged once per generation): %s",
-             host->generation, hooks[c->hook].fn, failure_texts[kind], msg);
-    if (trace)
-        log_debug(LOG_POLICY, "%s", trace);
-}
-
 /**
  * True when the policy decided (c->verdict 0 or -EPERM); false when the
- * caller must use the built-in default (no policy, or a failed one).
+ * agent must use the built-in default (c->kind and c->msg say why). The Lua
+ * stack keeps the answer (and c->trace) until host_call_done().
  */
-static bool host_call(struct policy_host *host, struct call_ctx *c)
+static bool host_call(struct policy_state *st, struct call_ctx *c)
 {
-    struct policy_state *st = host->st;
-    if (!st || !st->L || !st->has_hook[c->hook])
-        return false;
     lua_State *L = st->L;
     PROCTOR_REQUIRE(lua_gettop(L) == 0);
-    c->host = host;
+    c->st = st;
     c->verdict = -EINVAL;
     util_strlcpy(c->source, hooks[c->hook].file, sizeof c->source);
     c->line = 0;
     c->err[0] = '\0';
+    c->msg[0] = '\0';
+    c->trace = NULL;
     lua_pushcfunction(L, l_policy_msgh);       // msgh
     lua_pushcfunction(L, l_policy_trampoline); // msgh tramp
     lua_pushlightuserdata(L, c);               // msgh tramp ctx
@@ -946,32 +770,34 @@ static bool host_call(struct policy_host *host, struct call_ctx *c)
     conv_reset(st); // when the conversion raised (out of memory)
     bool decided = status == LUA_OK && c->verdict != -EINVAL;
     if (!decided) {
-        char msg[POLICY_REASON_MAX + LOCATION_MAX];
-        enum failure_kind kind = FAILURE_ERROR;
-        const char *trace = NULL;
+        c->kind = POLICY_FAILURE_ERROR;
         if (status == LUA_OK) {
-            kind = FAILURE_ANSWER;
-            util_err(msg, sizeof msg, "%s:%d: %s() answer rejected: %s", c->source, c->line,
+            c->kind = POLICY_FAILURE_ANSWER;
+            util_err(c->msg, sizeof c->msg, "%s:%d: %s() answer rejected: %s", c->source, c->line,
                      hooks[c->hook].fn, c->err);
         } else if (st->exhausted) {
-            kind = FAILURE_BUDGET;
-            util_err(msg, sizeof msg, "%s", st->budget_msg);
+            c->kind = POLICY_FAILURE_BUDGET;
+            util_err(c->msg, sizeof c->msg, "%s", st->budget_msg);
         } else if (status == LUA_ERRMEM) {
-            kind = FAILURE_MEMORY;
-            util_err(msg, sizeof msg, "%s: memory cap of %zu MiB reached (last seen at %s)",
+            c->kind = POLICY_FAILURE_MEMORY;
+            util_err(c->msg, sizeof c->msg, "%s: memory cap of %zu MiB reached (last seen at %s)",
                      c->source, STATE_MEMORY_CAP >> 20,
-                     st->where[0] ? st->where : "the call's start");
+                     st->sh->where[0] ? st->sh->where : "the call's start");
         } else {
-            trace = lua_tostring(L, -1);
-            copy_first_line(msg, sizeof msg, trace ? trace : "(no message)");
+            c->trace = lua_tostring(L, -1);
+            copy_first_line(c->msg, sizeof c->msg, c->trace ? c->trace : "(no message)");
         }
-        report_failure(host, c, kind, msg, trace);
     }
-    lua_settop(L, 0);
-    if (!decided)
-        lua_gc(L, LUA_GCCOLLECT); // give back what a runaway policy took
-    st->exhausted = false;
     return decided;
+}
+
+static void host_call_done(struct policy_state *st, struct call_ctx *c)
+{
+    lua_settop(st->L, 0);
+    if (c->msg[0])
+        lua_gc(st->L, LUA_GCCOLLECT); // give back what a runaway policy took
+    st->exhausted = false;
+    c->trace = NULL;
 }
 
 /* ---- hooks: limits ------------------------------------------------------- */
@@ -1006,8 +832,7 @@ static const struct field limits_fields[] = {
 static int take_limits(lua_State *L, int t, struct call_ctx *c)
 {
     struct field_val v[ARRAY_SIZE(limits_fields)];
-    int ret =
-        read_fields(L, c->host->st, t, limits_fields, ARRAY_SIZE(v), v, c->err, sizeof c->err);
+    int ret = read_fields(L, c->st, t, limits_fields, ARRAY_SIZE(v), v, c->err, sizeof c->err);
     if (!ret) {
         struct policy_limits *out = c->out;
         out->time_s = v[0].i;
@@ -1042,8 +867,7 @@ static const struct field student_fields[] = {
 static int take_student(lua_State *L, int t, struct call_ctx *c)
 {
     struct field_val v[ARRAY_SIZE(student_fields)];
-    int ret =
-        read_fields(L, c->host->st, t, student_fields, ARRAY_SIZE(v), v, c->err, sizeof c->err);
+    int ret = read_fields(L, c->st, t, student_fields, ARRAY_SIZE(v), v, c->err, sizeof c->err);
     if (!ret) {
         struct policy_student_limits *out = c->out;
         out->time_s = v[0].i;
@@ -1076,12 +900,12 @@ static int take_ports(lua_State *L, int t, struct call_ctx *c)
     const struct policy_ports_req *req = c->req;
     uint16_t *chosen = c->out;
     struct field_val v[1];
-    int ret = read_fields(L, c->host->st, t, ports_fields, 1, v, c->err, sizeof c->err);
+    int ret = read_fields(L, c->st, t, ports_fields, 1, v, c->err, sizeof c->err);
     if (ret)
         return ret;
     push_field(L, t, "ports"); // ... ports
     int p = lua_gettop(L);
-    lua_Integer n = sequence_length(L, c->host->st, p);
+    lua_Integer n = sequence_length(L, c->st, p);
     if (n < 0 || (size_t)n != req->count) {
         util_err(c->err, sizeof c->err, "'ports' must be a list of exactly %zu ports", req->count);
         return -EINVAL;
@@ -1159,7 +983,7 @@ static int take_runtime_entry(lua_State *L, struct policy_state *st, int e,
 static int take_runtimes(lua_State *L, int t, struct call_ctx *c)
 {
     const struct runtimes_call *rc = c->req;
-    struct policy_state *st = c->host->st;
+    struct policy_state *st = c->st;
     struct field_val v[1];
     int ret = read_fields(L, st, t, runtimes_fields, 1, v, c->err, sizeof c->err);
     if (ret)
@@ -1195,8 +1019,8 @@ static void push_results(lua_State *L, struct call_ctx *c)
     const struct results_call *rc = c->req;
     lua_createtable(L, 0, 2); // req
     if (rc->raw) {
-        push_value(L, c->host->st, rc->raw, 0); // req result
-        lua_setfield(L, -2, "result");          // req
+        push_value(L, c->st, rc->raw, 0); // req result
+        lua_setfield(L, -2, "result");    // req
     }
     set_str(L, "prev_state", rc->prev_state ? rc->prev_state : "");
 }
@@ -1289,7 +1113,7 @@ static int take_tests(lua_State *L, struct policy_state *st, int t, struct value
 
 static int take_results(lua_State *L, int t, struct call_ctx *c)
 {
-    struct policy_state *st = c->host->st;
+    struct policy_state *st = c->st;
     struct policy_result *out = c->out;
     struct field_val v[ARRAY_SIZE(results_fields)];
     int ret = read_fields(L, st, t, results_fields, ARRAY_SIZE(v), v, c->err, sizeof c->err);
@@ -1369,7 +1193,7 @@ static int take_caps(lua_State *L, struct policy_state *st, int list, struct pol
 
 static int take_hardening(lua_State *L, int t, struct call_ctx *c)
 {
-    struct policy_state *st = c->host->st;
+    struct policy_state *st = c->st;
     struct policy_hardening *out = c->out;
     struct field_val v[ARRAY_SIZE(hardening_fields)];
     int ret = read_fields(L, st, t, hardening_fields, ARRAY_SIZE(v), v, c->err, sizeof c->err);
@@ -1401,14 +1225,6 @@ static int take_hardening(lua_State *L, int t, struct call_ctx *c)
 
 /* ---- loading a generation ------------------------------------------------ */
 
-/** What l_state_setup needs: the texts were read before entering Lua. */
-struct setup_ctx {
-    struct policy_state *st;
-    char *paths[FILE_COUNT]; /* NULL: no such file */
-    char *texts[FILE_COUNT];
-    size_t lens[FILE_COUNT];
-};
-
 static void open_library(lua_State *L, const char *name, lua_CFunction open)
 {
     luaL_requiref(L, name, open, 1); // lib
@@ -1435,9 +1251,10 @@ static void load_host_module(lua_State *L, int mods, size_t i)
 }
 
 // Stores the hook functions of one loaded policy table into the hooks table.
-static void register_hooks(lua_State *L, struct policy_state *st, const char *file, int policy,
+static void register_hooks(lua_State *L, struct setup_ctx *s, const char *file, int policy,
                            int hooks_tbl)
 {
+    struct policy_state *st = s->st;
     lua_getfield(L, policy, "functions"); // ... functions
     for (size_t h = 0; h < HOOK_COUNT; h++) {
         if (strcmp(hooks[h].file, file) != 0)
@@ -1447,8 +1264,9 @@ static void register_hooks(lua_State *L, struct policy_state *st, const char *fi
             st->has_hook[h] = true;
         } else {
             lua_pop(L, 1); // ... functions
-            log_info(LOG_POLICY, "%s.lua defines no %s(): the built-in default is used", file,
-                     hooks[h].fn);
+            if (!s->quiet)
+                log_info(LOG_POLICY, "%s.lua defines no %s(): the built-in default is used", file,
+                         hooks[h].fn);
         }
     }
     lua_pop(L, 1); // ...
@@ -1512,10 +1330,11 @@ static int l_state_setup(lua_State *L)
         lua_pushlstring(L, s->texts[i], s->lens[i]); // ... loader load name text
         lua_pushfstring(L, "@%s", s->paths[i]);      // ... loader load name text chunk
         lua_pushvalue(L, base);                      // ... loader load name text chunk base
+        lua_pushboolean(L, !s->examples);            // ... loader load name text chunk base skip
         budget_start(st, LOAD_BUDGET_TICKS, LOAD_DEADLINE_MS);
-        lua_call(L, 4, 1); // ... loader policy
+        lua_call(L, 5, 1); // ... loader policy
         budget_stop(st);
-        register_hooks(L, st, policy_files[i], lua_gettop(L), hooks_tbl);
+        register_hooks(L, s, policy_files[i], lua_gettop(L), hooks_tbl);
         lua_pop(L, 2); // ...
     }
     return 0;
@@ -1531,63 +1350,23 @@ static void state_free(struct policy_state *st)
     free(st);
 }
 
-static int read_policy_files(const char *dir, struct setup_ctx *s, char *err, size_t errlen)
+// A fresh generation from the texts in s.
+static struct policy_state *state_new(struct setup_ctx *s, char *err, size_t errlen)
 {
-    int ret = 0;
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        util_err(err, errlen, "%s: not a readable directory", dir);
-        return -EINVAL;
-    }
-    // Absolute chunk names, so every file:line the admin reads is unambiguous.
-    char *real = realpath(dir, NULL);
-    if (real)
-        dir = real;
-    for (size_t i = 0; i < FILE_COUNT; i++) {
-        char *path = xasprintf("%s/%s.lua", dir, policy_files[i]);
-        ret = util_read_file(path, POLICY_FILE_MAX, &s->texts[i], &s->lens[i]);
-        if (ret == -ENOENT) {
-            ret = 0;
-            log_info(LOG_POLICY, "%s: absent, the built-in defaults of its hooks are used", path);
-            free(path);
-            continue;
-        }
-        if (ret) {
-            util_err(err, errlen, "%s: %s", path,
-                     ret == -ENOMEM ? "larger than 1 MiB" : strerror(-ret));
-            free(path);
-            break;
-        }
-        s->paths[i] = path;
-    }
-    free(real);
-    return ret ? -EINVAL : 0;
-}
-
-// A fresh generation from dir (NULL: no Lua at all, built-in defaults only).
-static struct policy_state *state_new(const char *dir, char *err, size_t errlen)
-{
-    struct setup_ctx s = {0};
-    struct policy_state *st = xcalloc(1, sizeof *st);
+    struct policy_state *st = s->st;
     int ret = 0;
     st->mem_cap = STATE_MEMORY_CAP;
-    if (!dir)
-        goto out;
-    ret = read_policy_files(dir, &s, err, errlen);
-    if (!ret) {
-        st->L = lua_newstate(host_alloc, st);
-        if (!st->L) {
-            util_err(err, errlen, "cannot create a Lua state");
-            ret = -ENOMEM;
-        }
+    st->L = lua_newstate(host_alloc, st);
+    if (!st->L) {
+        util_err(err, errlen, "cannot create a Lua state");
+        ret = -ENOMEM;
     }
     if (!ret) {
         lua_State *L = st->L;
         lua_atpanic(L, host_panic);
-        s.st = st;
         lua_pushcfunction(L, l_policy_msgh); // msgh
         lua_pushcfunction(L, l_state_setup); // msgh setup
-        lua_pushlightuserdata(L, &s);        // msgh setup ctx
+        lua_pushlightuserdata(L, s);         // msgh setup ctx
         int status = lua_pcall(L, 1, 0, 1);  // msgh [err]
         budget_stop(st);
         if (status != LUA_OK) {
@@ -1595,7 +1374,7 @@ static struct policy_state *state_new(const char *dir, char *err, size_t errlen)
                 util_err(err, errlen, "%s", st->budget_msg);
             else if (status == LUA_ERRMEM)
                 util_err(err, errlen, "%s: memory cap of %zu MiB reached while loading",
-                         st->where[0] ? st->where : dir, STATE_MEMORY_CAP >> 20);
+                         st->sh->where[0] ? st->sh->where : "policies", STATE_MEMORY_CAP >> 20);
             else
                 copy_first_line(err, errlen, lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
             if (status != LUA_ERRMEM && !st->exhausted && lua_tostring(L, -1))
@@ -1606,14 +1385,259 @@ static struct policy_state *state_new(const char *dir, char *err, size_t errlen)
         st->exhausted = false;
         lua_gc(L, LUA_GCCOLLECT);
     }
-out:
-    for (size_t i = 0; i < FILE_COUNT; i++) {
-        free(s.paths[i]);
-        free(s.texts[i]);
-    }
     if (ret) {
         state_free(st);
         st = NULL;
     }
     return st;
+}
+
+/* ---- the worker: requests in, answers out -------------------------------- */
+
+// The header every CALL answer starts with.
+static void put_verdict(struct buf *b, bool decided, const struct call_ctx *c)
+{
+    wire_u8(b, decided);
+    wire_i64(b, c->verdict);
+    wire_str(b, decided && c->verdict == -EPERM ? c->reason : NULL);
+    wire_u8(b, decided ? 0 : (uint8_t)c->kind);
+    wire_str(b, decided ? NULL : c->msg);
+    wire_str(b, decided ? NULL : c->trace);
+}
+
+static void put_results(struct buf *b, const struct policy_result *r)
+{
+    wire_str(b, r->result);
+    wire_str(b, r->text);
+    wire_str(b, r->state);
+    wire_f64(b, r->grade);
+    wire_value(b, &r->problems);
+    wire_value(b, &r->tests);
+    wire_value(b, &r->custom);
+}
+
+// Decodes one CALL request, runs it and writes its answer into b.
+// -EINVAL: a malformed request (the agent and the worker disagree: give up).
+static int serve_call(struct policy_state *st, struct wire_rd *r, struct buf *b)
+{
+    int ret = 0;
+    char reason[POLICY_REASON_MAX] = "";
+    struct call_ctx c = {.reason = reason, .reasonlen = sizeof reason};
+    union {
+        struct policy_limits limits;
+        struct policy_student_limits student;
+        struct policy_hardening hardening;
+        struct policy_result results;
+    } out;
+    memset(&out, 0, sizeof out);
+    struct policy_limits_req lreq;
+    struct limits_call lc = {&st->cfg, &lreq};
+    struct policy_student_req sreq;
+    struct policy_hardening_req hreq;
+    struct policy_ports_req preq = {0};
+    uint16_t *free_ports = NULL, chosen[POLICY_MAX_PORTS];
+    struct runtimes_call rc = {0};
+    const char **names = NULL;
+    struct policy_runtime *runtimes = NULL;
+    size_t nruntimes = 0;
+    struct value raw;
+    struct results_call resc = {NULL, NULL};
+    bool decided = false;
+    value_set_nil(&raw);
+
+    c.hook = (enum policy_hook)wire_get_u8(r);
+    switch (c.hook) {
+    case POLICY_HOOK_LIMITS:
+        wire_get_raw(r, &lreq, sizeof lreq);
+        lreq.environment_type = wire_get_str(r, NULL);
+        lreq.environment = wire_get_str(r, NULL);
+        c.push = push_limits;
+        c.take = take_limits;
+        c.req = &lc;
+        c.out = &out.limits;
+        break;
+    case POLICY_HOOK_STUDENT:
+        wire_get_raw(r, &sreq, sizeof sreq);
+        sreq.environment = wire_get_str(r, NULL);
+        c.push = push_student;
+        c.take = take_student;
+        c.req = &sreq;
+        c.out = &out.student;
+        break;
+    case POLICY_HOOK_HARDENING:
+        wire_get_raw(r, &hreq, sizeof hreq);
+        hreq.environment = wire_get_str(r, NULL);
+        c.push = push_hardening;
+        c.take = take_hardening;
+        c.req = &hreq;
+        c.out = &out.hardening;
+        break;
+    case POLICY_HOOK_PORTS: {
+        preq.job_id = wire_get_str(r, NULL);
+        preq.count = (size_t)wire_get_i64(r);
+        int64_t nfree = wire_get_i64(r);
+        if (nfree < 0 || nfree > 65536 || preq.count > POLICY_MAX_PORTS) {
+            r->bad = true;
+            break;
+        }
+        preq.nfree = (size_t)nfree;
+        free_ports = xcalloc(preq.nfree + 1, sizeof *free_ports);
+        wire_get_raw(r, free_ports, preq.nfree * sizeof *free_ports);
+        preq.free = free_ports;
+        c.push = push_ports;
+        c.take = take_ports;
+        c.req = &preq;
+        c.out = chosen;
+        break;
+    }
+    case POLICY_HOOK_RUNTIMES: {
+        rc.ssh = wire_get_u8(r);
+        int64_t max = wire_get_i64(r), n = wire_get_i64(r);
+        if (max < 0 || max > MAX_RUNTIMES || n < 0 || (uint64_t)n > r->len - r->off) {
+            r->bad = true;
+            break;
+        }
+        names = xcalloc((size_t)n + 1, sizeof *names);
+        for (int64_t i = 0; i < n; i++)
+            names[i] = wire_get_str(r, NULL);
+        runtimes = xcalloc((size_t)max + 1, sizeof *runtimes);
+        rc.names = names;
+        rc.nnames = (size_t)n;
+        rc.out = runtimes;
+        rc.max = (size_t)max;
+        rc.nout = &nruntimes;
+        c.push = push_runtimes;
+        c.take = take_runtimes;
+        c.req = &rc;
+        c.out = runtimes;
+        break;
+    }
+    case POLICY_HOOK_RESULTS:
+        if (wire_get_u8(r)) {
+            wire_get_value(r, &raw);
+            resc.raw = &raw;
+        }
+        resc.prev_state = wire_get_str(r, NULL);
+        c.push = push_results;
+        c.take = take_results;
+        c.req = &resc;
+        c.out = &out.results;
+        break;
+    default:
+        r->bad = true;
+    }
+    if (r->bad || !st->has_hook[c.hook]) {
+        ret = -EINVAL;
+        goto out;
+    }
+    decided = host_call(st, &c);
+    put_verdict(b, decided, &c);
+    if (decided && c.verdict == 0) {
+        switch (c.hook) {
+        case POLICY_HOOK_LIMITS:
+            wire_raw(b, &out.limits, sizeof out.limits);
+            break;
+        case POLICY_HOOK_STUDENT:
+            wire_raw(b, &out.student, sizeof out.student);
+            break;
+        case POLICY_HOOK_HARDENING:
+            wire_raw(b, &out.hardening, sizeof out.hardening);
+            break;
+        case POLICY_HOOK_PORTS:
+            wire_raw(b, chosen, preq.count * sizeof *chosen);
+            break;
+        case POLICY_HOOK_RUNTIMES:
+            wire_i64(b, (int64_t)nruntimes);
+            wire_raw(b, runtimes, nruntimes * sizeof *runtimes);
+            break;
+        case POLICY_HOOK_RESULTS:
+            put_results(b, &out.results);
+            break;
+        case POLICY_HOOK_COUNT:
+            break;
+        }
+    }
+    host_call_done(st, &c);
+out:
+    if (c.hook == POLICY_HOOK_RESULTS)
+        policy_result_deinit(&out.results);
+    value_deinit(&raw);
+    free(free_ports);
+    free(names);
+    free(runtimes);
+    return ret;
+}
+
+// LOAD: builds the generation. NULL (and the reason in err) when it fails.
+static struct policy_state *serve_load(struct wire_rd *r, struct policy_shared *sh, char *err,
+                                       size_t errlen)
+{
+    struct setup_ctx s = {0};
+    struct policy_state *st = xcalloc(1, sizeof *st);
+    st->sh = sh;
+    wire_get_raw(r, &st->cfg, sizeof st->cfg);
+    int level = wire_get_u8(r);
+    s.examples = wire_get_u8(r);
+    s.quiet = wire_get_u8(r);
+    for (size_t i = 0; i < FILE_COUNT; i++) {
+        if (!wire_get_u8(r))
+            continue;
+        s.paths[i] = wire_get_str(r, NULL);
+        s.texts[i] = wire_get_str(r, &s.lens[i]);
+        if (!s.paths[i] || !s.texts[i])
+            r->bad = true;
+    }
+    if (r->bad || level > LOG_LEVEL_ERROR) {
+        util_err(err, errlen, "malformed load request");
+        free(st);
+        return NULL;
+    }
+    log_set_level((enum log_level)level);
+    s.st = st;
+    return state_new(&s, err, errlen);
+}
+
+int policy_worker_serve(int sock, struct policy_shared *sh)
+{
+    struct policy_state *st = NULL;
+    struct buf b = {0};
+    char *msg = NULL;
+    size_t len = 0;
+    int ret = wire_recv(sock, &msg, &len, REQUEST_MAX, NULL);
+    if (!ret) {
+        char err[POLICY_REASON_MAX + LOCATION_MAX] = "";
+        struct wire_rd r;
+        wire_rd_init(&r, msg, len);
+        if (wire_get_u8(&r) == POLICY_OP_LOAD)
+            st = serve_load(&r, sh, err, sizeof err);
+        else
+            util_err(err, sizeof err, "the first request must be a load");
+        sh->deadline_ms = 0; // nothing budgeted runs until the next call
+        wire_u8(&b, st != NULL);
+        wire_str(&b, err);
+        for (size_t h = 0; h < HOOK_COUNT; h++)
+            wire_u8(&b, st && st->has_hook[h]);
+        ret = wire_send(sock, &b, NULL);
+    }
+    // A generation that failed to load is done: the agent drops this worker.
+    while (!ret && st) {
+        free(msg);
+        msg = NULL;
+        b.len = 0;
+        ret = wire_recv(sock, &msg, &len, REQUEST_MAX, NULL);
+        struct wire_rd r;
+        wire_rd_init(&r, msg, len);
+        if (!ret && wire_get_u8(&r) != POLICY_OP_CALL)
+            ret = -EINVAL;
+        if (!ret)
+            ret = serve_call(st, &r, &b);
+        sh->deadline_ms = 0;
+        if (!ret)
+            ret = wire_send(sock, &b, NULL);
+    }
+    free(msg);
+    free(b.data);
+    state_free(st);
+    // The agent closing the socket is the normal end.
+    return ret && ret != -EPIPE ? 1 : 0;
 }

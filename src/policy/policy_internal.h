@@ -82,3 +82,78 @@ double policy_round2(double x);
 bool policy_id_valid(const char *s, size_t len, bool tests);
 /** True when s[0..len) is valid UTF-8. */
 bool policy_utf8_valid(const char *s, size_t len);
+
+/* ---- the policy worker process ------------------------------------------
+ * Policies run in a worker process (policy_host.c: the Lua side, which serves
+ * requests; policy_worker.c: the agent's side, which spawns it, calls it with
+ * a deadline and kills it past the deadline). What both sides share: */
+
+/** Bounds of one policy generation (enforced in the worker). */
+#define POLICY_STATE_MEMORY_CAP ((size_t)32 << 20) /* bytes of Lua heap per generation */
+#define POLICY_CALL_DEADLINE_MS 500                /* wall clock of one call, in the worker */
+#define POLICY_LOAD_DEADLINE_MS 5000 /* wall clock of one file's load, examples included */
+/**
+ * What a stuck call costs the agent at most: the call's deadline, plus a grace
+ * for the worker's own budget hook to answer first when it can (then the
+ * admin gets the normal "time budget exhausted" message). Past it the agent
+ * kills the worker: this is what bounds a policy stuck inside a C library
+ * function (a backtracking pattern, string.rep of an empty string).
+ */
+#define POLICY_WORKER_GRACE_MS 100
+#define POLICY_CALL_KILL_MS (POLICY_CALL_DEADLINE_MS + POLICY_WORKER_GRACE_MS)
+#define POLICY_LOCATION_MAX 512
+
+enum policy_hook {
+    POLICY_HOOK_LIMITS,
+    POLICY_HOOK_STUDENT,
+    POLICY_HOOK_PORTS,
+    POLICY_HOOK_RUNTIMES,
+    POLICY_HOOK_RESULTS,
+    POLICY_HOOK_HARDENING,
+    POLICY_HOOK_COUNT
+};
+
+struct policy_hook_info {
+    const char *fn;   /* function name in the policy file */
+    const char *file; /* policy file, without ".lua" */
+};
+extern const struct policy_hook_info policy_hooks[POLICY_HOOK_COUNT];
+
+#define POLICY_FILE_COUNT 5
+/** Load order: limits ports runtimes results hardening. */
+extern const char *const policy_files[POLICY_FILE_COUNT];
+
+#define POLICY_FAILURES(X)                                                                         \
+    X(ERROR, "raised an error")                                                                    \
+    X(BUDGET, "ran out of its instruction budget")                                                 \
+    X(MEMORY, "ran out of memory")                                                                 \
+    X(ANSWER, "gave an answer the agent rejects")                                                  \
+    X(DEADLINE, "did not return within its deadline (the policy worker was killed)")               \
+    X(WORKER, "could not run (the policy worker failed)")
+
+enum policy_failure {
+#define X(name, text) POLICY_FAILURE_##name,
+    POLICY_FAILURES(X)
+#undef X
+        POLICY_FAILURE_COUNT
+};
+extern const char *const policy_failure_texts[POLICY_FAILURE_COUNT];
+
+/** Requests on the worker's socket. */
+enum policy_op { POLICY_OP_LOAD = 1, POLICY_OP_CALL = 2 };
+
+/**
+ * A page the worker writes and the agent reads after killing it: where the
+ * policy was (file:line, kept by the budget hook, also at every call of a C
+ * function), and until when its current budgeted phase may run.
+ */
+struct policy_shared {
+    volatile uint64_t deadline_ms; /* util_now_ms clock */
+    char where[POLICY_LOCATION_MAX];
+};
+
+/**
+ * The worker's side: serves the agent on `sock` until it closes it (see
+ * policy_host.c for the messages). Returns the process exit status.
+ */
+int policy_worker_serve(int sock, struct policy_shared *shared);

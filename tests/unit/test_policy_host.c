@@ -905,6 +905,186 @@ out:
     remove_dir(dir);
 }
 
+/* ---- policies stuck inside a C library function --------------------------- */
+
+// Runs fn with stderr (the log) going to a file; returns what was logged.
+static char *capture_log(void (*fn)(void *), void *arg)
+{
+    char logpath[] = "/tmp/proctor-policy-log-XXXXXX";
+    int fd = mkstemp(logpath);
+    PROCTOR_REQUIRE(fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    PROCTOR_REQUIRE(saved >= 0 && dup2(fd, STDERR_FILENO) >= 0);
+    fn(arg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fd);
+    char *log = NULL;
+    PROCTOR_REQUIRE(util_read_file(logpath, 1 << 20, &log, NULL) == 0);
+    unlink(logpath);
+    return log;
+}
+
+struct stuck_call {
+    const char *dir;
+    struct policy_host *host;
+    uint64_t first_ms, second_ms;
+    int ret1, ret2;
+    struct policy_limits l1, l2;
+};
+
+static void run_stuck_call(void *arg)
+{
+    struct stuck_call *s = arg;
+    char reason[POLICY_REASON_MAX];
+    s->host = host_from(s->dir);
+    if (!s->host)
+        return;
+    uint64_t t0 = util_now_ms();
+    s->ret1 = policy_limits(s->host, &default_req, &s->l1, reason, sizeof reason);
+    uint64_t t1 = util_now_ms();
+    // The next call gets a new worker, which is stuck again and killed again.
+    s->ret2 = policy_limits(s->host, &default_req, &s->l2, reason, sizeof reason);
+    s->first_ms = t1 - t0;
+    s->second_ms = util_now_ms() - t1;
+}
+
+// clamp_limits runs `body` (line 2 of limits.lua), which never returns from a
+// C function: the call costs at most the deadline, the built-in default
+// decides, and the log names limits.lua:2.
+static void expect_stuck_call(const char *what, const char *body)
+{
+    char *dir = limits_dir(body);
+    struct stuck_call s = {.dir = dir};
+    char *log = capture_log(run_stuck_call, &s);
+    CHECK(s.host != NULL, "%s: loads", what);
+    CHECK(s.ret1 == 0 && is_default_limits(&s.l1), "%s: the built-in default decides", what);
+    CHECK(s.ret2 == 0 && is_default_limits(&s.l2), "%s: and again", what);
+    // The deadline is 600 ms; the rest is slack for a loaded machine.
+    CHECK(s.first_ms < 1500 && s.second_ms < 3000, "%s: %llu and %llu ms", what,
+          (unsigned long long)s.first_ms, (unsigned long long)s.second_ms);
+    CHECK(s.first_ms >= 500, "%s: killed before its deadline? %llu ms", what,
+          (unsigned long long)s.first_ms);
+    CHECK(policy_host_failures(s.host) == 2, "%s: failures %llu", what,
+          (unsigned long long)policy_host_failures(s.host));
+    CHECK(strstr(log, "limits.lua:2: no answer within 600 ms") != NULL,
+          "%s: file:line in the log:\n%s", what, log);
+    CHECK(strstr(log, "did not return within its deadline") != NULL, "%s: the kind:\n%s", what,
+          log);
+out:
+    free(log);
+    policy_host_free(s.host);
+    remove_dir(dir);
+}
+
+#define STUCK_REP "string.rep('', math.maxinteger)"
+#define STUCK_FIND "string.find(string.rep('a', 3000), string.rep('.-', 12) .. 'b')"
+
+static void test_stuck_in_c(void)
+{
+    expect_stuck_call("string.rep of an empty string", "local s = " STUCK_REP);
+    expect_stuck_call("backtracking pattern", "local x = " STUCK_FIND);
+    expect_stuck_call("in pcall", "pcall(string.rep, '', math.maxinteger)");
+    expect_stuck_call("gsub", "local x = string.gsub(string.rep('a', 3000), "
+                              "string.rep('.-', 12) .. 'b', '')");
+}
+
+struct stuck_load {
+    const char *dir;
+    struct policy_host *host;
+    int check_ret;
+    char new_err[1024], check_err[1024];
+    uint64_t new_ms, check_ms;
+};
+
+static void run_stuck_load(void *arg)
+{
+    struct stuck_load *s = arg;
+    uint64_t t0 = util_now_ms();
+    s->host = policy_host_new(s->dir, &cfg, s->new_err, sizeof s->new_err);
+    uint64_t t1 = util_now_ms();
+    s->check_ret = policy_check_dir(s->dir, s->check_err, sizeof s->check_err);
+    s->new_ms = t1 - t0;
+    s->check_ms = util_now_ms() - t1;
+}
+
+// A top-level statement of a file (line 3) that never returns from C fails
+// the load with file:line within the load deadline (5 s per file).
+static void expect_stuck_load(const char *what, const char *stmt)
+{
+    char *text = xasprintf("local a = 1\nlocal b = 2\nlocal x = %s\nreturn {}\n", stmt);
+    char *dir = dir_with("ports.lua", text);
+    struct stuck_load s = {.dir = dir};
+    char *log = capture_log(run_stuck_load, &s);
+    CHECK(s.host == NULL, "%s: must not load", what);
+    CHECK(s.check_ret == -EINVAL, "%s: check_dir", what);
+    CHECK(strstr(s.new_err, "ports.lua:3: loading did not finish") != NULL, "%s: %s", what,
+          s.new_err);
+    CHECK(strstr(s.check_err, "ports.lua:3: loading did not finish") != NULL, "%s: %s", what,
+          s.check_err);
+    CHECK(s.new_ms < 7000 && s.check_ms < 7000, "%s: %llu and %llu ms", what,
+          (unsigned long long)s.new_ms, (unsigned long long)s.check_ms);
+out:
+    free(log);
+    free(text);
+    policy_host_free(s.host);
+    remove_dir(dir);
+}
+
+static void test_stuck_at_load(void)
+{
+    expect_stuck_load("string.rep of an empty string", STUCK_REP);
+    expect_stuck_load("backtracking pattern", STUCK_FIND);
+    // On reload the old generation keeps deciding.
+    char *dir =
+        limits_dir("return { time_s = 5, hard_time_s = 6, memory_mib = 7, network = true }");
+    struct policy_host *host = host_from(dir);
+    struct policy_limits l;
+    char reason[POLICY_REASON_MAX], err[1024] = "";
+    CHECK(host != NULL, "loads");
+    write_file(dir, "limits.lua", "\nlocal s = " STUCK_REP "\nreturn {}\n");
+    uint64_t t0 = util_now_ms();
+    CHECK(policy_host_reload(host, err, sizeof err) == -EINVAL, "a stuck file is refused");
+    CHECK(util_now_ms() - t0 < 7000, "within the load deadline");
+    CHECK(strstr(err, "limits.lua:2: loading did not finish") != NULL, "file:line: %s", err);
+    CHECK(policy_host_generation(host) == 1, "generation stays");
+    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 && l.time_s == 5,
+          "the old policy still decides");
+    CHECK(policy_host_failures(host) == 0, "no failure");
+out:
+    policy_host_free(host);
+    remove_dir(dir);
+}
+
+// A policy that only takes its time within the budget is not killed: the
+// worker's own budget answers first, with its usual message.
+static void test_slow_but_bounded(void)
+{
+    expect_limits_fallback("wall-clock budget", "local s = 'x' while true do s = s:upper() end");
+}
+
+// The cost of one decision through the shipped limits.lua, printed for the
+// record (10000 calls) and bounded loosely so a regression by an order of
+// magnitude fails.
+static void test_call_cost(void)
+{
+    struct policy_host *host = host_from(shipped_dir);
+    struct policy_limits l;
+    char reason[POLICY_REASON_MAX];
+    CHECK(host != NULL, "loads");
+    uint64_t start = util_now_ns();
+    for (int i = 0; i < 10000; i++)
+        CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0, "call %d", i);
+    uint64_t per_call = (util_now_ns() - start) / 1000 / 10000;
+    printf("policy_limits: %llu us per call (10000 calls)\n", (unsigned long long)per_call);
+    CHECK(per_call < 2000, "%llu us per call", (unsigned long long)per_call);
+    CHECK(policy_host_failures(host) == 0, "no failure");
+out:
+    policy_host_free(host);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -930,6 +1110,10 @@ int main(int argc, char **argv)
     test_load_errors();
     test_reload();
     test_log_once();
+    test_stuck_in_c();
+    test_stuck_at_load();
+    test_slow_but_bounded();
+    test_call_cost();
     free((char *)shipped_dir);
     if (failures) {
         fprintf(stderr, "test_policy_host: %d check(s) failed\n", failures);
