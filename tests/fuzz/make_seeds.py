@@ -115,11 +115,17 @@ def seeds_value_unpack():
                                          {1: "int key", b"bin": "bin key"}, [[[]]]]))
     write("value_unpack", "float32", b"\xca\x3f\xc0\x00\x00")
     write("value_unpack", "ext_refused", b"\xd4\x01\x02")
+    # Issue 8 item 5: declared sizes far past the bytes, and nesting past the cap.
+    write("value_unpack", "hostile_array32", b"\xdd\xff\xff\xff\xff")
+    write("value_unpack", "hostile_array16", b"\xdc\xff\xff")
+    write("value_unpack", "hostile_map32", b"\xdf\xff\xff\xff\xff\xa1k")
+    write("value_unpack", "hostile_deep", b"\x91" * 80 + b"\xc0")
 
 
 def seeds_backend_decode():
     for name, msg in BACKEND.items():
         write("backend_decode", name, im.dump(msg))
+    write("backend_decode", "hostile_array32", b"\x81\xa5@type\xdd\xff\xff\xff\xff")
     write("backend_decode", "unknown_type", pack({"@type": "ClientHello", "name": "x"}))
     write("backend_decode", "bad_utf8", pack({"@type": "BackendKillJob", "job_id": b"\xff",
                                               "state": ""}).replace(b"\xc4\x01\xff", b"\xa1\xff"))
@@ -182,6 +188,15 @@ def seeds_docker_reply():
     write("docker_reply", "inspect_404", seed("inspect", 4,
                                               json.dumps(JSON_REPLIES["error"]).encode()))
     write("docker_reply", "start_304", seed("start", 3, b""))
+    # Issue 8 item 7: numbers out of every integer range.
+    write("docker_reply", "info_huge_ncpu", seed("info", 0, b'{"NCPU": 1e300, "MemTotal": -1e30}'))
+    write("docker_reply", "wait_huge_code", seed("wait", 0, b'{"StatusCode": 1e10}'))
+    write("docker_reply", "inspect_nan_pid", seed("inspect", 0,
+                                                  b'{"Id": "x", "State": {"Pid": 1e999}}'))
+    write("docker_reply", "cpu_huge", seed("cpu", 0,
+                                           b'{"cpu_stats":{"cpu_usage":{"total_usage":1e999}}}\n'))
+    write("docker_reply", "events_huge_time", seed("events", 0, b'{"Action":"die","Actor":{"ID":'
+                                                   b'"c1","Attributes":{}},"time":1e17}\n'))
     write("docker_reply", "remove_204", seed("remove", 2, b""))
     write("docker_reply", "kill_409", seed("kill", 5, b'{"message":"is not running"}'))
     stats = b"".join(json.dumps(s).encode() + b"\n" for s in [
