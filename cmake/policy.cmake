@@ -77,6 +77,15 @@ if(BUILD_TESTING)
   add_test(NAME policy_default COMMAND test_policy_default)
   set_tests_properties(policy_default PROPERTIES LABELS unit)
 
+  # A policy stuck inside a C function at load: proctord --check-policies exits
+  # non-zero with the file:line, within the load deadline (not killed by timeout).
+  add_test(NAME policy_check_stuck
+           COMMAND sh -c "out=$(timeout 30 \"$1\" --check-policies \"$2\" 2>&1); rc=$?; \
+printf '%s\\n' \"$out\"; [ $rc -ne 0 ] && [ $rc -ne 124 ] && \
+printf '%s' \"$out\" | grep -q 'stuck/limits.lua:4: loading did not finish'"
+                   sh $<TARGET_FILE:proctord> ${CMAKE_SOURCE_DIR}/tests/lua/fixtures/stuck)
+  set_tests_properties(policy_check_stuck PROPERTIES LABELS unit TIMEOUT 60)
+
   # busted runs the specs of every policy file and of the host Lua, through
   # the same loader and sandbox as proctord: one ctest test per spec file, so
   # ctest's closing line counts them; each must report at least one success.
