@@ -184,10 +184,10 @@ def hostile_section(doc):
             out = ["", "## Hostile frames", "",
                    "The grading container (bench/images/hostile) sends, per job, frames of "
                    "*F* MiB: one array of one-byte integers, the worst frame proctord's decoder "
-                   "accepts (4096 + F Mi/16 objects, each a one-byte empty string, then one "
+                   "accepts (65536 + F Mi/16 objects, each a one-byte empty string, then one "
                    "long string), a valid result, then 5-byte frames declaring 2^32-1 "
                    "elements. proctord refuses the first by its object budget before "
-                   "allocating, and a decoded frame takes at most 5 x F MiB + 256 KiB, "
+                   "allocating, and a decoded frame takes at most 5 x F MiB + 4 MiB, "
                    "besides the frame itself.", "",
                    "| workload | frame MiB | system | peak RSS MiB | peak anon MiB "
                    "| peak RSS / frame |", "|---|--:|---|--:|--:|--:|"]

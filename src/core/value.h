@@ -72,9 +72,10 @@ struct value_pair {
  * heap besides its string payload (a 32-byte node, and the overhead of one
  * allocation), and payloads are at most len bytes, so the tree of a decoded
  * message never takes more than VALUE_MAX_DECODED_BYTES(len): five times the
- * message plus 256 KiB.
+ * message plus 4 MiB. The 4 MiB floor lets any message carry 65536 small
+ * values (a list of numbers in a result's custom data) whatever its size.
  */
-#define VALUE_MIN_OBJECTS 4096
+#define VALUE_MIN_OBJECTS 65536
 #define VALUE_BYTES_PER_OBJECT 16
 #define VALUE_MAX_OBJECTS(len) ((size_t)VALUE_MIN_OBJECTS + (size_t)(len) / VALUE_BYTES_PER_OBJECT)
 #define VALUE_MAX_DECODED_BYTES(len) (5 * (size_t)(len) + (size_t)64 * VALUE_MIN_OBJECTS)

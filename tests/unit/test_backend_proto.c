@@ -443,14 +443,15 @@ static void test_non_map_and_bad_keys(void)
         CHECK(backend_check_agent_msg(huge[i], 5, &am, err, sizeof err) == -EBADMSG, "huge %zu", i);
         CHECK(am.type == VALUE_NIL, "agent msg %zu left a tree", i);
     }
-    // {"@type": "Ping", "x": [<more objects than 4096 + bytes/16>]}
+    // {"@type": "Ping", "x": [<more objects than VALUE_MAX_OBJECTS(bytes)>]}
     msgpack_sbuffer_clear(&sb);
     raw_byte(&sb, 0x82);
     raw_key(&sb, "@type");
     raw_str(&sb, "Ping", 0);
     raw_key(&sb, "x");
     size_t n = (size_t)VALUE_MIN_OBJECTS * 2;
-    unsigned char hdr[] = {0xdc, (unsigned char)(n >> 8), (unsigned char)n};
+    unsigned char hdr[] = {0xdd, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                           (unsigned char)(n >> 8), (unsigned char)n};
     msgpack_sbuffer_write(&sb, (const char *)hdr, sizeof hdr);
     for (size_t i = 0; i < n; i++)
         raw_byte(&sb, 0xc0);

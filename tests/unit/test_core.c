@@ -289,6 +289,16 @@ static void test_value_big_frames(void)
     char err[128];
     struct value v;
 
+    // Legit compact data: 65000 one-byte numbers (a list in a result's
+    // custom data) in a 64 KiB message fit the budget's floor.
+    f[0] = 0xdc;
+    f[1] = 65000 >> 8;
+    f[2] = 65000 & 0xff;
+    memset(f + 3, 0x07, 65000);
+    CHECK(value_unpack((char *)f, 65003, &v, err, sizeof err) == 0);
+    CHECK(v.type == VALUE_ARRAY && v.u.a.len == 65000 && v.u.a.items[64999].u.i == 7);
+    value_deinit(&v);
+
     // One array of len - 5 positive fixints (16M objects).
     f[0] = 0xdd;
     put_be32(f + 1, (uint32_t)(len - 5));

@@ -5,7 +5,7 @@
 #   1. one array of MIB Mi - 5 one-byte integers: what made an agent that
 #      decodes into msgpack-c objects, then copies them, take ~57x the frame;
 #   2. the worst frame proctord's decoder accepts: as many objects as its
-#      budget allows (4096 + bytes/16), each a one-byte empty string (a node
+#      budget allows (65536 + bytes/16), each a one-byte empty string (a node
 #      and an allocation each), then one string filling the frame;
 #   3. a valid result, so that the job must still grade as a success;
 #   4. 5-byte frames declaring 2^32-1 array elements, map entries, string
@@ -38,7 +38,7 @@ be32 $((len - 5))
 fill $((len - 5)) 001
 
 # 2. ["", "", ..., "xxx..."]: objs empty strings, one string of the rest.
-objs=$((4096 + len / 16 - 2))
+objs=$((65536 + len / 16 - 2))
 be32 $len
 $bb printf '\335'
 be32 $((objs + 1))
