@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 enum wire_type {
     WT_NIL,
@@ -293,11 +294,14 @@ static int send_all(int fd, const char *p, size_t n, const struct wire_deadline 
     return ret;
 }
 
+// Without a deadline (the worker's side) the socket blocks; with one, poll
+// first: the answer is rarely there already, and a failed recv is a syscall.
 static int recv_all(int fd, char *p, size_t n, const struct wire_deadline *dl)
 {
-    int ret = 0;
+    bool bounded = dl && dl->at_ms;
+    int ret = bounded ? wait_fd(fd, POLLIN, dl) : 0;
     while (!ret && n > 0) {
-        ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+        ssize_t r = recv(fd, p, n, bounded ? MSG_DONTWAIT : 0);
         if (r > 0) {
             p += r;
             n -= (size_t)r;
@@ -317,9 +321,22 @@ int wire_send(int fd, const struct buf *b, const struct wire_deadline *dl)
     if (b->len > UINT32_MAX)
         return -EMSGSIZE;
     uint32_t n = (uint32_t)b->len;
-    int ret = send_all(fd, (const char *)&n, sizeof n, dl);
+    // The length and a small message leave in one syscall.
+    struct iovec iov[2] = {{&n, sizeof n}, {b->data, b->len}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t w;
+    do
+        w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        return errno == ECONNRESET ? -EPIPE : -errno;
+    size_t sent = w > 0 ? (size_t)w : 0;
+    int ret = 0;
+    if (sent < sizeof n)
+        ret = send_all(fd, (const char *)&n + sent, sizeof n - sent, dl);
+    size_t done = sent > sizeof n ? sent - sizeof n : 0;
     if (!ret)
-        ret = send_all(fd, b->data, b->len, dl);
+        ret = send_all(fd, b->data + done, b->len - done, dl);
     return ret;
 }
 
