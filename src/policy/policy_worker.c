@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -42,11 +43,15 @@
 #include "policy/policy_wire.h"
 
 #define WORKER_ENV "PROCTOR_POLICY_WORKER" /* value: the agent's pid */
+#define WORKER_ID 65534 /* nobody: the worker's uid and gid when the agent runs as root */
 #define WORKER_SOCK_FD 3
 #define WORKER_SHM_FD 4
 #define POLICY_FILE_MAX ((size_t)1 << 20) /* a policy file larger than this is refused */
 /* An answer is at most 32 MiB of strings and 2^18 values (policy_host.c). */
 #define RESPONSE_MAX ((size_t)64 << 20)
+/* A restart (after a kill) runs the top level of files that loaded before, without their
+ * examples: it gets this long in all, so that a slow top level cannot make every call slow. */
+#define RESTART_DEADLINE_MS 2000
 /* After a restart failed, calls use the defaults for this long before trying again. */
 #define RESTART_BACKOFF_MS 10000
 /* A worker asked to stop (reload, exit) gets this long to exit before SIGKILL. */
@@ -416,8 +421,16 @@ __attribute__((constructor)) static void worker_entry(void)
     unsetenv(WORKER_ENV);
     // The worker needs nothing the agent holds but its socket and shared page.
     close_range(WORKER_SHM_FD + 1, ~0U, 0);
-    // Dies with the agent; ignores the terminal's and the admin's signals (the
-    // agent stops it by closing its socket, or kills it).
+    // Nor the agent's privileges: it reads no file and starts no process, so a
+    // policy that broke out of the sandbox would be nobody, with no way back up.
+    if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setresgid(WORKER_ID, WORKER_ID, WORKER_ID) ||
+                           setresuid(WORKER_ID, WORKER_ID, WORKER_ID)))
+        _exit(1);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0); // a change of uid clears it; the sanitizers need it
+    // Dies with the agent (set after the change of uid, which clears it);
+    // ignores the terminal's and the admin's signals (the agent stops it by
+    // closing its socket, or kills it).
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != agent)
         _exit(1);
@@ -604,6 +617,8 @@ static int gen_start(struct generation *gen, const struct policy_config *cfg, bo
     // Each file's load moves sh->deadline_ms; starting the process is bounded too.
     struct wire_deadline dl = {util_now_ms() + POLICY_LOAD_DEADLINE_MS + POLICY_WORKER_GRACE_MS,
                                &w->sh->deadline_ms, POLICY_WORKER_GRACE_MS};
+    if (!first)
+        dl = (struct wire_deadline){util_now_ms() + RESTART_DEADLINE_MS, NULL, 0};
     int ret = wire_send(w->fd, &b, &dl);
     if (!ret)
         ret = wire_recv(w->fd, &msg, &len, RESPONSE_MAX, &dl);
@@ -618,7 +633,11 @@ static int gen_start(struct generation *gen, const struct policy_config *cfg, bo
     if (ret) {
         char where[POLICY_LOCATION_MAX];
         worker_kill(w, where, sizeof where);
-        if (ret == -ETIMEDOUT)
+        if (ret == -ETIMEDOUT && !first)
+            util_err(err, errlen,
+                     "%s: restarting the policy worker took more than %d ms (it was killed)",
+                     where[0] ? where : "policies", RESTART_DEADLINE_MS);
+        else if (ret == -ETIMEDOUT)
             util_err(err, errlen,
                      "%s: loading did not finish within its deadline (%d ms per file; the policy "
                      "worker was killed)",

@@ -1065,6 +1065,63 @@ static void test_slow_but_bounded(void)
     expect_limits_fallback("wall-clock budget", "local s = 'x' while true do s = s:upper() end");
 }
 
+// The pids of this process's children (the policy workers), at most max.
+static size_t children(pid_t *out, size_t max)
+{
+    char *path = xasprintf("/proc/self/task/%d/children", (int)getpid());
+    char *text = NULL;
+    size_t n = 0;
+    if (util_read_file(path, 4096, &text, NULL) == 0) {
+        char *p = text, *end;
+        for (long v; n < max && (v = strtol(p, &end, 10), end != p); p = end)
+            out[n++] = (pid_t)v;
+    }
+    free(text);
+    free(path);
+    return n;
+}
+
+// The worker holds nothing of the agent: only its socket and shared page
+// besides stdio, no privileges (nobody when the agent is root), and it goes
+// away with its generation.
+static void test_worker_process(void)
+{
+    pid_t pids[4];
+    char *status = NULL, *path = NULL;
+    struct policy_host *host = NULL;
+    int stray = open("/dev/null", O_RDONLY); // not close-on-exec: must not reach the worker
+    CHECK(children(pids, 4) == 0, "no worker before");
+    host = host_from(shipped_dir);
+    CHECK(host != NULL, "loads");
+    CHECK(children(pids, 4) == 1, "one worker");
+    path = xasprintf("/proc/%d/status", (int)pids[0]);
+    CHECK(util_read_file(path, 1 << 16, &status, NULL) == 0, "status");
+    if (geteuid() == 0)
+        CHECK(strstr(status, "\nUid:\t65534\t65534\t65534\t65534\n") &&
+                  strstr(status, "\nGid:\t65534\t65534\t65534\t65534\n") &&
+                  (strstr(status, "\nGroups:\t\n") || strstr(status, "\nGroups:\t \n")),
+              "the worker of a root agent is nobody:\n%s", status);
+    CHECK(strstr(status, "\nNoNewPrivs:\t1\n"), "no new privileges:\n%s", status);
+    free(path);
+    for (int fd = 0; fd < 64; fd++) {
+        path = xasprintf("/proc/%d/fd/%d", (int)pids[0], fd);
+        struct stat sb;
+        bool open_in_worker = stat(path, &sb) == 0;
+        CHECK(open_in_worker == (fd <= 4), "fd %d open in the worker: %d", fd, open_in_worker);
+        free(path);
+    }
+    path = NULL;
+    policy_host_free(host);
+    host = NULL;
+    CHECK(children(pids, 4) == 0, "the worker is gone (and reaped) with its host");
+out:
+    if (stray >= 0)
+        close(stray);
+    free(status);
+    free(path);
+    policy_host_free(host);
+}
+
 // The cost of one decision through the shipped limits.lua, printed for the
 // record (10000 calls) and bounded loosely so a regression by an order of
 // magnitude fails.
@@ -1110,6 +1167,7 @@ int main(int argc, char **argv)
     test_load_errors();
     test_reload();
     test_log_once();
+    test_worker_process();
     test_stuck_in_c();
     test_stuck_at_load();
     test_slow_but_bounded();
