@@ -16,6 +16,15 @@
  *             student/admin (e.g. INGInious's "Not enough memory on agent ...").
  * No other value is returned: a broken policy falls back to the default.
  *
+ * Policies run in a policy worker process that the host starts (this very
+ * binary, through /proc/self/exe, before main() runs: see policy_worker.c).
+ * Every call is synchronous and bounded: at most POLICY_CALL_KILL_MS (600 ms,
+ * policy_internal.h) after the policy starts, even when it is stuck inside a
+ * C library function; past it the worker is killed, the built-in default is
+ * used and a new worker is started at the next call. Loading is bounded the
+ * same way (5 s per file). The host reaps its own children with waitpid(pid):
+ * callers must not reap all children (waitpid(-1)).
+ *
  * A `struct policy_host` is not thread-safe; it lives on the agent's loop.
  */
 #pragma once
@@ -65,7 +74,10 @@ void policy_host_free(struct policy_host *host);
  * and err holds "file:line: message". 0 or -EINVAL.
  */
 int policy_host_reload(struct policy_host *host, char *err, size_t errlen);
-/** Offline validation of a policy directory (for `--check-policies`). 0 or -EINVAL. */
+/**
+ * Offline validation of a policy directory (for `--check-policies`), in a
+ * worker of its own that is gone on return. 0 or -EINVAL.
+ */
 int policy_check_dir(const char *dir, char *err, size_t errlen);
 /** Number of successful loads so far (1 after policy_host_new). */
 uint64_t policy_host_generation(const struct policy_host *host);

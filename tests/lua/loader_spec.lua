@@ -61,6 +61,16 @@ return { choose_ports = choose_ports, examples = { choose_ports = {
 return { choose_ports = choose_ports, examples = { choose_ports = { { input = {} } } } }]])
             assert.matches("needs `input` and exactly one of `output` or `refuse`", err, 1, true)
         end)
+        it("do not run again when the agent restarts a generation (skip_examples)", function()
+            local text = head .. [[
+return { choose_ports = choose_ports, examples = { choose_ports = {
+  { input = { count = 1, free = { 7 } }, output = { ports = { 8 } } } } } }]]
+            local p = proctor.loader.load_policy("ports", text, "@ports.lua", proctor.new_base(), true)
+            assert.is_function(p.functions.choose_ports)
+            assert.has_error(function()
+                proctor.loader.load_policy("ports", text, "@ports.lua", proctor.new_base(), false)
+            end)
+        end)
         it("the examples get a copy of their input", function()
             assert.is_table(proctor.load_text("ports", [[
 local function choose_ports(req) req.free[1] = 99 return { ports = { 1 } } end
