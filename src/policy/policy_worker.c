@@ -353,7 +353,17 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
     wire_str(&b, prev_state);
     memset(out, 0, sizeof *out);
     int ret = 0;
-    bool decided = host_call(host, POLICY_HOOK_RESULTS, &b, reason, reasonlen, &rep);
+    bool decided = false;
+    // A result larger than the policies' heap cannot be handed to them: the
+    // default decides without copying it to the worker.
+    if (b.len > POLICY_STATE_MEMORY_CAP && host->gen->has_hook[POLICY_HOOK_RESULTS]) {
+        char text[128];
+        util_err(text, sizeof text, "results.lua: a result of %zu bytes does not fit in %zu MiB",
+                 b.len, POLICY_STATE_MEMORY_CAP >> 20);
+        report_failure(host, POLICY_HOOK_RESULTS, POLICY_FAILURE_MEMORY, text, NULL);
+    } else {
+        decided = host_call(host, POLICY_HOOK_RESULTS, &b, reason, reasonlen, &rep);
+    }
     if (decided && rep.verdict == 0 && !take_results(&rep.rd, out)) {
         report_failure(host, POLICY_HOOK_RESULTS, POLICY_FAILURE_WORKER,
                        "the policy worker answered a malformed result", NULL);
