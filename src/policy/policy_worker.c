@@ -437,6 +437,7 @@ __attribute__((constructor)) static void worker_entry(void)
                            setresuid(WORKER_ID, WORKER_ID, WORKER_ID)))
         _exit(1);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    prctl(PR_SET_NAME, "proctor-policy", 0, 0, 0); // in ps and top, rather than "exe"
     prctl(PR_SET_DUMPABLE, 1, 0, 0, 0); // a change of uid clears it; the sanitizers need it
     // Dies with the agent (set after the change of uid, which clears it);
     // ignores the terminal's and the admin's signals (the agent stops it by

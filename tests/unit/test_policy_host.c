@@ -1136,6 +1136,7 @@ static void test_worker_process(void)
                   (strstr(status, "\nGroups:\t\n") || strstr(status, "\nGroups:\t \n")),
               "the worker of a root agent is nobody:\n%s", status);
     CHECK(strstr(status, "\nNoNewPrivs:\t1\n"), "no new privileges:\n%s", status);
+    CHECK(!strncmp(status, "Name:\tproctor-policy\n", 21), "named:\n%s", status);
     free(path);
     for (int fd = 0; fd < 64; fd++) {
         path = xasprintf("/proc/%d/fd/%d", (int)pids[0], fd);
