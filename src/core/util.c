@@ -217,7 +217,8 @@ static int rmtree_at(int dirfd, const char *name)
             return 0;
         }
         if (errno == EACCES) {
-            fchmodat(dirfd, name, 0700, 0);
+            // Never follow a link here: the entry may have been swapped.
+            fchmodat(dirfd, name, 0700, AT_SYMLINK_NOFOLLOW);
             fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
         if (fd < 0)
@@ -294,54 +295,115 @@ out:
     return ret;
 }
 
-int util_copytree(const char *src, const char *dst)
+/* What one copy may do: a task author controls the tree being copied. */
+struct copy_ctx {
+    const char *root; /* followed directory links must resolve under it */
+    size_t root_len;
+    dev_t dev[UTIL_COPY_MAX_DEPTH]; /* the directories on the current path */
+    ino_t ino[UTIL_COPY_MAX_DEPTH];
+    size_t depth;
+    size_t entries;        /* copied so far */
+    struct stat *followed; /* directories already copied through a link */
+    size_t nfollowed;
+};
+
+/** True if the link `s` may be followed: a directory under ctx->root, not on the current path. */
+static bool copy_may_follow(const struct copy_ctx *c, const char *s, const struct stat *tst)
+{
+    char real[PATH_MAX];
+    if (!c->root || !realpath(s, real))
+        return false;
+    if (strncmp(real, c->root, c->root_len) || (real[c->root_len] && real[c->root_len] != '/'))
+        return false;
+    for (size_t i = 0; i < c->depth; i++)
+        if (c->dev[i] == tst->st_dev && c->ino[i] == tst->st_ino)
+            return false;
+    // Each directory is copied through a link once: many links to one
+    // directory (or a fan-out of them) cannot multiply the copy.
+    for (size_t i = 0; i < c->nfollowed; i++)
+        if (c->followed[i].st_dev == tst->st_dev && c->followed[i].st_ino == tst->st_ino)
+            return false;
+    return true;
+}
+
+static int copy_link(const char *s, const char *t)
+{
+    char target[4096];
+    ssize_t n = readlink(s, target, sizeof target - 1);
+    if (n < 0)
+        return -errno;
+    target[n] = '\0';
+    return symlink(target, t) < 0 ? -errno : 0;
+}
+
+static int copytree_at(struct copy_ctx *c, const char *src, const char *dst)
 {
     struct stat st;
     if (stat(src, &st) < 0)
         return -errno;
     if (!S_ISDIR(st.st_mode))
         return -ENOTDIR;
+    if (c->depth >= UTIL_COPY_MAX_DEPTH)
+        return -ELOOP;
     if (mkdir(dst, st.st_mode & 07777) < 0 && errno != EEXIST)
         return -errno;
     DIR *d = opendir(src);
     if (!d)
         return -errno;
+    c->dev[c->depth] = st.st_dev;
+    c->ino[c->depth] = st.st_ino;
+    c->depth++;
     int ret = 0;
     struct dirent *e;
     while (!ret && (e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
+        if (++c->entries > UTIL_COPY_MAX_ENTRIES) {
+            ret = -EFBIG;
+            break;
+        }
         AUTO_FREE char *s = xasprintf("%s/%s", src, e->d_name);
         AUTO_FREE char *t = xasprintf("%s/%s", dst, e->d_name);
-        struct stat lst;
+        struct stat lst, tst;
         if (lstat(s, &lst) < 0) {
             ret = -errno;
             break;
         }
         if (S_ISLNK(lst.st_mode)) {
             // Links to files stay links (like the Python agent); links to
-            // directories are followed so the task sees their content.
-            struct stat tst;
-            if (stat(s, &tst) == 0 && S_ISDIR(tst.st_mode)) {
-                ret = util_copytree(s, t);
-            } else {
-                char target[4096];
-                ssize_t n = readlink(s, target, sizeof target - 1);
-                if (n < 0) {
-                    ret = -errno;
-                    break;
-                }
-                target[n] = '\0';
-                if (symlink(target, t) < 0)
-                    ret = -errno;
-            }
+            // directories are followed so the task sees their content, but
+            // only inside the root, and never round a cycle: a task must
+            // not copy host files into a container, nor loop for ever.
+            if (stat(s, &tst) == 0 && S_ISDIR(tst.st_mode) && copy_may_follow(c, s, &tst)) {
+                c->followed = xrealloc(c->followed, (c->nfollowed + 1) * sizeof *c->followed);
+                c->followed[c->nfollowed++] = tst;
+                ret = copytree_at(c, s, t);
+            } else
+                ret = copy_link(s, t);
         } else if (S_ISDIR(lst.st_mode)) {
-            ret = util_copytree(s, t);
+            ret = copytree_at(c, s, t);
         } else if (S_ISREG(lst.st_mode)) {
             ret = copy_file(s, t, lst.st_mode);
         }
     }
+    c->depth--;
     closedir(d);
+    return ret;
+}
+
+int util_copytree(const char *src, const char *dst, const char *root)
+{
+    struct copy_ctx *c = xcalloc(1, sizeof *c);
+    char real[PATH_MAX];
+    if (root && realpath(root, real)) {
+        c->root = real;
+        c->root_len = strlen(real);
+        while (c->root_len > 1 && real[c->root_len - 1] == '/')
+            real[--c->root_len] = '\0';
+    }
+    int ret = copytree_at(c, src, dst);
+    free(c->followed);
+    free(c);
     return ret;
 }
 

@@ -84,8 +84,17 @@ void buf_deinit(struct buf *b);
 
 /** Recursively removes a directory tree (no symlink following). 0 or -errno. */
 int util_rmtree(const char *path);
-/** Recursively copies a directory tree: files keep their mode, symlinks are copied as symlinks. */
-int util_copytree(const char *src, const char *dst);
+#define UTIL_COPY_MAX_DEPTH 64
+#define UTIL_COPY_MAX_ENTRIES 200000
+/**
+ * Recursively copies a directory tree: files keep their mode, links to files
+ * are copied as links. A link to a directory is followed only when it
+ * resolves under `root` (NULL: never) and is not one of the directories being
+ * copied (a cycle); otherwise it is copied as a link. At most
+ * UTIL_COPY_MAX_DEPTH levels and UTIL_COPY_MAX_ENTRIES entries: -ELOOP/-EFBIG.
+ * 0 or -errno.
+ */
+int util_copytree(const char *src, const char *dst, const char *root);
 /** mkdir -p with a mode. */
 int util_mkdirs(const char *path, unsigned mode);
 /** Reads a whole small file into a fresh NUL-terminated string (limit bytes max). */

@@ -1464,12 +1464,12 @@ static void on_created(int status, const char *err, const char *id, void *data)
 /* ---- job directory -------------------------------------------------------- */
 
 /** Copies src to dst, or makes dst empty when src is absent (dst's parent exists). */
-static int copy_optional(const char *src, const char *dst)
+static int copy_optional(const char *src, const char *dst, const char *root)
 {
     struct stat st;
     if (stat(src, &st) < 0 || !S_ISDIR(st.st_mode))
         return mkdir(dst, 0755) < 0 && errno != EEXIST ? -errno : 0;
-    return util_copytree(src, dst);
+    return util_copytree(src, dst, root);
 }
 
 /** What the worker thread needs to fill a job directory: copies, owned by it. */
@@ -1478,6 +1478,7 @@ struct dir_work {
     char *task_src; /* NULL for a taskless job */
     char *common_src;
     char *common_student_src;
+    char *root; /* the course directory: links to directories are followed only inside it */
 };
 
 static void dir_work_free(void *p)
@@ -1487,6 +1488,7 @@ static void dir_work_free(void *p)
     free(w->task_src);
     free(w->common_src);
     free(w->common_student_src);
+    free(w->root);
     free(w);
 }
 
@@ -1555,13 +1557,13 @@ static int dir_work_fill(void *p)
     AUTO_FREE char *common_student = xasprintf("%s/course/common/student", w->dir);
     int ret = chmod(w->dir, 0755) < 0 ? -errno : 0;
     if (!ret && w->task_src) {
-        ret = util_copytree(w->task_src, task);
+        ret = util_copytree(w->task_src, task, w->root);
         if (!ret && mkdir(course, 0755) < 0)
             ret = -errno;
         if (!ret)
-            ret = copy_optional(w->common_src, common);
+            ret = copy_optional(w->common_src, common, w->root);
         if (!ret)
-            ret = copy_optional(w->common_student_src, common_student);
+            ret = copy_optional(w->common_student_src, common_student, w->root);
     } else if (!ret) {
         // Taskless job: nothing to copy, only the mount points.
         if (mkdir(task, 0777) < 0 || mkdir(course, 0755) < 0 || mkdir(common, 0755) < 0 ||
@@ -1617,6 +1619,7 @@ static int job_make_dir(struct job *j, char *reason, size_t reasonlen)
         w->task_src = xasprintf("%s/%s/%s", a->tasks_dir, j->course_id, j->task_id);
         w->common_src = xasprintf("%s/%s/$common", a->tasks_dir, j->course_id);
         w->common_student_src = xasprintf("%s/%s/$common/student", a->tasks_dir, j->course_id);
+        w->root = xasprintf("%s/%s", a->tasks_dir, j->course_id);
     }
     j->dir_task = worker_submit(a->worker, dir_work_fill, w, dir_work_free, on_dir_ready, j);
     return 0;

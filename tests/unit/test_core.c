@@ -689,7 +689,51 @@ static void test_trees(void)
     CHECK(fd >= 0 && write(fd, "#!/bin/sh\n", 10) == 10);
     close(fd);
     CHECK(symlink("sub/run", link) == 0);
-    CHECK(util_copytree(src, dst) == 0);
+    // Directory links: followed inside the root, copied as links when they
+    // lead outside it (host files) or round a cycle (a copy without end).
+    AUTO_FREE char *outside = xasprintf("%s/outside", tmpl);
+    AUTO_FREE char *secret = xasprintf("%s/outside/secret", tmpl);
+    AUTO_FREE char *l_in = xasprintf("%s/src/shared", tmpl);
+    AUTO_FREE char *l_out = xasprintf("%s/src/host", tmpl);
+    AUTO_FREE char *l_loop = xasprintf("%s/src/sub/loop", tmpl);
+    CHECK(util_mkdirs(outside, 0755) == 0);
+    fd = open(secret, O_WRONLY | O_CREAT, 0600);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK(symlink("sub", l_in) == 0);
+    CHECK(symlink(outside, l_out) == 0);
+    CHECK(symlink("..", l_loop) == 0);
+    CHECK(util_copytree(src, dst, src) == 0);
+    struct stat lst;
+    AUTO_FREE char *c_in = xasprintf("%s/shared/run", dst);
+    AUTO_FREE char *c_out = xasprintf("%s/host", dst);
+    AUTO_FREE char *c_loop = xasprintf("%s/sub/loop", dst);
+    CHECK(lstat(c_in, &lst) == 0 && S_ISREG(lst.st_mode));
+    CHECK(lstat(c_out, &lst) == 0 && S_ISLNK(lst.st_mode));
+    CHECK(lstat(c_loop, &lst) == 0 && S_ISLNK(lst.st_mode));
+    // A fan-out of links inside the root (2^40 paths) copies each directory once.
+    AUTO_FREE char *bomb = xasprintf("%s/bomb", tmpl);
+    AUTO_FREE char *bomb_dst = xasprintf("%s/bomb_dst", tmpl);
+    CHECK(util_mkdirs(bomb, 0755) == 0);
+    for (int level = 0; level < 40; level++) {
+        AUTO_FREE char *dir = xasprintf("%s/d%d", bomb, level);
+        AUTO_FREE char *a1 = xasprintf("%s/d%d/a", bomb, level);
+        AUTO_FREE char *a2 = xasprintf("%s/d%d/b", bomb, level);
+        AUTO_FREE char *next = xasprintf("../d%d", level + 1);
+        CHECK(util_mkdirs(dir, 0755) == 0);
+        CHECK(symlink(next, a1) == 0 && symlink(next, a2) == 0);
+    }
+    AUTO_FREE char *last = xasprintf("%s/d40", bomb);
+    CHECK(util_mkdirs(last, 0755) == 0);
+    AUTO_FREE char *bomb_top = xasprintf("%s/d0", bomb);
+    CHECK(util_copytree(bomb_top, bomb_dst, bomb) == 0);
+    // Of the two links to d1, whichever comes first is copied, the other stays a link.
+    AUTO_FREE char *b_a = xasprintf("%s/a", bomb_dst);
+    AUTO_FREE char *b_b = xasprintf("%s/b", bomb_dst);
+    struct stat sa, sb;
+    CHECK(lstat(b_a, &sa) == 0 && lstat(b_b, &sb) == 0);
+    CHECK(S_ISDIR(sa.st_mode) != S_ISDIR(sb.st_mode));
+    CHECK(S_ISLNK(sa.st_mode) != S_ISLNK(sb.st_mode));
     AUTO_FREE char *copied = xasprintf("%s/sub/run", dst);
     AUTO_FREE char *copied_link = xasprintf("%s/link", dst);
     struct stat st;
