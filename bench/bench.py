@@ -299,6 +299,9 @@ def check_result(wl, values):
 
 # ---- closed-loop drivers -----------------------------------------------------
 
+PROCTORD_AGENT_ID = "proctord-bench-proctord"
+
+
 class BenchCluster(harness.Cluster):
     """harness.Cluster (which already takes an environment for the agent and
     stops the client's loop on close), named for the benchmark's logs."""
@@ -309,8 +312,10 @@ def run_agent(system, wl, args, workdir):
     warm = harness.Task(TASKS, COURSE, "trivial")
     conc, n = wl["concurrency"], wl["jobs"]
     data = dict(BASE_INPUT, **wl.get("input", {}))
+    # A fixed agent id, so that leftover_containers() knows proctord's label.
+    extra = ["--agent-id", PROCTORD_AGENT_ID] if system == "proctord" else []
     cluster = BenchCluster(agent=system, tasks=TASKS, concurrency=conc, build_dir=args.build,
-                           workdir=workdir, friendly_name="bench-%s" % system)
+                           workdir=workdir, friendly_name="bench-%s" % system, extra_args=extra)
     env = dict(os.environ)
     if system == "proctord" and args.proctor_log:
         env["PROCTOR_LOG"] = args.proctor_log
@@ -469,7 +474,7 @@ def leftover_containers(systems):
     labels its containers with its agent id). The Python agent labels nothing."""
     labels = [floor.LABEL_ROLE]
     if "proctord" in systems:
-        labels.append("%s=proctord-bench-proctord" % harness.AGENT_LABEL)
+        labels.append("%s=%s" % (harness.AGENT_LABEL, PROCTORD_AGENT_ID))
     out = []
     for label in labels:
         out += subprocess.run(["docker", "ps", "-aq", "--filter", "label=" + label],
