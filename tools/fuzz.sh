@@ -97,7 +97,7 @@ for h in "${harnesses[@]}"; do
 done
 
 echo
-echo "fuzz: $((smoke ? 1 : 0)) smoke, $seconds s per harness, logs in $build/logs"
+echo "fuzz: $( ((smoke)) && echo smoke || echo campaign), $seconds s per harness, logs in $build/logs"
 printf '%s\n' "${summary[@]}"
 if ((${#failed[@]})); then
     echo "fuzz: FAILED: ${failed[*]} (reproduce: $build/fuzz_<harness> $build/artifacts/<file>)" >&2
