@@ -174,10 +174,11 @@ const char *wire_get_str(struct wire_rd *r, size_t *len)
     return p;
 }
 
-// A container of n entries needs at least n bytes (one type byte per value).
-static bool count_fits(struct wire_rd *r, int64_t n)
+// A container of n entries of `per` values each needs at least n * per bytes
+// (one type byte per value).
+static bool count_fits(struct wire_rd *r, int64_t n, uint64_t per)
 {
-    if (r->bad || n < 0 || (uint64_t)n > r->len - r->off)
+    if (r->bad || n < 0 || (uint64_t)n > (r->len - r->off) / per)
         r->bad = true;
     return !r->bad;
 }
@@ -222,14 +223,14 @@ static int get_value(struct wire_rd *r, struct value *out, int depth)
     case WT_ARRAY: {
         int64_t n = wire_get_i64(r);
         value_set_array(out);
-        for (int64_t i = 0; count_fits(r, n - i) && i < n; i++)
+        for (int64_t i = 0; count_fits(r, n - i, 1) && i < n; i++)
             get_value(r, value_array_push(out), depth + 1);
         break;
     }
     case WT_MAP: {
         int64_t n = wire_get_i64(r);
         value_set_map(out);
-        for (int64_t i = 0; count_fits(r, 2 * (n - i)) && i < n; i++) {
+        for (int64_t i = 0; count_fits(r, n - i, 2) && i < n; i++) {
             // Appended as they come (value_map_put keys by C string and merges).
             if (out->u.m.len == out->u.m.cap) {
                 out->u.m.cap = out->u.m.cap ? out->u.m.cap * 2 : 8;
@@ -261,8 +262,12 @@ static int wait_fd(int fd, short events, const struct wire_deadline *dl)
         int timeout = -1;
         if (dl && dl->at_ms) {
             uint64_t at = dl->at_ms;
-            if (dl->extend && *dl->extend + dl->grace_ms > at)
-                at = *dl->extend + dl->grace_ms;
+            uint64_t extend = dl->extend ? *dl->extend : 0;
+            extend = extend > UINT64_MAX - dl->grace_ms ? UINT64_MAX : extend + dl->grace_ms;
+            if (dl->extend && extend > at)
+                at = extend;
+            if (dl->limit_ms && at > dl->limit_ms)
+                at = dl->limit_ms;
             uint64_t now = util_now_ms();
             if (now >= at)
                 return -ETIMEDOUT;

@@ -60,12 +60,15 @@ int wire_get_value(struct wire_rd *r, struct value *out);
 /**
  * When a transfer must end: at `at_ms` (util_now_ms clock), or later while
  * `*extend` + `grace_ms` is later (the worker moves *extend forward when it
- * starts a new budgeted phase). at_ms == 0: no deadline.
+ * starts a new budgeted phase), but never after `limit_ms` (0: no limit; the
+ * page behind *extend is written by the worker, which is not trusted to stop).
+ * at_ms == 0: no deadline.
  */
 struct wire_deadline {
     uint64_t at_ms;
     const volatile uint64_t *extend; /* may be NULL */
     uint64_t grace_ms;
+    uint64_t limit_ms;
 };
 
 /** Sends b as one framed message. 0, -ETIMEDOUT, -EPIPE or another -errno. */

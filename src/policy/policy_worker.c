@@ -49,6 +49,9 @@
 #define POLICY_FILE_MAX ((size_t)1 << 20) /* a policy file larger than this is refused */
 /* An answer is at most 32 MiB of strings and 2^18 values (policy_host.c). */
 #define RESPONSE_MAX ((size_t)64 << 20)
+/* Time a call may spend before the policy starts (decoding and pushing a large
+ * request): a call ends at most this much after its POLICY_CALL_KILL_MS. */
+#define CALL_SETUP_MS 1000
 /* A restart (after a kill) runs the top level of files that loaded before, without their
  * examples: it gets this long in all, so that a slow top level cannot make every call slow. */
 #define RESTART_DEADLINE_MS 2000
@@ -519,9 +522,14 @@ static void worker_kill(struct worker *w, char *where, size_t wherelen)
     if (!w)
         return;
     worker_reap(w, true);
-    if (where && w->sh)
-        util_strlcpy(where, w->sh->where,
-                     wherelen < sizeof w->sh->where ? wherelen : sizeof w->sh->where);
+    if (where && w->sh) {
+        // Bounded by the page: the worker may have died in the middle of writing it.
+        size_t n = strnlen(w->sh->where, sizeof w->sh->where);
+        if (n >= wherelen)
+            n = wherelen - 1;
+        memcpy(where, w->sh->where, n);
+        where[n] = '\0';
+    }
     worker_free(w);
 }
 
@@ -625,11 +633,13 @@ static int gen_start(struct generation *gen, const struct policy_config *cfg, bo
             wire_strn(&b, gen->texts[i], gen->lens[i]);
         }
     }
-    // Each file's load moves sh->deadline_ms; starting the process is bounded too.
-    struct wire_deadline dl = {util_now_ms() + POLICY_LOAD_DEADLINE_MS + POLICY_WORKER_GRACE_MS,
-                               &w->sh->deadline_ms, POLICY_WORKER_GRACE_MS};
+    // Each file's load moves sh->deadline_ms; starting the process is bounded too,
+    // and so is the whole load whatever the worker writes in its page.
+    uint64_t now = util_now_ms(), per_file = POLICY_LOAD_DEADLINE_MS + POLICY_WORKER_GRACE_MS;
+    struct wire_deadline dl = {now + per_file, &w->sh->deadline_ms, POLICY_WORKER_GRACE_MS,
+                               now + (POLICY_FILE_COUNT + 1) * per_file};
     if (!first)
-        dl = (struct wire_deadline){util_now_ms() + RESTART_DEADLINE_MS, NULL, 0};
+        dl = (struct wire_deadline){now + RESTART_DEADLINE_MS, NULL, 0, 0};
     int ret = wire_send(w->fd, &b, &dl);
     if (!ret)
         ret = wire_recv(w->fd, &msg, &len, RESPONSE_MAX, &dl);
@@ -802,8 +812,9 @@ static bool host_call(struct policy_host *host, enum policy_hook hook, const str
     if (!w)
         return false;
     size_t len = 0;
-    struct wire_deadline dl = {util_now_ms() + POLICY_CALL_KILL_MS, &w->sh->deadline_ms,
-                               POLICY_WORKER_GRACE_MS};
+    uint64_t now = util_now_ms();
+    struct wire_deadline dl = {now + POLICY_CALL_KILL_MS, &w->sh->deadline_ms,
+                               POLICY_WORKER_GRACE_MS, now + POLICY_CALL_KILL_MS + CALL_SETUP_MS};
     int ret = wire_send(w->fd, req, &dl);
     if (!ret)
         ret = wire_recv(w->fd, &rep->msg, &len, RESPONSE_MAX, &dl);

@@ -6,12 +6,14 @@
 // Usage: test_policy_host <repository root>
 
 #include "policy/policy.h"
+#include "policy/policy_wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -939,6 +941,68 @@ out:
     remove_dir(dir);
 }
 
+/* ---- the wire between the agent and its worker ----------------------------- */
+
+static void test_wire(void)
+{
+    int sv[2] = {-1, -1};
+    struct buf b = {0};
+    char *msg = NULL;
+    size_t len = 0;
+    struct value v, back;
+    value_set_map(&v);
+    value_set_map(&back);
+    value_set_bin(value_map_put(&v, "bin"), "\0\xff", 2);
+    value_set_float(value_map_put(&v, "f"), 2.5);
+    struct value *arr = value_map_put(&v, "a");
+    value_set_array(arr);
+    value_set_nil(value_array_push(arr));
+    value_set_int(value_array_push(arr), -7);
+    value_set_bool(value_array_push(arr), true);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+    wire_value(&b, &v);
+    wire_str(&b, NULL);
+    CHECK(wire_send(sv[0], &b, NULL) == 0, "send");
+    CHECK(wire_recv(sv[1], &msg, &len, 1 << 20, NULL) == 0 && len == b.len, "recv");
+    struct wire_rd r;
+    wire_rd_init(&r, msg, len);
+    value_deinit(&back);
+    CHECK(wire_get_value(&r, &back) == 0, "decodes");
+    CHECK(wire_get_str(&r, NULL) == NULL && !r.bad && r.off == len, "a NULL string, all read");
+    const struct value *bin = value_map_get(&back, "bin"), *a = value_map_get(&back, "a");
+    CHECK(bin && bin->type == VALUE_BIN && bin->u.s.len == 2 && bin->u.s.ptr[1] == '\xff', "bin");
+    CHECK(a && a->type == VALUE_ARRAY && a->u.a.len == 3 && a->u.a.items[1].u.i == -7, "array");
+    // A declared length larger than what follows is refused before any allocation.
+    for (char type = 8; type <= 9; type++) { // an array, a map of 2^62 entries
+        char bogus[1 + 8] = {type};
+        int64_t huge = INT64_C(1) << 62;
+        memcpy(bogus + 1, &huge, sizeof huge);
+        wire_rd_init(&r, bogus, sizeof bogus);
+        value_deinit(&back);
+        CHECK(wire_get_value(&r, &back) == -EINVAL && r.bad, "a lying length (type %d)", type);
+    }
+    // A deadline the worker's page keeps moving still ends at its limit.
+    uint64_t far = UINT64_MAX - 5, t0 = util_now_ms();
+    struct wire_deadline dl = {t0 + 50, &far, 100, t0 + 300};
+    free(msg);
+    msg = NULL;
+    CHECK(wire_recv(sv[0], &msg, &len, 1 << 20, &dl) == -ETIMEDOUT, "times out");
+    uint64_t took = util_now_ms() - t0;
+    CHECK(took >= 290 && took < 2000, "at the limit: %llu ms", (unsigned long long)took);
+    close(sv[1]);
+    sv[1] = -1;
+    dl = (struct wire_deadline){util_now_ms() + 5000, NULL, 0, 0};
+    CHECK(wire_recv(sv[0], &msg, &len, 1 << 20, &dl) == -EPIPE, "the peer is gone");
+out:
+    for (int i = 0; i < 2; i++)
+        if (sv[i] >= 0)
+            close(sv[i]);
+    free(msg);
+    free(b.data);
+    value_deinit(&v);
+    value_deinit(&back);
+}
+
 /* ---- policies stuck inside a C library function --------------------------- */
 
 // Runs fn with stderr (the log) going to a file; returns what was logged.
@@ -1204,6 +1268,7 @@ int main(int argc, char **argv)
     test_load_errors();
     test_reload();
     test_log_once();
+    test_wire();
     test_worker_process();
     test_stuck_in_c();
     test_stuck_at_load();
