@@ -2,6 +2,9 @@
 # Builds every example grading image with `docker build`, from local files
 # only (nothing is pulled): Debian's static busybox + proctor-runtime, FROM
 # scratch. Usage: examples/environments/build.sh [BUILD_DIR]
+# PROCTOR_AGENT_VERSION=4 labels the images for INGInious's development head
+# (org.inginious.grading.agent_version=4) instead of 0.9.x (3, the default);
+# the runtime speaks both container protocols.
 # BUILD_DIR is a CMake build directory (default: <repo>/build); the runtime
 # is (re)built there first, configuring the directory if it is new.
 set -eu
@@ -10,6 +13,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 build=$(mkdir -p "${1:-$top/build}" && cd "${1:-$top/build}" && pwd)
 busybox=${BUSYBOX:-/bin/busybox}
+version=${PROCTOR_AGENT_VERSION:-3}
+case "$version" in
+3 | 4) ;;
+*)
+    echo "build.sh: PROCTOR_AGENT_VERSION must be 3 or 4, not $version" >&2
+    exit 2
+    ;;
+esac
 
 # Tools the runtime implements; each is a link to the one binary.
 tools="INGInious _run_student_intern run_student getinput feedback feedback-result
@@ -54,7 +65,8 @@ for env in "$here"/*/; do
     cp "$env/Dockerfile" "$ctx/$name/Dockerfile"
     echo "building proctor/env-$name"
     # Quiet unless it fails: the legacy builder prints a deprecation notice.
-    if ! out=$(docker build -q --label org.proctor.example-image=1 -t "proctor/env-$name" \
+    if ! out=$(docker build -q --label org.proctor.example-image=1 \
+               --label org.inginious.grading.agent_version="$version" -t "proctor/env-$name" \
                "$ctx/$name" 2>&1); then
         echo "$out" >&2
         exit 1

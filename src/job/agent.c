@@ -355,8 +355,8 @@ static int parse_ports(const char *s, uint16_t *out, size_t *n)
 }
 
 static void env_add(struct agent *a, const struct policy_runtime *rt,
-                    const struct docker_image *img, const char *name, const uint16_t *ports,
-                    size_t nports, bool advertised)
+                    const struct docker_image *img, const char *name, int version,
+                    const uint16_t *ports, size_t nports, bool advertised)
 {
     for (size_t i = 0; i < a->nenvs; i++) {
         struct env *e = &a->envs[i];
@@ -384,6 +384,7 @@ fill:;
     e->nports = nports;
     e->run_as_root = rt->run_as_root;
     e->advertised = advertised;
+    e->agent_version = version;
 }
 
 static void build_hello_envs(struct agent *a)
@@ -458,7 +459,7 @@ static void on_images(int status, const char *err, const struct docker_image *im
             const struct policy_runtime *rt = &a->disc_rts[r];
             if ((need_root && !rt->run_as_root) || (need_gpu && !rt->enables_gpu))
                 continue;
-            env_add(a, rt, img, name, ports, nports, advertised);
+            env_add(a, rt, img, name, atoi(version), ports, nports, advertised);
         }
     }
     build_hello_envs(a);

@@ -1105,7 +1105,13 @@ static int student_create(struct student *s, const struct env *env, const char *
     AUTO_FREE char *netmode = ssh             ? xstrdup("bridge")
                               : share_network ? xasprintf("container:%s", j->container_id)
                                               : xstrdup("none");
-    const char *cmd[] = {"_run_student_intern", NULL};
+    // 0.9.x's intern (agent_version 3) needs its runtime and its parent's
+    // environment type to choose its mode; HEAD's takes no argument.
+    const char *cmd[] = {"_run_student_intern", NULL, NULL, NULL};
+    if (env->agent_version == 3) {
+        cmd[1] = env->runtime;
+        cmd[2] = j->envtype;
+    }
     struct docker_kv labels[] = {
         {JOB_LABEL_AGENT, a->agent_id}, {JOB_LABEL_JOB, j->id}, {JOB_LABEL_ROLE, "student"}};
     struct docker_port_binding pb = {.container_port = 22, .host_port = s->ssh_port};

@@ -36,6 +36,7 @@ struct env {
     size_t nports;
     bool run_as_root;
     bool advertised;
+    int agent_version; /* the image's container protocol: 3 (0.7-0.9.x) or 4 (HEAD) */
 };
 
 struct job;

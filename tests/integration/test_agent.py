@@ -622,3 +622,29 @@ def test_time_caps_are_hard(tasks_dir):
         assert re.search(r"wall time limit \(2 s\) reached", c.agent.log())
     assert not harness.containers(c.agent_label())
     harness.cleanup_dir(c.workdir)
+
+
+def test_intern_arguments_follow_the_image_protocol(tasks_dir):
+    """0.9.x images (agent_version 3) get `<runtime> <envtype>`, HEAD's (4) none (issue 9)."""
+    ctx = tempfile.mkdtemp(prefix="proctor-img-v4-")
+    try:
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            f.write("FROM proctor/env-student\n"
+                    "LABEL org.inginious.grading.name=\"student-v4\" "
+                    "org.inginious.grading.agent_version=\"4\"\n")
+        subprocess.run(["docker", "build", "-q", "-t", "proctor/test-student-v4", ctx],
+                       check=True, capture_output=True)
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+    c = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="it-intern")
+    with c:
+        c.wait_environment("docker", "student-v4")
+        r3 = c.grade("it", "intern_args", {"env": "student"})
+        r4 = c.grade("it", "intern_args", {"env": "student-v4"})
+    # The runtime is the student environment's (as discovery logged it).
+    runtime = re.search(r"docker/student -> \S+ \(runtime (\S+)\)", c.agent.log()).group(1)
+    assert r3["result"] == ("success", "rc=0 cmdline=_run_student_intern %s docker" % runtime), r3
+    assert r4["result"] == ("success", "rc=0 cmdline=_run_student_intern"), r4
+    assert not harness.containers(c.agent_label())
+    harness.cleanup_dir(c.workdir)
+    subprocess.run(["docker", "rmi", "-f", "proctor/test-student-v4"], capture_output=True)
