@@ -119,10 +119,20 @@ static void fake_engine_on_accept(struct loop *loop, int fd, unsigned events, vo
     PROCTOR_REQUIRE(loop_fd_add(loop, cfd, LOOP_READ, fake_engine_on_conn, f) == 0);
 }
 
+static char fake_engine_path[108];
+
+// libFuzzer ends with exit(): the socket file goes with the process.
+static void fake_engine_unlink(void)
+{
+    unlink(fake_engine_path);
+}
+
 static void fake_engine_start(struct fake_engine *f, struct loop *loop)
 {
     *f = (struct fake_engine){.loop = loop, .fd = -1};
     snprintf(f->path, sizeof(f->path), "/tmp/proctor-fuzz-docker-%ld.sock", (long)getpid());
+    util_strlcpy(fake_engine_path, f->path, sizeof(fake_engine_path));
+    atexit(fake_engine_unlink);
     unlink(f->path);
     f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
