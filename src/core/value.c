@@ -201,6 +201,92 @@ bool value_map_del(struct value *map, const char *key)
     return true;
 }
 
+struct ranked_key {
+    const struct value *key;
+    size_t pos;
+};
+
+static int ranked_key_cmp(const void *pa, const void *pb)
+{
+    const struct ranked_key *a = pa, *b = pb;
+    size_t n = a->key->u.s.len < b->key->u.s.len ? a->key->u.s.len : b->key->u.s.len;
+    int c = memcmp(a->key->u.s.ptr, b->key->u.s.ptr, n);
+    if (c)
+        return c;
+    if (a->key->u.s.len != b->key->u.s.len)
+        return a->key->u.s.len < b->key->u.s.len ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+/** Position of key in ref's sorted keys (its first occurrence), or SIZE_MAX. */
+static size_t ranked_find(const struct ranked_key *sorted, size_t n, const struct value *key)
+{
+    struct ranked_key probe = {.key = key, .pos = 0};
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ranked_key_cmp(&sorted[mid], &probe) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < n && sorted[lo].key->u.s.len == key->u.s.len &&
+        !memcmp(sorted[lo].key->u.s.ptr, key->u.s.ptr, key->u.s.len))
+        return sorted[lo].pos;
+    return SIZE_MAX;
+}
+
+struct ranked_pair {
+    size_t rank, pos;
+    const struct value *ref_val;
+};
+
+static int ranked_pair_cmp(const void *pa, const void *pb)
+{
+    const struct ranked_pair *a = pa, *b = pb;
+    if (a->rank != b->rank)
+        return a->rank < b->rank ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+static void map_order_like(struct value *m, const struct value *ref, int depth)
+{
+    if (!m || !ref || m->type != VALUE_MAP || ref->type != VALUE_MAP || depth > VALUE_MAX_DEPTH)
+        return;
+    size_t n = m->u.m.len, nref = 0;
+    // Sizes come from containers: checked allocations, and no reorder without them.
+    struct ranked_key *sorted = malloc((ref->u.m.len + 1) * sizeof *sorted);
+    struct ranked_pair *order = malloc((n + 1) * sizeof *order);
+    struct value_pair *items = malloc((n + 1) * sizeof *items);
+    if (!sorted || !order || !items)
+        goto out;
+    for (size_t i = 0; i < ref->u.m.len; i++)
+        if (ref->u.m.items[i].key.type == VALUE_STR)
+            sorted[nref++] = (struct ranked_key){&ref->u.m.items[i].key, i};
+    qsort(sorted, nref, sizeof *sorted, ranked_key_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const struct value *k = &m->u.m.items[i].key;
+        size_t rank = k->type == VALUE_STR ? ranked_find(sorted, nref, k) : SIZE_MAX;
+        order[i] =
+            (struct ranked_pair){rank, i, rank == SIZE_MAX ? NULL : &ref->u.m.items[rank].val};
+    }
+    qsort(order, n, sizeof *order, ranked_pair_cmp);
+    for (size_t i = 0; i < n; i++)
+        items[i] = m->u.m.items[order[i].pos];
+    memcpy(m->u.m.items, items, n * sizeof *items);
+    for (size_t i = 0; i < n; i++)
+        map_order_like(&m->u.m.items[i].val, order[i].ref_val, depth + 1);
+out:
+    free(sorted);
+    free(order);
+    free(items);
+}
+
+void value_map_order_like(struct value *m, const struct value *ref)
+{
+    map_order_like(m, ref, 0);
+}
+
 bool value_is_str(const struct value *v, const char *s)
 {
     return v && v->type == VALUE_STR && strlen(s) == v->u.s.len &&

@@ -111,6 +111,14 @@ struct value *value_map_put(struct value *map, const char *key);
 const struct value *value_map_get(const struct value *map, const char *key);
 /** Removes a string key (releasing its value); true if it was there. */
 bool value_map_del(struct value *map, const char *key);
+/**
+ * Reorders the entries of map `m` so that its string keys also found in map
+ * `ref` (borrowed) come first, in ref's order, and the others after them in
+ * their current order; then does the same inside every matched value that is
+ * a map in both. O(n log n). Non-maps are left alone, and so is m when the
+ * bookkeeping cannot be allocated (its order then stays as it is).
+ */
+void value_map_order_like(struct value *m, const struct value *ref);
 
 /** True for STR values equal to s. */
 bool value_is_str(const struct value *v, const char *s);

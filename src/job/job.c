@@ -386,6 +386,12 @@ static void report_result(struct job *j)
     }
     struct policy_result pr = {0};
     int ret = policy_results(j->agent->policy, raw, j->prev_state, &pr, reason, sizeof reason);
+    if (!ret && raw->type == VALUE_MAP) {
+        // Lua tables have no order: give the backend the grader's.
+        value_map_order_like(&pr.problems, value_map_get(raw, "problems"));
+        value_map_order_like(&pr.tests, value_map_get(raw, "tests"));
+        value_map_order_like(&pr.custom, value_map_get(raw, "custom"));
+    }
     value_deinit(raw);
     if (ret) {
         AUTO_FREE char *text = xasprintf(TXT_UNREADABLE "%s", reason);

@@ -648,3 +648,22 @@ def test_intern_arguments_follow_the_image_protocol(tasks_dir):
     assert not harness.containers(c.agent_label())
     harness.cleanup_dir(c.workdir)
     subprocess.run(["docker", "rmi", "-f", "proctor/test-student-v4"], capture_output=True)
+
+
+def test_result_key_order(tasks_dir):
+    """problems, tests and custom reach the backend in the grader's order (issue 9)."""
+    # The shipped Lua policies (results.lua builds its answer in Lua tables).
+    c = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="it-order",
+                        policies=os.path.join(harness.ROOT, "policies"))
+    with c:
+        results = [c.grade("it", "key_order", {}) for _ in range(3)]
+    assert not harness.containers(c.agent_label())
+    harness.cleanup_dir(c.workdir)
+    for r in results:
+        assert r["result"][0] == "success", r
+        assert list(r["problems"]) == ["q3", "q1", "q10", "q2", "zz", "a7", "m", "b", "q11", "x",
+                                       "c4", "k"], r
+        assert list(r["custom"]) == ["zeta", "alpha", "nested", "mid"], r
+        assert list(r["custom"]["nested"]) == ["z", "b", "m"], r
+        assert list(r["custom"]["nested"]["m"]) == ["y", "c"], r
+        assert list(r["tests"]) == ["t9", "t1"], r

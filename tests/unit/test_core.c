@@ -201,6 +201,74 @@ static void test_value(void)
     CHECK(back.type == VALUE_UINT && back.u.u == UINT64_MAX);
 }
 
+/** "k1,k2,..." of a map's string keys, in order (static buffer). */
+static const char *keys_of(const struct value *m)
+{
+    static char out[256];
+    out[0] = '\0';
+    for (size_t i = 0; m->type == VALUE_MAP && i < m->u.m.len; i++) {
+        if (i)
+            strcat(out, ",");
+        strcat(out, m->u.m.items[i].key.u.s.ptr);
+    }
+    return out;
+}
+
+static void test_value_order_like(void)
+{
+    // What the policy returned (Lua's order) and what the grader wrote.
+    struct value m, ref;
+    value_set_map(&m);
+    value_set_map(&ref);
+    value_set_int(value_map_put(&m, "c"), 1);
+    struct value *ma = value_map_put(&m, "a");
+    value_set_map(ma);
+    value_set_int(value_map_put(ma, "y"), 1);
+    value_set_int(value_map_put(ma, "x"), 2);
+    value_set_int(value_map_put(&m, "zz"), 3);
+    value_set_int(value_map_put(&m, "b"), 4);
+    value_set_int(value_map_put(&m, "aa"), 5);
+    struct value *ra = value_map_put(&ref, "a");
+    value_set_map(ra);
+    value_set_int(value_map_put(ra, "x"), 0);
+    value_set_int(value_map_put(ra, "y"), 0);
+    value_set_int(value_map_put(&ref, "b"), 0);
+    value_set_int(value_map_put(&ref, "gone"), 0);
+    value_set_int(value_map_put(&ref, "c"), 0);
+    value_map_order_like(&m, &ref);
+    // The grader's keys in its order, then the policy's own in theirs.
+    CHECK(!strcmp(keys_of(&m), "a,b,c,zz,aa"));
+    CHECK(!strcmp(keys_of(value_map_get(&m, "a")), "x,y"));
+    const struct value *c = value_map_get(&m, "c");
+    CHECK(c && c->type == VALUE_INT && c->u.i == 1);
+    // Non-maps and a missing reference leave it alone.
+    value_map_order_like(&m, NULL);
+    CHECK(!strcmp(keys_of(&m), "a,b,c,zz,aa"));
+    // Many keys: reversed, then put back in order.
+    struct value big, bigref;
+    value_set_map(&big);
+    value_set_map(&bigref);
+    for (int i = 0; i < 20000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        value_set_int(value_map_put(&bigref, k), i);
+    }
+    for (int i = 19999; i >= 0; i--) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        value_set_int(value_map_put(&big, k), i);
+    }
+    value_map_order_like(&big, &bigref);
+    bool ordered = big.u.m.len == 20000;
+    for (size_t i = 0; ordered && i < big.u.m.len; i++)
+        ordered = big.u.m.items[i].val.u.i == (int64_t)i;
+    CHECK(ordered);
+    value_deinit(&big);
+    value_deinit(&bigref);
+    value_deinit(&m);
+    value_deinit(&ref);
+}
+
 static void test_value_hostile(void)
 {
     char err[128];
@@ -818,6 +886,7 @@ int main(void)
     test_fds();
     test_signals();
     test_value();
+    test_value_order_like();
     test_value_hostile();
     test_value_big_frames();
     test_value_types();
