@@ -26,7 +26,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -66,7 +65,6 @@
 
 #define HOOK_COUNT POLICY_HOOK_COUNT
 #define FILE_COUNT POLICY_FILE_COUNT
-#define hooks policy_hooks
 
 /** One loaded generation of policies. */
 struct policy_state {
@@ -713,7 +711,7 @@ static int l_policy_trampoline(lua_State *L)
     struct call_ctx *c = lua_touserdata(L, 1);
     struct policy_state *st = c->st;
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->hooks_ref); // ctx hooks
-    lua_getfield(L, -1, hooks[c->hook].fn);           // ctx hooks fn
+    lua_getfield(L, -1, policy_hooks[c->hook].fn);    // ctx hooks fn
     lua_Debug ar;
     lua_pushvalue(L, -1);                                   // ctx hooks fn fn
     if (lua_getinfo(L, ">S", &ar) && ar.source[0] == '@') { // ctx hooks fn
@@ -757,7 +755,7 @@ static bool host_call(struct policy_state *st, struct call_ctx *c)
     PROCTOR_REQUIRE(lua_gettop(L) == 0);
     c->st = st;
     c->verdict = -EINVAL;
-    util_strlcpy(c->source, hooks[c->hook].file, sizeof c->source);
+    util_strlcpy(c->source, policy_hooks[c->hook].file, sizeof c->source);
     c->line = 0;
     c->err[0] = '\0';
     c->msg[0] = '\0';
@@ -774,7 +772,7 @@ static bool host_call(struct policy_state *st, struct call_ctx *c)
         if (status == LUA_OK) {
             c->kind = POLICY_FAILURE_ANSWER;
             util_err(c->msg, sizeof c->msg, "%s:%d: %s() answer rejected: %s", c->source, c->line,
-                     hooks[c->hook].fn, c->err);
+                     policy_hooks[c->hook].fn, c->err);
         } else if (st->exhausted) {
             c->kind = POLICY_FAILURE_BUDGET;
             util_err(c->msg, sizeof c->msg, "%s", st->budget_msg);
@@ -1257,16 +1255,16 @@ static void register_hooks(lua_State *L, struct setup_ctx *s, const char *file, 
     struct policy_state *st = s->st;
     lua_getfield(L, policy, "functions"); // ... functions
     for (size_t h = 0; h < HOOK_COUNT; h++) {
-        if (strcmp(hooks[h].file, file) != 0)
+        if (strcmp(policy_hooks[h].file, file) != 0)
             continue;
-        if (lua_getfield(L, -1, hooks[h].fn) == LUA_TFUNCTION) { // ... functions fn
-            lua_setfield(L, hooks_tbl, hooks[h].fn);             // ... functions
+        if (lua_getfield(L, -1, policy_hooks[h].fn) == LUA_TFUNCTION) { // ... functions fn
+            lua_setfield(L, hooks_tbl, policy_hooks[h].fn);             // ... functions
             st->has_hook[h] = true;
         } else {
             lua_pop(L, 1); // ... functions
             if (!s->quiet)
                 log_info(LOG_POLICY, "%s.lua defines no %s(): the built-in default is used", file,
-                         hooks[h].fn);
+                         policy_hooks[h].fn);
         }
     }
     lua_pop(L, 1); // ...
