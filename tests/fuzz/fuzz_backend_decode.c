@@ -5,11 +5,13 @@
 // trees; rebuilding the frame from the decoded fields and decoding it again
 // gives the same message (decode(encode(decode(x))) == decode(x)); and the
 // agent's answers built from its strings (AgentJobStarted, AgentJobDone,
-// AgentJobSSHDebug) pass the backend-side check.
+// AgentJobSSHDebug) pass the backend-side check. On every input too: UTF-8
+// repair as Python's decode(errors="replace") does it (a reference).
 #include <errno.h>
 
 #include "backend/backend_proto.h"
 #include "fuzz_common.h"
+#include "utf8_ref.h"
 
 static void check_cstr(const char *s, const char *what)
 {
@@ -146,10 +148,30 @@ static void check_answers(const struct backend_msg *m)
     msgpack_sbuffer_destroy(&sb);
 }
 
+// Every str the agent writes goes through backend_utf8_sanitize: it must
+// give Python's decode(errors="replace") of the same bytes (the reference),
+// which is valid UTF-8 and leaves valid text unchanged.
+static void check_sanitize(const uint8_t *data, size_t size)
+{
+    size_t n = 0;
+    char *clean = backend_utf8_sanitize((const char *)data, size, &n);
+    FUZZ_CHECK(clean != NULL && clean[n] == '\0', "sanitize failed");
+    uint8_t *ref = xmalloc(3 * size + 1);
+    size_t m = utf8_ref_repair(data, size, ref);
+    FUZZ_CHECK(n == m && memcmp(clean, ref, n) == 0, "sanitize differs from the reference");
+    FUZZ_CHECK(backend_utf8_valid(clean, n), "sanitized text is not valid UTF-8");
+    FUZZ_CHECK(backend_utf8_valid((const char *)data, size) ==
+                   (size == m && memcmp(data, ref, m) == 0),
+               "backend_utf8_valid disagrees with the reference");
+    free(ref);
+    free(clean);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_sanitize(data, size);
     char err[256] = "";
     struct backend_msg m;
     int ret = backend_decode((const char *)data, size, &m, err, sizeof err);

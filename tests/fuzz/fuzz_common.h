@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "core/value.h"
 
 // A property violation is a finding like a sanitizer report: print what broke
