@@ -1,13 +1,15 @@
 // Container result -> policy -> AgentJobDone: a `result` message from a
 // grading container, judged by the shipped policies (policies/results.lua
-// through src/policy/policy.h), then reported to the backend
-// (backend_encode_job_done), the way src/job/job.c does it.
+// through src/policy/policy.h) or by the built-in default (the first byte
+// chooses), then reported to the backend (backend_encode_job_done), the way
+// src/job/job.c does it.
 // Properties: every result the policy accepts has a known result string and
 // a finite grade, and becomes an AgentJobDone that the backend-side check
 // (backend_check_agent_msg) accepts; a rejected result comes with a reason,
 // and the crash report built from it is accepted too.
 #include <errno.h>
 #include <math.h>
+#include <unistd.h>
 
 #include "backend/backend_proto.h"
 #include "core/log.h"
@@ -16,7 +18,8 @@
 
 #define TXT_UNREADABLE "The grader did not return a readable output : "
 
-static struct policy_host *g_host;
+// The shipped policies, and the built-in defaults (an empty policy directory).
+static struct policy_host *g_hosts[2];
 
 // Previous @state values the job may carry, invalid UTF-8 included.
 static const char *const prev_states[] = {"", "attempt 1", "\xff\xfe not utf-8", "{\"k\": 1}"};
@@ -66,18 +69,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         .max_output_bytes = 256 << 20,
     };
     char err[512] = "";
-    g_host = policy_host_new(PROCTOR_SOURCE_DIR "/policies", &cfg, err, sizeof err);
-    if (!g_host) {
-        fprintf(stderr, "fuzz_policy_results: cannot load the shipped policies: %s\n", err);
-        abort();
+    static char empty[] = "/tmp/proctor-fuzz-policies-XXXXXX";
+    const char *dirs[2] = {PROCTOR_SOURCE_DIR "/policies", mkdtemp(empty)};
+    for (int i = 0; i < 2; i++) {
+        g_hosts[i] = dirs[i] ? policy_host_new(dirs[i], &cfg, err, sizeof err) : NULL;
+        if (!g_hosts[i]) {
+            fprintf(stderr, "fuzz_policy_results: cannot load %s: %s\n", dirs[i], err);
+            abort();
+        }
     }
+    rmdir(empty); // loaded: the host keeps nothing open there
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_in in = {data, size};
-    const char *prev_state = prev_states[fuzz_u8(&in) % ARRAY_SIZE(prev_states)];
+    uint8_t mode = fuzz_u8(&in);
+    const char *prev_state = prev_states[mode % ARRAY_SIZE(prev_states)];
+    struct policy_host *host = g_hosts[(mode >> 2) & 1];
     char err[256];
     struct value m;
     if (value_unpack((const char *)in.p, in.n, &m, err, sizeof err))
@@ -105,7 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char reason[POLICY_REASON_MAX] = "";
     struct policy_result pr = {0};
-    int ret = policy_results(g_host, raw, prev_state, &pr, reason, sizeof reason);
+    int ret = policy_results(host, raw, prev_state, &pr, reason, sizeof reason);
     if (ret) {
         FUZZ_CHECK(ret == -EPERM, "policy_results gives %d", ret);
         FUZZ_CHECK(reason[0] != '\0', "rejected without a reason");

@@ -285,6 +285,8 @@ def seeds_policy_results():
     for name, msg in CONTAINER.items():
         if name.startswith("result"):
             write("policy_results", name, b"\x01" + pack(msg))
+            # The same, judged by the built-in default (no policy file).
+            write("policy_results", "default_" + name, b"\x05" + pack(msg))
     write("policy_results", "bad_problem_id", b"\x00" + pack(
         {"type": "result", "result": {"result": "success", "problems": {"bad id!": "x"}}}))
     write("policy_results", "invalid_utf8_text", b"\x02" + pack(
