@@ -92,7 +92,12 @@ for h in "${harnesses[@]}"; do
         failed+=("$h")
         # The finding: the sanitizer's or the property's report, and the input.
         grep -m 1 -B 2 -A 25 -E 'ERROR: |property violated|runtime error' "$log" >&2 || tail -n 40 "$log" >&2
-        grep -E 'Test unit written to' "$log" >&2 || true
+        unit=$(sed -n 's/.*Test unit written to //p' "$log" | tail -n 1)
+        if [ -n "$unit" ] && [ -f "$unit" ]; then
+            echo "fuzz: input $unit ($(stat -c %s "$unit") bytes), hex (first 512):" >&2
+            od -An -v -tx1 -N 512 "$unit" | tr -d ' \n' >&2
+            echo >&2
+        fi
     fi
 done
 
