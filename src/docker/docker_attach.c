@@ -281,8 +281,12 @@ static int status_code(const char *head)
     if (*p++ != ' ' || !isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) ||
         !isdigit((unsigned char)p[2]) || isdigit((unsigned char)p[3]))
         return -1;
-    return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+    int code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+    // HTTP has no status below 100: "000" would read as a refusal with
+    // status 0, which the caller takes for a clean end of the stream.
+    return code < 100 ? -1 : code;
 }
+
 static bool attach_head(struct docker_attach *a)
 {
     const char *end = memmem(a->head.data, a->head.len, "\r\n\r\n", 4);

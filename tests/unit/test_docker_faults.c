@@ -227,6 +227,11 @@ static void serve(struct fake *f, struct conn *c, const char *line, size_t extra
         // never answered: the client is freed with this in flight
     } else if (strncmp(p, "/containers/missing/attach?", 27) == 0) {
         conn_reply(f, c, 404, "{\"message\":\"No such container: missing\"}");
+    } else if (strncmp(p, "/containers/zero/attach?", 24) == 0) {
+        // No HTTP status is below 100: not a refusal with status 0 (found by fuzzing).
+        static const char z[] = "HTTP/1.1 000 X\r\n\r\n";
+        conn_send(c, z, strlen(z));
+        conn_close(f, c);
     } else if (strncmp(p, "/containers/bad/attach?", 23) == 0) {
         struct buf b = {0};
         PROCTOR_REQUIRE(buf_append(&b, upgraded, strlen(upgraded), 0) == 0);
@@ -456,6 +461,13 @@ static void on_att_close_missing(struct docker_attach *a, int err, const char *t
     check_done(data);
 }
 
+static void on_att_close_zero(struct docker_attach *a, int err, const char *text, void *data)
+{
+    EXPECT(err == -EPROTO && strstr(text, "malformed"), "status 000: %d %s", err, text);
+    docker_attach_free(a);
+    check_done(data);
+}
+
 static void on_att_data_trunc(struct docker_attach *a, int stream, const void *p, size_t n,
                               void *data)
 {
@@ -623,7 +635,7 @@ int main(void)
     EXPECT(t.c, "client");
     loop_timer_add(t.loop, 20000, on_deadline, &t);
 
-    t.outstanding = 13;
+    t.outstanding = 14;
     t.ev = docker_events_watch(t.c, "lbl=x", on_event, &t);
     EXPECT(t.ev, "watch");
     EXPECT(docker_cpu_watch(t.c, "ok", on_cpu_ok, &t), "cpu ok");
@@ -642,11 +654,14 @@ int main(void)
                                                      .on_close = on_att_close_missing};
     static const struct docker_attach_cbs trunc = {.on_data = on_att_data_trunc,
                                                    .on_close = on_att_close_trunc};
+    static const struct docker_attach_cbs zero = {.on_data = on_att_data,
+                                                  .on_close = on_att_close_zero};
     static const struct docker_attach_cbs echo = {
         .on_ready = on_echo_ready, .on_data = on_echo_data, .on_close = on_echo_close};
     EXPECT(docker_attach_new(t.c, "bad", NULL, &bad, &t), "attach bad");
     EXPECT(docker_attach_new(t.c, "missing", NULL, &missing, &t), "attach missing");
     EXPECT(docker_attach_new(t.c, "trunc", NULL, &trunc, &t), "attach trunc");
+    EXPECT(docker_attach_new(t.c, "zero", NULL, &zero, &t), "attach zero");
     EXPECT(docker_attach_new(t.c, "../etc", NULL, &trunc, &t) == NULL, "bad reference");
     struct docker_attach_opts small = {.max_write = 12};
     t.echo = docker_attach_new(t.c, "echo", &small, &echo, &t);
