@@ -344,6 +344,30 @@ static bool take_results(struct wire_rd *rd, struct policy_result *out)
            out->custom.type == VALUE_MAP;
 }
 
+/**
+ * What every accepted result must be for the backend, whoever decided it:
+ * problems, tests and custom keyed by strings (a container can send msgpack
+ * maps with integer keys, which the backend cannot take). 0 or -EPERM.
+ */
+static int result_keys_check(const struct policy_result *r, char *reason, size_t reasonlen)
+{
+    const struct {
+        const char *name;
+        const struct value *map;
+    } maps[] = {{"problems", &r->problems}, {"tests", &r->tests}, {"custom", &r->custom}};
+    for (size_t m = 0; m < ARRAY_SIZE(maps); m++) {
+        const struct value *v = maps[m].map;
+        for (size_t i = 0; v->type == VALUE_MAP && i < v->u.m.len; i++) {
+            if (v->u.m.items[i].key.type != VALUE_STR) {
+                util_err(reason, reasonlen, "%s: a key of type %s is not a string", maps[m].name,
+                         value_type_name(v->u.m.items[i].key.type));
+                return -EPERM;
+            }
+        }
+    }
+    return 0;
+}
+
 int policy_results(struct policy_host *host, const struct value *raw, const char *prev_state,
                    struct policy_result *out, char *reason, size_t reasonlen)
 {
@@ -379,6 +403,11 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
     } else {
         policy_result_deinit(out); // what a rejected answer left behind
         ret = policy_default_results(raw, prev_state, out, reason, reasonlen);
+    }
+    if (!ret) {
+        ret = result_keys_check(out, reason, reasonlen);
+        if (ret)
+            policy_result_deinit(out);
     }
     reply_done(&rep);
     free(b.data);

@@ -367,6 +367,24 @@ static void test_shipped_results(struct policy_host *host, struct policy_host *b
     CHECK(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "unknown key");
     CHECK(strstr(reason, "extra") != NULL, "reason names the key: %s", reason);
 
+    // A container's msgpack can key custom by an integer, which the backend
+    // cannot take: refused whoever decides (found by fuzz_policy_results).
+    value_deinit(&raw);
+    static const char intkey[] = "\x82\xa6"
+                                 "result"
+                                 "\xa7"
+                                 "success"
+                                 "\xa6"
+                                 "custom"
+                                 "\x81\x66\xa1"
+                                 "x";
+    char uerr[128];
+    CHECK(value_unpack(intkey, sizeof intkey - 1, &raw, uerr, sizeof uerr) == 0, "%s", uerr);
+    CHECK(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "integer key");
+    CHECK(strstr(reason, "custom: a key of type") != NULL, "reason: %s", reason);
+    CHECK(policy_results(builtin, &raw, "", &b, rb, sizeof rb) == -EPERM, "integer key (C)");
+    CHECK(!strcmp(reason, rb), "same reason: '%s' vs '%s'", reason, rb);
+
     // Not a map at all.
     value_deinit(&raw);
     value_set_str(&raw, "hello");
