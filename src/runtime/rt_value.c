@@ -788,6 +788,33 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
     return len;
 }
 
+// Length (>= 1) of the maximal subpart of the ill-formed sequence at
+// s[0..n): the bytes that begin some well-formed sequence. Each such subpart
+// becomes one U+FFFD, as with Python's decode(errors="replace").
+static size_t utf8_bad_len(const unsigned char *s, size_t n)
+{
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        need = 2;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        need = 3;
+        lo = s[0] == 0xe0 ? 0xa0 : 0x80;
+        hi = s[0] == 0xed ? 0x9f : 0xbf;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        need = 4;
+        lo = s[0] == 0xf0 ? 0x90 : 0x80;
+        hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        return 1;
+    }
+    size_t i = 1;
+    if (i < n && s[i] >= lo && s[i] <= hi)
+        for (i = 2; i < need && i < n && (s[i] & 0xc0) == 0x80;)
+            i++;
+    return i;
+}
+
 struct rt_value *rt_new_str_utf8(const char *p, size_t n)
 {
     struct rt_buf b = {0};
@@ -797,7 +824,7 @@ struct rt_value *rt_new_str_utf8(const char *p, size_t n)
         uint32_t cp;
         size_t len = utf8_decode(s + i, n - i, &cp);
         ret = len ? rt_buf_add(&b, s + i, len) : rt_utf8_put(&b, 0xfffd);
-        i += len ? len : 1;
+        i += len ? len : utf8_bad_len(s + i, n - i);
     }
     struct rt_value *v = ret ? NULL : new_bytes(RT_STR, b.data, b.len);
     rt_buf_deinit(&b);
@@ -812,7 +839,8 @@ static int json_str(const char *p, size_t n, struct rt_buf *out)
         char esc[16];
         uint32_t cp = 0xfffd;
         size_t len = utf8_decode(s + i, n - i, &cp);
-        i += len ? len : 1; // an invalid byte becomes U+FFFD, as Python's "replace"
+        // An ill-formed subpart becomes one U+FFFD, as Python's "replace".
+        i += len ? len : utf8_bad_len(s + i, n - i);
         switch (cp) {
         case '"':
             ret = rt_buf_add(out, "\\\"", 2);

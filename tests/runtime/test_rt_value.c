@@ -318,9 +318,35 @@ static void test_json_decode_cases(void)
 static void test_utf8_lossy(void)
 {
     struct rt_value *v = rt_new_str_utf8("ok\xff\xc3\xa9\xe2\x82", 7);
-    CHECK(!strcmp(v->u.str.p, "ok\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd"), "got %s",
-          v->u.str.p);
+    CHECK(!strcmp(v->u.str.p, "ok\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd"), "got %s", v->u.str.p);
     rt_value_free(v);
+    // One U+FFFD per maximal subpart, as CPython's decode("utf-8", "replace").
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"\xef\xbf"
+         "q",
+         "\xef\xbf\xbd"
+         "q"},
+        {"\xe0\x80", "\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xf0\x9f\x98", "\xef\xbf\xbd"},
+        {"\xf0\x9f\x98"
+         "A",
+         "\xef\xbf\xbd"
+         "A"},
+        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xff"
+         "A",
+         "\xef\xbf\xbd"
+         "A"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        v = rt_new_str_utf8(cases[i].in, strlen(cases[i].in));
+        CHECK(v && !strcmp(v->u.str.p, cases[i].out), "case %zu: got %s", i, v ? v->u.str.p : "");
+        rt_value_free(v);
+    }
 }
 
 #define BIG_N 200000
