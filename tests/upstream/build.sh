@@ -172,40 +172,38 @@ FROM $rootfs_image
 
 ENV LANG=en_US.UTF-8 LANGUAGE=en_US:en LC_ALL=en_US.UTF-8
 
-LABEL org.inginious.grading.agent_version=$agent_version
-LABEL org.inginious.grading.name=upstream
-LABEL org.proctor.upstream-image=$version
+LABEL org.inginious.grading.agent_version=$agent_version \\
+      org.inginious.grading.name=upstream \\
+      org.proctor.upstream-image=$version
 
-# Allow to run commands
 COPY bin/ /INGInious/bin/
 COPY inginious_container_api/ /INGInious/inginious_container_api/
-RUN chmod -R 755 /INGInious/bin && \\
-    chmod 700 /INGInious/bin/INGInious && \\
-    mv /INGInious/bin/* /bin
-
-# Install everything needed to allow INGInious' python libs to be loaded
-RUN chmod -R 644 /INGInious/inginious_container_api && \\
-    mkdir -p $site/inginious_container_api && \\
-    cp -R /INGInious/inginious_container_api/*.py $site/inginious_container_api && \\
-    echo "inginious_container_api" > $site/inginious_container_api.pth
-
-# This maintains backward compatibility
-RUN mkdir -p $site/inginious && \\
-    cp -R /INGInious/inginious_container_api/*.py $site/inginious && \\
-    echo "inginious" > $site/inginious.pth
-
-RUN rm -R /INGInious
-
-# Create worker user. Rocky's useradd makes the home directory and gives bash;
-# Debian's does neither unless asked.
-RUN groupadd --gid 4242 worker && \\
-    useradd --uid 4242 --gid 4242 worker --home-dir /task --create-home --shell /bin/bash
-
-# Set locale params for SSH debug (printf: Debian's /bin/sh has no echo -e).
+# The package's RUN steps in one (each step costs seconds on a cold build).
+# Debian's useradd makes no home and gives /bin/sh unless asked; Rocky's makes
+# it and gives bash. printf: Debian's /bin/sh has no echo -e. /run/sshd:
 # Debian's sshd wants its privilege separation directory, which its init
 # scripts make at boot; the runner starts sshd directly.
-RUN printf 'LANG=en_US.UTF-8\nLANGUAGE=en_US:en\nLC_ALL=en_US.UTF-8\n' >> /etc/environment && \\
-    sed -i.bak '/^AcceptEnv/ d' /etc/ssh/sshd_config && \\
+RUN set -e; \\
+    : Allow to run commands; \\
+    chmod -R 755 /INGInious/bin; \\
+    chmod 700 /INGInious/bin/INGInious; \\
+    mv /INGInious/bin/* /bin; \\
+    : Install everything needed to allow INGInious python libs to be loaded; \\
+    chmod -R 644 /INGInious/inginious_container_api; \\
+    mkdir -p $site/inginious_container_api; \\
+    cp -R /INGInious/inginious_container_api/*.py $site/inginious_container_api; \\
+    echo "inginious_container_api" > $site/inginious_container_api.pth; \\
+    : This maintains backward compatibility; \\
+    mkdir -p $site/inginious; \\
+    cp -R /INGInious/inginious_container_api/*.py $site/inginious; \\
+    echo "inginious" > $site/inginious.pth; \\
+    rm -R /INGInious; \\
+    : Create worker user; \\
+    groupadd --gid 4242 worker; \\
+    useradd --uid 4242 --gid 4242 worker --home-dir /task --create-home --shell /bin/bash; \\
+    : Set locale params for SSH debug; \\
+    printf 'LANG=en_US.UTF-8\\nLANGUAGE=en_US:en\\nLC_ALL=en_US.UTF-8\\n' >> /etc/environment; \\
+    sed -i.bak '/^AcceptEnv/ d' /etc/ssh/sshd_config; \\
     mkdir -p -m 0755 /run/sshd
 
 CMD ["INGInious"]
