@@ -27,7 +27,12 @@ die() {
     exit 1
 }
 
-cache=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/proctor/upstream}
+if [ $# -ge 1 ]; then
+    cache=$1
+else
+    xdg=${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}}
+    cache=${xdg:-/var/cache}/proctor/upstream
+fi
 venv=${PROCTOR_VENV:-/opt/proctor-venv}
 
 # Bump when the steps that make the cached root filesystem change, so that an
@@ -122,7 +127,12 @@ cleanup() {
 trap cleanup EXIT
 work=$(mktemp -d "$cache/work.XXXXXX")
 
-if [ ! -f "$tarball" ]; then
+rootfs_image=proctor/upstream-rootfs:$key
+# Docker's copy of the root filesystem is as good as the tarball.
+have_rootfs_image=false
+docker image inspect "$rootfs_image" >/dev/null 2>&1 && have_rootfs_image=true
+
+if ! $have_rootfs_image && [ ! -f "$tarball" ]; then
     [ "$(id -u)" = 0 ] || die "the root filesystem is not cached yet and debootstrap needs root"
     command -v debootstrap >/dev/null || die "debootstrap is not installed (tools/setup.sh installs it)"
     root=$work/root
@@ -152,10 +162,9 @@ if [ ! -f "$tarball" ]; then
     find "$cache" -maxdepth 1 -name 'rootfs-*.tar.gz' ! -path "$tarball" -delete
 fi
 
-rootfs_image=proctor/upstream-rootfs:$key
-if ! docker image inspect "$rootfs_image" >/dev/null 2>&1; then
+if ! $have_rootfs_image; then
     out=$(docker import --message "debootstrap $suite $arch (tests/upstream/build.sh)" \
-        "$tarball" "$rootfs_image" 2>&1) || die "docker import of $tarball failed: $out"
+        "$tarball" "$rootfs_image" 2>&1) || die "docker import of $tarball failed (delete it to build it again): $out"
 fi
 
 # The build context: only what the package's Dockerfile uses.
