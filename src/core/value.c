@@ -254,6 +254,8 @@ static void map_order_like(struct value *m, const struct value *ref, int depth)
     if (!m || !ref || m->type != VALUE_MAP || ref->type != VALUE_MAP || depth > VALUE_MAX_DEPTH)
         return;
     size_t n = m->u.m.len, nref = 0;
+    if (n == 0)
+        return; // and m->u.m.items may be NULL
     // Sizes come from containers: checked allocations, and no reorder without them.
     struct ranked_key *sorted = malloc((ref->u.m.len + 1) * sizeof *sorted);
     struct ranked_pair *order = malloc((n + 1) * sizeof *order);

@@ -241,6 +241,12 @@ static void test_value_order_like(void)
     CHECK(!strcmp(keys_of(value_map_get(&m, "a")), "x,y"));
     const struct value *c = value_map_get(&m, "c");
     CHECK(c && c->type == VALUE_INT && c->u.i == 1);
+    // An empty map (no storage at all) is left alone.
+    struct value empty;
+    value_set_map(&empty);
+    value_map_order_like(&empty, &ref);
+    CHECK(empty.type == VALUE_MAP && empty.u.m.len == 0);
+    value_deinit(&empty);
     // Non-maps and a missing reference leave it alone.
     value_map_order_like(&m, NULL);
     CHECK(!strcmp(keys_of(&m), "a,b,c,zz,aa"));
