@@ -34,6 +34,7 @@ if(PROCTOR_FUZZ)
     "rt_json:proctor_rt"
     "rt_args:proctor_rt"
     "rt_intern:proctor_rt"
+    "rt_ipc:proctor_rt"
     "policy_results:proctor_policy,proctor_backend")
   add_custom_target(fuzz_all)
   foreach(entry ${PROCTOR_FUZZ_HARNESSES})

@@ -51,4 +51,15 @@ int rt_archive_argv(const char *dir, char ***argv);
  */
 int rt_archive_make(struct rt_buf *tgz);
 
+/**
+ * The runner's translation of one IPC request from the grading side into the
+ * agent's run_student message: a map of exactly type ("run_student"),
+ * environment (str or nil), time_limit, hard_time_limit, memory_limit (ints),
+ * share_network, ssh (false), run_as_root (bools) and socket_id (the request's,
+ * non-empty, without '/'). NULL when the request is refused (not a
+ * run_student map, or a bad socket id); the caller also refuses a second
+ * request on one connection and a socket id already in use. Caller frees.
+ */
+struct rt_value *rt_runner_request(const struct rt_value *req);
+
 #endif

@@ -112,18 +112,13 @@ static bool truthy(const struct rt_value *v)
 
 // A run_student request from our IPC client becomes a complete, well-typed
 // frame to the agent (a missing key would make the agent drop it silently).
-static void client_request(struct runner *r, int i, const struct rt_value *req)
+struct rt_value *rt_runner_request(const struct rt_value *req)
 {
     const char *type = rt_map_str(req, "type");
     const char *sid = rt_map_str(req, "socket_id");
     const char *env = rt_map_str(req, "environment");
-    if (!type || strcmp(type, "run_student") || !sid || !*sid || strchr(sid, '/') ||
-        r->clients[i].socket_id || find_client(r, sid) >= 0) {
-        fprintf(stderr, "INGInious: refusing an invalid IPC request\n");
-        client_close(r, i);
-        return;
-    }
-    r->clients[i].socket_id = rt_xstrdup(sid);
+    if (!type || strcmp(type, "run_student") || !sid || !*sid || strchr(sid, '/'))
+        return NULL;
     struct rt_value *m = rt_new_map();
     rt_map_set(m, "type", rt_new_str("run_student"));
     rt_map_set(m, "environment", env && *env ? rt_new_str(env) : rt_new_nil());
@@ -134,6 +129,21 @@ static void client_request(struct runner *r, int i, const struct rt_value *req)
     rt_map_set(m, "socket_id", rt_new_str(sid));
     rt_map_set(m, "ssh", rt_new_bool(false));
     rt_map_set(m, "run_as_root", rt_new_bool(truthy(rt_map_get(req, "run_as_root"))));
+    return m;
+}
+
+static void client_request(struct runner *r, int i, const struct rt_value *req)
+{
+    const char *sid = rt_map_str(req, "socket_id");
+    struct rt_value *m = r->clients[i].socket_id || (sid && find_client(r, sid) >= 0)
+                             ? NULL
+                             : rt_runner_request(req);
+    if (!m) {
+        fprintf(stderr, "INGInious: refusing an invalid IPC request\n");
+        client_close(r, i);
+        return;
+    }
+    r->clients[i].socket_id = rt_xstrdup(sid);
     send_agent(r, m);
 }
 

@@ -281,6 +281,18 @@ def seeds_rt_intern():
     write("rt_intern", "command_cut", b"\x01" + pack(AGENT_TO_RUNNER["intern_command"])[:40])
 
 
+def seeds_rt_ipc():
+    req = dict(CONTAINER["run_student"])
+    write("rt_ipc", "request", b"\x00" + app_frame(req))
+    write("rt_ipc", "request_in_bytes", b"\x00" + app_frame(dict(req, environment="student",
+                                                                  time_limit=5)))
+    write("rt_ipc", "two_requests", b"\x07" + app_frame(req) + app_frame(dict(req, socket_id="p2")))
+    write("rt_ipc", "bad_socket_id", b"\x03" + app_frame(dict(req, socket_id="../main")))
+    write("rt_ipc", "not_run_student", b"\x01" + app_frame({"type": "done"}))
+    write("rt_ipc", "not_a_map", b"\x00" + app_frame([1, 2, 3]))
+    write("rt_ipc", "too_long", b"\x00\x00\x01\x00\x01")
+
+
 def seeds_policy_results():
     for name, msg in CONTAINER.items():
         if name.startswith("result"):
@@ -297,7 +309,7 @@ def seeds_policy_results():
 def main():
     for fn in [seeds_value_unpack, seeds_backend_decode, seeds_docker_stream, seeds_docker_reply,
                seeds_docker_attach, seeds_rt_msgpack, seeds_rt_json, seeds_rt_args, seeds_rt_intern,
-               seeds_policy_results]:
+               seeds_rt_ipc, seeds_policy_results]:
         fn()
     n = sum(len(files) for _, _, files in os.walk(CORPUS))
     print(f"make_seeds: {n} seeds under {os.path.relpath(CORPUS)}", file=sys.stderr)
