@@ -1152,11 +1152,6 @@ static int student_create(struct student *s, const struct env *env, const char *
     return s->req ? 0 : -EIO;
 }
 
-/**
- * Why a well-formed request cannot have a container now, or NULL: the job's
- * caps (chosen by hardening.lua within the C caps), a socket id already in use,
- * or a job that is ending. Counted before the request joins j->students.
- */
 enum student_refusal {
     REFUSE_NONE,
     REFUSE_DUPLICATE,
@@ -1173,6 +1168,12 @@ static const char *const student_refusal_text[] = {
     [REFUSE_TOTAL] = "too many student containers for one job",
 };
 
+/**
+ * Why a well-formed request cannot have a container now (REFUSE_NONE: it can):
+ * the job's caps (chosen by hardening.lua within the C caps), a socket id
+ * already in use, or a job that is ending. Counted before the request joins
+ * j->students.
+ */
 static enum student_refusal student_over_cap(const struct job *j, const char *sid)
 {
     size_t alive = 0;
