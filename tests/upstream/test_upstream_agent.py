@@ -20,6 +20,12 @@ CASES = [
     ("ipython_grader", {"answer": "forty-two"}, False),
     ("ipython_grader", {"answer": "nine"}, True),
     ("student", {}, False),
+    ("upload", {"report": {"filename": "r.txt", "value": b"one\ntwo\n"}}, False),
+    ("cpu", {}, False),
+    ("wall", {}, False),
+    ("memory", {}, False),
+    ("network", {}, False),
+    ("flood", {}, True),
 ]
 
 
@@ -66,7 +72,7 @@ def outcomes(tasks_dir):
 
 
 def test_proctord_grades_with_inginious_s_image(outcomes):
-    bash, py_ok, py_failed, student = outcomes[1]
+    bash, py_ok, py_failed, student, upload, cpu, wall, memory, network, flood = outcomes[1]
     assert bash["result"] == ("failed", "answer=forty-two user=student"), bash
     assert bash["grade"] == 42.5
     assert list(bash["problems"]) == ["q3", "q1", "q2"]
@@ -83,6 +89,26 @@ def test_proctord_grades_with_inginious_s_image(outcomes):
     assert py_failed["grade"] == 12.5 and "python sees nine" in py_failed["stdout"]
     # INGInious's own run_student library and intern, through proctord.
     assert student["result"] == ("success", STUDENT_TEXT), student
+    assert upload["result"] == ("success", "got r.txt with 2 lines"), upload
+    assert cpu["result"] == ("timeout", ""), cpu
+    assert wall["result"] == ("timeout", ""), wall
+    assert memory["result"] == ("overflow", ""), memory
+    assert network["result"] == ("success", "share-network: same; default: different"), network
+    assert flood["result"] == ("success", "flooded") and flood["stdout"] == "x" * (2 << 20)
+
+
+def test_kill_on_inginious_s_image(tasks_dir):
+    c = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="up-kill")
+    with c:
+        c.wait_environment("docker", "upstream")
+        res = c.submit(COURSE, "wall", {"@state": "kept"})
+        c.agent.wait_log(r"job %s: container \w+ started" % res.job_id, 60)
+        c.kill(res)
+        r = res.wait(60)
+    assert r["result"] == ("killed", ""), r
+    assert r["state"] == "kept"
+    assert not harness.containers(c.agent_label())
+    harness.cleanup_dir(c.workdir)
 
 
 @pytest.mark.parametrize("index", range(len(CASES)))
