@@ -13,7 +13,8 @@ if(BUILD_TESTING)
   # run_student library and intern, SSH server; and the same course under
   # INGInious's Python agent, compared field by field.
   foreach(t proctord_grades_with_inginious_s_image same_outcome_as_the_python_agent
-            ssh_debug_with_a_real_ssh_client kill_on_inginious_s_image)
+            ssh_debug_with_a_real_ssh_client kill_on_inginious_s_image
+            ssh_student_with_a_real_ssh_client)
     add_test(NAME upstream.${t}
              COMMAND ${PROCTOR_PYTHON} -m pytest -q -p no:cacheprovider
                      ${CMAKE_SOURCE_DIR}/tests/upstream/test_upstream_agent.py -k "test_${t}")

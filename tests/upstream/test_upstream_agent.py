@@ -126,6 +126,45 @@ def test_same_outcome_as_the_python_agent(outcomes, index):
         assert proctord[field] == python[field], (task, field, python[field], proctord[field])
 
 
+def ssh_login(host, port, user, password):
+    """Logs in with a real OpenSSH client and the password, stays a few seconds
+    (the runner's login poll runs once a second), runs `id -u`; its output."""
+    with tempfile.TemporaryDirectory() as d:
+        askpass = os.path.join(d, "askpass")
+        with open(askpass, "w") as f:
+            f.write("#!/bin/sh\necho '%s'\n" % password.replace("'", "'\\''"))
+        os.chmod(askpass, 0o700)
+        env = dict(os.environ, SSH_ASKPASS=askpass, SSH_ASKPASS_REQUIRE="force", DISPLAY="none")
+        out = subprocess.run(
+            ["setsid", "-w", "ssh", "-tt", "-p", str(port), "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=20",
+             "%s@%s" % (user, host)],
+            input="sleep 3; echo in-as-$(id -u); exit\n", capture_output=True, text=True,
+            env=env, timeout=120)
+    return out.stdout + out.stderr
+
+
+def test_ssh_student_with_a_real_ssh_client(tasks_dir):
+    c = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="up-sshstudent",
+                        extra_args=["--ssh"])
+    got = []
+    with c:
+        c.wait_environment("docker-ssh", "upstream")
+        res = harness.Result()
+        task = harness.Task(c.tasks, COURSE, "ssh_student")
+        res.job_id = c.client.new_job(0, task, {"@state": "", "@username": "student",
+                                                "@lang": "en"}, res, "proctor-tests", False,
+                                      lambda *a: got.append(a))
+        harness.wait_for(lambda: got, 120, "the student container's ssh information")
+        host, port, user, password = got[0]
+        assert host == "127.0.0.1" and 64120 <= port <= 64130
+        assert "in-as-4242" in ssh_login(host, port, user, password)
+        r = res.wait(120)
+        assert r["result"] == ("success", "ssh_student returned 0"), r
+    assert not harness.containers(c.agent_label())
+    harness.cleanup_dir(c.workdir)
+
+
 def test_ssh_debug_with_a_real_ssh_client(tasks_dir):
     c = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="up-ssh")
     got = []
@@ -139,23 +178,7 @@ def test_ssh_debug_with_a_real_ssh_client(tasks_dir):
         harness.wait_for(lambda: got, 120, "the ssh debug information")
         host, port, user, password = got[0]
         assert host == "127.0.0.1" and user == "worker" and 64120 <= port <= 64130
-        with tempfile.TemporaryDirectory() as d:
-            askpass = os.path.join(d, "askpass")
-            with open(askpass, "w") as f:
-                f.write("#!/bin/sh\necho '%s'\n" % password.replace("'", "'\\''"))
-            os.chmod(askpass, 0o700)
-            env = dict(os.environ, SSH_ASKPASS=askpass, SSH_ASKPASS_REQUIRE="force",
-                       DISPLAY="none")
-            out = subprocess.run(
-                ["setsid", "-w", "ssh", "-tt", "-p", str(port), "-o", "StrictHostKeyChecking=no",
-                 "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=20",
-                 "%s@%s" % (user, host)],
-                # Stay long enough for the runner's once-a-second login poll to see
-                # the session (it waits 120 s for a login it has not seen).
-                input="sleep 3; echo in-as-$(id -u); exit\n", capture_output=True, text=True,
-                env=env,
-                timeout=120, stdin=None)
-        assert "in-as-4242" in out.stdout, (out.stdout, out.stderr)
+        assert "in-as-4242" in ssh_login(host, port, user, password)
         # The runner never runs the task in this mode: as under the Python agent.
         r = res.wait(120)
         assert r["result"] == ("crash", "No feedback was given !"), r
