@@ -14,7 +14,8 @@ import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COURSE = "up"
-STUDENT_TEXT = "out=hello from the student echo=0 seven=7 cpu=253 mem=252 err=254"
+STUDENT_TEXT = ("out=hello from the student echo=0 stdin=piped in seven=7 cpu=253 mem=252 "
+                "err=254")
 CASES = [
     ("bash_grader", {"answer": "forty-two"}, True),
     ("ipython_grader", {"answer": "forty-two"}, False),
