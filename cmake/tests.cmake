@@ -56,16 +56,23 @@ endif()
 
 if(BUILD_TESTING)
   # The admin command line: one local run graded by the same job code.
+  # The output is JSON (strict: no NaN/Infinity), read back with Python's parser.
+  set(PROCTOR_JSON_CHECK "import json, sys; d = json.loads(sys.stdin.read(), parse_constant=lambda c: sys.exit('not JSON: ' + c))")
   add_test(NAME cli.run_success
-           COMMAND sh -c "out=$($<TARGET_FILE:proctor> run --tasks examples/courses demo hello --input \"script=echo 'Hello, world!'\") && echo \"$out\" | grep -q '\"result\": \\[\"success\"'"
+           COMMAND sh -c "$<TARGET_FILE:proctor> run --tasks examples/courses demo hello --input \"script=echo 'Hello, world!'\" | ${PROCTOR_PYTHON} -c \"${PROCTOR_JSON_CHECK}; sys.exit(d['result'][0] != 'success')\""
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  # Floats JSON cannot write (a custom value of 1e999) come out as null.
+  add_test(NAME cli.run_prints_valid_json
+           COMMAND sh -c "$<TARGET_FILE:proctor> run --tasks tests/integration/courses it custom_nonfinite | ${PROCTOR_PYTHON} -c \"${PROCTOR_JSON_CHECK}; sys.exit(d['custom'] != {'big': None, 'small': None, 'fine': 2.5})\""
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   add_test(NAME cli.run_failed_exit_status
            COMMAND sh -c "$<TARGET_FILE:proctor> run --tasks examples/courses demo hello --input script=true; test $? -eq 1"
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   add_test(NAME cli.run_task_limits
-           COMMAND sh -c "$<TARGET_FILE:proctor> run --tasks examples/courses demo cpu --input note=x | grep -q '\"result\": \\[\"timeout\"'"
+           COMMAND sh -c "$<TARGET_FILE:proctor> run --tasks examples/courses demo cpu --input note=x | ${PROCTOR_PYTHON} -c \"${PROCTOR_JSON_CHECK}; sys.exit(d['result'][0] != 'timeout')\""
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(cli.run_success cli.run_failed_exit_status cli.run_task_limits
+    cli.run_prints_valid_json
     PROPERTIES LABELS integration TIMEOUT 120 RESOURCE_LOCK docker_agent)
 endif()
 

@@ -1,8 +1,10 @@
 // proctor: the admin's command line. Grades one submission locally with the
 // same job code as proctord (no backend), lists environments, checks policies.
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,68 +26,90 @@ struct cli {
     bool done;
 };
 
-static void print_json_str(const char *s, size_t n)
+/**
+ * The value as a cJSON tree (caller frees with cJSON_Delete): binary strings
+ * become "<N bytes>", map keys that are not strings their JSON text, and
+ * non-finite floats null (cJSON's choice; JSON has no NaN or Infinity).
+ * Aborts on OOM, like the other small bookkeeping of this command.
+ */
+static cJSON *to_json(const struct value *v)
 {
-    putchar('"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", stdout);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
-static void print_value(const struct value *v)
-{
+    cJSON *j = NULL;
     switch (v->type) {
     case VALUE_NIL:
-        fputs("null", stdout);
+        j = cJSON_CreateNull();
         break;
     case VALUE_BOOL:
-        fputs(v->u.b ? "true" : "false", stdout);
+        j = cJSON_CreateBool(v->u.b);
         break;
     case VALUE_INT:
-        printf("%lld", (long long)v->u.i);
+        j = cJSON_CreateNumber((double)v->u.i);
         break;
     case VALUE_UINT:
-        printf("%llu", (unsigned long long)v->u.u);
+        j = cJSON_CreateNumber((double)v->u.u);
         break;
     case VALUE_FLOAT:
-        printf("%.17g", v->u.f);
+        j = isfinite(v->u.f) ? cJSON_CreateNumber(v->u.f) : cJSON_CreateNull();
         break;
     case VALUE_STR:
-        print_json_str(v->u.s.ptr, v->u.s.len);
+        j = cJSON_CreateString(v->u.s.ptr);
         break;
-    case VALUE_BIN:
-        printf("\"<%zu bytes>\"", v->u.s.len);
-        break;
-    case VALUE_ARRAY:
-        putchar('[');
-        for (size_t i = 0; i < v->u.a.len; i++) {
-            if (i)
-                fputs(", ", stdout);
-            print_value(&v->u.a.items[i]);
-        }
-        putchar(']');
-        break;
-    case VALUE_MAP:
-        putchar('{');
-        for (size_t i = 0; i < v->u.m.len; i++) {
-            if (i)
-                fputs(", ", stdout);
-            print_value(&v->u.m.items[i].key);
-            fputs(": ", stdout);
-            print_value(&v->u.m.items[i].val);
-        }
-        putchar('}');
+    case VALUE_BIN: {
+        char text[48];
+        snprintf(text, sizeof text, "<%zu bytes>", v->u.s.len);
+        j = cJSON_CreateString(text);
         break;
     }
+    case VALUE_ARRAY:
+        j = cJSON_CreateArray();
+        for (size_t i = 0; j && i < v->u.a.len; i++)
+            cJSON_AddItemToArray(j, to_json(&v->u.a.items[i]));
+        break;
+    case VALUE_MAP:
+        j = cJSON_CreateObject();
+        for (size_t i = 0; j && i < v->u.m.len; i++) {
+            const struct value *k = &v->u.m.items[i].key;
+            char *ktext = NULL;
+            if (k->type != VALUE_STR) {
+                cJSON *kj = to_json(k);
+                ktext = cJSON_PrintUnformatted(kj);
+                cJSON_Delete(kj);
+                PROCTOR_REQUIRE(ktext);
+            }
+            cJSON_AddItemToObject(j, ktext ? ktext : k->u.s.ptr, to_json(&v->u.m.items[i].val));
+            free(ktext);
+        }
+        break;
+    }
+    PROCTOR_REQUIRE(j);
+    return j;
+}
+
+/** Prints a cJSON tree on stdout and frees it. */
+static void print_json(cJSON *j)
+{
+    char *text = cJSON_Print(j);
+    PROCTOR_REQUIRE(text);
+    puts(text);
+    fflush(stdout);
+    free(text);
+    cJSON_Delete(j);
+}
+
+static cJSON *str_or_null(const char *s)
+{
+    cJSON *j = s ? cJSON_CreateString(s) : cJSON_CreateNull();
+    PROCTOR_REQUIRE(j);
+    return j;
+}
+
+static cJSON *map_or_empty(const struct value *v)
+{
+    if (v && v->type != VALUE_NIL)
+        return to_json(v);
+    cJSON *j = cJSON_CreateObject();
+    PROCTOR_REQUIRE(j);
+    return j;
 }
 
 static void sink_started(void *data, const char *job_id)
@@ -94,48 +118,27 @@ static void sink_started(void *data, const char *job_id)
     log_debug(LOG_CLI, "job %s started", job_id);
 }
 
-static void print_field(const char *name, const char *s)
-{
-    printf("  \"%s\": ", name);
-    if (s)
-        print_json_str(s, strlen(s));
-    else
-        fputs("null", stdout);
-    fputs(",\n", stdout);
-}
-
-static void print_map_field(const char *name, const struct value *v)
-{
-    printf("  \"%s\": ", name);
-    if (v && v->type != VALUE_NIL)
-        print_value(v);
-    else
-        fputs("{}", stdout);
-    fputs(",\n", stdout);
-}
-
 static void sink_done(void *data, const struct backend_job_done *d)
 {
     struct cli *c = data;
     // The same fields AgentJobDone carries, as JSON on stdout.
-    printf("{\n  \"result\": [");
-    print_json_str(d->result, strlen(d->result));
-    fputs(", ", stdout);
-    print_json_str(d->text ? d->text : "", d->text ? strlen(d->text) : 0);
-    printf("],\n  \"grade\": %.2f,\n", d->grade);
-    print_map_field("problems", d->problems);
-    print_map_field("tests", d->tests);
-    print_map_field("custom", d->custom);
-    print_field("state", d->state ? d->state : "");
-    printf("  \"archive\": %s,\n", d->archive ? "\"<tgz>\"" : "null");
-    print_field("stdout", d->stdout_text);
-    printf("  \"stderr\": ");
-    if (d->stderr_text)
-        print_json_str(d->stderr_text, strlen(d->stderr_text));
-    else
-        fputs("null", stdout);
-    printf("\n}\n");
-    fflush(stdout);
+    cJSON *j = cJSON_CreateObject();
+    cJSON *result = cJSON_CreateArray();
+    PROCTOR_REQUIRE(j && result);
+    cJSON_AddItemToArray(result, str_or_null(d->result));
+    cJSON_AddItemToArray(result, str_or_null(d->text ? d->text : ""));
+    cJSON_AddItemToObject(j, "result", result);
+    // The backend rounds the grade to 2 decimals; so does the agent.
+    cJSON_AddItemToObject(j, "grade",
+                          isfinite(d->grade) ? cJSON_CreateNumber(d->grade) : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "problems", map_or_empty(d->problems));
+    cJSON_AddItemToObject(j, "tests", map_or_empty(d->tests));
+    cJSON_AddItemToObject(j, "custom", map_or_empty(d->custom));
+    cJSON_AddItemToObject(j, "state", str_or_null(d->state ? d->state : ""));
+    cJSON_AddItemToObject(j, "archive", str_or_null(d->archive ? "<tgz>" : NULL));
+    cJSON_AddItemToObject(j, "stdout", str_or_null(d->stdout_text));
+    cJSON_AddItemToObject(j, "stderr", str_or_null(d->stderr_text));
+    print_json(j);
     c->exit_code = !strcmp(d->result, "success") ? 0 : 1;
     c->done = true;
 }
@@ -168,8 +171,7 @@ static void on_ready(struct agent *a, const struct value *envs, const char *err,
         return;
     }
     if (c->want_envs) {
-        print_value(envs);
-        putchar('\n');
+        print_json(to_json(envs));
         c->exit_code = 0;
         loop_stop(c->loop);
         return;
