@@ -23,16 +23,6 @@ struct link_msg {
     zmq_msg_t msg;
 };
 
-// core's loop has no loop_hook_del(): the hook is registered with a cell that
-// outlives the link, and backend_link_free() only empties it. Cells stay
-// reachable from this list (one per link ever created, i.e. one per process in
-// the daemon) so nothing dangles and nothing is reported as leaked.
-struct hook_cell {
-    struct hook_cell *next;
-    struct backend_link *link;
-};
-static struct hook_cell *hook_cells;
-
 struct backend_link {
     struct loop *loop;
     char *addr;
@@ -48,7 +38,7 @@ struct backend_link {
     uint64_t silence_ms;
     uint64_t check_timer;
     uint64_t yield_timer;
-    struct hook_cell *cell;
+    bool hooked; /* on_hook registered on the loop */
     struct link_msg *head, *tail;
     size_t nq, qbytes;
     bool full_logged; /* one warning per episode of a full queue */
@@ -346,9 +336,8 @@ static void pump(struct backend_link *l)
 
 static void on_hook(struct loop *loop, void *data)
 {
-    struct hook_cell *cell = data;
-    if (cell->link && cell->link->loop == loop)
-        pump(cell->link);
+    PROCTOR_UNUSED(loop);
+    pump(data);
 }
 
 static void on_fd(struct loop *loop, int fd, unsigned events, void *data)
@@ -491,14 +480,8 @@ struct backend_link *backend_link_new(struct loop *loop, const char *addr,
     if (!ret)
         ret = open_socket(l);
     if (!ret) {
-        struct hook_cell *cell = xcalloc(1, sizeof *cell);
-        cell->next = hook_cells;
-        hook_cells = cell;
-        ret = loop_hook_add(loop, on_hook, cell);
-        if (!ret) {
-            cell->link = l;
-            l->cell = cell;
-        }
+        ret = loop_hook_add(loop, on_hook, l);
+        l->hooked = !ret;
     }
     if (!ret)
         l->check_timer = loop_timer_add(loop, BACKEND_LINK_CHECK_MS, on_check, l);
@@ -557,8 +540,8 @@ void backend_link_free(struct backend_link *l)
         return;
     loop_timer_del(l->loop, l->check_timer);
     loop_timer_del(l->loop, l->yield_timer);
-    if (l->cell)
-        l->cell->link = NULL;
+    if (l->hooked)
+        loop_hook_del(l->loop, on_hook, l);
     // Hand whatever is queued to libzmq, which keeps sending during the linger.
     flush(l);
     if (l->nq)

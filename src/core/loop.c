@@ -249,17 +249,27 @@ static int next_timeout(struct loop *l)
     return d > 60000 ? 60000 : (int)d;
 }
 
+static bool hook_registered(const struct loop *l, const struct loop_hook *h)
+{
+    for (size_t i = 0; i < l->nhooks; i++)
+        if (l->hooks[i].fn == h->fn && l->hooks[i].data == h->data)
+            return true;
+    return false;
+}
+
 int loop_run(struct loop *l)
 {
     l->stop = false;
     struct epoll_event evs[64];
     while (!l->stop) {
-        // A hook may delete itself: walk a snapshot.
+        // A hook may delete itself or another one: walk a snapshot, and call
+        // an entry only while it is still registered (its data may be freed).
         struct loop_hook hooks[ARRAY_SIZE(l->hooks)];
         size_t nhooks = l->nhooks;
         memcpy(hooks, l->hooks, nhooks * sizeof hooks[0]);
         for (size_t i = 0; i < nhooks; i++)
-            hooks[i].fn(l, hooks[i].data);
+            if (hook_registered(l, &hooks[i]))
+                hooks[i].fn(l, hooks[i].data);
         if (l->stop)
             break;
         int n = epoll_wait(l->epfd, evs, (int)ARRAY_SIZE(evs), next_timeout(l));

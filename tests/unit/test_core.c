@@ -26,6 +26,45 @@ static int failures;
 
 /* ---- loop ---------------------------------------------------------------- */
 
+struct hook_pair {
+    struct loop *loop;
+    int a_calls, b_calls;
+    bool b_deleted;
+};
+
+static void hook_b(struct loop *l, void *data);
+
+static void hook_a(struct loop *l, void *data)
+{
+    struct hook_pair *p = data;
+    p->a_calls++;
+    // Deletes the other hook (whose data its owner would free now) in the
+    // same round: it must not be called any more, not even this round.
+    loop_hook_del(l, hook_b, p);
+    p->b_deleted = true;
+    loop_stop(l);
+}
+
+static void hook_b(struct loop *l, void *data)
+{
+    PROCTOR_UNUSED(l);
+    struct hook_pair *p = data;
+    CHECK(!p->b_deleted);
+    p->b_calls++;
+}
+
+static void test_hook_deletes_another(void)
+{
+    struct loop *l = loop_new();
+    struct hook_pair p = {.loop = l};
+    CHECK(loop_hook_add(l, hook_a, &p) == 0);
+    CHECK(loop_hook_add(l, hook_b, &p) == 0);
+    CHECK(loop_run(l) == 0);
+    CHECK(p.a_calls == 1 && p.b_calls == 0);
+    loop_hook_del(l, hook_a, &p);
+    loop_free(l);
+}
+
 struct counter {
     int fires;
     int stop_at;
@@ -889,6 +928,7 @@ static void test_worker(void)
 int main(void)
 {
     test_timers();
+    test_hook_deletes_another();
     test_fds();
     test_signals();
     test_value();
