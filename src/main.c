@@ -176,12 +176,8 @@ static void on_message(struct backend_link *link, const struct backend_msg *m, v
 {
     PROCTOR_UNUSED(link);
     struct daemon *d = data;
+    // Ping never gets here: the link answers it itself.
     switch (m->type) {
-    case BACKEND_MSG_PING:
-        if (!backend_encode_pong(&d->sb))
-            send_sb(d);
-        msgpack_sbuffer_clear(&d->sb);
-        break;
     case BACKEND_MSG_NEW_JOB:
         agent_new_job(d->agent, &m->new_job);
         break;

@@ -106,10 +106,4 @@ static inline void util_freep(void *p)
 {
     free(*(void **)p);
 }
-static inline void util_closep(const int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-}
 #define AUTO_FREE __attribute__((cleanup(util_freep)))
-#define AUTO_CLOSE __attribute__((cleanup(util_closep)))
