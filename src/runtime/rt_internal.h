@@ -52,6 +52,13 @@ int rt_archive_argv(const char *dir, char ***argv);
 int rt_archive_make(struct rt_buf *tgz);
 
 /**
+ * The grading side's half of the intern handshake: sends the byte 'S' with
+ * the three descriptors (stdin, stdout, stderr to lend) in one SCM_RIGHTS
+ * message on conn. 0 or -errno. The descriptors stay the caller's.
+ */
+int rt_send_fds(int conn, const int fds[3]);
+
+/**
  * The runner's translation of one IPC request from the grading side into the
  * agent's run_student message: a map of exactly type ("run_student"),
  * environment (str or nil), time_limit, hard_time_limit, memory_limit (ints),

@@ -10,20 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
+
 #include "core/util.h"
 #include "core/value.h"
-
-// A property violation is a finding like a sanitizer report: print what broke
-// and abort, so that libFuzzer saves the input as a crash artifact.
-#define FUZZ_CHECK(cond, ...)                                                                      \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: property violated: %s: ", __FILE__, __LINE__, #cond);          \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 // Consumes the fuzzer's input from the front (choices) while the rest stays
 // the payload: a choice past the end reads as 0.

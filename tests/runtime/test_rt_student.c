@@ -293,23 +293,7 @@ static int send_stdio(int conn)
     int fds[3];
     for (int i = 0; i < 3; i++)
         fds[i] = open("/dev/null", O_RDWR | O_CLOEXEC);
-    char byte = 'S';
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-        char buf[CMSG_SPACE(3 * sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    memset(&ctl, 0, sizeof(ctl));
-    struct msghdr mh = {.msg_iov = &iov,
-                        .msg_iovlen = 1,
-                        .msg_control = ctl.buf,
-                        .msg_controllen = sizeof(ctl.buf)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(3 * sizeof(int));
-    memcpy(CMSG_DATA(c), fds, 3 * sizeof(int));
-    int ret = sendmsg(conn, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
+    int ret = rt_send_fds(conn, fds) ? -1 : 0;
     for (int i = 0; i < 3; i++)
         close(fds[i]);
     return ret;
