@@ -253,6 +253,8 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
         goto fail;
     }
     a->docker = docker_client_new(loop, a->docker_host);
+    if (a->docker && cfg->docker_timeout_ms > 0)
+        docker_client_set_limits(a->docker, DOCKER_DEFAULT_MAX_BODY, cfg->docker_timeout_ms);
     if (!a->docker) {
         util_err(err, errlen, "cannot set up the Docker client (DOCKER_HOST=%s)",
                  a->docker_host          ? a->docker_host

@@ -54,6 +54,7 @@ struct agent_config {
     int64_t max_frame_bytes;  /* one message from a container */
     int64_t max_output_bytes; /* everything one job's container may send */
     const char *docker_host;  /* NULL = $DOCKER_HOST or the default socket */
+    long docker_timeout_ms;   /* one non-streaming engine call; 0 = DOCKER_DEFAULT_TIMEOUT_MS */
 };
 
 /**
