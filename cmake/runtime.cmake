@@ -1,5 +1,6 @@
 # runtime: the container-side multi-call binary (src/runtime), its unit tests
-# and the image integration test. It includes nothing from src/core.
+# and the image integration test. It includes nothing from src/core; what it
+# shares with the daemon is src/common (libc only), compiled in here.
 
 get_filename_component(PROCTOR_RT_TOP ${CMAKE_CURRENT_LIST_DIR}/.. ABSOLUTE)
 set(PROCTOR_RT_SOURCES
@@ -13,7 +14,9 @@ set(PROCTOR_RT_SOURCES
 # The shipped binary: static against glibc only. The directory-wide options
 # may carry -fsanitize=..., which cannot be linked statically, so this target
 # gets its own option lists instead of the inherited ones.
-add_executable(proctor-runtime ${PROCTOR_RT_SOURCES} ${PROCTOR_RT_TOP}/src/runtime/rt_main.c)
+add_executable(proctor-runtime ${PROCTOR_RT_SOURCES} ${PROCTOR_COMMON_SOURCES}
+               ${PROCTOR_RT_TOP}/src/runtime/rt_main.c)
+target_include_directories(proctor-runtime PRIVATE ${PROCTOR_RT_TOP}/src ${PROCTOR_RT_TOP}/src/runtime)
 set_target_properties(proctor-runtime PROPERTIES
   COMPILE_OPTIONS "${PROCTOR_WARNINGS};-O2"
   LINK_OPTIONS "-static")
@@ -21,11 +24,13 @@ set_target_properties(proctor-runtime PROPERTIES
 # The same sources with the project's usual flags (sanitizers included) for
 # the unit tests, which call the tools in-process.
 add_library(proctor_rt STATIC ${PROCTOR_RT_SOURCES})
-target_include_directories(proctor_rt PUBLIC ${PROCTOR_RT_TOP}/src/runtime)
+target_include_directories(proctor_rt PUBLIC ${PROCTOR_RT_TOP}/src ${PROCTOR_RT_TOP}/src/runtime)
+target_link_libraries(proctor_rt PUBLIC proctor_common)
 
 foreach(t test_rt_value test_rt_feedback test_rt_rst test_rt_student test_rt_runner)
   add_executable(${t} ${PROCTOR_RT_TOP}/tests/runtime/${t}.c)
   target_link_libraries(${t} PRIVATE proctor_rt)
+  target_include_directories(${t} PRIVATE ${PROCTOR_RT_TOP}/tests)
   add_test(NAME runtime_${t} COMMAND ${t})
   # The large-input cases (200k-key maps, multi-MB commands) take seconds
   # under ASan; quadratic code would not finish within this.

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/buf.h" // struct buf, buf_append...: the daemon's buffer
+
 #define PROCTOR_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #define PROCTOR_NORETURN __attribute__((noreturn))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -65,22 +67,6 @@ void util_err(char *err, size_t errlen, const char *fmt, ...) PROCTOR_PRINTF(3, 
 /** Monotonic clock in milliseconds / nanoseconds. */
 uint64_t util_now_ms(void);
 uint64_t util_now_ns(void);
-
-/** Growable byte buffer. `data` is always NUL-terminated when non-NULL. */
-struct buf {
-    char *data;
-    size_t len;
-    size_t cap;
-};
-/** Appends n bytes; -ENOMEM if the buffer would grow past `limit` (0 = no limit) or on OOM. */
-int buf_append(struct buf *b, const void *p, size_t n, size_t limit);
-/** Makes room for `total` bytes in all (exactly, no doubling). 0 or -ENOMEM. */
-int buf_reserve(struct buf *b, size_t total);
-/** Drops the first n bytes. */
-void buf_consume(struct buf *b, size_t n);
-void buf_reset(struct buf *b);
-/** Frees the storage; the buf is empty and reusable afterwards. */
-void buf_deinit(struct buf *b);
 
 /** Recursively removes a directory tree (no symlink following). 0 or -errno. */
 int util_rmtree(const char *path);

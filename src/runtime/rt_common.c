@@ -22,7 +22,7 @@ int rt_path_join(char *dst, const char *a, const char *b)
     return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
-int rt_read_file(const char *path, struct rt_buf *out)
+int rt_read_file(const char *path, struct buf *out)
 {
     int ret = 0;
     struct stat st;
@@ -44,7 +44,7 @@ int rt_read_file(const char *path, struct rt_buf *out)
             ret = n < 0 ? -errno : 0;
             break;
         }
-        ret = rt_buf_add(out, chunk, (size_t)n);
+        ret = buf_add(out, chunk, (size_t)n);
         if (ret)
             break;
     }
@@ -99,8 +99,8 @@ int rt_mkdirs(const char *path, mode_t mode)
 
 int rt_frame_write(int fd, const struct rt_value *msg)
 {
-    struct rt_buf b = {0};
-    int ret = rt_buf_add(&b, "\0\0\0\0", 4);
+    struct buf b = {0};
+    int ret = buf_add(&b, "\0\0\0\0", 4);
     if (!ret)
         ret = rt_msgpack_pack(msg, &b);
     if (!ret && b.len - 4 > 0xffffffffu)
@@ -111,7 +111,7 @@ int rt_frame_write(int fd, const struct rt_value *msg)
             b.data[i] = (char)(n >> (24 - 8 * i));
         ret = rt_write_all(fd, b.data, b.len);
     }
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     return ret;
 }
 
@@ -124,7 +124,7 @@ int rt_framer_feed(struct rt_framer *f, const void *p, size_t n)
         f->buf.len -= f->off;
         f->off = 0;
     }
-    return rt_buf_add(&f->buf, p, n);
+    return buf_add(&f->buf, p, n);
 }
 
 int rt_framer_next(struct rt_framer *f, struct rt_value **out)
@@ -152,7 +152,7 @@ int rt_framer_next(struct rt_framer *f, struct rt_value **out)
 
 void rt_framer_deinit(struct rt_framer *f)
 {
-    rt_buf_deinit(&f->buf);
+    buf_deinit(&f->buf);
     f->off = 0;
 }
 

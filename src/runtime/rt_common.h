@@ -49,7 +49,7 @@ int rt_path_join(char *dst, const char *a, const char *b);
 
 /** Reads a whole regular file into out (appended); a symlink as last component is refused (-ELOOP).
  * 0 or -errno. */
-int rt_read_file(const char *path, struct rt_buf *out);
+int rt_read_file(const char *path, struct buf *out);
 /** Creates or truncates path with mode and writes n bytes. 0 or -errno. */
 int rt_write_file(const char *path, const void *p, size_t n, mode_t mode);
 /** Writes all n bytes, retrying on EINTR and short writes. 0 or -errno. */
@@ -62,7 +62,7 @@ int rt_frame_write(int fd, const struct rt_value *msg);
 
 /** I/O-free frame reassembly: feed any byte slices, pull whole frames out. */
 struct rt_framer {
-    struct rt_buf buf;
+    struct buf buf;
     size_t off; // start of the first unconsumed byte in buf
     size_t max; // largest body accepted; 0 means RT_FRAME_MAX
 };

@@ -20,7 +20,7 @@
 static struct rt_value *fb_load(void)
 {
     char path[PATH_MAX];
-    struct rt_buf b = {0};
+    struct buf b = {0};
     struct rt_value *v = NULL;
     if (rt_read_file(rt_path(RT_FEEDBACK_JSON, path), &b) == 0 && b.len) {
         if (rt_json_decode(b.data, b.len, &v) || v->type != RT_MAP) {
@@ -30,7 +30,7 @@ static struct rt_value *fb_load(void)
             rt_map_set(v, "text", rt_new_str("Feedback file has been modified by user !"));
         }
     }
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     return v ? v : rt_new_map();
 }
 
@@ -38,7 +38,7 @@ static struct rt_value *fb_load(void)
 static int fb_save(struct rt_value *fb)
 {
     char path[PATH_MAX], dir[PATH_MAX];
-    struct rt_buf b = {0};
+    struct buf b = {0};
     int ret = rt_json_encode(fb, &b);
     if (!ret)
         ret = rt_mkdirs(rt_path(RT_OUTPUT_DIR, dir), 0777);
@@ -46,7 +46,7 @@ static int fb_save(struct rt_value *fb)
         ret = rt_write_file(rt_path(RT_FEEDBACK_JSON, path), b.data ? b.data : "", b.len, 0666);
     if (ret)
         fprintf(stderr, "cannot write the feedback file: %s\n", strerror(-ret));
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     rt_value_free(fb);
     return ret ? 2 : 0;
 }
@@ -64,12 +64,12 @@ static struct rt_value *fb_sub(struct rt_value *fb, const char *key)
 
 static struct rt_value *str_concat(const struct rt_value *old, const char *add)
 {
-    struct rt_buf b = {0};
+    struct buf b = {0};
     if (old && old->type == RT_STR)
-        rt_buf_add(&b, old->u.str.p, old->u.str.n);
+        buf_add(&b, old->u.str.p, old->u.str.n);
     rt_buf_puts(&b, add);
     struct rt_value *v = rt_new_strn(b.data, b.len);
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     return v;
 }
 
@@ -133,19 +133,19 @@ bool rt_parse_int(const char *s, long long *out)
 // unknown escape is kept as written.
 char *rt_unescape(const char *s)
 {
-    struct rt_buf b = {0};
+    struct buf b = {0};
     while (*s) {
         const char *map = "n\nt\tr\ra\ab\bf\fv\v\\\\''\"\"";
         const char *hit = s[0] == '\\' && s[1] ? strchr(map, s[1]) : NULL;
         if (hit && (hit - map) % 2 == 0) {
-            rt_buf_add(&b, hit + 1, 1);
+            buf_add(&b, hit + 1, 1);
             s += 2;
         } else if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7') {
             int v = 0, k = 1;
             for (; k <= 3 && s[k] >= '0' && s[k] <= '7'; k++)
                 v = v * 8 + (s[k] - '0');
             char c = (char)v;
-            rt_buf_add(&b, &c, 1);
+            buf_add(&b, &c, 1);
             s += k;
         } else if (s[0] == '\\' && (s[1] == 'x' || s[1] == 'u' || s[1] == 'U')) {
             int want = s[1] == 'x' ? 2 : s[1] == 'u' ? 4 : 8, k = 0;
@@ -154,38 +154,38 @@ char *rt_unescape(const char *s)
                 v = v * 16 + (unsigned long)(s[2 + k] <= '9' ? s[2 + k] - '0'
                                                              : (s[2 + k] | 0x20) - 'a' + 10);
             if (k < want) {
-                rt_buf_add(&b, s, 2); // truncated escape: keep it literally
+                buf_add(&b, s, 2); // truncated escape: keep it literally
                 s += 2;
                 continue;
             }
             if (want == 2) {
                 char c = (char)v;
-                rt_buf_add(&b, &c, 1);
+                buf_add(&b, &c, 1);
             } else {
                 rt_utf8_put(&b, v > 0x10ffff ? 0xfffd : (uint32_t)v);
             }
             s += 2 + want;
         } else {
-            rt_buf_add(&b, s, 1);
+            buf_add(&b, s, 1);
             s++;
         }
     }
-    rt_buf_add(&b, "", 0);
+    buf_add(&b, "", 0);
     return b.data;
 }
 
 char *rt_read_stdin(void)
 {
-    struct rt_buf b = {0};
+    struct buf b = {0};
     char chunk[4096];
     ssize_t n;
     while ((n = read(0, chunk, sizeof(chunk))) != 0) {
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 || rt_buf_add(&b, chunk, (size_t)n))
+        if (n < 0 || buf_add(&b, chunk, (size_t)n))
             break;
     }
-    rt_buf_add(&b, "", 0);
+    buf_add(&b, "", 0);
     return b.data;
 }
 
@@ -345,10 +345,10 @@ int rt_cmd_feedback(int argc, char **argv)
         return ret;
     }
     if (o[5].set) {
-        struct rt_buf b = {0};
+        struct buf b = {0};
         rt_json_encode(fb, &b);
         printf("%s\n", b.data ? b.data : "{}");
-        rt_buf_deinit(&b);
+        buf_deinit(&b);
     }
     return fb_save(fb);
 }
@@ -423,7 +423,7 @@ int rt_cmd_tag(int argc, char **argv)
 static int print_input(const struct rt_value *v)
 {
     char num[48];
-    struct rt_buf b = {0};
+    struct buf b = {0};
     int ret = 0;
     switch (v->type) {
     case RT_STR:
@@ -451,14 +451,14 @@ static int print_input(const struct rt_value *v)
         fputs("getinput: invalid/unknown input format\n", stderr);
         return 2;
     }
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     return ret ? 2 : 0;
 }
 
 int rt_input_load(const char *cmd, struct rt_value **doc)
 {
     char path[PATH_MAX];
-    struct rt_buf b = {0};
+    struct buf b = {0};
     int ret = 0;
     *doc = NULL;
     if (rt_read_file(rt_path(RT_INPUT_JSON, path), &b)) {
@@ -474,7 +474,7 @@ int rt_input_load(const char *cmd, struct rt_value **doc)
         *doc = NULL;
         ret = 2;
     }
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     return ret;
 }
 
@@ -500,7 +500,7 @@ int rt_cmd_getinput(int argc, char **argv)
     const char *fvalue = v ? rt_map_str(v, "value") : NULL;
     if (!ret && fname && fvalue) {
         // An upload: the runner replaced its bytes by the path of a file.
-        struct rt_buf content = {0};
+        struct buf content = {0};
         if (colon && !strcmp(colon + 1, "filename")) {
             ret = print_input(fname);
         } else if (rt_read_file(fvalue, &content)) {
@@ -509,7 +509,7 @@ int rt_cmd_getinput(int argc, char **argv)
         } else {
             ret = rt_write_all(1, content.data, content.len) ? 2 : 0;
         }
-        rt_buf_deinit(&content);
+        buf_deinit(&content);
     } else if (!ret) {
         ret = print_input(v);
     }
@@ -520,11 +520,11 @@ int rt_cmd_getinput(int argc, char **argv)
 
 static int copy_file(const char *src, const char *dst, mode_t mode)
 {
-    struct rt_buf b = {0};
+    struct buf b = {0};
     int ret = rt_read_file(src, &b);
     if (!ret)
         ret = rt_write_file(dst, b.data ? b.data : "", b.len, mode & 07777);
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     return ret;
 }
 

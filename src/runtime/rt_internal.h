@@ -49,7 +49,7 @@ int rt_archive_argv(const char *dir, char ***argv);
  * by `tar`, run as worker when the caller is root. 0, or -errno (-EIO when
  * tar fails).
  */
-int rt_archive_make(struct rt_buf *tgz);
+int rt_archive_make(struct buf *tgz);
 
 /**
  * The grading side's half of the intern handshake: sends the byte 'S' with

@@ -54,12 +54,12 @@ static size_t utf8_len(unsigned char c)
 }
 
 // Writes the whole buffer to stdout; returns the exit code (0, or 1 on error).
-static int emit(const char *cmd, struct rt_buf *b)
+static int emit(const char *cmd, struct buf *b)
 {
     int ret = rt_write_all(1, b->data ? b->data : "", b->len);
     if (ret)
         fprintf(stderr, "%s: cannot write the output: %s\n", cmd, strerror(-ret));
-    rt_buf_deinit(b);
+    buf_deinit(b);
     return ret ? 1 : 0;
 }
 
@@ -77,13 +77,13 @@ static char *message_text(const struct rt_opt *msg, bool escape)
 }
 
 // Appends "\t<line>\n" for every line of text (code-block and admonition bodies).
-static void add_tabbed_lines(struct rt_buf *b, const char *text)
+static void add_tabbed_lines(struct buf *b, const char *text)
 {
     const char *line;
     size_t off = 0, len, n = strlen(text);
     while (next_line(text, n, &off, &line, &len)) {
         rt_buf_puts(b, "\t");
-        if (rt_buf_add(b, line, len))
+        if (buf_add(b, line, len))
             rt_oom();
         rt_buf_puts(b, "\n");
     }
@@ -100,7 +100,7 @@ int rt_cmd_rst_code(int argc, char **argv)
     if (rt_args_parse(o, argc, argv, false, pos, &npos) || npos != 0)
         return rt_usage(argv[0], "[-l LANGUAGE] [-e] [-c CODE]   (reads stdin without -c)");
     char *text = message_text(&o[2], o[1].set);
-    struct rt_buf b = {0};
+    struct buf b = {0};
     rt_buf_puts(&b, "\n\n.. code-block:: ");
     rt_buf_puts(&b, o[0].value ? o[0].value : "");
     rt_buf_puts(&b, "\n\n");
@@ -127,7 +127,7 @@ int rt_cmd_rst_msgblock(int argc, char **argv)
         strcmp(cls, "danger"))
         cls = "info";
     char *text = message_text(&o[3], o[1].set);
-    struct rt_buf b = {0};
+    struct buf b = {0};
     if (o[2].value && *o[2].value) {
         rt_buf_puts(&b, "\n\n.. admonition:: ");
         rt_buf_puts(&b, o[2].value);
@@ -148,8 +148,7 @@ int rt_cmd_rst_msgblock(int argc, char **argv)
 // De-indents one line as upstream does: every occurrence of the indent
 // character among the first |amount| characters is dropped, leading or not.
 // A multi-character indent string never matches a single character.
-static void deindent_line(struct rt_buf *b, const char *line, size_t len, const char *ind,
-                          long amount)
+static void deindent_line(struct buf *b, const char *line, size_t len, const char *ind, long amount)
 {
     size_t ilen = strlen(ind);
     long idx = 0;
@@ -158,7 +157,7 @@ static void deindent_line(struct rt_buf *b, const char *line, size_t len, const 
         if (cl > len - i)
             cl = len - i;
         bool drop = idx < amount && cl == ilen && !memcmp(line + i, ind, cl);
-        if (!drop && rt_buf_add(b, line + i, cl))
+        if (!drop && buf_add(b, line + i, cl))
             rt_oom();
         i += cl;
     }
@@ -185,14 +184,14 @@ int rt_cmd_rst_indent(int argc, char **argv)
     }
     const char *ind = o[1].value ? o[1].value : "\t";
     char *text = message_text(&o[3], o[0].set);
-    struct rt_buf b = {0};
+    struct buf b = {0};
     const char *line;
     size_t off = 0, len, n = strlen(text);
     while (next_line(text, n, &off, &line, &len)) {
         if (amount > 0) {
             for (long long k = 0; k < amount; k++)
                 rt_buf_puts(&b, ind);
-            if (rt_buf_add(&b, line, len))
+            if (buf_add(&b, line, len))
                 rt_oom();
         } else {
             deindent_line(&b, line, len, ind, (long)-amount);
@@ -204,7 +203,7 @@ int rt_cmd_rst_indent(int argc, char **argv)
     return emit(argv[0], &b);
 }
 
-static void base64_add(struct rt_buf *b, const unsigned char *p, size_t n)
+static void base64_add(struct buf *b, const unsigned char *p, size_t n)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (size_t i = 0; i < n; i += 3) {
@@ -215,7 +214,7 @@ static void base64_add(struct rt_buf *b, const unsigned char *p, size_t n)
             v |= p[i + 2];
         char q[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < n ? tab[v >> 6 & 63] : '=',
                      i + 2 < n ? tab[v & 63] : '='};
-        if (rt_buf_add(b, q, 4))
+        if (buf_add(b, q, 4))
             rt_oom();
     }
 }
@@ -238,7 +237,7 @@ int rt_cmd_rst_image(int argc, char **argv)
     int npos;
     if (rt_args_parse(o, argc, argv, false, pos, &npos) || npos != 1)
         return rt_usage(argv[0], "[-f FORMAT] FILENAME");
-    struct rt_buf img = {0}, b = {0};
+    struct buf img = {0}, b = {0};
     int ret = rt_read_file(pos[0], &img);
     if (ret) {
         // Upstream dies with a traceback here, hence 1 rather than 2.
@@ -250,7 +249,7 @@ int rt_cmd_rst_image(int argc, char **argv)
         base64_add(&b, (const unsigned char *)img.data, img.len);
         rt_buf_puts(&b, "\">\n\n");
     }
-    rt_buf_deinit(&img);
+    buf_deinit(&img);
     return ret ? 1 : emit(argv[0], &b);
 }
 
@@ -262,7 +261,7 @@ struct tpl_pair {
 // Finds every non-overlapping "@prefix@FIELD@suffix@" left to right, where
 // prefix and suffix contain no '@' (upstream's regex, with FIELD literal),
 // and stores the distinct pairs in *pairs (caller frees). Returns the count.
-static size_t find_pairs(const struct rt_buf *t, const char *field, struct tpl_pair **pairs)
+static size_t find_pairs(const struct buf *t, const char *field, struct tpl_pair **pairs)
 {
     size_t flen = strlen(field), count = 0, i = 0;
     *pairs = NULL;
@@ -303,24 +302,24 @@ static size_t find_pairs(const struct rt_buf *t, const char *field, struct tpl_p
 }
 
 // Replaces every non-overlapping occurrence of pat in *t by rep. 0 or -ENOMEM.
-static int replace_all(struct rt_buf *t, const char *pat, const struct rt_buf *rep)
+static int replace_all(struct buf *t, const char *pat, const struct buf *rep)
 {
-    struct rt_buf out = {0};
+    struct buf out = {0};
     size_t plen = strlen(pat), i = 0;
     int ret = 0;
     while (!ret && i < t->len) {
         const char *hit = plen <= t->len - i ? memmem(t->data + i, t->len - i, pat, plen) : NULL;
         size_t upto = hit ? (size_t)(hit - t->data) : t->len;
-        ret = rt_buf_add(&out, t->data + i, upto - i);
+        ret = buf_add(&out, t->data + i, upto - i);
         if (!ret && hit)
-            ret = rt_buf_add(&out, rep->data ? rep->data : "", rep->len);
+            ret = buf_add(&out, rep->data ? rep->data : "", rep->len);
         i = hit ? upto + plen : t->len;
     }
     if (ret) {
-        rt_buf_deinit(&out);
+        buf_deinit(&out);
         return ret;
     }
-    rt_buf_deinit(t);
+    buf_deinit(t);
     *t = out;
     return 0;
 }
@@ -329,20 +328,20 @@ static int replace_all(struct rt_buf *t, const char *pat, const struct rt_buf *r
 // the bytes of an upload (its "value" is the path the runner wrote it to).
 // 0, or the exit code 2 after a message.
 static int field_text(const char *cmd, const char *field, const struct rt_value *v, bool upload,
-                      struct rt_buf *out)
+                      struct buf *out)
 {
     char num[48] = "";
     int ret = 0;
     if (upload) {
         ret = rt_read_file(v->u.str.p, out);
     } else if (v->type == RT_STR) {
-        ret = rt_buf_add(out, v->u.str.p, v->u.str.n);
+        ret = buf_add(out, v->u.str.p, v->u.str.n);
     } else if (v->type == RT_INT) {
         snprintf(num, sizeof(num), "%lld", (long long)v->u.i);
-        ret = rt_buf_add(out, num, strlen(num));
+        ret = buf_add(out, num, strlen(num));
     } else if (v->type == RT_FLOAT) {
         rt_float_repr(v->u.f, num, sizeof(num));
-        ret = rt_buf_add(out, num, strlen(num));
+        ret = buf_add(out, num, strlen(num));
     } else {
         fprintf(stderr, "%s: input %s is not text and cannot fill a template\n", cmd, field);
         return 2;
@@ -354,15 +353,15 @@ static int field_text(const char *cmd, const char *field, const struct rt_value 
 
 // Fills every "@prefix@field@suffix@" of one field in *t: each line of the
 // value, framed by prefix and suffix, lines joined by "\n". 0 or exit code 2.
-static int fill_field(const char *cmd, struct rt_buf *t, const char *field,
-                      const struct rt_value *v, bool upload)
+static int fill_field(const char *cmd, struct buf *t, const char *field, const struct rt_value *v,
+                      bool upload)
 {
     struct tpl_pair *pairs;
     size_t n = find_pairs(t, field, &pairs);
-    struct rt_buf text = {0};
+    struct buf text = {0};
     int ret = n ? field_text(cmd, field, v, upload, &text) : 0;
     for (size_t k = 0; k < n; k++) {
-        struct rt_buf rep = {0};
+        struct buf rep = {0};
         const char *line;
         size_t off = 0, len;
         for (bool first = true; !ret && next_line(text.data, text.len, &off, &line, &len);
@@ -370,7 +369,7 @@ static int fill_field(const char *cmd, struct rt_buf *t, const char *field,
             if (!first)
                 rt_buf_puts(&rep, "\n");
             rt_buf_puts(&rep, pairs[k].prefix);
-            if (rt_buf_add(&rep, line, len))
+            if (buf_add(&rep, line, len))
                 ret = -ENOMEM;
             rt_buf_puts(&rep, pairs[k].suffix);
         }
@@ -384,12 +383,12 @@ static int fill_field(const char *cmd, struct rt_buf *t, const char *field,
             ret = 2;
         }
         free(pat);
-        rt_buf_deinit(&rep);
+        buf_deinit(&rep);
         free(pairs[k].prefix);
         free(pairs[k].suffix);
     }
     free(pairs);
-    rt_buf_deinit(&text);
+    buf_deinit(&text);
     return ret;
 }
 
@@ -403,7 +402,7 @@ int rt_cmd_parsetemplate(int argc, char **argv)
     const char *in = pos[0];
     const char *out = o[0].value && *o[0].value ? o[0].value : in;
     struct rt_value *doc = NULL;
-    struct rt_buf t = {0};
+    struct buf t = {0};
     int ret = rt_input_load(argv[0], &doc);
     const struct rt_value *input = ret ? NULL : rt_map_get(doc, "input");
     if (!ret && (!input || input->type != RT_MAP)) {
@@ -451,7 +450,7 @@ int rt_cmd_parsetemplate(int argc, char **argv)
             ret = 2;
         }
     }
-    rt_buf_deinit(&t);
+    buf_deinit(&t);
     rt_value_free(doc);
     return ret;
 }

@@ -286,7 +286,7 @@ static int write_input(struct rt_value *start, char *err, size_t errlen)
         ret = rt_write_file(P(name, real), data->u.str.p, data->u.str.n, 0644);
         rt_map_set(v, "value", rt_new_str(real));
     }
-    struct rt_buf json = {0};
+    struct buf json = {0};
     if (!ret)
         ret = rt_json_encode(start, &json);
     if (!ret)
@@ -294,7 +294,7 @@ static int write_input(struct rt_value *start, char *err, size_t errlen)
     if (ret)
         snprintf(err, errlen, "Exception occured in container (cannot write the input: %s)",
                  ret == -EINVAL ? "binary value that is not an upload" : strerror(-ret));
-    rt_buf_deinit(&json);
+    buf_deinit(&json);
     return ret;
 }
 
@@ -303,14 +303,14 @@ static int write_input(struct rt_value *start, char *err, size_t errlen)
 static int apply_systemfile(const char *name, bool append, char *err, size_t errlen)
 {
     char src_abs[64], src[PATH_MAX], dst_abs[64], dst[PATH_MAX];
-    struct rt_buf b = {0};
+    struct buf b = {0};
     snprintf(src_abs, sizeof(src_abs), "/task/systemfiles/%s", name);
     snprintf(dst_abs, sizeof(dst_abs), "/etc/%s", name);
     P(src_abs, src);
     P(dst_abs, dst);
     int ret = 0;
     if (access(src, F_OK) == 0) {
-        ret = rt_buf_add(&b, "\n", 1);
+        ret = buf_add(&b, "\n", 1);
         if (!ret)
             ret = rt_read_file(src, &b);
         int fd =
@@ -327,7 +327,7 @@ static int apply_systemfile(const char *name, bool append, char *err, size_t err
     }
     if (!ret && access(dst, F_OK) == 0 && (chown(dst, 0, RT_WORKER_ID) < 0 || chmod(dst, 0664) < 0))
         fprintf(stderr, "INGInious: cannot hand %s to group worker\n", dst_abs);
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     return ret;
 }
 
@@ -468,7 +468,7 @@ static void spawn_task(struct runner *r, char **argv)
 
 /* ------------------------------------------------------------- the result */
 
-static void base64(const unsigned char *p, size_t n, struct rt_buf *out)
+static void base64(const unsigned char *p, size_t n, struct buf *out)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (size_t i = 0; i < n; i += 3) {
@@ -476,7 +476,7 @@ static void base64(const unsigned char *p, size_t n, struct rt_buf *out)
                      (i + 2 < n ? p[i + 2] : 0);
         char q[4] = {tbl[v >> 18], tbl[(v >> 12) & 63], i + 1 < n ? tbl[(v >> 6) & 63] : '=',
                      i + 2 < n ? tbl[v & 63] : '='};
-        if (rt_buf_add(out, q, 4))
+        if (buf_add(out, q, 4))
             rt_oom();
     }
 }
@@ -532,7 +532,7 @@ int rt_archive_argv(const char *dir, char ***out)
 
 // busybox tar runs as worker (it reads a tree the task controls) and streams
 // the archive back through a pipe.
-int rt_archive_make(struct rt_buf *tgz)
+int rt_archive_make(struct buf *tgz)
 {
     char dir[PATH_MAX];
     char **argv = NULL;
@@ -562,7 +562,7 @@ int rt_archive_make(struct rt_buf *tgz)
         while ((got = read(fds[0], chunk, sizeof(chunk))) != 0) {
             if (got < 0 && errno == EINTR)
                 continue;
-            if (got < 0 || rt_buf_add(tgz, chunk, (size_t)got)) {
+            if (got < 0 || buf_add(tgz, chunk, (size_t)got)) {
                 ret = -EIO;
                 break;
             }
@@ -584,22 +584,22 @@ int rt_archive_make(struct rt_buf *tgz)
 
 static struct rt_value *captured(int fd)
 {
-    struct rt_buf b = {0};
+    struct buf b = {0};
     char chunk[65536];
     ssize_t n;
     lseek(fd, 0, SEEK_SET);
     while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-        if (rt_buf_add(&b, chunk, (size_t)n))
+        if (buf_add(&b, chunk, (size_t)n))
             break;
     struct rt_value *v = rt_new_str_utf8(b.data ? b.data : "", b.len);
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     return v ? v : rt_new_str("");
 }
 
 static struct rt_value *collect_result(struct runner *r)
 {
     char path[PATH_MAX];
-    struct rt_buf b = {0};
+    struct buf b = {0};
     struct rt_value *res = NULL;
     if (r->launch_failed)
         return crash("An error occured while running the grading script. It is possible that it "
@@ -613,12 +613,12 @@ static struct rt_value *collect_result(struct runner *r)
     } else if (rt_json_decode(b.data, b.len, &res)) {
         res = crash("Feedback file has been modified by user !");
     }
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     if (r->debug && res->type == RT_MAP) {
         rt_map_set(res, "stdout", captured(r->out_fd));
         rt_map_set(res, "stderr", captured(r->err_fd));
     }
-    struct rt_buf tgz = {0}, b64 = {0};
+    struct buf tgz = {0}, b64 = {0};
     if (!empty && res->type == RT_MAP) {
         int ret = rt_archive_make(&tgz);
         if (ret)
@@ -628,8 +628,8 @@ static struct rt_value *collect_result(struct runner *r)
         if (!ret)
             rt_map_set(res, "archive", rt_new_strn(b64.data ? b64.data : "", b64.len));
     }
-    rt_buf_deinit(&tgz);
-    rt_buf_deinit(&b64);
+    buf_deinit(&tgz);
+    buf_deinit(&b64);
     set_rights("/task");
     return res;
 }

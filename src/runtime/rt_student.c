@@ -137,12 +137,12 @@ static int hand_over(int conn, const struct student_req *q, const char *containe
     rt_map_set(m, "working_dir", rt_new_str(getcwd(cwd, sizeof(cwd)) ? cwd : "/task"));
     rt_map_set(m, "ssh", rt_new_bool(false));
     rt_map_set(m, "user", rt_new_str(q->run_as_root ? "root" : "worker"));
-    struct rt_buf b = {0};
+    struct buf b = {0};
     if (!ret)
         ret = rt_msgpack_pack(m, &b);
     if (!ret && send(conn, b.data, b.len, MSG_NOSIGNAL) != (ssize_t)b.len)
         ret = -EPIPE;
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     rt_value_free(m);
     return ret;
 }
@@ -322,7 +322,7 @@ int rt_cmd_run_student(int argc, char **argv)
     q.teardown = o[6].value;
     // Words are joined with single spaces, as upstream does; the intern
     // splits them again with shell-like rules.
-    struct rt_buf cmd = {0};
+    struct buf cmd = {0};
     for (int i = 0; i < npos; i++) {
         if (i)
             rt_buf_puts(&cmd, " ");
@@ -330,16 +330,16 @@ int rt_cmd_run_student(int argc, char **argv)
     }
     q.command = cmd.data ? cmd.data : "";
     int retval = run_student(&q);
-    rt_buf_deinit(&cmd);
+    buf_deinit(&cmd);
     return retval & 0xff; // -1 (agent lost the exit code) becomes 255 as upstream
 }
 
 /* ------------------------------------------------------------ the intern */
 
 // The command is bounded by RT_INTERN_CMD_MAX: its copies are bookkeeping.
-static void add_or_die(struct rt_buf *b, const void *p, size_t n)
+static void add_or_die(struct buf *b, const void *p, size_t n)
 {
-    if (rt_buf_add(b, p, n))
+    if (buf_add(b, p, n))
         rt_oom();
 }
 
@@ -352,7 +352,7 @@ void rt_words_free(char **w)
 
 // Appends the word being built (and NUL-terminates it); the array always
 // keeps one free slot after the last word for the terminating NULL.
-static void push_word(char ***words, size_t *n, size_t *cap, struct rt_buf *w)
+static void push_word(char ***words, size_t *n, size_t *cap, struct buf *w)
 {
     if (*n + 2 > *cap) {
         *cap *= 2;
@@ -364,14 +364,14 @@ static void push_word(char ***words, size_t *n, size_t *cap, struct rt_buf *w)
     add_or_die(w, "", 0);
     (*words)[(*n)++] = w->data;
     (*words)[*n] = NULL;
-    *w = (struct rt_buf){0};
+    *w = (struct buf){0};
 }
 
 char **rt_shlex_split(const char *s)
 {
     size_t n = 0, cap = 8;
     char **words = rt_xmalloc(cap * sizeof(*words));
-    struct rt_buf w = {0};
+    struct buf w = {0};
     bool in_word = false, bad = false;
     words[0] = NULL;
     while (*s && !bad) {
@@ -407,7 +407,7 @@ char **rt_shlex_split(const char *s)
     }
     if (in_word && !bad)
         push_word(&words, &n, &cap, &w);
-    rt_buf_deinit(&w);
+    buf_deinit(&w);
     if (bad) {
         rt_words_free(words);
         return NULL;
@@ -456,7 +456,7 @@ static int recv_fds(int conn, int fds[3])
 // map's end, and only those that belong to it are then read.
 int rt_intern_read_command(int conn, struct rt_value **out)
 {
-    struct rt_buf b = {0};
+    struct buf b = {0};
     struct rt_msgpack_scan scan = RT_MSGPACK_SCAN_INIT;
     char chunk[65536];
     int ret = -EAGAIN;
@@ -470,7 +470,7 @@ int rt_intern_read_command(int conn, struct rt_value **out)
             ret = room ? -EPROTO : -EMSGSIZE;
             break;
         }
-        ret = rt_buf_add(&b, chunk, (size_t)n);
+        ret = buf_add(&b, chunk, (size_t)n);
         if (!ret)
             ret = rt_msgpack_scan(b.data, b.len, &scan);
         if (ret && ret != -EAGAIN)
@@ -500,7 +500,7 @@ int rt_intern_read_command(int conn, struct rt_value **out)
         *out = NULL;
         ret = -EINVAL;
     }
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     return ret;
 }
 
@@ -514,8 +514,8 @@ static int copy_systemfiles(void)
         snprintf(dst_abs, sizeof(dst_abs), "/etc/%s", names[i]);
         if (access(rt_path(src_abs, src), F_OK) < 0)
             continue;
-        struct rt_buf b = {0};
-        ret = rt_buf_add(&b, "\n", 1);
+        struct buf b = {0};
+        ret = buf_add(&b, "\n", 1);
         if (!ret)
             ret = rt_read_file(src, &b);
         int fd = ret ? -1
@@ -527,7 +527,7 @@ static int copy_systemfiles(void)
             ret = rt_write_all(fd, b.data, b.len);
         if (fd >= 0)
             close(fd);
-        rt_buf_deinit(&b);
+        buf_deinit(&b);
     }
     return ret;
 }

@@ -33,39 +33,10 @@ char *rt_xstrdup(const char *s)
     return memcpy(rt_xmalloc(n), s, n);
 }
 
-int rt_buf_add(struct rt_buf *b, const void *p, size_t n)
+void rt_buf_puts(struct buf *b, const char *s)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) {
-            if (cap > SIZE_MAX / 2)
-                return -ENOMEM;
-            cap *= 2;
-        }
-        char *d = realloc(b->data, cap);
-        if (!d)
-            return -ENOMEM;
-        b->data = d;
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-void rt_buf_puts(struct rt_buf *b, const char *s)
-{
-    if (rt_buf_add(b, s, strlen(s)) < 0)
+    if (buf_add(b, s, strlen(s)) < 0)
         rt_oom();
-}
-
-void rt_buf_deinit(struct rt_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
 }
 
 static struct rt_value *new_node(enum rt_type t)
@@ -411,16 +382,16 @@ void rt_array_push(struct rt_value *a, struct rt_value *val)
 
 /* ---------------------------------------------------------------- msgpack */
 
-static int put_be(struct rt_buf *out, uint8_t tag, uint64_t x, int bytes)
+static int put_be(struct buf *out, uint8_t tag, uint64_t x, int bytes)
 {
     uint8_t b[9];
     b[0] = tag;
     for (int i = 0; i < bytes; i++)
         b[1 + i] = (uint8_t)(x >> (8 * (bytes - 1 - i)));
-    return rt_buf_add(out, b, (size_t)bytes + 1);
+    return buf_add(out, b, (size_t)bytes + 1);
 }
 
-static int pack_len(struct rt_buf *out, size_t n, uint8_t fix, size_t fixmax, const uint8_t tags[3])
+static int pack_len(struct buf *out, size_t n, uint8_t fix, size_t fixmax, const uint8_t tags[3])
 {
     if (n <= fixmax && fix)
         return put_be(out, (uint8_t)(fix | n), 0, 0);
@@ -433,7 +404,7 @@ static int pack_len(struct rt_buf *out, size_t n, uint8_t fix, size_t fixmax, co
     return -EMSGSIZE;
 }
 
-int rt_msgpack_pack(const struct rt_value *v, struct rt_buf *out)
+int rt_msgpack_pack(const struct rt_value *v, struct buf *out)
 {
     static const uint8_t str_tags[3] = {0xd9, 0xda, 0xdb};
     static const uint8_t bin_tags[3] = {0xc4, 0xc5, 0xc6};
@@ -468,10 +439,10 @@ int rt_msgpack_pack(const struct rt_value *v, struct rt_buf *out)
     }
     case RT_STR:
         ret = pack_len(out, v->u.str.n, 0xa0, 31, str_tags);
-        return ret ? ret : rt_buf_add(out, v->u.str.p, v->u.str.n);
+        return ret ? ret : buf_add(out, v->u.str.p, v->u.str.n);
     case RT_BIN:
         ret = pack_len(out, v->u.str.n, 0, 0, bin_tags);
-        return ret ? ret : rt_buf_add(out, v->u.str.p, v->u.str.n);
+        return ret ? ret : buf_add(out, v->u.str.p, v->u.str.n);
     case RT_ARRAY:
         ret = pack_len(out, v->u.arr.n, 0x90, 15, arr_tags);
         for (size_t i = 0; !ret && i < v->u.arr.n; i++)
@@ -817,23 +788,23 @@ static size_t utf8_bad_len(const unsigned char *s, size_t n)
 
 struct rt_value *rt_new_str_utf8(const char *p, size_t n)
 {
-    struct rt_buf b = {0};
+    struct buf b = {0};
     const unsigned char *s = (const unsigned char *)p;
-    int ret = rt_buf_add(&b, "", 0);
+    int ret = buf_add(&b, "", 0);
     for (size_t i = 0; !ret && i < n;) {
         uint32_t cp;
         size_t len = utf8_decode(s + i, n - i, &cp);
-        ret = len ? rt_buf_add(&b, s + i, len) : rt_utf8_put(&b, 0xfffd);
+        ret = len ? buf_add(&b, s + i, len) : rt_utf8_put(&b, 0xfffd);
         i += len ? len : utf8_bad_len(s + i, n - i);
     }
     struct rt_value *v = ret ? NULL : new_bytes(RT_STR, b.data, b.len);
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     return v;
 }
 
-static int json_str(const char *p, size_t n, struct rt_buf *out)
+static int json_str(const char *p, size_t n, struct buf *out)
 {
-    int ret = rt_buf_add(out, "\"", 1);
+    int ret = buf_add(out, "\"", 1);
     const unsigned char *s = (const unsigned char *)p;
     for (size_t i = 0; !ret && i < n;) {
         char esc[16];
@@ -843,86 +814,86 @@ static int json_str(const char *p, size_t n, struct rt_buf *out)
         i += len ? len : utf8_bad_len(s + i, n - i);
         switch (cp) {
         case '"':
-            ret = rt_buf_add(out, "\\\"", 2);
+            ret = buf_add(out, "\\\"", 2);
             continue;
         case '\\':
-            ret = rt_buf_add(out, "\\\\", 2);
+            ret = buf_add(out, "\\\\", 2);
             continue;
         case '\n':
-            ret = rt_buf_add(out, "\\n", 2);
+            ret = buf_add(out, "\\n", 2);
             continue;
         case '\r':
-            ret = rt_buf_add(out, "\\r", 2);
+            ret = buf_add(out, "\\r", 2);
             continue;
         case '\t':
-            ret = rt_buf_add(out, "\\t", 2);
+            ret = buf_add(out, "\\t", 2);
             continue;
         case '\b':
-            ret = rt_buf_add(out, "\\b", 2);
+            ret = buf_add(out, "\\b", 2);
             continue;
         case '\f':
-            ret = rt_buf_add(out, "\\f", 2);
+            ret = buf_add(out, "\\f", 2);
             continue;
         default:
             break;
         }
         if (cp >= 0x20 && cp < 0x7f) {
             esc[0] = (char)cp;
-            ret = rt_buf_add(out, esc, 1);
+            ret = buf_add(out, esc, 1);
         } else if (cp < 0x10000) {
             snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)cp);
-            ret = rt_buf_add(out, esc, 6);
+            ret = buf_add(out, esc, 6);
         } else {
             cp -= 0x10000;
             snprintf(esc, sizeof(esc), "\\u%04x\\u%04x", (unsigned)(0xd800 | (cp >> 10)),
                      (unsigned)(0xdc00 | (cp & 0x3ff)));
-            ret = rt_buf_add(out, esc, 12);
+            ret = buf_add(out, esc, 12);
         }
     }
-    return ret ? ret : rt_buf_add(out, "\"", 1);
+    return ret ? ret : buf_add(out, "\"", 1);
 }
 
-int rt_json_encode(const struct rt_value *v, struct rt_buf *out)
+int rt_json_encode(const struct rt_value *v, struct buf *out)
 {
     char num[48];
     int ret = 0;
     switch (v->type) {
     case RT_NIL:
-        return rt_buf_add(out, "null", 4);
+        return buf_add(out, "null", 4);
     case RT_BOOL:
-        return v->u.b ? rt_buf_add(out, "true", 4) : rt_buf_add(out, "false", 5);
+        return v->u.b ? buf_add(out, "true", 4) : buf_add(out, "false", 5);
     case RT_INT:
         snprintf(num, sizeof(num), "%lld", (long long)v->u.i);
-        return rt_buf_add(out, num, strlen(num));
+        return buf_add(out, num, strlen(num));
     case RT_FLOAT:
         rt_float_repr(v->u.f, num, sizeof(num));
-        return rt_buf_add(out, num, strlen(num));
+        return buf_add(out, num, strlen(num));
     case RT_STR:
         return json_str(v->u.str.p, v->u.str.n, out);
     case RT_BIN:
         return -EINVAL;
     case RT_ARRAY:
-        ret = rt_buf_add(out, "[", 1);
+        ret = buf_add(out, "[", 1);
         for (size_t i = 0; !ret && i < v->u.arr.n; i++) {
             if (i)
-                ret = rt_buf_add(out, ", ", 2);
+                ret = buf_add(out, ", ", 2);
             if (!ret)
                 ret = rt_json_encode(v->u.arr.items[i], out);
         }
-        return ret ? ret : rt_buf_add(out, "]", 1);
+        return ret ? ret : buf_add(out, "]", 1);
     case RT_MAP:
-        ret = rt_buf_add(out, "{", 1);
+        ret = buf_add(out, "{", 1);
         for (size_t i = 0; !ret && i < v->u.map.n; i++) {
             if (i)
-                ret = rt_buf_add(out, ", ", 2);
+                ret = buf_add(out, ", ", 2);
             if (!ret)
                 ret = json_str(v->u.map.kv[i].key, strlen(v->u.map.kv[i].key), out);
             if (!ret)
-                ret = rt_buf_add(out, ": ", 2);
+                ret = buf_add(out, ": ", 2);
             if (!ret)
                 ret = rt_json_encode(v->u.map.kv[i].val, out);
         }
-        return ret ? ret : rt_buf_add(out, "}", 1);
+        return ret ? ret : buf_add(out, "}", 1);
     }
     return -EINVAL;
 }
@@ -966,7 +937,7 @@ static int js_hex4(struct js_cursor *c, uint32_t *x)
     return 0;
 }
 
-int rt_utf8_put(struct rt_buf *b, uint32_t cp)
+int rt_utf8_put(struct buf *b, uint32_t cp)
 {
     char u[4];
     size_t n;
@@ -989,13 +960,13 @@ int rt_utf8_put(struct rt_buf *b, uint32_t cp)
         u[3] = (char)(0x80 | (cp & 0x3f));
         n = 4;
     }
-    return rt_buf_add(b, u, n);
+    return buf_add(b, u, n);
 }
 
 // Parses a string body after the opening quote into out (NUL-terminated).
-static int js_string(struct js_cursor *c, struct rt_buf *out)
+static int js_string(struct js_cursor *c, struct buf *out)
 {
-    int ret = rt_buf_add(out, "", 0);
+    int ret = buf_add(out, "", 0);
     while (!ret) {
         if (c->pos >= c->n)
             return -EINVAL;
@@ -1005,7 +976,7 @@ static int js_string(struct js_cursor *c, struct rt_buf *out)
         if (ch < 0x20)
             return -EINVAL; // Python's strict mode refuses raw control characters
         if (ch != '\\') {
-            ret = rt_buf_add(out, &ch, 1);
+            ret = buf_add(out, &ch, 1);
             continue;
         }
         if (c->pos >= c->n)
@@ -1014,7 +985,7 @@ static int js_string(struct js_cursor *c, struct rt_buf *out)
         const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
         const char *hit = strchr(from, e);
         if (hit && e) {
-            ret = rt_buf_add(out, to + (hit - from), 1);
+            ret = buf_add(out, to + (hit - from), 1);
         } else if (e == 'u') {
             uint32_t cp, lo;
             ret = js_hex4(c, &cp);
@@ -1074,7 +1045,7 @@ static int js_number(struct js_cursor *c, struct rt_value **out)
 
 static int js_value(struct js_cursor *c, int depth, struct rt_value **out)
 {
-    struct rt_buf s = {0};
+    struct buf s = {0};
     int ret = 0;
     js_ws(c);
     if (depth > RT_MAX_DEPTH * 4 || c->pos >= c->n)
@@ -1148,7 +1119,7 @@ static int js_value(struct js_cursor *c, int depth, struct rt_value **out)
     } else {
         ret = js_number(c, out);
     }
-    rt_buf_deinit(&s);
+    buf_deinit(&s);
     return ret;
 }
 

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
+
 enum rt_type { RT_NIL, RT_BOOL, RT_INT, RT_FLOAT, RT_STR, RT_BIN, RT_ARRAY, RT_MAP };
 
 struct rt_value;
@@ -45,18 +47,8 @@ struct rt_value {
     } u;
 };
 
-/** Growable byte buffer; `data` is NUL-terminated whenever len > 0. */
-struct rt_buf {
-    char *data;
-    size_t len, cap;
-};
-
-/** Appends n bytes; returns 0 or -ENOMEM (the buffer is left unchanged). */
-int rt_buf_add(struct rt_buf *b, const void *p, size_t n);
 /** Appends a C string; aborts on OOM (small bookkeeping text only). */
-void rt_buf_puts(struct rt_buf *b, const char *s);
-/** Frees the storage and resets b to empty. */
-void rt_buf_deinit(struct rt_buf *b);
+void rt_buf_puts(struct buf *b, const char *s);
 
 /** Reports out-of-memory on stderr and aborts. */
 _Noreturn void rt_oom(void);
@@ -97,7 +89,7 @@ void rt_map_add(struct rt_value *m, char *key_owned, struct rt_value *val);
 void rt_array_push(struct rt_value *a, struct rt_value *val);
 
 /** Appends the msgpack encoding of v to out; 0 or -ENOMEM. */
-int rt_msgpack_pack(const struct rt_value *v, struct rt_buf *out);
+int rt_msgpack_pack(const struct rt_value *v, struct buf *out);
 /**
  * Decodes one msgpack object from p[0..n). Returns 0 and sets *out (caller
  * frees) and *used; -EAGAIN when the bytes end before the object does;
@@ -131,7 +123,7 @@ int rt_msgpack_scan(const void *p, size_t n, struct rt_msgpack_scan *s);
  * separators, ASCII-only with \u escapes, floats always with a '.' or an
  * exponent). BIN values are not representable: -EINVAL. 0 or -ENOMEM.
  */
-int rt_json_encode(const struct rt_value *v, struct rt_buf *out);
+int rt_json_encode(const struct rt_value *v, struct buf *out);
 /**
  * Parses exactly one JSON document (surrounding whitespace allowed) from
  * p[0..n). Integers without fraction or exponent become INT, others FLOAT;
@@ -141,7 +133,7 @@ int rt_json_encode(const struct rt_value *v, struct rt_buf *out);
 int rt_json_decode(const char *p, size_t n, struct rt_value **out);
 
 /** Appends the UTF-8 encoding of code point cp; 0 or -ENOMEM. */
-int rt_utf8_put(struct rt_buf *b, uint32_t cp);
+int rt_utf8_put(struct buf *b, uint32_t cp);
 
 /** Python's repr of a float into dst (at least 32 bytes): "50.0", "66.67", "1e-05". */
 void rt_float_repr(double f, char *dst, size_t size);

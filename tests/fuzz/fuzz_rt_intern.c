@@ -17,13 +17,13 @@
 #include "rt_internal.h"
 
 // POSIX shell quoting: 'word' with each ' written as '"'"'.
-static void quote(struct rt_buf *out, const char *w)
+static void quote(struct buf *out, const char *w)
 {
     rt_buf_puts(out, "'");
     for (const char *p = w; *p; p++) {
         if (*p == '\'')
             rt_buf_puts(out, "'\"'\"'");
-        else if (rt_buf_add(out, p, 1))
+        else if (buf_add(out, p, 1))
             rt_oom();
     }
     rt_buf_puts(out, "'");
@@ -40,7 +40,7 @@ static void check_shlex(const uint8_t *data, size_t size)
         free(s);
         return;
     }
-    struct rt_buf again = {0};
+    struct buf again = {0};
     size_t n = 0;
     for (; words[n]; n++) {
         if (n)
@@ -54,7 +54,7 @@ static void check_shlex(const uint8_t *data, size_t size)
     FUZZ_CHECK(back[n] == NULL, "quoting added words");
     rt_words_free(back);
     rt_words_free(words);
-    rt_buf_deinit(&again);
+    buf_deinit(&again);
     free(s);
 }
 

@@ -40,14 +40,14 @@ static void check_request(const struct rt_value *req)
     FUZZ_CHECK(rt_map_get(m, "run_as_root")->type == RT_BOOL, "run_as_root");
     const struct rt_value *ssh = rt_map_get(m, "ssh");
     FUZZ_CHECK(ssh->type == RT_BOOL && !ssh->u.b, "ssh must be false");
-    struct rt_buf packed = {0};
+    struct buf packed = {0};
     FUZZ_CHECK(rt_msgpack_pack(m, &packed) == 0, "pack failed");
     size_t used = 0;
     struct rt_value *back = NULL;
     int ret = rt_msgpack_unpack(packed.data, packed.len, &used, &back);
     FUZZ_CHECK(ret == 0 && used == packed.len && rt_fuzz_equal(m, back), "round trip: %d", ret);
     rt_value_free(back);
-    rt_buf_deinit(&packed);
+    buf_deinit(&packed);
     rt_value_free(m);
 }
 

@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_CHECK(v != NULL, "decode returned no tree");
-    struct rt_buf once = {0}, twice = {0};
+    struct buf once = {0}, twice = {0};
     ret = rt_json_encode(v, &once);
     FUZZ_CHECK(ret == 0, "a decoded document does not encode (%d)", ret);
     for (size_t i = 0; i < once.len; i++)
@@ -73,17 +73,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         // Two keys that differ only in invalid bytes are written alike, and
         // re-reading keeps the last: canonical from the second encoding on.
         struct rt_value *x = NULL;
-        struct rt_buf thrice = {0};
+        struct buf thrice = {0};
         FUZZ_CHECK(rt_json_decode(twice.data, twice.len, &x) == 0 &&
                        rt_json_encode(x, &thrice) == 0,
                    "second re-encoding refused");
         FUZZ_CHECK(thrice.len == twice.len && memcmp(thrice.data, twice.data, twice.len) == 0,
                    "encoding not canonical after normalisation");
         rt_value_free(x);
-        rt_buf_deinit(&thrice);
+        buf_deinit(&thrice);
     }
 
-    struct rt_buf mp = {0};
+    struct buf mp = {0};
     FUZZ_CHECK(rt_msgpack_pack(v, &mp) == 0, "msgpack pack failed");
     size_t used = 0;
     struct rt_value *m = NULL;
@@ -91,9 +91,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(ret == 0 && used == mp.len, "msgpack of a JSON tree: %d", ret);
     FUZZ_CHECK(rt_fuzz_equal(v, m), "msgpack round trip differs");
     rt_value_free(m);
-    rt_buf_deinit(&mp);
-    rt_buf_deinit(&once);
-    rt_buf_deinit(&twice);
+    buf_deinit(&mp);
+    buf_deinit(&once);
+    buf_deinit(&twice);
     rt_value_free(w);
     rt_value_free(v);
     return 0;

@@ -41,7 +41,7 @@ static void check_object(const uint8_t *p, size_t n)
         FUZZ_CHECK(r == -EAGAIN, "prefix %zu of a %zu-byte object gives %d", used - 1, used, r);
         rt_value_free(w);
     }
-    struct rt_buf once = {0}, twice = {0};
+    struct buf once = {0}, twice = {0};
     FUZZ_CHECK(rt_msgpack_pack(v, &once) == 0, "pack failed");
     size_t u2 = 0;
     struct rt_value *w = NULL;
@@ -51,14 +51,14 @@ static void check_object(const uint8_t *p, size_t n)
     FUZZ_CHECK(rt_msgpack_pack(w, &twice) == 0, "pack failed");
     FUZZ_CHECK(once.len == twice.len && memcmp(once.data, twice.data, once.len) == 0,
                "encoding not canonical");
-    rt_buf_deinit(&once);
-    rt_buf_deinit(&twice);
+    buf_deinit(&once);
+    buf_deinit(&twice);
     rt_value_free(w);
     rt_value_free(v);
 }
 
 struct frames {
-    struct rt_buf packed; // every frame, re-packed, one after the other
+    struct buf packed; // every frame, re-packed, one after the other
     size_t n;
     int end; // last rt_framer_next or feed result (0 = needs more)
 };
@@ -118,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    (whole.packed.len == 0 ||
                     memcmp(whole.packed.data, cut.packed.data, whole.packed.len) == 0),
                "frames differ");
-    rt_buf_deinit(&whole.packed);
-    rt_buf_deinit(&cut.packed);
+    buf_deinit(&whole.packed);
+    buf_deinit(&cut.packed);
     return 0;
 }

@@ -32,8 +32,8 @@ static char g_root[256];
 
 // Runs a tool with a NULL-terminated argument list, stdin from `in` (or
 // /dev/null) and stdout captured into `out` (may be NULL).
-__attribute__((unused)) static int run_io(int (*fn)(int, char **), const char *in,
-                                          struct rt_buf *out, ...)
+__attribute__((unused)) static int run_io(int (*fn)(int, char **), const char *in, struct buf *out,
+                                          ...)
 {
     char *argv[32];
     int argc = 0;
@@ -63,7 +63,7 @@ __attribute__((unused)) static int run_io(int (*fn)(int, char **), const char *i
     if (out) {
         out->len = 0;
         rt_read_file(outpath, out);
-        rt_buf_add(out, "", 0);
+        buf_add(out, "", 0);
     }
     return code;
 }

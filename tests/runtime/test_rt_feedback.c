@@ -20,11 +20,11 @@
 
 static const char *feedback_text(void)
 {
-    static struct rt_buf b;
+    static struct buf b;
     char path[PATH_MAX];
     b.len = 0;
     rt_read_file(rt_path(RT_FEEDBACK_JSON, path), &b);
-    rt_buf_add(&b, "", 0);
+    buf_add(&b, "", 0);
     return b.data;
 }
 
@@ -96,7 +96,7 @@ static void test_problems(void)
 static void test_feedback_all_in_one(void)
 {
     reset_feedback("");
-    struct rt_buf out = {0};
+    struct buf out = {0};
     int code = run_io(rt_cmd_feedback, NULL, &out, "feedback", "-r", "failed", "-g", "12.5", "-f",
                       "x\\ty", "-e", "-c", "n:42", "-p", (char *)NULL);
     CHECK(code == 0, "feedback");
@@ -114,7 +114,7 @@ static void test_feedback_all_in_one(void)
     CHECK(RUN(rt_cmd_feedback, "feedback", "-g", "ten") == 1, "bad grade");
     CHECK(RUN(rt_cmd_feedback, "feedback", "-a") == 2, "-a is not an option of feedback");
     CHECK(RUN(rt_cmd_feedback, "feedback", "stray") == 2, "positional");
-    rt_buf_deinit(&out);
+    buf_deinit(&out);
 }
 
 static void test_custom_state_tags(void)
@@ -160,7 +160,7 @@ static void test_modified_file(void)
 static void test_getinput(void)
 {
     char path[PATH_MAX], upload[PATH_MAX];
-    struct rt_buf out = {0};
+    struct buf out = {0};
     rt_path(RT_INPUT_DIR "/__inputfile_0", upload);
     rt_write_file(upload, "line1\nline2\n", 12, 0644);
     char json[2 * PATH_MAX];
@@ -195,7 +195,7 @@ static void test_getinput(void)
     CHECK(RUN(rt_cmd_getinput, "getinput", "q1") == 2, "bad format");
     unlink(path);
     CHECK(RUN(rt_cmd_getinput, "getinput", "q1") == 2, "missing file");
-    rt_buf_deinit(&out);
+    buf_deinit(&out);
 }
 
 static void test_archive(void)

@@ -21,23 +21,23 @@
 // Runs a tool and compares its whole stdout with want.
 #define EXPECT_OUT(want, in, fn, ...)                                                              \
     do {                                                                                           \
-        struct rt_buf o_ = {0};                                                                    \
+        struct buf o_ = {0};                                                                       \
         int c_ = run_io(fn, in, &o_, __VA_ARGS__, (char *)NULL);                                   \
         bool ok_ = c_ == 0 && o_.data && !strcmp(o_.data, want);                                   \
         if (!ok_)                                                                                  \
             fprintf(stderr, "%s:%d: exit %d, got '%s', want '%s'\n", __FILE__, __LINE__, c_,       \
                     o_.data ? o_.data : "", want);                                                 \
-        rt_buf_deinit(&o_);                                                                        \
+        buf_deinit(&o_);                                                                           \
         CHECK(ok_, "output");                                                                      \
     } while (0)
 
 static const char *file_text(const char *path)
 {
-    static struct rt_buf b;
+    static struct buf b;
     b.len = 0;
     if (rt_read_file(path, &b))
         return NULL;
-    rt_buf_add(&b, "", 0);
+    buf_add(&b, "", 0);
     return b.data ? b.data : "";
 }
 

@@ -101,12 +101,12 @@ static void test_archive_make(void)
         rt_path_join(path, dir, name);
         CHECK(rt_write_file(path, "x", 1, 0644) == 0, "cannot create %s", path);
     }
-    struct rt_buf tgz = {0};
+    struct buf tgz = {0};
     int ret = rt_archive_make(&tgz);
     CHECK(ret == 0 && tgz.len > 0, "rt_archive_make: %s", strerror(-ret));
     rt_path_join(path, g_root, "out.tgz");
     ret = rt_write_file(path, tgz.data, tgz.len, 0644);
-    rt_buf_deinit(&tgz);
+    buf_deinit(&tgz);
     CHECK(ret == 0, "cannot write %s", path);
     snprintf(list_cmd, sizeof(list_cmd), "tar -tzf '%s'", path);
     FILE *list = popen(list_cmd, "r");

@@ -42,8 +42,8 @@ static void test_shlex_word_counts(void)
     for (size_t k = 0; k <= 40; k++) {
         for (size_t t = 0; t < 3; t++) {
             for (int quoted = 0; quoted < 2; quoted++) {
-                struct rt_buf cmd = {0};
-                rt_buf_add(&cmd, "", 0);
+                struct buf cmd = {0};
+                buf_add(&cmd, "", 0);
                 for (size_t i = 0; i < k; i++) {
                     char w[32];
                     snprintf(w, sizeof(w), quoted && i + 1 == k ? "%s'w %zu'" : "%sw%zu",
@@ -61,7 +61,7 @@ static void test_shlex_word_counts(void)
                     ok = !strcmp(words[i], w);
                 }
                 rt_words_free(words);
-                rt_buf_deinit(&cmd);
+                buf_deinit(&cmd);
                 CHECK(ok, "k=%zu tail=%zu quoted=%d: got %zu words", k, t, quoted, n);
             }
         }
@@ -153,7 +153,7 @@ static int feed_socket(const char *bytes, size_t n, size_t step, pid_t *pid)
 static void check_read_command(const char *what, const struct rt_value *msg, const char *tail,
                                size_t step)
 {
-    struct rt_buf wire = {0}, rest = {0};
+    struct buf wire = {0}, rest = {0};
     CHECK(rt_msgpack_pack(msg, &wire) == 0, "%s: pack", what);
     rt_buf_puts(&wire, tail);
     pid_t pid;
@@ -164,15 +164,15 @@ static void check_read_command(const char *what, const struct rt_value *msg, con
     char chunk[4096];
     ssize_t r;
     while ((r = read(fd, chunk, sizeof(chunk))) > 0)
-        rt_buf_add(&rest, chunk, (size_t)r);
-    rt_buf_add(&rest, "", 0);
+        buf_add(&rest, chunk, (size_t)r);
+    buf_add(&rest, "", 0);
     close(fd);
     waitpid(pid, NULL, 0);
     bool same = !ret && rt_value_equal(msg, got);
     bool tail_ok = rest.len == strlen(tail) && !memcmp(rest.data, tail, rest.len);
     rt_value_free(got);
-    rt_buf_deinit(&wire);
-    rt_buf_deinit(&rest);
+    buf_deinit(&wire);
+    buf_deinit(&rest);
     CHECK(ret == 0, "%s: read failed: %s", what, strerror(-ret));
     CHECK(same, "%s: the map read back differs", what);
     CHECK(tail_ok, "%s: the bytes after the map were consumed", what);
@@ -238,7 +238,7 @@ static int read_command_raw(const char *bytes, size_t n)
 
 static void test_read_command_errors(void)
 {
-    struct rt_buf wire = {0};
+    struct buf wire = {0};
     // Over the cap: refused, without waiting for the rest.
     char *big = rt_xmalloc(RT_INTERN_CMD_MAX + 1);
     memset(big, 'x', RT_INTERN_CMD_MAX);
@@ -254,7 +254,7 @@ static void test_read_command_errors(void)
     CHECK(ret == -EPROTO, "truncated: %d", ret);
     ret = read_command_raw("", 0);
     CHECK(ret == -EPROTO, "empty: %d", ret);
-    rt_buf_deinit(&wire);
+    buf_deinit(&wire);
     // Types the decoder refuses, and nesting past its depth limit.
     ret = read_command_raw("\xc1", 1);
     CHECK(ret == -EINVAL, "0xc1: %d", ret);
@@ -322,9 +322,9 @@ static int run_intern(const char *command, const char *teardown)
     struct rt_value *m = command_map(command);
     rt_map_set(m, "teardown_script", rt_new_str(teardown));
     rt_map_set(m, "working_dir", rt_new_str(g_root));
-    struct rt_buf b = {0};
+    struct buf b = {0};
     ok = ok && !rt_msgpack_pack(m, &b) && send(conn, b.data, b.len, MSG_NOSIGNAL) == (ssize_t)b.len;
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     rt_value_free(m);
     int status = 0;
     if (pid > 0)

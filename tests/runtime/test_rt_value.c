@@ -25,7 +25,7 @@ static int failures;
         }                                                                                          \
     } while (0)
 
-static char *hex(const struct rt_buf *b)
+static char *hex(const struct buf *b)
 {
     static char out[4096];
     out[0] = '\0';
@@ -85,25 +85,25 @@ static void test_msgpack_fixed_encodings(void)
         {rt_new_bool(true), "c3"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct rt_buf b = {0};
+        struct buf b = {0};
         CHECK(rt_msgpack_pack(cases[i].v, &b) == 0, "pack %zu", i);
         CHECK(!strcmp(hex(&b), cases[i].hex), "case %zu: got %s want %s", i, hex(&b), cases[i].hex);
-        rt_buf_deinit(&b);
+        buf_deinit(&b);
         rt_value_free(cases[i].v);
     }
     struct rt_value *m = rt_new_map();
     rt_map_set(m, "type", rt_new_str("start"));
-    struct rt_buf b = {0};
+    struct buf b = {0};
     CHECK(rt_msgpack_pack(m, &b) == 0, "pack map");
     CHECK(!strcmp(hex(&b), "81a474797065a57374617274"), "map: %s", hex(&b));
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     rt_value_free(m);
 }
 
 static void test_msgpack_round_trip_and_truncation(void)
 {
     struct rt_value *m = sample_tree(), *back = NULL;
-    struct rt_buf b = {0};
+    struct buf b = {0};
     size_t used = 0;
     CHECK(rt_msgpack_pack(m, &b) == 0, "pack");
     CHECK(rt_msgpack_unpack(b.data, b.len, &used, &back) == 0, "unpack");
@@ -118,7 +118,7 @@ static void test_msgpack_round_trip_and_truncation(void)
         int ret = rt_msgpack_unpack(b.data, cut, &used, &v);
         CHECK(ret == -EAGAIN && !v, "prefix %zu gave %d", cut, ret);
     }
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     rt_value_free(m);
 }
 
@@ -140,15 +140,15 @@ static void test_msgpack_rejects(void)
     CHECK(rt_msgpack_unpack(deep, sizeof(deep), &used, &v) == -EINVAL, "deep nesting accepted");
 }
 
-static void frame(struct rt_buf *out, const struct rt_value *v)
+static void frame(struct buf *out, const struct rt_value *v)
 {
-    struct rt_buf body = {0};
+    struct buf body = {0};
     rt_msgpack_pack(v, &body);
     unsigned char h[4] = {(unsigned char)(body.len >> 24), (unsigned char)(body.len >> 16),
                           (unsigned char)(body.len >> 8), (unsigned char)body.len};
-    rt_buf_add(out, h, 4);
-    rt_buf_add(out, body.data, body.len);
-    rt_buf_deinit(&body);
+    buf_add(out, h, 4);
+    buf_add(out, body.data, body.len);
+    buf_deinit(&body);
 }
 
 static void test_framer_byte_at_a_time(void)
@@ -157,7 +157,7 @@ static void test_framer_byte_at_a_time(void)
     rt_map_set(msgs[1], "type", rt_new_str("run_student_started"));
     rt_map_set(msgs[2], "type", rt_new_str("run_student_retval"));
     rt_map_set(msgs[2], "retval", rt_new_int(253));
-    struct rt_buf stream = {0};
+    struct buf stream = {0};
     for (int i = 0; i < 3; i++)
         frame(&stream, msgs[i]);
     // Fed one byte at a time, then in uneven chunks: same three frames.
@@ -180,7 +180,7 @@ static void test_framer_byte_at_a_time(void)
         CHECK(seen == 3, "step %zu: %d frames", steps[s], seen);
         rt_framer_deinit(&fr);
     }
-    rt_buf_deinit(&stream);
+    buf_deinit(&stream);
     for (int i = 0; i < 3; i++)
         rt_value_free(msgs[i]);
 }
@@ -209,7 +209,7 @@ static void test_msgpack_scan(void)
               used, scn, sc.pos);
     }
     struct rt_value *m = sample_tree();
-    struct rt_buf b = {0};
+    struct buf b = {0};
     CHECK(rt_msgpack_pack(m, &b) == 0, "pack");
     rt_value_free(m);
     size_t n = b.len;
@@ -225,7 +225,7 @@ static void test_msgpack_scan(void)
     struct rt_msgpack_scan whole = RT_MSGPACK_SCAN_INIT;
     CHECK(rt_msgpack_scan(b.data, b.len, &whole) == 0 && whole.pos == n, "end %zu of %zu",
           whole.pos, n);
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
 }
 
 static void test_framer_errors(void)
@@ -277,7 +277,7 @@ static void test_json_python_style(void)
     const char *want = "{\"grade\": 50.0, \"text\": \"a\\\"b\\\\\\n\\u00e9\\ud83d\\ude00\\u0001"
                        "\\u007f\", \"n\": [1, -2, 0.1, 1e-05, 1e+16, 1000000000000000.0, 66.67, "
                        "3.0, -0.5, 123456789.125, 1.5e-07, true, false, null]}";
-    struct rt_buf b = {0};
+    struct buf b = {0};
     CHECK(rt_json_encode(m, &b) == 0, "encode");
     CHECK(!strcmp(b.data, want), "got  %s\nwant %s", b.data, want);
     struct rt_value *back = NULL;
@@ -286,11 +286,11 @@ static void test_json_python_style(void)
     CHECK(rt_map_get(back, "grade")->type == RT_FLOAT, "50.0 decodes as a float");
     CHECK(rt_map_get(back, "n")->u.arr.items[0]->type == RT_INT, "1 decodes as an int");
     rt_value_free(back);
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     // Binary values have no JSON form.
     rt_map_set(m, "bin", rt_new_bin("x", 1));
     CHECK(rt_json_encode(m, &b) == -EINVAL, "bin encoded");
-    rt_buf_deinit(&b);
+    buf_deinit(&b);
     rt_value_free(m);
 }
 
@@ -442,7 +442,7 @@ static void test_map_large_codecs(void)
     char k[32];
     size_t bad;
     struct rt_value *m = big_map(), *back = NULL;
-    struct rt_buf json = {0}, mp = {0};
+    struct buf json = {0}, mp = {0};
     CHECK(rt_json_encode(m, &json) == 0, "JSON encode");
     CHECK(rt_json_decode(json.data, json.len, &back) == 0, "JSON decode");
     CHECK(big_map_ok(back, &bad), "JSON round trip: entry %zu is wrong", bad);
@@ -486,8 +486,8 @@ static void test_map_large_codecs(void)
           "msgpack unpack with a duplicate");
     CHECK(big_map_ok(back, &bad), "msgpack duplicate: entry %zu is wrong", bad);
     rt_value_free(back);
-    rt_buf_deinit(&json);
-    rt_buf_deinit(&mp);
+    buf_deinit(&json);
+    buf_deinit(&mp);
     rt_value_free(m);
 }
 
