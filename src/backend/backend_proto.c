@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "core/util.h"
 
 // Trees we write come either from value_unpack (capped at VALUE_MAX_DEPTH)
@@ -37,107 +38,11 @@ const char *backend_debug_name(enum backend_debug d)
     return "?";
 }
 
-/* ---- UTF-8 ------------------------------------------------------------- */
-
-// Length of the sequence starting at p (n > 0 bytes available). *ok tells
-// whether it is a complete well-formed character; if not, the length is that
-// of the maximal ill-formed subpart (at least 1), per Unicode table 3-7.
-static size_t utf8_step(const unsigned char *p, size_t n, bool *ok)
-{
-    unsigned char c = p[0];
-    unsigned char lo = 0x80, hi = 0xBF;
-    size_t need;
-    *ok = false;
-    if (c < 0x80) {
-        *ok = true;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        if (c == 0xE0)
-            lo = 0xA0; // overlong
-        else if (c == 0xED)
-            hi = 0x9F; // surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        if (c == 0xF0)
-            lo = 0x90; // overlong
-        else if (c == 0xF4)
-            hi = 0x8F; // past U+10FFFF
-    } else {
-        return 1;
-    }
-    for (size_t i = 1; i <= need; i++) {
-        if (i >= n || p[i] < lo || p[i] > hi)
-            return i;
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    *ok = true;
-    return need + 1;
-}
-
-bool backend_utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        // ASCII runs are the common case for logs and feedback.
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        bool ok;
-        i += utf8_step(p + i, len - i, &ok);
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
-char *backend_utf8_sanitize(const char *s, size_t len, size_t *outlen)
-{
-    static const char replacement[] = "\xEF\xBF\xBD";
-    const unsigned char *p = (const unsigned char *)s;
-    size_t need = 0;
-    bool ok;
-    // First pass sizes the copy exactly: text can be megabytes of stdout.
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_step(p + i, len - i, &ok);
-        size_t add = ok ? n : 3;
-        if (need > SIZE_MAX - 1 - add)
-            return NULL;
-        need += add;
-        i += n;
-    }
-    char *out = try_malloc(need + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_step(p + i, len - i, &ok);
-        if (ok) {
-            memcpy(out + o, s + i, n);
-            o += n;
-        } else {
-            memcpy(out + o, replacement, 3);
-            o += 3;
-        }
-        i += n;
-    }
-    out[o] = '\0';
-    if (outlen)
-        *outlen = o;
-    return out;
-}
-
 static bool tree_utf8_valid(const struct value *v)
 {
     switch (v->type) {
     case VALUE_STR:
-        return backend_utf8_valid(v->u.s.ptr, v->u.s.len);
+        return utf8_valid(v->u.s.ptr, v->u.s.len);
     case VALUE_ARRAY:
         for (size_t i = 0; i < v->u.a.len; i++)
             if (!tree_utf8_valid(&v->u.a.items[i]))
@@ -411,10 +316,10 @@ static int packed(int r)
 
 static int pack_str(msgpack_packer *pk, const char *s, size_t n)
 {
-    if (backend_utf8_valid(s, n))
+    if (utf8_valid(s, n))
         return packed(msgpack_pack_str_with_body(pk, s, n));
     size_t m;
-    AUTO_FREE char *clean = backend_utf8_sanitize(s, n, &m);
+    AUTO_FREE char *clean = utf8_repair_dup(s, n, &m);
     if (!clean)
         return -ENOMEM;
     return packed(msgpack_pack_str_with_body(pk, clean, m));

@@ -106,20 +106,6 @@ int backend_decode(const char *buf, size_t len, struct backend_msg *out, char *e
 /** Releases what m owns and resets it to BACKEND_MSG_NONE. NULL is a no-op. */
 void backend_msg_deinit(struct backend_msg *m);
 
-/** True if s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
- */
-bool backend_utf8_valid(const char *s, size_t len);
-
-/**
- * Copies s[0..len) replacing each maximal ill-formed subsequence by U+FFFD
- * (EF BF BD), the way Python's decode(errors="replace") does, so that the
- * text survives the backend's UTF-8 decoding. The copy is NUL-terminated;
- * *outlen (may be NULL) gets its length without the NUL.
- * Caller frees with free(). NULL on allocation failure (sizes come from
- * containers, so this is a checked allocation).
- */
-char *backend_utf8_sanitize(const char *s, size_t len, size_t *outlen);
-
 /*
  * Encoders. Each appends exactly one message to sb (which the caller owns
  * and may reuse after msgpack_sbuffer_clear). String arguments are borrowed

@@ -1,5 +1,7 @@
 #include "rt_value.h"
 
+#include "common/utf8.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -736,69 +738,16 @@ void rt_float_repr(double f, char *dst, size_t size)
     }
 }
 
-// Decodes one UTF-8 sequence at s[0..n); returns its length, or 0 if invalid.
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    size_t len = s[0] < 0x80             ? 1
-                 : (s[0] & 0xe0) == 0xc0 ? 2
-                 : (s[0] & 0xf0) == 0xe0 ? 3
-                 : (s[0] & 0xf8) == 0xf0 ? 4
-                                         : 0;
-    if (!len || len > n)
-        return 0;
-    uint32_t c = len == 1 ? s[0] : s[0] & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3f);
-    }
-    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (c < min[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
-    *cp = c;
-    return len;
-}
-
-// Length (>= 1) of the maximal subpart of the ill-formed sequence at
-// s[0..n): the bytes that begin some well-formed sequence. Each such subpart
-// becomes one U+FFFD, as with Python's decode(errors="replace").
-static size_t utf8_bad_len(const unsigned char *s, size_t n)
-{
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        need = 2;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        need = 3;
-        lo = s[0] == 0xe0 ? 0xa0 : 0x80;
-        hi = s[0] == 0xed ? 0x9f : 0xbf;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        need = 4;
-        lo = s[0] == 0xf0 ? 0x90 : 0x80;
-        hi = s[0] == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        return 1;
-    }
-    size_t i = 1;
-    if (i < n && s[i] >= lo && s[i] <= hi)
-        for (i = 2; i < need && i < n && (s[i] & 0xc0) == 0x80;)
-            i++;
-    return i;
-}
-
 struct rt_value *rt_new_str_utf8(const char *p, size_t n)
 {
-    struct buf b = {0};
-    const unsigned char *s = (const unsigned char *)p;
-    int ret = buf_add(&b, "", 0);
-    for (size_t i = 0; !ret && i < n;) {
-        uint32_t cp;
-        size_t len = utf8_decode(s + i, n - i, &cp);
-        ret = len ? buf_add(&b, s + i, len) : rt_utf8_put(&b, 0xfffd);
-        i += len ? len : utf8_bad_len(s + i, n - i);
-    }
-    struct rt_value *v = ret ? NULL : new_bytes(RT_STR, b.data, b.len);
-    buf_deinit(&b);
+    size_t m = utf8_repair_len(p, n);
+    char *copy = m < SIZE_MAX ? malloc(m + 1) : NULL;
+    if (!copy)
+        return NULL;
+    copy[utf8_repair(p, n, copy)] = '\0';
+    struct rt_value *v = new_node(RT_STR);
+    v->u.str.p = copy;
+    v->u.str.n = m;
     return v;
 }
 
@@ -809,9 +758,9 @@ static int json_str(const char *p, size_t n, struct buf *out)
     for (size_t i = 0; !ret && i < n;) {
         char esc[16];
         uint32_t cp = 0xfffd;
-        size_t len = utf8_decode(s + i, n - i, &cp);
+        bool ok;
         // An ill-formed subpart becomes one U+FFFD, as Python's "replace".
-        i += len ? len : utf8_bad_len(s + i, n - i);
+        i += utf8_next(s + i, n - i, &ok, &cp);
         switch (cp) {
         case '"':
             ret = buf_add(out, "\\\"", 2);
@@ -940,27 +889,7 @@ static int js_hex4(struct js_cursor *c, uint32_t *x)
 int rt_utf8_put(struct buf *b, uint32_t cp)
 {
     char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        u[0] = (char)(0xf0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    return buf_add(b, u, n);
+    return buf_add(b, u, utf8_encode(cp, u));
 }
 
 // Parses a string body after the opening quote into out (NUL-terminated).

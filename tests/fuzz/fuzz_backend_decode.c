@@ -10,20 +10,21 @@
 #include <errno.h>
 
 #include "backend/backend_proto.h"
+#include "common/utf8.h"
 #include "fuzz_common.h"
 #include "utf8_ref.h"
 
 static void check_cstr(const char *s, const char *what)
 {
     FUZZ_CHECK(s != NULL, "%s is NULL", what);
-    FUZZ_CHECK(backend_utf8_valid(s, strlen(s)), "%s is not valid UTF-8", what);
+    FUZZ_CHECK(utf8_valid(s, strlen(s)), "%s is not valid UTF-8", what);
 }
 
 static void check_tree_utf8(const struct value *v)
 {
     switch (v->type) {
     case VALUE_STR:
-        FUZZ_CHECK(backend_utf8_valid(v->u.s.ptr, v->u.s.len), "a str in a tree is not UTF-8");
+        FUZZ_CHECK(utf8_valid(v->u.s.ptr, v->u.s.len), "a str in a tree is not UTF-8");
         break;
     case VALUE_ARRAY:
         for (size_t i = 0; i < v->u.a.len; i++)
@@ -148,21 +149,20 @@ static void check_answers(const struct backend_msg *m)
     msgpack_sbuffer_destroy(&sb);
 }
 
-// Every str the agent writes goes through backend_utf8_sanitize: it must
+// Every str the agent writes goes through utf8_repair_dup: it must
 // give Python's decode(errors="replace") of the same bytes (the reference),
 // which is valid UTF-8 and leaves valid text unchanged.
 static void check_sanitize(const uint8_t *data, size_t size)
 {
     size_t n = 0;
-    char *clean = backend_utf8_sanitize((const char *)data, size, &n);
+    char *clean = utf8_repair_dup((const char *)data, size, &n);
     FUZZ_CHECK(clean != NULL && clean[n] == '\0', "sanitize failed");
     uint8_t *ref = xmalloc(3 * size + 1);
     size_t m = utf8_ref_repair(data, size, ref);
     FUZZ_CHECK(n == m && memcmp(clean, ref, n) == 0, "sanitize differs from the reference");
-    FUZZ_CHECK(backend_utf8_valid(clean, n), "sanitized text is not valid UTF-8");
-    FUZZ_CHECK(backend_utf8_valid((const char *)data, size) ==
-                   (size == m && memcmp(data, ref, m) == 0),
-               "backend_utf8_valid disagrees with the reference");
+    FUZZ_CHECK(utf8_valid(clean, n), "sanitized text is not valid UTF-8");
+    FUZZ_CHECK(utf8_valid((const char *)data, size) == (size == m && memcmp(data, ref, m) == 0),
+               "utf8_valid disagrees with the reference");
     free(ref);
     free(clean);
 }

@@ -645,44 +645,6 @@ static void test_huge_and_deep(void)
     value_deinit(&v);
 }
 
-/* ---- tests: UTF-8 ------------------------------------------------------ */
-
-static void test_utf8_sanitize(void)
-{
-    static const struct {
-        const char *in;
-        size_t n;
-        const char *out; // Python: in.decode("utf-8", "replace").encode()
-    } cases[] = {
-        {"abc", 3, "abc"},
-        {"\xff", 1, "\xef\xbf\xbd"},
-        {"a\xc3", 2, "a\xef\xbf\xbd"},
-        {"\xe0\x80\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
-        {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
-        {"\xf4\x90\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
-        {"\xf0\x9f\x98", 3, "\xef\xbf\xbd"},
-        {"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},
-        {"\xe2\x82\xacx\xe2\x82", 6, "\xe2\x82\xacx\xef\xbf\xbd"},
-        {"\xf0\x9f\x98\x80\x80", 5, "\xf0\x9f\x98\x80\xef\xbf\xbd"},
-        {"", 0, ""},
-        {"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"},
-        {"nul\0ok", 6, "nul\0ok"},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        size_t n = 0;
-        char *s = backend_utf8_sanitize(cases[i].in, cases[i].n, &n);
-        size_t want = i == ARRAY_SIZE(cases) - 1 ? 6 : strlen(cases[i].out);
-        char got[128];
-        hex(s, n, got, sizeof got);
-        CHECK(s && n == want && !memcmp(s, cases[i].out, want) && s[n] == '\0', "case %zu: %s", i,
-              got);
-        CHECK(backend_utf8_valid(s, n), "case %zu: output valid", i);
-        bool in_ok = n == cases[i].n && !memcmp(s, cases[i].in, n);
-        CHECK(backend_utf8_valid(cases[i].in, cases[i].n) == in_ok, "case %zu: validity", i);
-        free(s);
-    }
-}
-
 /* ---- tests: encoding agent -> backend ---------------------------------- */
 
 static int check_msg(const msgpack_sbuffer *sb, struct value *out)
@@ -1078,7 +1040,6 @@ int main(void)
     test_msgpack_forms();
     test_decode_utf8_and_nul();
     test_huge_and_deep();
-    test_utf8_sanitize();
     test_hello();
     test_job_done_full();
     test_large_stdout();
