@@ -57,8 +57,12 @@ add_custom_command(
 add_custom_target(proctor_policy_lua DEPENDS ${POLICY_EMBED_HEADER})
 
 add_library(proctor_policy STATIC
-  src/policy/policy_host.c
+  src/policy/policy_api.c
   src/policy/policy_worker.c
+  src/policy/policy_serve.c
+  src/policy/policy_host.c
+  src/policy/policy_calls.c
+  src/policy/policy_conv.c
   src/policy/policy_wire.c
   src/policy/policy_default.c
   ${POLICY_EMBED_HEADER})

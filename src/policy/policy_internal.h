@@ -1,6 +1,6 @@
 /**
  * @file policy_internal.h
- * What policy_host.c and policy_default.c share, without Lua: the built-in
+ * What the policy files share, without Lua: the built-in
  * safe defaults of every hook (the same decisions as the shipped policies/),
  * and the checks and hard caps C applies after any answer, Lua or built-in.
  * Nothing outside src/policy includes this header.
@@ -84,9 +84,10 @@ bool policy_id_valid(const char *s, size_t len, bool tests);
 bool policy_utf8_valid(const char *s, size_t len);
 
 /* ---- the policy worker process ------------------------------------------
- * Policies run in a worker process (policy_host.c: the Lua side, which serves
- * requests; policy_worker.c: the agent's side, which spawns it, calls it with
- * a deadline and kills it past the deadline). What both sides share: */
+ * Policies run in a worker process (policy_serve.c, policy_host.c,
+ * policy_calls.c, policy_conv.c: the Lua side, which serves requests;
+ * policy_worker.c and policy_api.c: the agent's side, which spawns it, calls
+ * it with a deadline and kills it past the deadline). What both sides share: */
 
 /** Bounds of one policy generation (enforced in the worker). */
 #define POLICY_STATE_MEMORY_CAP ((size_t)32 << 20) /* bytes of Lua heap per generation */
@@ -154,6 +155,6 @@ struct policy_shared {
 
 /**
  * The worker's side: serves the agent on `sock` until it closes it (see
- * policy_host.c for the messages). Returns the process exit status.
+ * policy_serve.c for the messages). Returns the process exit status.
  */
 int policy_worker_serve(int sock, struct policy_shared *shared);

@@ -1,5 +1,6 @@
 /*
- * The agent's side of the policy host: the public API of policy.h.
+ * The agent's side of the policy worker process (policy_worker.h); the public
+ * API of policy.h is built on it in policy_api.c.
  *
  * Policies run in a policy worker process, never in the agent's event loop:
  * the Lua budget (instructions, wall clock) only runs between Lua
@@ -41,13 +42,14 @@
 #include "policy/policy.h"
 #include "policy/policy_internal.h"
 #include "policy/policy_wire.h"
+#include "policy/policy_worker.h"
 
 #define WORKER_ENV "PROCTOR_POLICY_WORKER" /* value: the agent's pid */
 #define WORKER_ID 65534 /* nobody: the worker's uid and gid when the agent runs as root */
 #define WORKER_SOCK_FD 3
 #define WORKER_SHM_FD 4
 #define POLICY_FILE_MAX ((size_t)1 << 20) /* a policy file larger than this is refused */
-/* An answer is at most 32 MiB of strings and 2^18 values (policy_host.c). */
+/* An answer is at most 32 MiB of strings and 2^18 values (policy_conv.h). */
 #define RESPONSE_MAX ((size_t)64 << 20)
 /* Time a call may spend before the policy starts (decoding and pushing a large
  * request): a call ends at most this much after its POLICY_CALL_KILL_MS. */
@@ -86,368 +88,128 @@ const char *const policy_failure_texts[POLICY_FAILURE_COUNT] = {
 };
 
 /** A running policy worker process. */
-struct worker {
+struct policy_worker {
     pid_t pid;
     int fd;                   /* our end of its socket */
     struct policy_shared *sh; /* mapped shared page */
 };
 
-/** One generation: the texts its workers load, and its worker. */
-struct generation {
-    char *paths[POLICY_FILE_COUNT]; /* NULL: no such file */
-    char *texts[POLICY_FILE_COUNT];
-    size_t lens[POLICY_FILE_COUNT];
-    bool has_hook[POLICY_HOOK_COUNT];
-    unsigned logged[POLICY_HOOK_COUNT]; /* failure kinds already logged */
-    struct worker *w;     /* NULL: not running (killed: started again at the next call) */
-    uint64_t retry_at_ms; /* after a failed restart, no new one before */
-};
+static struct policy_worker *gen_worker(struct policy_host *host, enum policy_hook hook);
+static int gen_start(struct policy_gen *gen, const struct policy_config *cfg, bool first, char *err,
+                     size_t errlen);
+static int read_policy_files(const char *dir, struct policy_gen *gen, char *err, size_t errlen);
+static void worker_stop(struct policy_worker *w);
+static void worker_kill(struct policy_worker *w, char *where, size_t wherelen);
 
-struct policy_host {
-    char *dir; /* NULL: built-in defaults only */
-    struct policy_config cfg;
-    struct generation *gen;
-    uint64_t generation;
-    uint64_t failures;
-};
+/* ---- generations and calls ------------------------------------------------ */
 
-/** The answer of one call, decided (its header is read; rd is at the answer). */
-struct reply {
-    char *msg;
-    struct wire_rd rd;
-    int verdict;
-};
-
-static struct generation *gen_new(const char *dir, const struct policy_config *cfg, char *err,
-                                  size_t errlen);
-static void gen_free(struct generation *gen);
-static bool host_call(struct policy_host *host, enum policy_hook hook, const struct buf *req,
-                      char *reason, size_t reasonlen, struct reply *rep);
-static void reply_done(struct reply *rep);
-static void report_failure(struct policy_host *host, enum policy_hook hook,
-                           enum policy_failure kind, const char *msg, const char *trace);
-static void request_start(struct buf *b, enum policy_hook hook);
-
-/* ---- public: lifecycle ---------------------------------------------------- */
-
-struct policy_host *policy_host_new(const char *dir, const struct policy_config *cfg, char *err,
-                                    size_t errlen)
+struct policy_gen *policy_worker_gen_new(const char *dir, const struct policy_config *cfg,
+                                         char *err, size_t errlen)
 {
-    struct generation *gen = gen_new(dir, cfg, err, errlen);
-    if (!gen)
-        return NULL;
-    struct policy_host *host = xcalloc(1, sizeof *host);
-    host->dir = dir ? xstrdup(dir) : NULL;
-    host->cfg = *cfg;
-    host->gen = gen;
-    host->generation = 1;
-    log_info(LOG_POLICY, "policies loaded from %s (generation 1)", dir ? dir : "(built-in)");
-    return host;
+    struct policy_gen *gen = xcalloc(1, sizeof *gen);
+    int ret = dir ? read_policy_files(dir, gen, err, errlen) : 0;
+    bool any = false;
+    for (size_t i = 0; i < POLICY_FILE_COUNT; i++)
+        any = any || gen->paths[i];
+    if (!ret && any)
+        ret = gen_start(gen, cfg, true, err, errlen);
+    if (ret) {
+        policy_worker_gen_free(gen);
+        gen = NULL;
+    }
+    return gen;
 }
 
-void policy_host_free(struct policy_host *host)
+void policy_worker_gen_free(struct policy_gen *gen)
 {
-    if (!host)
+    if (!gen)
         return;
-    gen_free(host->gen);
-    free(host->dir);
-    free(host);
-}
-
-int policy_host_reload(struct policy_host *host, char *err, size_t errlen)
-{
-    char why[POLICY_REASON_MAX + POLICY_LOCATION_MAX];
-    struct generation *gen = gen_new(host->dir, &host->cfg, why, sizeof why);
-    if (!gen) {
-        log_error(LOG_POLICY, "policy reload failed, generation %" PRIu64 " stays: %s",
-                  host->generation, why);
-        util_err(err, errlen, "%s", why);
-        return -EINVAL;
+    worker_stop(gen->w);
+    for (size_t i = 0; i < POLICY_FILE_COUNT; i++) {
+        free(gen->paths[i]);
+        free(gen->texts[i]);
     }
-    gen_free(host->gen);
-    host->gen = gen;
-    host->generation++;
-    log_info(LOG_POLICY, "policies reloaded from %s (generation %" PRIu64 ")",
-             host->dir ? host->dir : "(built-in)", host->generation);
-    return 0;
+    free(gen);
 }
 
-int policy_check_dir(const char *dir, char *err, size_t errlen)
+void policy_worker_request_start(struct buf *b, enum policy_hook hook)
 {
-    if (PROCTOR_FAILS(dir != NULL)) {
-        util_err(err, errlen, "no policy directory given");
-        return -EINVAL;
-    }
-    struct policy_config cfg = {.concurrency = 1};
-    struct generation *gen = gen_new(dir, &cfg, err, errlen);
-    if (!gen)
-        return -EINVAL;
-    gen_free(gen);
-    return 0;
+    wire_u8(b, POLICY_OP_CALL);
+    wire_u8(b, (uint8_t)hook);
 }
 
-uint64_t policy_host_generation(const struct policy_host *host)
+void policy_worker_reply_done(struct policy_reply *rep)
 {
-    return host->generation;
+    free(rep->msg);
+    rep->msg = NULL;
 }
 
-uint64_t policy_host_failures(const struct policy_host *host)
+void policy_worker_report_failure(struct policy_host *host, enum policy_hook hook,
+                                  enum policy_failure kind, const char *msg, const char *trace)
 {
-    return host->failures;
+    struct policy_gen *gen = host->gen;
+    host->failures++;
+    if (gen->logged[hook] & (1u << kind))
+        return;
+    gen->logged[hook] |= 1u << kind;
+    log_warn(LOG_POLICY,
+             "policy generation %" PRIu64 ": %s() %s, using the built-in default "
+             "(logged once per generation): %s",
+             host->generation, policy_hooks[hook].fn, policy_failure_texts[kind], msg);
+    if (trace && trace[0])
+        log_debug(LOG_POLICY, "%s", trace);
 }
 
-/* ---- public: decisions ------------------------------------------------------ */
-
-int policy_limits(struct policy_host *host, const struct policy_limits_req *req,
-                  struct policy_limits *out, char *reason, size_t reasonlen)
+bool policy_worker_call(struct policy_host *host, enum policy_hook hook, const struct buf *req,
+                        char *reason, size_t reasonlen, struct policy_reply *rep)
 {
-    struct buf b = {0};
-    struct reply rep = {0};
-    struct policy_limits_req copy = *req;
-    copy.environment_type = copy.environment = NULL; // pointers mean nothing to the worker
-    request_start(&b, POLICY_HOOK_LIMITS);
-    wire_raw(&b, &copy, sizeof copy);
-    wire_str(&b, req->environment_type);
-    wire_str(&b, req->environment);
-    int ret = 0;
-    if (host_call(host, POLICY_HOOK_LIMITS, &b, reason, reasonlen, &rep)) {
-        ret = rep.verdict;
-        if (!ret)
-            wire_get_raw(&rep.rd, out, sizeof *out);
-    } else {
-        ret = policy_default_limits(&host->cfg, req, out, reason, reasonlen);
-    }
-    if (!ret)
-        policy_cap_limits(&host->cfg, out);
-    reply_done(&rep);
-    free(b.data);
-    return ret;
-}
-
-int policy_student_limits(struct policy_host *host, const struct policy_student_req *req,
-                          struct policy_student_limits *out, char *reason, size_t reasonlen)
-{
-    struct buf b = {0};
-    struct reply rep = {0};
-    struct policy_student_req copy = *req;
-    copy.environment = NULL;
-    request_start(&b, POLICY_HOOK_STUDENT);
-    wire_raw(&b, &copy, sizeof copy);
-    wire_str(&b, req->environment);
-    int ret = 0;
-    if (host_call(host, POLICY_HOOK_STUDENT, &b, reason, reasonlen, &rep)) {
-        ret = rep.verdict;
-        if (!ret)
-            wire_get_raw(&rep.rd, out, sizeof *out);
-    } else {
-        ret = policy_default_student(req, out);
-    }
-    if (!ret)
-        policy_cap_student(req, out);
-    reply_done(&rep);
-    free(b.data);
-    return ret;
-}
-
-int policy_ports(struct policy_host *host, const struct policy_ports_req *req, uint16_t *chosen,
-                 char *reason, size_t reasonlen)
-{
-    if (PROCTOR_FAILS(req->count <= POLICY_MAX_PORTS)) {
-        util_err(reason, reasonlen, "%s", POLICY_TEXT_NO_PORTS);
-        return -EPERM;
-    }
-    struct buf b = {0};
-    struct reply rep = {0};
-    request_start(&b, POLICY_HOOK_PORTS);
-    wire_str(&b, req->job_id);
-    wire_i64(&b, (int64_t)req->count);
-    wire_i64(&b, (int64_t)req->nfree);
-    wire_raw(&b, req->free, req->nfree * sizeof *req->free);
-    int ret = 0;
-    bool decided = host_call(host, POLICY_HOOK_PORTS, &b, reason, reasonlen, &rep);
-    if (decided && rep.verdict == 0) {
-        char why[128];
-        wire_get_raw(&rep.rd, chosen, req->count * sizeof *chosen);
-        // The worker checked the choice; the pool is ours, so check it again.
-        if (rep.rd.bad || !policy_ports_valid(req, chosen, why, sizeof why)) {
-            report_failure(host, POLICY_HOOK_PORTS, POLICY_FAILURE_WORKER,
-                           "the policy worker answered ports outside the pool", NULL);
-            decided = false;
-        }
-    }
-    if (decided)
-        ret = rep.verdict;
-    else
-        ret = policy_default_ports(req, chosen, reason, reasonlen);
-    reply_done(&rep);
-    free(b.data);
-    return ret;
-}
-
-int policy_runtimes(struct policy_host *host, const char *const *names, size_t nnames, bool ssh,
-                    struct policy_runtime *out, size_t max, size_t *nout)
-{
-    struct buf b = {0};
-    struct reply rep = {0};
-    char refusal[POLICY_REASON_MAX];
-    size_t wmax = max < 256 ? max : 256; // the worker's bound on this answer
-    request_start(&b, POLICY_HOOK_RUNTIMES);
-    wire_u8(&b, ssh);
-    wire_i64(&b, (int64_t)wmax);
-    wire_i64(&b, (int64_t)nnames);
-    for (size_t i = 0; i < nnames; i++)
-        wire_str(&b, names[i] ? names[i] : "");
-    *nout = 0;
-    bool decided = host_call(host, POLICY_HOOK_RUNTIMES, &b, refusal, sizeof refusal, &rep);
-    if (decided && rep.verdict == 0) {
-        int64_t n = wire_get_i64(&rep.rd);
-        bool ok = !rep.rd.bad && n >= 0 && (size_t)n <= wmax;
-        for (int64_t i = 0; ok && i < n; i++) {
-            wire_get_raw(&rep.rd, &out[i], sizeof out[i]);
-            out[i].runtime[sizeof out[i].runtime - 1] = '\0';
-            out[i].envtype[sizeof out[i].envtype - 1] = '\0';
-            ok = !rep.rd.bad && policy_envtype_valid(out[i].envtype);
-        }
-        if (ok) {
-            *nout = (size_t)n;
-        } else {
-            report_failure(host, POLICY_HOOK_RUNTIMES, POLICY_FAILURE_WORKER,
-                           "the policy worker answered a malformed runtime list", NULL);
-            decided = false;
-        }
-    } else if (decided) { // this hook never refuses: a refusal is a broken answer
-        log_warn(LOG_POLICY, "map_runtimes() refused (%s); using the built-in default", refusal);
-        decided = false;
-    }
-    if (!decided)
-        policy_default_runtimes(names, nnames, ssh, out, max, nout);
-    reply_done(&rep);
-    free(b.data);
-    return 0;
-}
-
-static bool take_results(struct wire_rd *rd, struct policy_result *out)
-{
-    const char *result = wire_get_str(rd, NULL), *text = wire_get_str(rd, NULL);
-    const char *state = wire_get_str(rd, NULL);
-    out->grade = wire_get_f64(rd);
-    if (rd->bad || !result || !text || !state || !policy_result_name_valid(result))
+    struct policy_gen *gen = host->gen;
+    if (!gen->has_hook[hook])
         return false;
-    out->result = xstrdup(result);
-    out->text = xstrdup(text);
-    out->state = xstrdup(state);
-    // Each is valid (a nil value) even when the message ends early.
-    wire_get_value(rd, &out->problems);
-    wire_get_value(rd, &out->tests);
-    wire_get_value(rd, &out->custom);
-    return !rd->bad && out->problems.type == VALUE_MAP && out->tests.type == VALUE_MAP &&
-           out->custom.type == VALUE_MAP;
-}
-
-/**
- * What every accepted result must be for the backend, whoever decided it:
- * problems, tests and custom keyed by strings (a container can send msgpack
- * maps with integer keys, which the backend cannot take). 0 or -EPERM.
- */
-static int result_keys_check(const struct policy_result *r, char *reason, size_t reasonlen)
-{
-    const struct {
-        const char *name;
-        const struct value *map;
-    } maps[] = {{"problems", &r->problems}, {"tests", &r->tests}, {"custom", &r->custom}};
-    for (size_t m = 0; m < ARRAY_SIZE(maps); m++) {
-        const struct value *v = maps[m].map;
-        for (size_t i = 0; v->type == VALUE_MAP && i < v->u.m.len; i++) {
-            if (v->u.m.items[i].key.type != VALUE_STR) {
-                util_err(reason, reasonlen, "%s: a key of type %s is not a string", maps[m].name,
-                         value_type_name(v->u.m.items[i].key.type));
-                return -EPERM;
-            }
-        }
-    }
-    return 0;
-}
-
-int policy_results(struct policy_host *host, const struct value *raw, const char *prev_state,
-                   struct policy_result *out, char *reason, size_t reasonlen)
-{
-    struct buf b = {0};
-    struct reply rep = {0};
-    request_start(&b, POLICY_HOOK_RESULTS);
-    wire_u8(&b, raw != NULL);
-    if (raw)
-        wire_value(&b, raw);
-    wire_str(&b, prev_state);
-    memset(out, 0, sizeof *out);
-    int ret = 0;
-    bool decided = false;
-    // A result larger than the policies' heap cannot be handed to them: the
-    // default decides without copying it to the worker.
-    if (b.len > POLICY_STATE_MEMORY_CAP && host->gen->has_hook[POLICY_HOOK_RESULTS]) {
-        char text[128];
-        util_err(text, sizeof text, "results.lua: a result of %zu bytes does not fit in %zu MiB",
-                 b.len, POLICY_STATE_MEMORY_CAP >> 20);
-        report_failure(host, POLICY_HOOK_RESULTS, POLICY_FAILURE_MEMORY, text, NULL);
-    } else {
-        decided = host_call(host, POLICY_HOOK_RESULTS, &b, reason, reasonlen, &rep);
-    }
-    if (decided && rep.verdict == 0 && !take_results(&rep.rd, out)) {
-        report_failure(host, POLICY_HOOK_RESULTS, POLICY_FAILURE_WORKER,
-                       "the policy worker answered a malformed result", NULL);
-        decided = false;
-    }
-    if (decided) {
-        ret = rep.verdict;
-        if (ret)
-            policy_result_deinit(out);
-    } else {
-        policy_result_deinit(out); // what a rejected answer left behind
-        ret = policy_default_results(raw, prev_state, out, reason, reasonlen);
-    }
-    if (!ret) {
-        ret = result_keys_check(out, reason, reasonlen);
-        if (ret)
-            policy_result_deinit(out);
-    }
-    reply_done(&rep);
-    free(b.data);
-    return ret;
-}
-
-int policy_hardening(struct policy_host *host, const struct policy_hardening_req *req,
-                     struct policy_hardening *out, char *reason, size_t reasonlen)
-{
-    struct buf b = {0};
-    struct reply rep = {0};
-    struct policy_hardening_req copy = *req;
-    copy.environment = NULL;
-    request_start(&b, POLICY_HOOK_HARDENING);
-    wire_raw(&b, &copy, sizeof copy);
-    wire_str(&b, req->environment);
-    int ret = 0;
-    bool decided = host_call(host, POLICY_HOOK_HARDENING, &b, reason, reasonlen, &rep);
-    if (decided && rep.verdict == 0) {
-        wire_get_raw(&rep.rd, out, sizeof *out);
-        bool ok = !rep.rd.bad && out->ncap_drop <= POLICY_MAX_CAPS;
-        for (size_t i = 0; ok && i < out->ncap_drop; i++) {
-            out->cap_drop[i][sizeof out->cap_drop[i] - 1] = '\0';
-            ok = policy_cap_name_valid(out->cap_drop[i]);
-        }
-        if (!ok) {
-            report_failure(host, POLICY_HOOK_HARDENING, POLICY_FAILURE_WORKER,
-                           "the policy worker answered malformed hardening", NULL);
-            decided = false;
-        }
-    }
-    if (decided)
-        ret = rep.verdict;
-    else
-        policy_default_hardening(req, out);
+    struct policy_worker *w = gen_worker(host, hook);
+    if (!w)
+        return false;
+    size_t len = 0;
+    uint64_t now = util_now_ms();
+    struct wire_deadline dl = {now + POLICY_CALL_KILL_MS, &w->sh->deadline_ms,
+                               POLICY_WORKER_GRACE_MS, now + POLICY_CALL_KILL_MS + CALL_SETUP_MS};
+    int ret = wire_send(w->fd, req, &dl);
     if (!ret)
-        policy_cap_hardening(&host->cfg, req, out);
-    reply_done(&rep);
-    free(b.data);
-    return ret;
+        ret = wire_recv(w->fd, &rep->msg, &len, RESPONSE_MAX, &dl);
+    wire_rd_init(&rep->rd, rep->msg, len);
+    bool decided = !ret && wire_get_u8(&rep->rd);
+    rep->verdict = (int)wire_get_i64(&rep->rd);
+    const char *refusal = wire_get_str(&rep->rd, NULL);
+    enum policy_failure kind = (enum policy_failure)wire_get_u8(&rep->rd);
+    const char *msg = wire_get_str(&rep->rd, NULL), *trace = wire_get_str(&rep->rd, NULL);
+    if (!ret && (rep->rd.bad || (decided && rep->verdict != 0 && rep->verdict != -EPERM) ||
+                 (decided && rep->verdict == -EPERM && !refusal) ||
+                 (!decided && (kind >= POLICY_FAILURE_COUNT || !msg))))
+        ret = -EPROTO;
+    if (ret) {
+        char where[POLICY_LOCATION_MAX], text[POLICY_REASON_MAX + POLICY_LOCATION_MAX];
+        worker_kill(w, where, sizeof where);
+        gen->w = NULL;
+        if (ret == -ETIMEDOUT) {
+            util_err(text, sizeof text,
+                     "%s: no answer within %d ms (stuck in a library function?); the policy "
+                     "worker was killed",
+                     where[0] ? where : policy_hooks[hook].file, POLICY_CALL_KILL_MS);
+            policy_worker_report_failure(host, hook, POLICY_FAILURE_DEADLINE, text, NULL);
+        } else {
+            util_err(text, sizeof text, "%s: the policy worker failed (%s)",
+                     where[0] ? where : policy_hooks[hook].file, strerror(-ret));
+            policy_worker_report_failure(host, hook, POLICY_FAILURE_WORKER, text, NULL);
+        }
+        return false;
+    }
+    if (!decided) {
+        policy_worker_report_failure(host, hook, kind, msg, trace);
+        return false;
+    }
+    if (rep->verdict == -EPERM)
+        util_strlcpy(reason, refusal, reasonlen);
+    return true;
 }
 
 /* ---- worker processes ------------------------------------------------------ */
@@ -496,7 +258,7 @@ __attribute__((constructor)) static void worker_entry(void)
     exit(status);
 }
 
-static void worker_free(struct worker *w)
+static void worker_free(struct policy_worker *w)
 {
     if (w->fd >= 0)
         close(w->fd);
@@ -505,7 +267,7 @@ static void worker_free(struct worker *w)
     free(w);
 }
 
-static void worker_reap(struct worker *w, bool kill_now)
+static void worker_reap(struct policy_worker *w, bool kill_now)
 {
     if (w->pid <= 0)
         return;
@@ -518,7 +280,7 @@ static void worker_reap(struct worker *w, bool kill_now)
 
 // Stops a worker: closing our side of the socket is its normal end; one that
 // does not exit within STOP_WAIT_MS is killed. NULL is a no-op.
-static void worker_stop(struct worker *w)
+static void worker_stop(struct policy_worker *w)
 {
     if (!w)
         return;
@@ -544,7 +306,7 @@ static void worker_stop(struct worker *w)
 
 // Kills a worker at once (stuck, dead or confused) and gives the last file:line
 // it recorded in where (NULL is a no-op).
-static void worker_kill(struct worker *w, char *where, size_t wherelen)
+static void worker_kill(struct policy_worker *w, char *where, size_t wherelen)
 {
     if (where)
         where[0] = '\0';
@@ -563,10 +325,10 @@ static void worker_kill(struct worker *w, char *where, size_t wherelen)
 }
 
 // Starts /proc/self/exe as a policy worker. NULL with err on failure.
-static struct worker *worker_spawn(char *err, size_t errlen)
+static struct policy_worker *worker_spawn(char *err, size_t errlen)
 {
     extern char **environ;
-    struct worker *w = xcalloc(1, sizeof *w);
+    struct policy_worker *w = xcalloc(1, sizeof *w);
     int sv[2] = {-1, -1}, shm = -1, child_sock = -1, child_shm = -1, ret = 0;
     posix_spawn_file_actions_t fa;
     bool fa_ready = false;
@@ -641,13 +403,13 @@ static enum log_level current_log_level(void)
 // Starts gen's worker and loads gen's texts into it: 0, or -EINVAL with err.
 // A load that takes longer than the worker's budget for it (plus a grace)
 // is stopped by killing the worker, and err names the last file:line.
-static int gen_start(struct generation *gen, const struct policy_config *cfg, bool first, char *err,
+static int gen_start(struct policy_gen *gen, const struct policy_config *cfg, bool first, char *err,
                      size_t errlen)
 {
     struct buf b = {0};
     char *msg = NULL;
     size_t len = 0;
-    struct worker *w = worker_spawn(err, errlen);
+    struct policy_worker *w = worker_spawn(err, errlen);
     if (!w)
         return -EINVAL;
     wire_u8(&b, POLICY_OP_LOAD);
@@ -708,7 +470,7 @@ static int gen_start(struct generation *gen, const struct policy_config *cfg, bo
     return ret ? -EINVAL : 0;
 }
 
-static int read_policy_files(const char *dir, struct generation *gen, char *err, size_t errlen)
+static int read_policy_files(const char *dir, struct policy_gen *gen, char *err, size_t errlen)
 {
     int ret = 0;
     struct stat sb;
@@ -741,144 +503,25 @@ static int read_policy_files(const char *dir, struct generation *gen, char *err,
     return ret ? -EINVAL : 0;
 }
 
-// A generation from dir (NULL: no Lua at all, built-in defaults only),
-// loaded and validated in a new worker. NULL with err on failure.
-static struct generation *gen_new(const char *dir, const struct policy_config *cfg, char *err,
-                                  size_t errlen)
-{
-    struct generation *gen = xcalloc(1, sizeof *gen);
-    int ret = dir ? read_policy_files(dir, gen, err, errlen) : 0;
-    bool any = false;
-    for (size_t i = 0; i < POLICY_FILE_COUNT; i++)
-        any = any || gen->paths[i];
-    if (!ret && any)
-        ret = gen_start(gen, cfg, true, err, errlen);
-    if (ret) {
-        gen_free(gen);
-        gen = NULL;
-    }
-    return gen;
-}
-
-static void gen_free(struct generation *gen)
-{
-    if (!gen)
-        return;
-    worker_stop(gen->w);
-    for (size_t i = 0; i < POLICY_FILE_COUNT; i++) {
-        free(gen->paths[i]);
-        free(gen->texts[i]);
-    }
-    free(gen);
-}
-
-/* ---- calls ------------------------------------------------------------------- */
-
-static void request_start(struct buf *b, enum policy_hook hook)
-{
-    wire_u8(b, POLICY_OP_CALL);
-    wire_u8(b, (uint8_t)hook);
-}
-
-static void reply_done(struct reply *rep)
-{
-    free(rep->msg);
-    rep->msg = NULL;
-}
-
-static void report_failure(struct policy_host *host, enum policy_hook hook,
-                           enum policy_failure kind, const char *msg, const char *trace)
-{
-    struct generation *gen = host->gen;
-    host->failures++;
-    if (gen->logged[hook] & (1u << kind))
-        return;
-    gen->logged[hook] |= 1u << kind;
-    log_warn(LOG_POLICY,
-             "policy generation %" PRIu64 ": %s() %s, using the built-in default "
-             "(logged once per generation): %s",
-             host->generation, policy_hooks[hook].fn, policy_failure_texts[kind], msg);
-    if (trace && trace[0])
-        log_debug(LOG_POLICY, "%s", trace);
-}
-
 // A worker of the current generation, started again when the last one was
 // killed (at most once per RESTART_BACKOFF_MS while restarts fail).
-static struct worker *gen_worker(struct policy_host *host, enum policy_hook hook)
+static struct policy_worker *gen_worker(struct policy_host *host, enum policy_hook hook)
 {
-    struct generation *gen = host->gen;
+    struct policy_gen *gen = host->gen;
     if (gen->w)
         return gen->w;
     char err[POLICY_REASON_MAX + POLICY_LOCATION_MAX];
     if (util_now_ms() < gen->retry_at_ms) {
-        report_failure(host, hook, POLICY_FAILURE_WORKER,
-                       "the policy worker could not be restarted; trying again later", NULL);
+        policy_worker_report_failure(host, hook, POLICY_FAILURE_WORKER,
+                                     "the policy worker could not be restarted; trying again later",
+                                     NULL);
         return NULL;
     }
     if (gen_start(gen, &host->cfg, false, err, sizeof err)) {
         gen->retry_at_ms = util_now_ms() + RESTART_BACKOFF_MS;
-        report_failure(host, hook, POLICY_FAILURE_WORKER, err, NULL);
+        policy_worker_report_failure(host, hook, POLICY_FAILURE_WORKER, err, NULL);
         return NULL;
     }
     log_info(LOG_POLICY, "policy worker of generation %" PRIu64 " restarted", host->generation);
     return gen->w;
-}
-
-/**
- * Sends req to the worker and waits for its answer, at most the call's
- * deadline (plus the grace). True when the policy decided (rep->verdict 0
- * with rep->rd at the answer, or -EPERM with the text in reason); false when
- * the caller must use the built-in default (no such hook, or a failure, which
- * is counted and logged once per generation and kind).
- */
-static bool host_call(struct policy_host *host, enum policy_hook hook, const struct buf *req,
-                      char *reason, size_t reasonlen, struct reply *rep)
-{
-    struct generation *gen = host->gen;
-    if (!gen->has_hook[hook])
-        return false;
-    struct worker *w = gen_worker(host, hook);
-    if (!w)
-        return false;
-    size_t len = 0;
-    uint64_t now = util_now_ms();
-    struct wire_deadline dl = {now + POLICY_CALL_KILL_MS, &w->sh->deadline_ms,
-                               POLICY_WORKER_GRACE_MS, now + POLICY_CALL_KILL_MS + CALL_SETUP_MS};
-    int ret = wire_send(w->fd, req, &dl);
-    if (!ret)
-        ret = wire_recv(w->fd, &rep->msg, &len, RESPONSE_MAX, &dl);
-    wire_rd_init(&rep->rd, rep->msg, len);
-    bool decided = !ret && wire_get_u8(&rep->rd);
-    rep->verdict = (int)wire_get_i64(&rep->rd);
-    const char *refusal = wire_get_str(&rep->rd, NULL);
-    enum policy_failure kind = (enum policy_failure)wire_get_u8(&rep->rd);
-    const char *msg = wire_get_str(&rep->rd, NULL), *trace = wire_get_str(&rep->rd, NULL);
-    if (!ret && (rep->rd.bad || (decided && rep->verdict != 0 && rep->verdict != -EPERM) ||
-                 (decided && rep->verdict == -EPERM && !refusal) ||
-                 (!decided && (kind >= POLICY_FAILURE_COUNT || !msg))))
-        ret = -EPROTO;
-    if (ret) {
-        char where[POLICY_LOCATION_MAX], text[POLICY_REASON_MAX + POLICY_LOCATION_MAX];
-        worker_kill(w, where, sizeof where);
-        gen->w = NULL;
-        if (ret == -ETIMEDOUT) {
-            util_err(text, sizeof text,
-                     "%s: no answer within %d ms (stuck in a library function?); the policy "
-                     "worker was killed",
-                     where[0] ? where : policy_hooks[hook].file, POLICY_CALL_KILL_MS);
-            report_failure(host, hook, POLICY_FAILURE_DEADLINE, text, NULL);
-        } else {
-            util_err(text, sizeof text, "%s: the policy worker failed (%s)",
-                     where[0] ? where : policy_hooks[hook].file, strerror(-ret));
-            report_failure(host, hook, POLICY_FAILURE_WORKER, text, NULL);
-        }
-        return false;
-    }
-    if (!decided) {
-        report_failure(host, hook, kind, msg, trace);
-        return false;
-    }
-    if (rep->verdict == -EPERM)
-        util_strlcpy(reason, refusal, reasonlen);
-    return true;
 }
