@@ -6,6 +6,7 @@
 
 set(PROCTOR_COMMON_SOURCES
   ${CMAKE_SOURCE_DIR}/src/common/buf.c
+  ${CMAKE_SOURCE_DIR}/src/common/framer.c
   ${CMAKE_SOURCE_DIR}/src/common/utf8.c)
 
 add_library(proctor_common STATIC ${PROCTOR_COMMON_SOURCES})

@@ -8,9 +8,10 @@
  *    8-byte header (stream id 0/1/2, three zero bytes, uint32 big-endian length)
  *    then the payload. Payloads are handed out in pieces as they arrive, so a
  *    huge frame never needs to be buffered here.
- *  - struct msg_framer: the application framing carried inside the reassembled
- *    stdout bytes: uint32 big-endian length N, then N bytes of msgpack. A frame
- *    is handed out whole (msgpack needs it contiguous), so it is bounded.
+ *  - struct msg_framer (common/framer.h, shared with the runtime): the
+ *    application framing carried inside the reassembled stdout bytes: uint32
+ *    big-endian length N, then N bytes of msgpack. A frame is handed out whole
+ *    (msgpack needs it contiguous), so it is bounded.
  *
  * Usage pattern for both: feed() one buffer, then call next() until it returns
  * NEED_MORE (or ERROR) before feeding again. feed() borrows the buffer: it must
@@ -23,13 +24,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/framer.h" // struct msg_framer, the application framing
 #include "core/util.h"
 
-enum docker_stream_result {
-    DOCKER_STREAM_NEED_MORE, /**< input consumed; feed more bytes */
-    DOCKER_STREAM_FRAME,     /**< a (partial) payload or a message is available */
-    DOCKER_STREAM_ERROR,     /**< protocol error; see *_error(); sticky */
-};
+/*
+ * Both parsers give the results of common/framer.h. The daemon's historical
+ * names for them (src/job uses these) stay as aliases.
+ */
+#define docker_stream_result framer_result
+#define DOCKER_STREAM_NEED_MORE FRAMER_NEED_MORE
+#define DOCKER_STREAM_FRAME FRAMER_FRAME
+#define DOCKER_STREAM_ERROR FRAMER_ERROR
 
 /** Docker stream ids in the multiplexing header. */
 enum docker_stream_id {
@@ -39,7 +44,6 @@ enum docker_stream_id {
 };
 
 #define DOCKER_DEMUX_HEADER_LEN 8
-#define MSG_FRAME_HEADER_LEN 4
 
 /**
  * Docker multiplexing parser. Embedded by value; holds no heap memory, so it
@@ -70,7 +74,7 @@ void docker_demux_init(struct docker_demux *d, size_t max_frame);
 int docker_demux_feed(struct docker_demux *d, const void *buf, size_t len);
 
 /**
- * Pulls the next payload piece. On DOCKER_STREAM_FRAME, *stream is the stream
+ * Pulls the next payload piece. On FRAMER_FRAME, *stream is the stream
  * id and *ptr and *len (len > 0) a piece of its payload, borrowed from the fed
  * buffer. One Docker frame may be returned in several pieces; consecutive
  * pieces of one frame carry the same stream id.
@@ -82,56 +86,11 @@ int docker_demux_feed(struct docker_demux *d, const void *buf, size_t len);
  * Errors: stream id other than 0/1/2, non-zero reserved bytes, declared length
  * over max_frame.
  */
-enum docker_stream_result docker_demux_next(struct docker_demux *d, int *stream, const void **ptr,
-                                            size_t *len);
+enum framer_result docker_demux_next(struct docker_demux *d, int *stream, const void **ptr,
+                                     size_t *len);
 
 /** True when no header or payload is half-read: EOF here is a clean end. */
 bool docker_demux_at_boundary(const struct docker_demux *d);
 
-/** Error text after DOCKER_STREAM_ERROR; "" otherwise. Borrowed from d. */
+/** Error text after FRAMER_ERROR; "" otherwise. Borrowed from d. */
 const char *docker_demux_error(const struct docker_demux *d);
-
-/**
- * Application framer. Whole frames that arrive in one fed buffer are returned
- * in place without copying; only a frame split across feeds is collected into
- * an internal buffer, bounded by MSG_FRAME_HEADER_LEN + max_msg.
- */
-struct msg_framer {
-    size_t max_msg;
-    const uint8_t *in; /* borrowed from feed() */
-    size_t in_len;
-    struct buf part;   /* a frame being collected across feeds (header included) */
-    size_t need;       /* total bytes of the frame in `part` once its header is known, else 0 */
-    bool release_part; /* `part` holds the frame returned last time: drop it on next() */
-    uint64_t msgs;     /* frames returned */
-    bool failed;
-    char err[128];
-};
-
-/** Prepares f; declared lengths over max_msg (or zero) are an error. */
-void msg_framer_init(struct msg_framer *f, size_t max_msg);
-/** Frees the internal buffer; f can be init'ed again. */
-void msg_framer_deinit(struct msg_framer *f);
-
-/** Same contract as docker_demux_feed(). */
-int msg_framer_feed(struct msg_framer *f, const void *buf, size_t len);
-
-/**
- * Pulls the next complete message. On DOCKER_STREAM_FRAME, *ptr and *len are the
- * msgpack body (len > 0), borrowed from f or from the fed buffer, valid until
- * the next call on f. Errors: declared length 0, declared length over max_msg,
- * out of memory.
- */
-enum docker_stream_result msg_framer_next(struct msg_framer *f, const void **ptr, size_t *len);
-
-/** Bytes of an incomplete frame held (0 = EOF here is a clean end). */
-size_t msg_framer_pending(const struct msg_framer *f);
-
-/** Error text after DOCKER_STREAM_ERROR; "" otherwise. Borrowed from f. */
-const char *msg_framer_error(const struct msg_framer *f);
-
-/**
- * Appends one application frame (uint32 big-endian length + msg) to out.
- * 0, -EMSGSIZE if len does not fit in 32 bits, or -ENOMEM.
- */
-int msg_frame_encode(struct buf *out, const void *msg, size_t len);

@@ -115,45 +115,24 @@ int rt_frame_write(int fd, const struct rt_value *msg)
     return ret;
 }
 
-int rt_framer_feed(struct rt_framer *f, const void *p, size_t n)
+int rt_frame_next(struct msg_framer *f, struct rt_value **out)
 {
-    // Compact once the consumed prefix dominates, so a long-lived stream
-    // does not grow its buffer without bound.
-    if (f->off && f->off >= f->buf.len / 2) {
-        memmove(f->buf.data, f->buf.data + f->off, f->buf.len - f->off);
-        f->buf.len -= f->off;
-        f->off = 0;
-    }
-    return buf_add(&f->buf, p, n);
-}
-
-int rt_framer_next(struct rt_framer *f, struct rt_value **out)
-{
-    size_t avail = f->buf.len - f->off;
-    if (avail < 4)
+    const void *p;
+    size_t n, used = 0;
+    enum framer_result r = msg_framer_next(f, &p, &n);
+    if (r == FRAMER_NEED_MORE)
         return 0;
-    const unsigned char *h = (const unsigned char *)f->buf.data + f->off;
-    size_t n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
-    if (n > (f->max ? f->max : RT_FRAME_MAX))
-        return -EMSGSIZE;
-    if (avail - 4 < n)
-        return 0;
-    size_t used = 0;
-    int ret = rt_msgpack_unpack(h + 4, n, &used, out);
+    if (r == FRAMER_ERROR)
+        return f->errnum;
+    int ret = rt_msgpack_unpack(p, n, &used, out);
     if (!ret && used != n) {
         rt_value_free(*out);
+        *out = NULL;
         ret = -EINVAL;
     }
     if (ret)
         return ret == -ENOMEM ? ret : -EINVAL;
-    f->off += 4 + n;
     return 1;
-}
-
-void rt_framer_deinit(struct rt_framer *f)
-{
-    buf_deinit(&f->buf);
-    f->off = 0;
 }
 
 static struct rt_opt *find_opt(struct rt_opt *opts, char s, const char *l, size_t llen)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "common/framer.h"
 #include "rt_value.h"
 
 #define RT_WORKER_ID 4242 // uid and gid of `worker`, home /task, in every image
@@ -60,21 +61,15 @@ int rt_mkdirs(const char *path, mode_t mode);
 /** Packs msg and writes it as one frame (4-byte big-endian length + body). 0 or -errno. */
 int rt_frame_write(int fd, const struct rt_value *msg);
 
-/** I/O-free frame reassembly: feed any byte slices, pull whole frames out. */
-struct rt_framer {
-    struct buf buf;
-    size_t off; // start of the first unconsumed byte in buf
-    size_t max; // largest body accepted; 0 means RT_FRAME_MAX
-};
-/** Appends bytes; 0 or -ENOMEM. */
-int rt_framer_feed(struct rt_framer *f, const void *p, size_t n);
 /**
- * 1 and *out (caller frees) when a whole frame is available; 0 when more
- * bytes are needed; -EMSGSIZE (length over f->max) or -EINVAL
- * (body is not exactly one msgpack object) after which the framer is unusable.
+ * Pulls the next frame out of f (common/framer.h, initialised with the
+ * largest body accepted: RT_FRAME_MAX or RT_IPC_FRAME_MAX) and decodes it:
+ * 1 and *out (caller frees) when a whole frame was there; 0 when more bytes
+ * are needed (feed f again); -EMSGSIZE (length over the framer's max),
+ * -EINVAL (length 0, or a body that is not exactly one msgpack object) or
+ * -ENOMEM, after which f is unusable.
  */
-int rt_framer_next(struct rt_framer *f, struct rt_value **out);
-void rt_framer_deinit(struct rt_framer *f);
+int rt_frame_next(struct msg_framer *f, struct rt_value **out);
 
 /** One option of a command line, argparse style: -x, -xVALUE, -x VALUE, --long[=VALUE]. */
 struct rt_opt {

@@ -29,14 +29,14 @@
 
 struct client {
     int fd;
-    struct rt_framer fr;
+    struct msg_framer fr;
     char *socket_id; // set once the client asked for a student container
 };
 
 struct runner {
     int agent_in, agent_out; // private copies of the original fds 0 and 1
     bool stdin_open, started;
-    struct rt_framer in;
+    struct msg_framer in;
     int listen_fd;
     struct client clients[MAX_CLIENTS];
     int nclients;
@@ -85,7 +85,7 @@ static void client_close(struct runner *r, int i)
 {
     struct client *c = &r->clients[i];
     close(c->fd);
-    rt_framer_deinit(&c->fr);
+    msg_framer_deinit(&c->fr);
     free(c->socket_id);
     r->clients[i] = r->clients[--r->nclients];
 }
@@ -153,7 +153,7 @@ static void client_readable(struct runner *r, int i)
     ssize_t n = read(r->clients[i].fd, chunk, sizeof(chunk));
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return;
-    if (n <= 0 || rt_framer_feed(&r->clients[i].fr, chunk, (size_t)n)) {
+    if (n <= 0 || msg_framer_feed(&r->clients[i].fr, chunk, (size_t)n)) {
         client_close(r, i); // its socket_id is forgotten: later agent replies are dropped
         return;
     }
@@ -161,7 +161,7 @@ static void client_readable(struct runner *r, int i)
     int fd = r->clients[i].fd, got;
     struct rt_value *req = NULL;
     while (i < r->nclients && r->clients[i].fd == fd &&
-           (got = rt_framer_next(&r->clients[i].fr, &req)) != 0) {
+           (got = rt_frame_next(&r->clients[i].fr, &req)) != 0) {
         if (got < 0) {
             client_close(r, i);
             break;
@@ -181,7 +181,8 @@ static void accept_client(struct runner *r)
         close(fd);
         return;
     }
-    r->clients[r->nclients++] = (struct client){.fd = fd, .fr = {.max = RT_IPC_FRAME_MAX}};
+    r->clients[r->nclients] = (struct client){.fd = fd};
+    msg_framer_init(&r->clients[r->nclients++].fr, RT_IPC_FRAME_MAX);
 }
 
 static int listen_main_sock(void)
@@ -720,15 +721,14 @@ static void agent_readable(struct runner *r)
         }
         return; // keep running: the task can still finish and report
     }
-    if (rt_framer_feed(&r->in, chunk, (size_t)n)) {
-        fputs("INGInious: out of memory reading stdin\n", stderr);
-        exit(1);
-    }
+    msg_framer_feed(&r->in, chunk, (size_t)n); // the last next() said NEED_MORE
     for (;;) {
         struct rt_value *msg = NULL;
-        int got = rt_framer_next(&r->in, &msg);
+        int got = rt_frame_next(&r->in, &msg);
         if (got < 0) {
-            fputs("INGInious: protocol error on stdin\n", stderr);
+            fputs(got == -ENOMEM ? "INGInious: out of memory reading stdin\n"
+                                 : "INGInious: protocol error on stdin\n",
+                  stderr);
             exit(1);
         }
         if (!got)
@@ -754,6 +754,7 @@ static void reap(struct runner *r)
 int rt_cmd_runner(int argc, char **argv)
 {
     struct runner r = {.stdin_open = true, .out_fd = -1, .err_fd = -1};
+    msg_framer_init(&r.in, RT_FRAME_MAX);
     for (int i = 1; i < argc; i++)
         r.debug = r.debug || !strcmp(argv[i], "--debug");
     r.agent_in = fcntl(0, F_DUPFD_CLOEXEC, 3);

@@ -66,7 +66,8 @@ static int unix_addr(struct sockaddr_un *sa, const char *path)
 // Blocking read of exactly one frame from fd (run_student's replies).
 static int read_frame(int fd, struct rt_value **out)
 {
-    struct rt_framer fr = {0};
+    struct msg_framer fr;
+    msg_framer_init(&fr, RT_FRAME_MAX);
     int got = 0;
     while (!got) {
         char chunk[512];
@@ -77,13 +78,12 @@ static int read_frame(int fd, struct rt_value **out)
             got = n < 0 ? -errno : -EPIPE;
             break;
         }
-        got = rt_framer_feed(&fr, chunk, (size_t)n);
-        if (!got)
-            got = rt_framer_next(&fr, out);
+        msg_framer_feed(&fr, chunk, (size_t)n); // the last next() said NEED_MORE
+        got = rt_frame_next(&fr, out);
     }
     // A reply frame is the last thing on its connection until the next poll:
     // anything buffered beyond it would be a protocol error, so drop it.
-    rt_framer_deinit(&fr);
+    msg_framer_deinit(&fr);
     return got < 0 ? got : 0;
 }
 

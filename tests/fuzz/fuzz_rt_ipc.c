@@ -58,15 +58,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     // The first byte picks the chunk size the client's bytes arrive in.
     size_t chunk = (size_t)(data[0] % 64) + 1;
     data++, size--;
-    struct rt_framer f = {.max = RT_IPC_FRAME_MAX};
+    struct msg_framer f;
+    msg_framer_init(&f, RT_IPC_FRAME_MAX);
     int end = 0;
     for (size_t off = 0; off < size && end == 0;) {
         size_t k = size - off < chunk ? size - off : chunk;
-        end = rt_framer_feed(&f, data + off, k);
+        end = msg_framer_feed(&f, data + off, k);
         off += k;
         while (end == 0) {
             struct rt_value *req = NULL;
-            int r = rt_framer_next(&f, &req);
+            int r = rt_frame_next(&f, &req);
             if (r == 0)
                 break;
             if (r < 0) {
@@ -78,6 +79,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             rt_value_free(req);
         }
     }
-    rt_framer_deinit(&f);
+    msg_framer_deinit(&f);
     return 0;
 }

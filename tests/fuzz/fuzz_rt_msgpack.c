@@ -60,23 +60,24 @@ static void check_object(const uint8_t *p, size_t n)
 struct frames {
     struct buf packed; // every frame, re-packed, one after the other
     size_t n;
-    int end; // last rt_framer_next or feed result (0 = needs more)
+    int end; // last rt_frame_next or feed result (0 = needs more)
 };
 
 static void run_framer(struct frames *out, const uint8_t *p, size_t n, const size_t *splits,
                        size_t nsplits)
 {
-    struct rt_framer f = {0};
+    struct msg_framer f;
+    msg_framer_init(&f, RT_FRAME_MAX);
     size_t off = 0;
     out->end = 0;
     for (size_t c = 0; c <= nsplits && out->end == 0; c++) {
         size_t k = c < nsplits ? splits[c] : n - off;
         k = k > n - off ? n - off : k;
-        out->end = rt_framer_feed(&f, p + off, k);
+        out->end = msg_framer_feed(&f, p + off, k);
         off += k;
         while (out->end == 0) {
             struct rt_value *msg = NULL;
-            int r = rt_framer_next(&f, &msg);
+            int r = rt_frame_next(&f, &msg);
             if (r == 1) {
                 FUZZ_CHECK(msg != NULL, "frame without a value");
                 FUZZ_CHECK(rt_msgpack_pack(msg, &out->packed) == 0, "pack failed");
@@ -89,7 +90,7 @@ static void run_framer(struct frames *out, const uint8_t *p, size_t n, const siz
             break;
         }
     }
-    rt_framer_deinit(&f);
+    msg_framer_deinit(&f);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -235,17 +235,18 @@ static void test_runner_ipc_frame_cap(void)
     rt_map_set(req, "time_limit", rt_new_int(10));
     int ret = fd < 0 ? -errno : rt_frame_write(fd, req);
     rt_value_free(req);
-    struct rt_framer fr = {0};
+    struct msg_framer fr;
+    msg_framer_init(&fr, RT_FRAME_MAX);
     struct rt_value *msg = NULL;
     int got = 0;
     while (!ret && !got) {
         char chunk[4096];
         ssize_t n = read(rp.from_stdout, chunk, sizeof(chunk));
-        got = n <= 0 ? -EPIPE : rt_framer_feed(&fr, chunk, (size_t)n);
+        got = n <= 0 ? -EPIPE : msg_framer_feed(&fr, chunk, (size_t)n);
         if (!got)
-            got = rt_framer_next(&fr, &msg);
+            got = rt_frame_next(&fr, &msg);
     }
-    rt_framer_deinit(&fr);
+    msg_framer_deinit(&fr);
     if (fd >= 0)
         close(fd);
     runner_stop(&rp);

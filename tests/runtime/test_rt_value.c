@@ -163,14 +163,15 @@ static void test_framer_byte_at_a_time(void)
     // Fed one byte at a time, then in uneven chunks: same three frames.
     const size_t steps[] = {1, 7, 4096};
     for (size_t s = 0; s < 3; s++) {
-        struct rt_framer fr = {0};
+        struct msg_framer fr;
+        msg_framer_init(&fr, RT_FRAME_MAX);
         int seen = 0;
         for (size_t off = 0; off < stream.len; off += steps[s]) {
             size_t n = stream.len - off < steps[s] ? stream.len - off : steps[s];
-            CHECK(rt_framer_feed(&fr, stream.data + off, n) == 0, "feed");
+            CHECK(msg_framer_feed(&fr, stream.data + off, n) == 0, "feed");
             struct rt_value *v = NULL;
             int got;
-            while ((got = rt_framer_next(&fr, &v)) == 1) {
+            while ((got = rt_frame_next(&fr, &v)) == 1) {
                 CHECK(seen < 3 && rt_value_equal(v, msgs[seen]), "frame %d differs", seen);
                 seen++;
                 rt_value_free(v);
@@ -178,7 +179,7 @@ static void test_framer_byte_at_a_time(void)
             CHECK(got == 0, "framer error %d at %zu", got, off);
         }
         CHECK(seen == 3, "step %zu: %d frames", steps[s], seen);
-        rt_framer_deinit(&fr);
+        msg_framer_deinit(&fr);
     }
     buf_deinit(&stream);
     for (int i = 0; i < 3; i++)
@@ -228,34 +229,33 @@ static void test_msgpack_scan(void)
     buf_deinit(&b);
 }
 
+// One frame into a new framer with the given cap; rt_frame_next's result.
+static int frame_once(const char *bytes, size_t n, size_t max)
+{
+    struct msg_framer fr;
+    struct rt_value *v = NULL;
+    msg_framer_init(&fr, max);
+    msg_framer_feed(&fr, bytes, n);
+    int got = rt_frame_next(&fr, &v);
+    rt_value_free(v);
+    msg_framer_deinit(&fr);
+    return got;
+}
+
 static void test_framer_errors(void)
 {
-    struct rt_framer fr = {0};
-    struct rt_value *v = NULL;
     // A zero-length body is not a msgpack object.
-    rt_framer_feed(&fr, "\0\0\0\0", 4);
-    CHECK(rt_framer_next(&fr, &v) == -EINVAL, "empty body accepted");
-    rt_framer_deinit(&fr);
+    CHECK(frame_once("\0\0\0\0", 4, RT_FRAME_MAX) == -EINVAL, "empty body accepted");
     // Trailing bytes inside a frame: two objects in one frame.
-    rt_framer_feed(&fr, "\0\0\0\2\xc0\xc0", 6);
-    CHECK(rt_framer_next(&fr, &v) == -EINVAL, "two objects in one frame accepted");
-    rt_framer_deinit(&fr);
+    CHECK(frame_once("\0\0\0\2\xc0\xc0", 6, RT_FRAME_MAX) == -EINVAL,
+          "two objects in one frame accepted");
     // A length over the cap is refused before any allocation.
-    rt_framer_feed(&fr, "\x7f\xff\xff\xff", 4);
-    CHECK(rt_framer_next(&fr, &v) == -EMSGSIZE, "huge frame accepted");
-    rt_framer_deinit(&fr);
+    CHECK(frame_once("\x7f\xff\xff\xff", 4, RT_FRAME_MAX) == -EMSGSIZE, "huge frame accepted");
     // A header alone is just "need more".
-    rt_framer_feed(&fr, "\0\0\0\1", 4);
-    CHECK(rt_framer_next(&fr, &v) == 0, "header alone");
-    rt_framer_deinit(&fr);
+    CHECK(frame_once("\0\0\0\1", 4, RT_FRAME_MAX) == 0, "header alone");
     // A framer's own cap: up to it is "need more", one byte over is refused.
-    struct rt_framer capped = {.max = 16};
-    rt_framer_feed(&capped, "\0\0\0\x10", 4);
-    CHECK(rt_framer_next(&capped, &v) == 0, "a body of exactly the cap");
-    rt_framer_deinit(&capped);
-    rt_framer_feed(&capped, "\0\0\0\x11", 4);
-    CHECK(rt_framer_next(&capped, &v) == -EMSGSIZE, "a body over the cap");
-    rt_framer_deinit(&capped);
+    CHECK(frame_once("\0\0\0\x10", 4, 16) == 0, "a body of exactly the cap");
+    CHECK(frame_once("\0\0\0\x11", 4, 16) == -EMSGSIZE, "a body over the cap");
 }
 
 static void test_json_python_style(void)
