@@ -7,8 +7,12 @@ target_link_libraries(agent_core INTERFACE proctor_job)
 add_executable(proctord src/main.c)
 target_link_libraries(proctord PRIVATE agent_core)
 
+# task.yaml is read with libyaml (Debian libyaml-dev).
+pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)
+add_library(proctor_cli STATIC src/cli/task_yaml.c)
+target_link_libraries(proctor_cli PUBLIC proctor_core PkgConfig::YAML)
 add_executable(proctor src/cli/proctor.c)
-target_link_libraries(proctor PRIVATE agent_core)
+target_link_libraries(proctor PRIVATE agent_core proctor_cli)
 
 if(BUILD_TESTING)
   # The agent's identity, work-directory lock and port pool (no engine needed).

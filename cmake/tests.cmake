@@ -91,3 +91,12 @@ if(BUILD_TESTING)
   set_tests_properties(cli.check_policies_shipped cli.check_policies_broken
     cli.proctord_refuses_broken_policies_at_start PROPERTIES LABELS lua TIMEOUT 60)
 endif()
+
+if(BUILD_TESTING)
+  # proctor's task.yaml reader (libyaml); with the source tree, every task.yaml in it must parse.
+  add_executable(test_task_yaml tests/unit/test_task_yaml.c)
+  target_link_libraries(test_task_yaml PRIVATE proctor_cli)
+  target_include_directories(test_task_yaml PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+  add_test(NAME task_yaml COMMAND test_task_yaml ${CMAKE_SOURCE_DIR})
+  set_tests_properties(task_yaml PROPERTIES LABELS unit TIMEOUT 60)
+endif()

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 DEBS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libcurl4-openssl-dev
-      liblua5.4-dev lua5.4 libcjson-dev lua-busted busybox-static clang-format python3-venv file lua-check
+      liblua5.4-dev lua5.4 libcjson-dev libyaml-dev lua-busted busybox-static clang-format python3-venv file lua-check
       clang libclang-rt-14-dev)  # clang + libFuzzer/ASan runtimes: tools/fuzz.sh (ctest fuzz.smoke)
 DEBS+=(debootstrap)  # tests/upstream/build.sh: INGInious's own grading image
 DEBS+=(openssh-client util-linux)  # the SSH debug test logs in with a real ssh (and setsid)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/task_yaml.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/util.h"
@@ -230,82 +231,6 @@ static int add_input(struct value *input, const char *spec, bool file)
     return 0;
 }
 
-/** Reads environment_id from task.yaml without a YAML library: one plain key. */
-static char *task_environment(const char *tasks, const char *course, const char *task)
-{
-    AUTO_FREE char *path = xasprintf("%s/%s/%s/task.yaml", tasks, course, task);
-    AUTO_FREE char *text = NULL;
-    if (util_read_file(path, 1 << 20, &text, NULL))
-        return xstrdup("default");
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strncmp(line, "environment_id:", 15))
-            continue;
-        char *v = line + 15;
-        while (*v == ' ' || *v == '"' || *v == '\'')
-            v++;
-        size_t n = strcspn(v, "\"' \r#");
-        if (n)
-            return xstrndup(v, n);
-    }
-    return xstrdup("default");
-}
-
-static void limit_from_yaml(struct value *limits, const char *key, const char *v)
-{
-    if (!strcmp(key, "time") || !strcmp(key, "hard_time") || !strcmp(key, "memory")) {
-        char *end;
-        long long x = strtoll(v, &end, 10);
-        if (end != v && !value_map_get(limits, key))
-            value_set_int(value_map_put(limits, key), x);
-    }
-}
-
-/**
- * Reads the `limits` of a task.yaml (block or flow style, under
- * environment_parameters or at the top level as old tasks have it) into
- * `limits`, without overriding values given on the command line. Only the
- * three integers are read: enough for local runs, no YAML library needed.
- */
-static void task_limits(const char *tasks, const char *course, const char *task,
-                        struct value *limits)
-{
-    AUTO_FREE char *path = xasprintf("%s/%s/%s/task.yaml", tasks, course, task);
-    AUTO_FREE char *text = NULL;
-    if (util_read_file(path, 1 << 20, &text, NULL))
-        return;
-    int block_indent = -1;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        int indent = (int)strspn(line, " ");
-        char *p = line + indent;
-        if (block_indent >= 0 && indent > block_indent) {
-            char *colon = strchr(p, ':');
-            if (colon) {
-                *colon = '\0';
-                limit_from_yaml(limits, p, colon + 1 + strspn(colon + 1, " "));
-            }
-            continue;
-        }
-        block_indent = -1;
-        if (strncmp(p, "limits:", 7))
-            continue;
-        p += 7 + strspn(p + 7, " ");
-        if (*p != '{') {
-            block_indent = indent;
-            continue;
-        }
-        // Flow style: limits: {time: 10, memory: 64}
-        for (char *tok = strtok(p + 1, ",}"); tok; tok = strtok(NULL, ",}")) {
-            tok += strspn(tok, " ");
-            char *colon = strchr(tok, ':');
-            if (colon) {
-                *colon = '\0';
-                limit_from_yaml(limits, tok, colon + 1 + strspn(colon + 1, " "));
-            }
-        }
-    }
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -424,6 +349,32 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    struct task_yaml task_yaml = {0};
+    if (run) {
+        // No task.yaml: the environment "default" and the policy's limits.
+        AUTO_FREE char *path =
+            xasprintf("%s/%s/%s/task.yaml", cfg.tasks_dir, argv[optind], argv[optind + 1]);
+        char yerr[1024] = "";
+        int yret = task_yaml_read(path, &task_yaml, yerr, sizeof yerr);
+        if (yret && yret != -ENOENT) {
+            fprintf(stderr, "proctor: %s\n", yerr);
+            value_deinit(&limits);
+            value_deinit(&input);
+            value_deinit(&params);
+            return 2;
+        }
+        // Command-line limits win over the task's.
+        const struct {
+            const char *key;
+            bool has;
+            long long v;
+        } from_task[] = {{"time", task_yaml.has_time, task_yaml.time},
+                         {"hard_time", task_yaml.has_hard_time, task_yaml.hard_time},
+                         {"memory", task_yaml.has_memory, task_yaml.memory}};
+        for (size_t i = 0; i < ARRAY_SIZE(from_task); i++)
+            if (from_task[i].has && !value_map_get(&limits, from_task[i].key))
+                value_set_int(value_map_put(&limits, from_task[i].key), from_task[i].v);
+    }
     {
         // Always a fresh directory of our own: the agent empties its work
         // directory, which must never be one the admin named.
@@ -448,13 +399,14 @@ int main(int argc, char **argv)
             envname = xstrdup(strchr(envspec, '/') + 1);
         } else {
             envtype = xstrdup("docker");
-            envname = envspec ? xstrdup(envspec) : task_environment(cfg.tasks_dir, course, task);
+            envname = xstrdup(envspec                    ? envspec
+                              : task_yaml.environment_id ? task_yaml.environment_id
+                                                         : "default");
         }
         if (!value_map_get(&input, "@state"))
             value_set_str(value_map_put(&input, "@state"), "");
         if (!value_map_get(&input, "@username"))
             value_set_str(value_map_put(&input, "@username"), "proctor");
-        task_limits(cfg.tasks_dir, course, task, &limits);
         value_copy(value_map_put(&params, "limits"), &limits);
         c.job = (struct backend_new_job){
             .job_id = xasprintf("local-%ld", (long)getpid()),
@@ -473,6 +425,7 @@ int main(int argc, char **argv)
     value_deinit(&limits);
     value_deinit(&input);
     value_deinit(&params);
+    task_yaml_deinit(&task_yaml);
 
     signal(SIGPIPE, SIG_IGN);
     c.loop = loop_new();
