@@ -5,8 +5,10 @@
 # with its own options; everything else links proctor_common.
 
 set(PROCTOR_COMMON_SOURCES
+  ${CMAKE_SOURCE_DIR}/src/common/base64.c
   ${CMAKE_SOURCE_DIR}/src/common/buf.c
   ${CMAKE_SOURCE_DIR}/src/common/framer.c
+  ${CMAKE_SOURCE_DIR}/src/common/privdrop.c
   ${CMAKE_SOURCE_DIR}/src/common/utf8.c)
 
 add_library(proctor_common STATIC ${PROCTOR_COMMON_SOURCES})

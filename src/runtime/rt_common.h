@@ -12,16 +12,10 @@
 #include <sys/types.h>
 
 #include "common/framer.h"
+#include "common/wire.h"
 #include "rt_value.h"
 
-#define RT_WORKER_ID 4242 // uid and gid of `worker`, home /task, in every image
 #define RT_NPROC_LIMIT 1000
-
-// Return codes of run_student / _run_student_intern, as upstream.
-#define RT_RET_ROOT_REFUSED 251
-#define RT_RET_MEMORY 252
-#define RT_RET_TIMEOUT 253
-#define RT_RET_ERROR 254
 
 // Largest frame accepted from the agent or a peer: uploads travel in `start`.
 #define RT_FRAME_MAX (1024u * 1024u * 1024u)

@@ -5,6 +5,8 @@
 // what upstream's tools produce, since run scripts concatenate it verbatim.
 #include "rt_common.h"
 
+#include "common/base64.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -203,22 +205,6 @@ int rt_cmd_rst_indent(int argc, char **argv)
     return emit(argv[0], &b);
 }
 
-static void base64_add(struct buf *b, const unsigned char *p, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        char q[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < n ? tab[v >> 6 & 63] : '=',
-                     i + 2 < n ? tab[v & 63] : '='};
-        if (buf_add(b, q, 4))
-            rt_oom();
-    }
-}
-
 // os.path.splitext's extension without the dot: "" for "a", ".bashrc" or "dir.d/a".
 static const char *file_extension(const char *path)
 {
@@ -246,7 +232,8 @@ int rt_cmd_rst_image(int argc, char **argv)
         rt_buf_puts(&b, "\n\n.. raw:: html\n\n\t<img src=\"data:image/");
         rt_buf_puts(&b, o[0].value && *o[0].value ? o[0].value : file_extension(pos[0]));
         rt_buf_puts(&b, ";base64,");
-        base64_add(&b, (const unsigned char *)img.data, img.len);
+        if (base64_encode(img.data, img.len, &b))
+            rt_oom();
         rt_buf_puts(&b, "\">\n\n");
     }
     buf_deinit(&img);

@@ -7,18 +7,18 @@
 #include "rt_common.h"
 #include "rt_internal.h"
 
+#include "common/base64.h"
+#include "common/privdrop.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -117,10 +117,10 @@ struct rt_value *rt_runner_request(const struct rt_value *req)
     const char *type = rt_map_str(req, "type");
     const char *sid = rt_map_str(req, "socket_id");
     const char *env = rt_map_str(req, "environment");
-    if (!type || strcmp(type, "run_student") || !sid || !*sid || strchr(sid, '/'))
+    if (!type || strcmp(type, WIRE_MSG_RUN_STUDENT) || !sid || !*sid || strchr(sid, '/'))
         return NULL;
     struct rt_value *m = rt_new_map();
-    rt_map_set(m, "type", rt_new_str("run_student"));
+    rt_map_set(m, "type", rt_new_str(WIRE_MSG_RUN_STUDENT));
     rt_map_set(m, "environment", env && *env ? rt_new_str(env) : rt_new_nil());
     rt_map_set(m, "time_limit", rt_new_int(int_or_zero(req, "time_limit")));
     rt_map_set(m, "hard_time_limit", rt_new_int(int_or_zero(req, "hard_time_limit")));
@@ -201,7 +201,7 @@ static int listen_main_sock(void)
             close(fd);
         return -err;
     }
-    if (chown(path, RT_WORKER_ID, RT_WORKER_ID) < 0 || chmod(path, 0775) < 0)
+    if (chown(path, WIRE_WORKER_ID, WIRE_WORKER_ID) < 0 || chmod(path, 0775) < 0)
         fprintf(stderr, "INGInious: cannot hand %s to worker: %s\n", path, strerror(errno));
     return fd;
 }
@@ -213,7 +213,7 @@ static int listen_main_sock(void)
 // cannot redirect root's chmod/chown outside the tree.
 static void rights_fd(int dfd, int depth)
 {
-    if (fchown(dfd, RT_WORKER_ID, RT_WORKER_ID) < 0 || fchmod(dfd, 0777) < 0)
+    if (fchown(dfd, WIRE_WORKER_ID, WIRE_WORKER_ID) < 0 || fchmod(dfd, 0777) < 0)
         fprintf(stderr, "INGInious: cannot set rights: %s\n", strerror(errno));
     int dup_fd = depth < 64 ? fcntl(dfd, F_DUPFD_CLOEXEC, 0) : -1;
     DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
@@ -224,11 +224,11 @@ static void rights_fd(int dfd, int depth)
         struct stat st;
         if (fd < 0) {
             // Symlinks (ELOOP) and sockets: change the owner of the entry itself only.
-            fchownat(dfd, e->d_name, RT_WORKER_ID, RT_WORKER_ID, AT_SYMLINK_NOFOLLOW);
+            fchownat(dfd, e->d_name, WIRE_WORKER_ID, WIRE_WORKER_ID, AT_SYMLINK_NOFOLLOW);
         } else if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
             rights_fd(fd, depth + 1);
             continue;
-        } else if (fchown(fd, RT_WORKER_ID, RT_WORKER_ID) < 0 || fchmod(fd, 0777) < 0) {
+        } else if (fchown(fd, WIRE_WORKER_ID, WIRE_WORKER_ID) < 0 || fchmod(fd, 0777) < 0) {
             fprintf(stderr, "INGInious: cannot set rights on %s\n", e->d_name);
         }
         if (fd >= 0)
@@ -326,7 +326,8 @@ static int apply_systemfile(const char *name, bool append, char *err, size_t err
         if (ret)
             snprintf(err, errlen, "Cannot read/use %s", src_abs);
     }
-    if (!ret && access(dst, F_OK) == 0 && (chown(dst, 0, RT_WORKER_ID) < 0 || chmod(dst, 0664) < 0))
+    if (!ret && access(dst, F_OK) == 0 &&
+        (chown(dst, 0, WIRE_WORKER_ID) < 0 || chmod(dst, 0664) < 0))
         fprintf(stderr, "INGInious: cannot hand %s to group worker\n", dst_abs);
     buf_deinit(&b);
     return ret;
@@ -403,23 +404,11 @@ static _Noreturn void exec_task(struct runner *r, char **argv, int report)
 {
     char task[PATH_MAX];
     int devnull = open("/dev/null", O_RDONLY);
-    struct rlimit nproc = {RT_NPROC_LIMIT, RT_NPROC_LIMIT};
-    gid_t gid = RT_WORKER_ID;
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGCHLD, SIG_DFL);
-    int ok = devnull >= 0 && dup2(devnull, 0) == 0 && dup2(r->out_fd, 1) == 1 &&
-             dup2(r->err_fd, 2) == 2 && chdir(P("/task", task)) == 0 &&
-             setrlimit(RLIMIT_NPROC, &nproc) == 0;
-    // Drop every group and privilege, unlike upstream which keeps root's
-    // supplementary groups; no_new_privs stops setuid binaries regaining them.
-    if (ok && !r->run_as_root)
-        ok = setgroups(1, &gid) == 0 && setgid(RT_WORKER_ID) == 0 && setuid(RT_WORKER_ID) == 0 &&
-             prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
-    if (ok)
-        ok = setenv("HOME", "/task", 1) == 0;
+    privdrop_reset_signals();
+    int ok =
+        devnull >= 0 && dup2(devnull, 0) == 0 && dup2(r->out_fd, 1) == 1 &&
+        dup2(r->err_fd, 2) == 2 && chdir(P(WIRE_WORKER_HOME, task)) == 0 &&
+        privdrop_prepare(WIRE_WORKER_ID, r->run_as_root, RT_NPROC_LIMIT, WIRE_WORKER_HOME) == 0;
     if (ok)
         execvp(argv[0], argv);
     int err = errno;
@@ -468,19 +457,6 @@ static void spawn_task(struct runner *r, char **argv)
 }
 
 /* ------------------------------------------------------------- the result */
-
-static void base64(const unsigned char *p, size_t n, struct buf *out)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        char q[4] = {tbl[v >> 18], tbl[(v >> 12) & 63], i + 1 < n ? tbl[(v >> 6) & 63] : '=',
-                     i + 2 < n ? tbl[v & 63] : '='};
-        if (buf_add(out, q, 4))
-            rt_oom();
-    }
-}
 
 // Appends a copy of word, keeping the list NULL-terminated at every step so
 // that rt_words_free can release a half-built one.
@@ -543,13 +519,11 @@ int rt_archive_make(struct buf *tgz)
         ret = -errno;
     pid_t pid = ret ? -1 : fork();
     if (pid == 0) {
-        gid_t gid = RT_WORKER_ID;
         signal(SIGPIPE, SIG_DFL);
         // Without root there is nothing to drop (and no way to become worker).
         bool root = geteuid() == 0;
         if (dup2(fds[1], 1) == 1 && chdir(dir) == 0 &&
-            (!root ||
-             (setgroups(1, &gid) == 0 && setgid(RT_WORKER_ID) == 0 && setuid(RT_WORKER_ID) == 0)))
+            (!root || privdrop_to(WIRE_WORKER_ID, false) == 0))
             execvp("tar", argv);
         _exit(127);
     }
@@ -624,8 +598,8 @@ static struct rt_value *collect_result(struct runner *r)
         int ret = rt_archive_make(&tgz);
         if (ret)
             fprintf(stderr, "INGInious: cannot archive /archive: %s\n", strerror(-ret));
-        else
-            base64((const unsigned char *)tgz.data, tgz.len, &b64);
+        else if (base64_encode(tgz.data, tgz.len, &b64))
+            rt_oom();
         if (!ret)
             rt_map_set(res, "archive", rt_new_strn(b64.data ? b64.data : "", b64.len));
     }
@@ -638,7 +612,7 @@ static struct rt_value *collect_result(struct runner *r)
 static _Noreturn void finish(struct runner *r, struct rt_value *result)
 {
     struct rt_value *m = rt_new_map();
-    rt_map_set(m, "type", rt_new_str("result"));
+    rt_map_set(m, "type", rt_new_str(WIRE_MSG_RESULT));
     rt_map_set(m, "result", result);
     int ret = send_agent(r, m);
     exit(ret ? 1 : 0);
@@ -694,14 +668,15 @@ static void handle_agent(struct runner *r, struct rt_value *msg)
     const char *type = rt_map_str(msg, "type");
     if (!type)
         return;
-    if (!strcmp(type, "start") && !r->started) {
+    if (!strcmp(type, WIRE_MSG_START) && !r->started) {
         handle_start(r, msg);
-    } else if (!strcmp(type, "run_student_started") || !strcmp(type, "run_student_retval")) {
+    } else if (!strcmp(type, WIRE_MSG_RUN_STUDENT_STARTED) ||
+               !strcmp(type, WIRE_MSG_RUN_STUDENT_RETVAL)) {
         int i = find_client(r, rt_map_str(msg, "socket_id"));
         if (i < 0)
             return; // the requester is gone
         int ret = rt_frame_write(r->clients[i].fd, msg);
-        if (ret || !strcmp(type, "run_student_retval"))
+        if (ret || !strcmp(type, WIRE_MSG_RUN_STUDENT_RETVAL))
             client_close(r, i);
     }
     // Anything else (v0.9.x relay messages, future types) is ignored.

@@ -8,17 +8,16 @@
 #include "rt_common.h"
 #include "rt_internal.h"
 
+#include "common/privdrop.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -130,7 +129,7 @@ static int hand_over(int conn, const struct student_req *q, const char *containe
         if (fds[i] > 2)
             close(fds[i]);
     struct rt_value *m = rt_new_map();
-    rt_map_set(m, "type", rt_new_str("run_student_command"));
+    rt_map_set(m, "type", rt_new_str(WIRE_MSG_RUN_STUDENT_COMMAND));
     rt_map_set(m, "student_container_id", rt_new_str(container_id ? container_id : ""));
     rt_map_set(m, "command", rt_new_str(q->command));
     rt_map_set(m, "teardown_script", rt_new_str(q->teardown ? q->teardown : ""));
@@ -150,7 +149,7 @@ static int hand_over(int conn, const struct student_req *q, const char *containe
 static struct rt_value *request_msg(const struct student_req *q, const char *socket_id)
 {
     struct rt_value *m = rt_new_map();
-    rt_map_set(m, "type", rt_new_str("run_student"));
+    rt_map_set(m, "type", rt_new_str(WIRE_MSG_RUN_STUDENT));
     rt_map_set(m, "environment", q->container ? rt_new_str(q->container) : rt_new_nil());
     rt_map_set(m, "time_limit", rt_new_int(q->time));
     rt_map_set(m, "hard_time_limit", rt_new_int(q->hard_time));
@@ -164,11 +163,11 @@ static struct rt_value *request_msg(const struct student_req *q, const char *soc
 
 enum stage { WAIT_STARTED, WAIT_INTERN, WAIT_HELLO, RUNNING };
 
-// The conversation; returns the student's retval or RT_RET_ERROR.
+// The conversation; returns the student's retval or WIRE_RET_ERROR.
 static int student_session(const struct student_req *q, int main_fd, int listen_fd)
 {
     enum stage st = WAIT_STARTED;
-    int conn = -1, retval = RT_RET_ERROR;
+    int conn = -1, retval = WIRE_RET_ERROR;
     char *container_id = NULL;
     for (bool done = false; !done;) {
         struct pollfd p[3] = {{.fd = main_fd, .events = POLLIN},
@@ -189,13 +188,13 @@ static int student_session(const struct student_req *q, int main_fd, int listen_
             if (read_frame(main_fd, &msg) == 0)
                 type = rt_map_str(msg, "type");
             const struct rt_value *rv = rt_map_get(msg, "retval");
-            if (type && !strcmp(type, "run_student_started") && st == WAIT_STARTED) {
+            if (type && !strcmp(type, WIRE_MSG_RUN_STUDENT_STARTED) && st == WAIT_STARTED) {
                 const char *cid = rt_map_str(msg, "container_id");
                 container_id = rt_xstrdup(cid ? cid : "");
                 st = WAIT_INTERN;
             } else {
-                if (type && !strcmp(type, "run_student_retval") && st != WAIT_STARTED && rv &&
-                    rv->type == RT_INT)
+                if (type && !strcmp(type, WIRE_MSG_RUN_STUDENT_RETVAL) && st != WAIT_STARTED &&
+                    rv && rv->type == RT_INT)
                     retval = (int)rv->u.i;
                 done = true;
             }
@@ -241,12 +240,12 @@ static int run_student(const struct student_req *q)
 {
     char dir[PATH_MAX], placeholder[PATH_MAX], sock_path[PATH_MAX + 8], main_path[PATH_MAX];
     struct sockaddr_un sa;
-    int listen_fd = -1, main_fd = -1, ret = 0, retval = RT_RET_ERROR;
+    int listen_fd = -1, main_fd = -1, ret = 0, retval = WIRE_RET_ERROR;
     ret = rt_path_join(placeholder, rt_path("/sockets", dir), "pXXXXXX");
     int ph = ret ? -1 : mkostemp(placeholder, O_CLOEXEC);
     if (ph < 0) {
         fprintf(stderr, "run_student: cannot create a socket id in %s: %s\n", dir, strerror(errno));
-        return RT_RET_ERROR;
+        return WIRE_RET_ERROR;
     }
     close(ph);
     const char *socket_id = strrchr(placeholder, '/') + 1;
@@ -538,21 +537,12 @@ static pid_t spawn_as(char **words, const int stdio[3], bool as_root, int errfd)
     pid_t pid = fork();
     if (pid != 0)
         return pid;
-    struct rlimit nproc = {RT_NPROC_LIMIT, RT_NPROC_LIMIT};
-    gid_t gid = RT_WORKER_ID;
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGCHLD, SIG_DFL);
-    signal(SIGPIPE, SIG_DFL);
+    privdrop_reset_signals();
     int ok = 1;
     for (int i = 0; ok && i < 3; i++)
         ok = dup2(stdio[i], i) == i;
     if (ok)
-        ok = setrlimit(RLIMIT_NPROC, &nproc) == 0 && setenv("HOME", "/task", 1) == 0;
-    if (ok && !as_root)
-        ok = setgroups(1, &gid) == 0 && setgid(RT_WORKER_ID) == 0 && setuid(RT_WORKER_ID) == 0 &&
-             prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
+        ok = privdrop_prepare(WIRE_WORKER_ID, as_root, RT_NPROC_LIMIT, WIRE_WORKER_HOME) == 0;
     if (ok)
         execvp(words[0], words);
     dprintf(ok ? 2 : errfd, "run_student: cannot run %s: %s\n", words[0], strerror(errno));
@@ -610,10 +600,10 @@ static int intern_run(int conn, const int fds[3], const struct rt_value *cmd)
     const char *wd = rt_map_str(cmd, "working_dir");
     const char *teardown = rt_map_str(cmd, "teardown_script");
     if (user && !strcmp(user, "root"))
-        return RT_RET_ROOT_REFUSED;
+        return WIRE_RET_ROOT_REFUSED;
     if (copy_systemfiles()) {
         dprintf(fds[2], "run_student: cannot apply the task's systemfiles\n");
-        return RT_RET_ERROR;
+        return WIRE_RET_ERROR;
     }
     if (wd && *wd && chdir(wd) < 0) {
         dprintf(fds[2], "run_student: no working directory %s in the student container\n", wd);
@@ -624,15 +614,15 @@ static int intern_run(int conn, const int fds[3], const struct rt_value *cmd)
     if (!words || !words[0]) {
         dprintf(fds[2], "run_student: cannot split the command (unbalanced quotes?)\n");
         rt_words_free(words);
-        return RT_RET_ERROR;
+        return WIRE_RET_ERROR;
     }
     static const int sigchld[] = {SIGCHLD};
     int ret = watch_signals(sigchld, 1);
     pid_t child = ret ? -1 : spawn_as(words, fds, false, fds[2]);
     rt_words_free(words);
     if (child < 0)
-        return RT_RET_ERROR;
-    int retval = RT_RET_ERROR, status;
+        return WIRE_RET_ERROR;
+    int retval = WIRE_RET_ERROR, status;
     char pending[3];
     size_t have = 0;
     bool relay = true, running = true;
@@ -677,7 +667,7 @@ int rt_cmd_intern(int argc, char **argv)
     char path[PATH_MAX];
     struct sockaddr_un sa;
     struct rt_value *cmd = NULL;
-    int fds[3] = {-1, -1, -1}, retval = RT_RET_ERROR;
+    int fds[3] = {-1, -1, -1}, retval = WIRE_RET_ERROR;
     signal(SIGPIPE, SIG_IGN);
     int ret = unix_addr(&sa, rt_path("/__parent.sock", path));
     int conn = ret ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -689,7 +679,7 @@ int rt_cmd_intern(int argc, char **argv)
     if (!ret)
         ret = rt_intern_read_command(conn, &cmd);
     const char *type = ret ? NULL : rt_map_str(cmd, "type");
-    if (!ret && (!type || strcmp(type, "run_student_command")))
+    if (!ret && (!type || strcmp(type, WIRE_MSG_RUN_STUDENT_COMMAND)))
         ret = -EPROTO;
     if (ret)
         fprintf(stderr, "_run_student_intern: handshake failed: %s\n", strerror(-ret));
