@@ -1,8 +1,12 @@
-# docker: Docker Engine API client (libcurl multi on the loop), the raw attach
-# connection and the I/O-free attach-stream parsers.
+# docker: Docker Engine API client (libcurl multi on the loop; the endpoint
+# table and JSON in docker_api.c), the events watch, the cgroup CPU reader, the
+# raw attach connection and the I/O-free attach-stream parsers.
 add_library(proctor_docker STATIC
+  src/docker/docker_api.c
   src/docker/docker_attach.c
+  src/docker/docker_cgroup.c
   src/docker/docker_client.c
+  src/docker/docker_events.c
   src/docker/docker_stream.c)
 target_link_libraries(proctor_docker PUBLIC proctor_core PkgConfig::CURL PkgConfig::CJSON)
 target_link_libraries(agent_core INTERFACE proctor_docker)

@@ -43,10 +43,12 @@
 
 #include <sys/socket.h>
 
+#include "docker/docker_cgroup.h" // docker_cpu_read_cgroup()
+#include "docker/docker_events.h" // docker_events_watch(), struct docker_event
+
 struct loop;
 struct docker_client;
 struct docker_req;
-struct docker_events;
 
 /** The grading-image label INGInious environments carry. */
 #define DOCKER_GRADING_LABEL "org.inginious.grading.name"
@@ -102,16 +104,6 @@ struct docker_container_summary {
     const char *state; /* "" if absent */
     const struct docker_kv *labels;
     size_t n_labels;
-};
-
-struct docker_event {
-    const char *action; /* "die", "oom", ... */
-    const char *id;     /* container id */
-    int exit_code;      /* from Actor.Attributes.exitCode; -1 when absent or unparsable */
-    int64_t time;       /* unix seconds */
-    int64_t time_nano;  /* unix nanoseconds (time * 1e9 when Docker omits timeNano) */
-    const struct docker_kv *attributes; /* Actor.Attributes (labels included) */
-    size_t n_attributes;
 };
 
 struct docker_port_binding {
@@ -184,8 +176,6 @@ typedef void (*docker_containers_fn)(int status, const char *err,
                                      void *data);
 /** `exit_code` is the container's StatusCode (-1 unless status is 0). */
 typedef void (*docker_wait_fn)(int status, const char *err, int exit_code, void *data);
-/** One event; `ev` and its strings are borrowed for the call. */
-typedef void (*docker_event_fn)(const struct docker_event *ev, void *data);
 /**
  * CPU samples: called with status 0 and total_ns >= 0 (cumulative CPU
  * nanoseconds of the container) for each sample; finally once with
@@ -278,20 +268,6 @@ struct docker_req *docker_container_wait(struct docker_client *c, const char *id
                                          void *data);
 
 /**
- * Watches container `die` and `oom` events (optionally only containers with
- * label filter `label`, borrowed; NULL = all). The stream is parsed line by
- * line; when it ends or fails it is reopened after a short loop timer with
- * `since` = the last event seen (or the time of this call), and events already
- * delivered are not repeated. Returns the watch (owned by the client; stop it
- * with docker_events_stop()) or NULL.
- */
-struct docker_events *docker_events_watch(struct docker_client *c, const char *label,
-                                          docker_event_fn cb, void *data);
-
-/** Stops a watch: no callback afterwards. Safe from any callback. NULL is a no-op. */
-void docker_events_stop(struct docker_events *ev);
-
-/**
  * Streams GET /containers/{id}/stats?stream=1 and reports
  * cpu_stats.cpu_usage.total_usage for each sample (about one per second; the
  * first comes about a second after the call). Samples with no CPU time are
@@ -301,12 +277,3 @@ void docker_events_stop(struct docker_events *ev);
  */
 struct docker_req *docker_cpu_watch(struct docker_client *c, const char *id, docker_cpu_fn cb,
                                     void *data);
-
-/**
- * Reads the container's cumulative CPU nanoseconds straight from its cgroup
- * (v1 cpuacct.usage under the cgroupfs or systemd layouts, v2 cpu.stat
- * usage_usec). Synchronous but cheap (one small pseudo-file). id must be the
- * full 64-hex container id. 0 and *ns set, -ENOENT when no cgroup file is
- * visible from here, -EINVAL for a malformed id, -EIO for unparsable content.
- */
-int docker_cpu_read_cgroup(const char *id, uint64_t *ns);
