@@ -11,6 +11,7 @@
 
 #include <lauxlib.h>
 
+#include "common/utf8.h"
 #include "core/util.h"
 
 static size_t ptr_slot(const void *p, size_t cap);
@@ -205,7 +206,7 @@ int policy_conv_to_value(lua_State *L, struct policy_conv *cv, int idx, struct v
         break;
     case LUA_TSTRING: {
         const char *s = lua_tolstring(L, idx, &len);
-        if (policy_utf8_valid(s, len))
+        if (utf8_valid(s, len))
             value_set_strn(out, s, len);
         else
             value_set_bin(out, s, len);

@@ -80,8 +80,6 @@ bool policy_envtype_valid(const char *name);
 double policy_round2(double x);
 /** True for INGInious's problem id rule ([A-Za-z0-9_.-]+), with '*' too when `tests`. */
 bool policy_id_valid(const char *s, size_t len, bool tests);
-/** True when s[0..len) is valid UTF-8. */
-bool policy_utf8_valid(const char *s, size_t len);
 
 /* ---- the policy worker process ------------------------------------------
  * Policies run in a worker process (policy_serve.c, policy_host.c,

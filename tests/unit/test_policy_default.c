@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "core/util.h"
 #include "core/value.h"
 
@@ -239,9 +240,8 @@ static void test_checks(void)
               policy_id_valid("a*", 2, true) && !policy_id_valid("", 0, true) &&
               !policy_id_valid("a\n", 2, false),
           "ids");
-    CHECK(policy_utf8_valid("h\xc3\xa9", 3) && !policy_utf8_valid("\xff", 1) &&
-              !policy_utf8_valid("\xc3", 1) && !policy_utf8_valid("\xed\xa0\x80", 3) &&
-              !policy_utf8_valid("\xc0\xaf", 2) && policy_utf8_valid("", 0),
+    CHECK(utf8_valid("h\xc3\xa9", 3) && !utf8_valid("\xff", 1) && !utf8_valid("\xc3", 1) &&
+              !utf8_valid("\xed\xa0\x80", 3) && !utf8_valid("\xc0\xaf", 2) && utf8_valid("", 0),
           "utf8");
     CHECK(policy_round2(0.125) == 0.12 && policy_round2(0.135) == 0.14 &&
               policy_round2(0.375) == 0.38 && policy_round2(2.675) == 2.67 &&
