@@ -1,13 +1,14 @@
 /**
  * @file rt_test.h
- * Shared by the runtime's tool tests: a CHECK macro that counts failures and
- * returns from the test function, and run_io(), which runs a tool's entry
+ * Shared by the runtime's tool tests: the check family (check.h), and
+ * run_io(), which runs a tool's entry
  * point in-process with a given stdin and captures its stdout. Each test file
  * sets g_root to its scratch root (PROCTOR_RT_ROOT).
  */
 #pragma once
 
 #include "rt_common.h"
+#include "check.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -16,19 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
 static char g_root[256];
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
 
 // Runs a tool with a NULL-terminated argument list, stdin from `in` (or
 // /dev/null) and stdout captured into `out` (may be NULL).

@@ -37,59 +37,60 @@ static void reset_feedback(const char *content)
 static void test_result_and_grade(void)
 {
     reset_feedback("");
-    CHECK(RUN(rt_cmd_fb_result, "feedback-result", "success") == 0, "result");
-    CHECK(!strcmp(feedback_text(), "{\"result\": \"success\"}"), "%s", feedback_text());
-    CHECK(RUN(rt_cmd_fb_grade, "feedback-grade", "50") == 0, "grade");
-    CHECK(!strcmp(feedback_text(), "{\"result\": \"success\", \"grade\": 50.0}"), "%s",
-          feedback_text());
-    CHECK(RUN(rt_cmd_fb_grade, "feedback-grade", "66.67") == 0, "grade");
-    CHECK(strstr(feedback_text(), "\"grade\": 66.67}"), "%s", feedback_text());
-    CHECK(RUN(rt_cmd_fb_grade, "feedback-grade", "-5") == 0, "negative grade is positional");
-    CHECK(strstr(feedback_text(), "\"grade\": -5.0}"), "%s", feedback_text());
-    CHECK(RUN(rt_cmd_fb_grade, "feedback-grade", "abc") == 1, "non-numeric grade");
-    CHECK(RUN(rt_cmd_fb_grade, "feedback-grade", "12abc") == 1, "trailing junk");
-    CHECK(strstr(feedback_text(), "\"grade\": -5.0}"), "unchanged after errors: %s",
-          feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_result, "feedback-result", "success") == 0, "result");
+    REQUIRE(!strcmp(feedback_text(), "{\"result\": \"success\"}"), "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_grade, "feedback-grade", "50") == 0, "grade");
+    REQUIRE(!strcmp(feedback_text(), "{\"result\": \"success\", \"grade\": 50.0}"), "%s",
+            feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_grade, "feedback-grade", "66.67") == 0, "grade");
+    REQUIRE(strstr(feedback_text(), "\"grade\": 66.67}"), "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_grade, "feedback-grade", "-5") == 0, "negative grade is positional");
+    REQUIRE(strstr(feedback_text(), "\"grade\": -5.0}"), "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_grade, "feedback-grade", "abc") == 1, "non-numeric grade");
+    REQUIRE(RUN(rt_cmd_fb_grade, "feedback-grade", "12abc") == 1, "trailing junk");
+    REQUIRE(strstr(feedback_text(), "\"grade\": -5.0}"), "unchanged after errors: %s",
+            feedback_text());
 }
 
 static void test_messages(void)
 {
     reset_feedback("");
-    CHECK(RUN(rt_cmd_fb_msg, "feedback-msg", "-m", "Hello") == 0, "msg");
-    CHECK(RUN(rt_cmd_fb_msg, "feedback-msg", "-a", "-m", ", world") == 0, "append");
-    CHECK(!strcmp(feedback_text(), "{\"text\": \"Hello, world\"}"), "%s", feedback_text());
-    CHECK(run_io(rt_cmd_fb_msg, "from stdin\n", NULL, "feedback-msg", "-a", (char *)NULL) == 0,
-          "stdin");
-    CHECK(!strcmp(feedback_text(), "{\"text\": \"Hello, worldfrom stdin\\n\"}"), "%s",
-          feedback_text());
-    CHECK(RUN(rt_cmd_fb_msg, "feedback-msg", "-e", "-m", "a\\tb\\nc\\\\d\\x41\\u00e9\\q") == 0,
-          "escapes");
-    CHECK(!strcmp(feedback_text(), "{\"text\": \"a\\tb\\nc\\\\dA\\u00e9\\\\q\"}"), "%s",
-          feedback_text());
-    CHECK(RUN(rt_cmd_fb_msg, "feedback-msg", "-m", "a\\nb") == 0, "no -e: literal");
-    CHECK(!strcmp(feedback_text(), "{\"text\": \"a\\\\nb\"}"), "%s", feedback_text());
-    CHECK(RUN(rt_cmd_fb_msg, "feedback-msg", "-ae", "--message=\\n!") == 0, "grouped flags");
-    CHECK(!strcmp(feedback_text(), "{\"text\": \"a\\\\nb\\n!\"}"), "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_msg, "feedback-msg", "-m", "Hello") == 0, "msg");
+    REQUIRE(RUN(rt_cmd_fb_msg, "feedback-msg", "-a", "-m", ", world") == 0, "append");
+    REQUIRE(!strcmp(feedback_text(), "{\"text\": \"Hello, world\"}"), "%s", feedback_text());
+    REQUIRE(run_io(rt_cmd_fb_msg, "from stdin\n", NULL, "feedback-msg", "-a", (char *)NULL) == 0,
+            "stdin");
+    REQUIRE(!strcmp(feedback_text(), "{\"text\": \"Hello, worldfrom stdin\\n\"}"), "%s",
+            feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_msg, "feedback-msg", "-e", "-m", "a\\tb\\nc\\\\d\\x41\\u00e9\\q") == 0,
+            "escapes");
+    REQUIRE(!strcmp(feedback_text(), "{\"text\": \"a\\tb\\nc\\\\dA\\u00e9\\\\q\"}"), "%s",
+            feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_msg, "feedback-msg", "-m", "a\\nb") == 0, "no -e: literal");
+    REQUIRE(!strcmp(feedback_text(), "{\"text\": \"a\\\\nb\"}"), "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_msg, "feedback-msg", "-ae", "--message=\\n!") == 0, "grouped flags");
+    REQUIRE(!strcmp(feedback_text(), "{\"text\": \"a\\\\nb\\n!\"}"), "%s", feedback_text());
 }
 
 static void test_problems(void)
 {
     reset_feedback("");
-    CHECK(RUN(rt_cmd_fb_msg, "feedback-msg", "-i", "q1", "-m", "fine") == 0, "problem msg");
-    CHECK(!strcmp(feedback_text(), "{\"problems\": {\"q1\": \"fine\"}}"), "%s", feedback_text());
-    CHECK(RUN(rt_cmd_fb_result, "feedback-result", "-i", "q1", "success") == 0, "problem result");
-    CHECK(RUN(rt_cmd_fb_msg, "feedback-msg", "-a", "-i", "q1", "-m", "!") == 0, "append");
-    CHECK(RUN(rt_cmd_fb_result, "feedback-result", "failed", "--id", "q-2.b_") == 0, "id after");
-    CHECK(!strcmp(feedback_text(), "{\"problems\": {\"q1\": [\"success\", \"fine!\"], "
-                                   "\"q-2.b_\": [\"failed\", \"\"]}}"),
-          "%s", feedback_text());
-    CHECK(RUN(rt_cmd_fb_msg, "feedback-msg", "-i", "q-2.b_", "-m", "new") == 0, "replace");
-    CHECK(strstr(feedback_text(), "\"q-2.b_\": [\"failed\", \"new\"]"), "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_msg, "feedback-msg", "-i", "q1", "-m", "fine") == 0, "problem msg");
+    REQUIRE(!strcmp(feedback_text(), "{\"problems\": {\"q1\": \"fine\"}}"), "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_result, "feedback-result", "-i", "q1", "success") == 0, "problem result");
+    REQUIRE(RUN(rt_cmd_fb_msg, "feedback-msg", "-a", "-i", "q1", "-m", "!") == 0, "append");
+    REQUIRE(RUN(rt_cmd_fb_result, "feedback-result", "failed", "--id", "q-2.b_") == 0, "id after");
+    REQUIRE(!strcmp(feedback_text(), "{\"problems\": {\"q1\": [\"success\", \"fine!\"], "
+                                     "\"q-2.b_\": [\"failed\", \"\"]}}"),
+            "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_msg, "feedback-msg", "-i", "q-2.b_", "-m", "new") == 0, "replace");
+    REQUIRE(strstr(feedback_text(), "\"q-2.b_\": [\"failed\", \"new\"]"), "%s", feedback_text());
     const char *bad[] = {"bad id", "q/1", "q:1", "*q"};
     for (size_t i = 0; i < 4; i++) {
-        CHECK(RUN(rt_cmd_fb_result, "feedback-result", "-i", bad[i], "success") == 2, "%s", bad[i]);
-        CHECK(RUN(rt_cmd_fb_msg, "feedback-msg", "-i", bad[i], "-m", "x") == 2, "%s", bad[i]);
-        CHECK(RUN(rt_cmd_feedback, "feedback", "-i", bad[i], "-f", "x") == 2, "%s", bad[i]);
+        REQUIRE(RUN(rt_cmd_fb_result, "feedback-result", "-i", bad[i], "success") == 2, "%s",
+                bad[i]);
+        REQUIRE(RUN(rt_cmd_fb_msg, "feedback-msg", "-i", bad[i], "-m", "x") == 2, "%s", bad[i]);
+        REQUIRE(RUN(rt_cmd_feedback, "feedback", "-i", bad[i], "-f", "x") == 2, "%s", bad[i]);
     }
 }
 
@@ -99,62 +100,62 @@ static void test_feedback_all_in_one(void)
     struct buf out = {0};
     int code = run_io(rt_cmd_feedback, NULL, &out, "feedback", "-r", "failed", "-g", "12.5", "-f",
                       "x\\ty", "-e", "-c", "n:42", "-p", (char *)NULL);
-    CHECK(code == 0, "feedback");
+    REQUIRE(code == 0, "feedback");
     const char *want = "{\"result\": \"failed\", \"grade\": 12.5, \"text\": \"x\\ty\", "
                        "\"custom\": {\"n\": 42}}";
-    CHECK(!strcmp(feedback_text(), want), "%s", feedback_text());
-    CHECK(!strncmp(out.data, want, strlen(want)) && out.data[strlen(want)] == '\n', "-p: %s",
-          out.data);
-    CHECK(RUN(rt_cmd_feedback, "feedback", "-i", "p1", "-r", "success", "-f", "ok") == 0, "pid");
-    CHECK(strstr(feedback_text(), "\"problems\": {\"p1\": [\"success\", \"ok\"]}"), "%s",
-          feedback_text());
-    CHECK(RUN(rt_cmd_feedback, "feedback", "-j", "obj:{\"a\": [1, 2]}") == 0, "custom json");
-    CHECK(strstr(feedback_text(), "\"obj\": {\"a\": [1, 2]}"), "%s", feedback_text());
-    CHECK(RUN(rt_cmd_feedback, "feedback", "-j", "obj:{nope") == 1, "bad json");
-    CHECK(RUN(rt_cmd_feedback, "feedback", "-g", "ten") == 1, "bad grade");
-    CHECK(RUN(rt_cmd_feedback, "feedback", "-a") == 2, "-a is not an option of feedback");
-    CHECK(RUN(rt_cmd_feedback, "feedback", "stray") == 2, "positional");
+    REQUIRE(!strcmp(feedback_text(), want), "%s", feedback_text());
+    REQUIRE(!strncmp(out.data, want, strlen(want)) && out.data[strlen(want)] == '\n', "-p: %s",
+            out.data);
+    REQUIRE(RUN(rt_cmd_feedback, "feedback", "-i", "p1", "-r", "success", "-f", "ok") == 0, "pid");
+    REQUIRE(strstr(feedback_text(), "\"problems\": {\"p1\": [\"success\", \"ok\"]}"), "%s",
+            feedback_text());
+    REQUIRE(RUN(rt_cmd_feedback, "feedback", "-j", "obj:{\"a\": [1, 2]}") == 0, "custom json");
+    REQUIRE(strstr(feedback_text(), "\"obj\": {\"a\": [1, 2]}"), "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_feedback, "feedback", "-j", "obj:{nope") == 1, "bad json");
+    REQUIRE(RUN(rt_cmd_feedback, "feedback", "-g", "ten") == 1, "bad grade");
+    REQUIRE(RUN(rt_cmd_feedback, "feedback", "-a") == 2, "-a is not an option of feedback");
+    REQUIRE(RUN(rt_cmd_feedback, "feedback", "stray") == 2, "positional");
     buf_deinit(&out);
 }
 
 static void test_custom_state_tags(void)
 {
     reset_feedback("");
-    CHECK(RUN(rt_cmd_fb_custom, "feedback-custom", "i", "5") == 0, "int");
-    CHECK(RUN(rt_cmd_fb_custom, "feedback-custom", "f", "2.5") == 0, "float");
-    CHECK(RUN(rt_cmd_fb_custom, "feedback-custom", "s", "five") == 0, "str");
-    CHECK(RUN(rt_cmd_fb_custom, "feedback-custom", "-j", "j", "[true, null]") == 0, "json");
-    CHECK(RUN(rt_cmd_fb_custom, "feedback-custom", "-j", "bad", "[") == 1, "bad json");
-    CHECK(RUN(rt_cmd_fb_custom, "feedback-custom", "only-key") == 2, "usage");
-    CHECK(!strcmp(feedback_text(), "{\"custom\": {\"i\": 5, \"f\": 2.5, \"s\": \"five\", \"j\": "
-                                   "[true, null]}}"),
-          "%s", feedback_text());
-    CHECK(RUN(rt_cmd_fb_state, "feedback-state", "level 2") == 0, "state");
-    CHECK(strstr(feedback_text(), "\"state\": \"level 2\""), "%s", feedback_text());
-    CHECK(RUN(rt_cmd_fb_state, "feedback-state") == 2, "usage");
+    REQUIRE(RUN(rt_cmd_fb_custom, "feedback-custom", "i", "5") == 0, "int");
+    REQUIRE(RUN(rt_cmd_fb_custom, "feedback-custom", "f", "2.5") == 0, "float");
+    REQUIRE(RUN(rt_cmd_fb_custom, "feedback-custom", "s", "five") == 0, "str");
+    REQUIRE(RUN(rt_cmd_fb_custom, "feedback-custom", "-j", "j", "[true, null]") == 0, "json");
+    REQUIRE(RUN(rt_cmd_fb_custom, "feedback-custom", "-j", "bad", "[") == 1, "bad json");
+    REQUIRE(RUN(rt_cmd_fb_custom, "feedback-custom", "only-key") == 2, "usage");
+    REQUIRE(!strcmp(feedback_text(), "{\"custom\": {\"i\": 5, \"f\": 2.5, \"s\": \"five\", \"j\": "
+                                     "[true, null]}}"),
+            "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_state, "feedback-state", "level 2") == 0, "state");
+    REQUIRE(strstr(feedback_text(), "\"state\": \"level 2\""), "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_state, "feedback-state") == 2, "usage");
     reset_feedback("");
-    CHECK(RUN(rt_cmd_tag_set, "tag-set", "t1", "true") == 0, "tag-set");
-    CHECK(RUN(rt_cmd_tag_set, "tag-set", "t2", "no") == 0, "tag-set false");
-    CHECK(RUN(rt_cmd_tag_set, "tag-set", "*auto-tag-1", "true") == 0, "reserved: ignored");
-    CHECK(RUN(rt_cmd_tag_set, "tag-set", "t 3", "true") == 2, "bad tag id");
-    CHECK(RUN(rt_cmd_tag_set, "tag-set", "t1") == 2, "usage");
-    CHECK(!strcmp(feedback_text(), "{\"tests\": {\"t1\": true, \"t2\": false}}"), "%s",
-          feedback_text());
-    CHECK(RUN(rt_cmd_tag, "tag", "Loop used") == 0, "tag");
+    REQUIRE(RUN(rt_cmd_tag_set, "tag-set", "t1", "true") == 0, "tag-set");
+    REQUIRE(RUN(rt_cmd_tag_set, "tag-set", "t2", "no") == 0, "tag-set false");
+    REQUIRE(RUN(rt_cmd_tag_set, "tag-set", "*auto-tag-1", "true") == 0, "reserved: ignored");
+    REQUIRE(RUN(rt_cmd_tag_set, "tag-set", "t 3", "true") == 2, "bad tag id");
+    REQUIRE(RUN(rt_cmd_tag_set, "tag-set", "t1") == 2, "usage");
+    REQUIRE(!strcmp(feedback_text(), "{\"tests\": {\"t1\": true, \"t2\": false}}"), "%s",
+            feedback_text());
+    REQUIRE(RUN(rt_cmd_tag, "tag", "Loop used") == 0, "tag");
     char first[512];
     snprintf(first, sizeof(first), "%s", feedback_text());
-    CHECK(strstr(first, "\"*auto-tag-") && strstr(first, "\": \"Loop used\"}"), "%s", first);
-    CHECK(RUN(rt_cmd_tag, "tag", "Loop used") == 0, "same tag again");
-    CHECK(!strcmp(first, feedback_text()), "tag ids are stable: %s", feedback_text());
+    REQUIRE(strstr(first, "\"*auto-tag-") && strstr(first, "\": \"Loop used\"}"), "%s", first);
+    REQUIRE(RUN(rt_cmd_tag, "tag", "Loop used") == 0, "same tag again");
+    REQUIRE(!strcmp(first, feedback_text()), "tag ids are stable: %s", feedback_text());
 }
 
 static void test_modified_file(void)
 {
     reset_feedback("{broken");
-    CHECK(RUN(rt_cmd_fb_grade, "feedback-grade", "10") == 0, "grade on a broken file");
-    CHECK(!strcmp(feedback_text(), "{\"result\": \"crash\", \"text\": \"Feedback file has been "
-                                   "modified by user !\", \"grade\": 10.0}"),
-          "%s", feedback_text());
+    REQUIRE(RUN(rt_cmd_fb_grade, "feedback-grade", "10") == 0, "grade on a broken file");
+    REQUIRE(!strcmp(feedback_text(), "{\"result\": \"crash\", \"text\": \"Feedback file has been "
+                                     "modified by user !\", \"grade\": 10.0}"),
+            "%s", feedback_text());
 }
 
 static void test_getinput(void)
@@ -184,17 +185,17 @@ static void test_getinput(void)
                  {"up:value", "line1\nline2\n"}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int code = run_io(rt_cmd_getinput, NULL, &out, "getinput", cases[i].key, (char *)NULL);
-        CHECK(code == 0 && !strcmp(out.data, cases[i].want), "%s: %d '%s'", cases[i].key, code,
-              out.data);
+        REQUIRE(code == 0 && !strcmp(out.data, cases[i].want), "%s: %d '%s'", cases[i].key, code,
+                out.data);
     }
-    CHECK(RUN(rt_cmd_getinput, "getinput", "missing") == 1, "unknown id");
-    CHECK(RUN(rt_cmd_getinput, "getinput", "none") == 2, "null has no text form");
-    CHECK(RUN(rt_cmd_getinput, "getinput") == 2, "usage");
-    CHECK(RUN(rt_cmd_getinput, "getinput", "a", "b") == 2, "usage");
+    REQUIRE(RUN(rt_cmd_getinput, "getinput", "missing") == 1, "unknown id");
+    REQUIRE(RUN(rt_cmd_getinput, "getinput", "none") == 2, "null has no text form");
+    REQUIRE(RUN(rt_cmd_getinput, "getinput") == 2, "usage");
+    REQUIRE(RUN(rt_cmd_getinput, "getinput", "a", "b") == 2, "usage");
     rt_write_file(path, "not json", 8, 0644);
-    CHECK(RUN(rt_cmd_getinput, "getinput", "q1") == 2, "bad format");
+    REQUIRE(RUN(rt_cmd_getinput, "getinput", "q1") == 2, "bad format");
     unlink(path);
-    CHECK(RUN(rt_cmd_getinput, "getinput", "q1") == 2, "missing file");
+    REQUIRE(RUN(rt_cmd_getinput, "getinput", "q1") == 2, "missing file");
     buf_deinit(&out);
 }
 
@@ -211,28 +212,28 @@ static void test_archive(void)
     snprintf(sub, sizeof(sub), "%s/work/d/e/f.txt", g_root);
     rt_write_file(sub, "F", 1, 0644);
     snprintf(sub, sizeof(sub), "%s/work/a.txt", g_root);
-    CHECK(RUN(rt_cmd_archive, "archive", "-a", sub) == 0, "add file");
-    CHECK(stat(rt_path("/archive/a.txt", path), &st) == 0, "copied");
+    REQUIRE(RUN(rt_cmd_archive, "archive", "-a", sub) == 0, "add file");
+    REQUIRE(stat(rt_path("/archive/a.txt", path), &st) == 0, "copied");
     snprintf(sub, sizeof(sub), "%s/work/d/", g_root);
-    CHECK(RUN(rt_cmd_archive, "archive", "-s", "logs", "-a", sub) == 0, "add dir");
-    CHECK(stat(rt_path("/archive/logs/d/e/f.txt", path), &st) == 0, "copied recursively");
-    CHECK(RUN(rt_cmd_archive, "archive", "-o", "logs", "-r", "d") == 0, "remove (v0.9 -o)");
-    CHECK(stat(rt_path("/archive/logs/d", path), &st) < 0, "removed");
-    CHECK(RUN(rt_cmd_archive, "archive", "-a", "/nonexistent/file") == 2, "I/O error");
-    CHECK(RUN(rt_cmd_archive, "archive") == 2, "usage");
+    REQUIRE(RUN(rt_cmd_archive, "archive", "-s", "logs", "-a", sub) == 0, "add dir");
+    REQUIRE(stat(rt_path("/archive/logs/d/e/f.txt", path), &st) == 0, "copied recursively");
+    REQUIRE(RUN(rt_cmd_archive, "archive", "-o", "logs", "-r", "d") == 0, "remove (v0.9 -o)");
+    REQUIRE(stat(rt_path("/archive/logs/d", path), &st) < 0, "removed");
+    REQUIRE(RUN(rt_cmd_archive, "archive", "-a", "/nonexistent/file") == 2, "I/O error");
+    REQUIRE(RUN(rt_cmd_archive, "archive") == 2, "usage");
 }
 
 static void test_usage_errors(void)
 {
-    CHECK(RUN(rt_cmd_fb_result, "feedback-result") == 2, "no result");
-    CHECK(RUN(rt_cmd_fb_result, "feedback-result", "a", "b") == 2, "two results");
-    CHECK(RUN(rt_cmd_fb_result, "feedback-result", "-i") == 2, "-i without value");
-    CHECK(RUN(rt_cmd_fb_grade, "feedback-grade") == 2, "no grade");
-    CHECK(RUN(rt_cmd_fb_msg, "feedback-msg", "-z") == 2, "unknown flag");
-    CHECK(RUN(rt_cmd_fb_msg, "feedback-msg", "--nope") == 2, "unknown long flag");
-    CHECK(RUN(rt_cmd_tag, "tag") == 2, "no tag");
-    CHECK(RUN(rt_cmd_run_student, "run_student", "--time", "abc", "ls") == 2, "bad limit");
-    CHECK(RUN(rt_cmd_run_student, "run_student", "--bogus", "ls") == 2, "unknown option");
+    REQUIRE(RUN(rt_cmd_fb_result, "feedback-result") == 2, "no result");
+    REQUIRE(RUN(rt_cmd_fb_result, "feedback-result", "a", "b") == 2, "two results");
+    REQUIRE(RUN(rt_cmd_fb_result, "feedback-result", "-i") == 2, "-i without value");
+    REQUIRE(RUN(rt_cmd_fb_grade, "feedback-grade") == 2, "no grade");
+    REQUIRE(RUN(rt_cmd_fb_msg, "feedback-msg", "-z") == 2, "unknown flag");
+    REQUIRE(RUN(rt_cmd_fb_msg, "feedback-msg", "--nope") == 2, "unknown long flag");
+    REQUIRE(RUN(rt_cmd_tag, "tag") == 2, "no tag");
+    REQUIRE(RUN(rt_cmd_run_student, "run_student", "--time", "abc", "ls") == 2, "bad limit");
+    REQUIRE(RUN(rt_cmd_run_student, "run_student", "--bogus", "ls") == 2, "unknown option");
 }
 
 int main(void)
@@ -259,9 +260,5 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", g_root);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    else
-        printf("test_rt_feedback: all checks passed\n");
-    return failures ? 1 : 0;
+    return check_finish("test_rt_feedback");
 }

@@ -28,7 +28,7 @@
             fprintf(stderr, "%s:%d: exit %d, got '%s', want '%s'\n", __FILE__, __LINE__, c_,       \
                     o_.data ? o_.data : "", want);                                                 \
         buf_deinit(&o_);                                                                           \
-        CHECK(ok_, "output");                                                                      \
+        REQUIRE(ok_, "output");                                                                    \
     } while (0)
 
 static const char *file_text(const char *path)
@@ -55,9 +55,9 @@ static void test_rst_code(void)
     EXPECT_OUT("\n\n.. code-block:: c\n\n\ta\n\tb\n\n\n", NULL, rt_cmd_rst_code, "rst-code", "-e",
                "-lc", "--code=a\\nb");
     EXPECT_OUT("\n\n.. code-block:: \n\n\n\n", NULL, rt_cmd_rst_code, "rst-code");
-    CHECK(RUN(rt_cmd_rst_code, "rst-code", "stray") == 2, "positional");
-    CHECK(RUN(rt_cmd_rst_code, "rst-code", "-x") == 2, "unknown option");
-    CHECK(RUN(rt_cmd_rst_code, "rst-code", "-l") == 2, "missing value");
+    REQUIRE(RUN(rt_cmd_rst_code, "rst-code", "stray") == 2, "positional");
+    REQUIRE(RUN(rt_cmd_rst_code, "rst-code", "-x") == 2, "unknown option");
+    REQUIRE(RUN(rt_cmd_rst_code, "rst-code", "-l") == 2, "missing value");
 }
 
 static void test_rst_msgblock(void)
@@ -72,7 +72,7 @@ static void test_rst_msgblock(void)
                rt_cmd_rst_msgblock, "rst-msgblock", "-c", "danger", "-m", "");
     EXPECT_OUT("\n\n.. admonition:: T\n\t:class: alert alert-warning\n\n\ta\tb\n\n\n", NULL,
                rt_cmd_rst_msgblock, "rst-msgblock", "-ec", "warning", "-t", "T", "-m", "a\\tb");
-    CHECK(RUN(rt_cmd_rst_msgblock, "rst-msgblock", "-m", "x", "y") == 2, "positional");
+    REQUIRE(RUN(rt_cmd_rst_msgblock, "rst-msgblock", "-m", "x", "y") == 2, "positional");
 }
 
 static void test_rst_indent(void)
@@ -92,9 +92,9 @@ static void test_rst_indent(void)
     EXPECT_OUT("\tfrom stdin\n\n", "from stdin\n", rt_cmd_rst_indent, "rst-indent");
     EXPECT_OUT("\ta\n\tb\n\n", NULL, rt_cmd_rst_indent, "rst-indent", "-e", "-m", "a\\nb");
     EXPECT_OUT(" x\n\n", NULL, rt_cmd_rst_indent, "rst-indent", "-a", "0", "-m", " x");
-    CHECK(RUN(rt_cmd_rst_indent, "rst-indent", "-a", "two", "-m", "x") == 2, "bad amount");
-    CHECK(RUN(rt_cmd_rst_indent, "rst-indent", "-a", "99999999999", "-m", "x") == 2, "huge");
-    CHECK(RUN(rt_cmd_rst_indent, "rst-indent", "extra") == 2, "positional");
+    REQUIRE(RUN(rt_cmd_rst_indent, "rst-indent", "-a", "two", "-m", "x") == 2, "bad amount");
+    REQUIRE(RUN(rt_cmd_rst_indent, "rst-indent", "-a", "99999999999", "-m", "x") == 2, "huge");
+    REQUIRE(RUN(rt_cmd_rst_indent, "rst-indent", "extra") == 2, "positional");
 }
 
 static void test_rst_image(void)
@@ -110,9 +110,9 @@ static void test_rst_image(void)
                rt_cmd_rst_image, "rst-image", "-f", "gif", odd);
     EXPECT_OUT("\n\n.. raw:: html\n\n\t<img src=\"data:image/;base64,YWI=\">\n\n", NULL,
                rt_cmd_rst_image, "rst-image", odd);
-    CHECK(RUN(rt_cmd_rst_image, "rst-image", "/nonexistent.png") == 1, "missing image");
-    CHECK(RUN(rt_cmd_rst_image, "rst-image") == 2, "no file");
-    CHECK(RUN(rt_cmd_rst_image, "rst-image", png, png) == 2, "two files");
+    REQUIRE(RUN(rt_cmd_rst_image, "rst-image", "/nonexistent.png") == 1, "missing image");
+    REQUIRE(RUN(rt_cmd_rst_image, "rst-image") == 2, "no file");
+    REQUIRE(RUN(rt_cmd_rst_image, "rst-image", png, png) == 2, "two files");
 }
 
 static void test_parsetemplate(void)
@@ -132,38 +132,40 @@ static void test_parsetemplate(void)
     snprintf(out, sizeof(out), "%s/gen/deep/main.c", g_root);
     put(tpl, "void f() {\n@    @code@ // x@\n}\n@@code@@|@@n@@|@<@@lang@>@|@@next@@\n"
              "@@up:filename@@ @# @up:value@@ @@up@@ @@missing@@ a@b.c @@code@@\n");
-    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", "-o", out, tpl) == 0, "with -o");
+    REQUIRE(RUN(rt_cmd_parsetemplate, "parsetemplate", "-o", out, tpl) == 0, "with -o");
     const char *want = "void f() {\n    int a; // x\n    int b; // x\n}\nint a;\nint b;|7|<fr>|7\n"
                        "r.txt # l1\n# l2 @@up@@ @@missing@@ a@b.c int a;\nint b;\n";
     const char *got = file_text(out);
-    CHECK(got && !strcmp(got, want), "got '%s'", got ? got : "(none)");
-    CHECK(!strcmp(file_text(tpl), "void f() {\n@    @code@ // x@\n}\n@@code@@|@@n@@|@<@@lang@"
-                                  ">@|@@next@@\n@@up:filename@@ @# @up:value@@ @@up@@ @@missing@@ "
-                                  "a@b.c @@code@@\n"),
-          "template untouched with -o");
+    REQUIRE(got && !strcmp(got, want), "got '%s'", got ? got : "(none)");
+    REQUIRE(!strcmp(file_text(tpl),
+                    "void f() {\n@    @code@ // x@\n}\n@@code@@|@@n@@|@<@@lang@"
+                    ">@|@@next@@\n@@up:filename@@ @# @up:value@@ @@up@@ @@missing@@ "
+                    "a@b.c @@code@@\n"),
+            "template untouched with -o");
     // Without -o the template itself is rewritten.
     put(tpl, "[@@code@@]\n");
-    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 0, "in place");
-    CHECK(!strcmp(file_text(tpl), "[int a;\nint b;]\n"), "%s", file_text(tpl));
+    REQUIRE(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 0, "in place");
+    REQUIRE(!strcmp(file_text(tpl), "[int a;\nint b;]\n"), "%s", file_text(tpl));
     // A placeholder of a non-text value is an error, and nothing is written.
     put(tpl, "@@list@@");
-    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", "-o", out, tpl) == 2, "list value");
-    CHECK(!strcmp(file_text(out), want), "output unchanged after an error");
-    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", "/nonexistent.tpl") == 2, "missing template");
-    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate") == 2, "usage");
-    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl, tpl) == 2, "usage");
+    REQUIRE(RUN(rt_cmd_parsetemplate, "parsetemplate", "-o", out, tpl) == 2, "list value");
+    REQUIRE(!strcmp(file_text(out), want), "output unchanged after an error");
+    REQUIRE(RUN(rt_cmd_parsetemplate, "parsetemplate", "/nonexistent.tpl") == 2,
+            "missing template");
+    REQUIRE(RUN(rt_cmd_parsetemplate, "parsetemplate") == 2, "usage");
+    REQUIRE(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl, tpl) == 2, "usage");
     put(tpl, "@@up:value@@");
     snprintf(json, sizeof(json),
              "{\"input\": {\"up\": {\"filename\": \"r.txt\", \"value\": \"%s/gone\"}}}", g_root);
     put(input, json);
-    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "upload file missing");
+    REQUIRE(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "upload file missing");
     put(input, "{\"type\": \"start\"}");
-    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "no input map");
+    REQUIRE(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "no input map");
     put(input, "not json");
-    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "bad input file");
+    REQUIRE(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "bad input file");
     unlink(input);
-    CHECK(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "no input file");
-    CHECK(!strcmp(file_text(tpl), "@@up:value@@"), "template untouched after errors");
+    REQUIRE(RUN(rt_cmd_parsetemplate, "parsetemplate", tpl) == 2, "no input file");
+    REQUIRE(!strcmp(file_text(tpl), "@@up:value@@"), "template untouched after errors");
 }
 
 int main(void)
@@ -185,9 +187,5 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", g_root);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    else
-        printf("test_rt_rst: all checks passed\n");
-    return failures ? 1 : 0;
+    return check_finish("test_rt_rst");
 }

@@ -37,15 +37,15 @@ static void test_archive_argv_many_files(void)
 {
     char dir[PATH_MAX], path[PATH_MAX], name[128];
     static unsigned char seen[NFILES];
-    CHECK(!rt_path_join(dir, g_root, "many"), "path too long");
-    CHECK(mkdir(dir, 0755) == 0, "mkdir %s: %s", dir, strerror(errno));
+    REQUIRE(!rt_path_join(dir, g_root, "many"), "path too long");
+    REQUIRE(mkdir(dir, 0755) == 0, "mkdir %s: %s", dir, strerror(errno));
     for (int i = 0; i < NFILES; i++) {
         file_name(name, sizeof(name), i);
         rt_path_join(path, dir, name);
-        CHECK(rt_write_file(path, "x", 1, 0644) == 0, "cannot create %s", path);
+        REQUIRE(rt_write_file(path, "x", 1, 0644) == 0, "cannot create %s", path);
     }
     char **argv = NULL;
-    CHECK(rt_archive_argv(dir, &argv) == 0 && argv, "rt_archive_argv failed");
+    REQUIRE(rt_archive_argv(dir, &argv) == 0 && argv, "rt_archive_argv failed");
     static const char *const head[] = {"tar", "-czf", "-", "--"};
     size_t n = 0;
     bool ok = true;
@@ -65,11 +65,11 @@ static void test_archive_argv_many_files(void)
             dups++;
     }
     rt_words_free(argv);
-    CHECK(ok, "the list does not start with tar -czf - --");
-    CHECK(bad == 0 && dups == 0, "%zu wrong and %zu repeated names", bad, dups);
-    CHECK(n == 4 + NFILES, "%zu names for %d files", n - 4, NFILES);
+    REQUIRE(ok, "the list does not start with tar -czf - --");
+    REQUIRE(bad == 0 && dups == 0, "%zu wrong and %zu repeated names", bad, dups);
+    REQUIRE(n == 4 + NFILES, "%zu names for %d files", n - 4, NFILES);
     for (int i = 0; i < NFILES; i++)
-        CHECK(seen[i] == 1, "entry %d missing", i);
+        REQUIRE(seen[i] == 1, "entry %d missing", i);
 }
 
 static void test_archive_argv_empty(void)
@@ -77,14 +77,14 @@ static void test_archive_argv_empty(void)
     char dir[PATH_MAX];
     const char *dirs[] = {"empty", "does-not-exist"};
     for (size_t k = 0; k < 2; k++) {
-        CHECK(!rt_path_join(dir, g_root, dirs[k]), "path too long");
+        REQUIRE(!rt_path_join(dir, g_root, dirs[k]), "path too long");
         if (k == 0)
-            CHECK(mkdir(dir, 0755) == 0, "mkdir %s: %s", dir, strerror(errno));
+            REQUIRE(mkdir(dir, 0755) == 0, "mkdir %s: %s", dir, strerror(errno));
         char **argv = NULL;
-        CHECK(rt_archive_argv(dir, &argv) == 0 && argv, "rt_archive_argv failed");
+        REQUIRE(rt_archive_argv(dir, &argv) == 0 && argv, "rt_archive_argv failed");
         bool ok = argv[4] && !strcmp(argv[4], ".") && !argv[5];
         rt_words_free(argv);
-        CHECK(ok, "%s: expected a lone \".\"", dirs[k]);
+        REQUIRE(ok, "%s: expected a lone \".\"", dirs[k]);
     }
 }
 
@@ -94,23 +94,23 @@ static void test_archive_make(void)
 {
     char dir[PATH_MAX], path[PATH_MAX], name[128], list_cmd[PATH_MAX + 32];
     static unsigned char seen[NFILES];
-    CHECK(chmod(g_root, 0755) == 0, "chmod %s: %s", g_root, strerror(errno));
-    CHECK(rt_mkdirs(rt_path(RT_ARCHIVE_DIR, dir), 0755) == 0, "mkdir %s", dir);
+    REQUIRE(chmod(g_root, 0755) == 0, "chmod %s: %s", g_root, strerror(errno));
+    REQUIRE(rt_mkdirs(rt_path(RT_ARCHIVE_DIR, dir), 0755) == 0, "mkdir %s", dir);
     for (int i = 0; i < NFILES; i++) {
         file_name(name, sizeof(name), i);
         rt_path_join(path, dir, name);
-        CHECK(rt_write_file(path, "x", 1, 0644) == 0, "cannot create %s", path);
+        REQUIRE(rt_write_file(path, "x", 1, 0644) == 0, "cannot create %s", path);
     }
     struct buf tgz = {0};
     int ret = rt_archive_make(&tgz);
-    CHECK(ret == 0 && tgz.len > 0, "rt_archive_make: %s", strerror(-ret));
+    REQUIRE(ret == 0 && tgz.len > 0, "rt_archive_make: %s", strerror(-ret));
     rt_path_join(path, g_root, "out.tgz");
     ret = rt_write_file(path, tgz.data, tgz.len, 0644);
     buf_deinit(&tgz);
-    CHECK(ret == 0, "cannot write %s", path);
+    REQUIRE(ret == 0, "cannot write %s", path);
     snprintf(list_cmd, sizeof(list_cmd), "tar -tzf '%s'", path);
     FILE *list = popen(list_cmd, "r");
-    CHECK(list, "cannot run %s", list_cmd);
+    REQUIRE(list, "cannot run %s", list_cmd);
     size_t total = 0, bad = 0, dups = 0;
     while (fgets(name, sizeof(name), list)) {
         name[strcspn(name, "\n")] = '\0';
@@ -128,9 +128,9 @@ static void test_archive_make(void)
             dups++;
     }
     int status = pclose(list);
-    CHECK(status == 0, "tar -t failed: %d", status);
-    CHECK(bad == 0 && dups == 0 && total == NFILES, "%zu entries, %zu wrong, %zu repeated", total,
-          bad, dups);
+    REQUIRE(status == 0, "tar -t failed: %d", status);
+    REQUIRE(bad == 0 && dups == 0 && total == NFILES, "%zu entries, %zu wrong, %zu repeated", total,
+            bad, dups);
 }
 
 /* ------------------------------------------------ the runner, in-process */
@@ -210,7 +210,7 @@ static int ipc_connect(void)
 static void test_runner_ipc_frame_cap(void)
 {
     struct runner_proc rp;
-    CHECK(runner_start(&rp) == 0, "the runner did not start listening");
+    REQUIRE(runner_start(&rp) == 0, "the runner did not start listening");
     int fd = ipc_connect();
     size_t len = 16u << 20, sent = 0;
     char *junk = rt_xmalloc(len);
@@ -225,7 +225,7 @@ static void test_runner_ipc_frame_cap(void)
     free(junk);
     if (fd >= 0)
         close(fd);
-    CHECK(cut && sent < len, "the runner took %zu of %zu bytes of an oversized frame", sent, len);
+    REQUIRE(cut && sent < len, "the runner took %zu of %zu bytes of an oversized frame", sent, len);
 
     fd = ipc_connect();
     struct rt_value *req = rt_new_map();
@@ -253,8 +253,8 @@ static void test_runner_ipc_frame_cap(void)
     const char *type = rt_map_str(msg, "type"), *sid = rt_map_str(msg, "socket_id");
     bool relayed = got == 1 && type && !strcmp(type, "run_student") && sid && !strcmp(sid, "p0123");
     rt_value_free(msg);
-    CHECK(ret == 0, "cannot send a request: %s", strerror(-ret));
-    CHECK(relayed, "the request was not relayed to the agent (%d)", got);
+    REQUIRE(ret == 0, "cannot send a request: %s", strerror(-ret));
+    REQUIRE(relayed, "the request was not relayed to the agent (%d)", got);
 }
 
 int main(void)
@@ -274,9 +274,5 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", g_root);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    else
-        printf("test_rt_runner: all checks passed\n");
-    return failures ? 1 : 0;
+    return check_finish("test_rt_runner");
 }

@@ -52,7 +52,7 @@ static void test_shlex_word_counts(void)
                 }
                 rt_buf_puts(&cmd, tails[t]);
                 char **words = rt_shlex_split(cmd.data);
-                CHECK(words, "k=%zu: split failed on \"%s\"", k, cmd.data);
+                REQUIRE(words, "k=%zu: split failed on \"%s\"", k, cmd.data);
                 size_t n = count_words(words);
                 bool ok = n == k;
                 for (size_t i = 0; ok && i < k; i++) {
@@ -62,7 +62,7 @@ static void test_shlex_word_counts(void)
                 }
                 rt_words_free(words);
                 buf_deinit(&cmd);
-                CHECK(ok, "k=%zu tail=%zu quoted=%d: got %zu words", k, t, quoted, n);
+                REQUIRE(ok, "k=%zu tail=%zu quoted=%d: got %zu words", k, t, quoted, n);
             }
         }
     }
@@ -106,17 +106,17 @@ static void test_shlex_quoting(void)
         char **w = rt_shlex_split(cases[c].in);
         if (cases[c].err) {
             rt_words_free(w);
-            CHECK(!w, "case %zu (%s): expected an error", c, cases[c].in);
+            REQUIRE(!w, "case %zu (%s): expected an error", c, cases[c].in);
             continue;
         }
-        CHECK(w, "case %zu (%s): unexpected error", c, cases[c].in);
+        REQUIRE(w, "case %zu (%s): unexpected error", c, cases[c].in);
         size_t i = 0;
         bool ok = true;
         for (; ok && cases[c].out[i]; i++)
             ok = w[i] && !strcmp(w[i], cases[c].out[i]);
         ok = ok && !w[i];
         rt_words_free(w);
-        CHECK(ok, "case %zu (%s): word %zu differs", c, cases[c].in, i);
+        REQUIRE(ok, "case %zu (%s): word %zu differs", c, cases[c].in, i);
     }
 }
 
@@ -154,11 +154,11 @@ static void check_read_command(const char *what, const struct rt_value *msg, con
                                size_t step)
 {
     struct buf wire = {0}, rest = {0};
-    CHECK(rt_msgpack_pack(msg, &wire) == 0, "%s: pack", what);
+    REQUIRE(rt_msgpack_pack(msg, &wire) == 0, "%s: pack", what);
     rt_buf_puts(&wire, tail);
     pid_t pid;
     int fd = feed_socket(wire.data, wire.len, step, &pid);
-    CHECK(fd >= 0, "%s: socketpair/fork: %s", what, strerror(errno));
+    REQUIRE(fd >= 0, "%s: socketpair/fork: %s", what, strerror(errno));
     struct rt_value *got = NULL;
     int ret = rt_intern_read_command(fd, &got);
     char chunk[4096];
@@ -173,9 +173,9 @@ static void check_read_command(const char *what, const struct rt_value *msg, con
     rt_value_free(got);
     buf_deinit(&wire);
     buf_deinit(&rest);
-    CHECK(ret == 0, "%s: read failed: %s", what, strerror(-ret));
-    CHECK(same, "%s: the map read back differs", what);
-    CHECK(tail_ok, "%s: the bytes after the map were consumed", what);
+    REQUIRE(ret == 0, "%s: read failed: %s", what, strerror(-ret));
+    REQUIRE(same, "%s: the map read back differs", what);
+    REQUIRE(tail_ok, "%s: the bytes after the map were consumed", what);
 }
 
 static struct rt_value *command_map(const char *command)
@@ -248,23 +248,23 @@ static void test_read_command_errors(void)
     rt_msgpack_pack(m, &wire);
     rt_value_free(m);
     int ret = read_command_raw(wire.data, wire.len);
-    CHECK(ret == -EMSGSIZE, "over the cap: %d", ret);
+    REQUIRE(ret == -EMSGSIZE, "over the cap: %d", ret);
     // The connection ends inside the map.
     ret = read_command_raw(wire.data, 1000);
-    CHECK(ret == -EPROTO, "truncated: %d", ret);
+    REQUIRE(ret == -EPROTO, "truncated: %d", ret);
     ret = read_command_raw("", 0);
-    CHECK(ret == -EPROTO, "empty: %d", ret);
+    REQUIRE(ret == -EPROTO, "empty: %d", ret);
     buf_deinit(&wire);
     // Types the decoder refuses, and nesting past its depth limit.
     ret = read_command_raw("\xc1", 1);
-    CHECK(ret == -EINVAL, "0xc1: %d", ret);
+    REQUIRE(ret == -EINVAL, "0xc1: %d", ret);
     ret = read_command_raw("\x81\xa1k\xd4\x01\x00", 6);
-    CHECK(ret == -EINVAL, "fixext: %d", ret);
+    REQUIRE(ret == -EINVAL, "fixext: %d", ret);
     char deep[201];
     memset(deep, 0x91, 200);
     deep[200] = (char)0xc0;
     ret = read_command_raw(deep, sizeof(deep));
-    CHECK(ret == -EINVAL, "200 nested arrays: %d", ret);
+    REQUIRE(ret == -EINVAL, "200 nested arrays: %d", ret);
 }
 
 /* ------------------------------------------------ the intern, in-process */
@@ -357,37 +357,37 @@ static void reset_dirs(void)
 static void test_intern_scripts_lock(void)
 {
     char dir[PATH_MAX];
-    CHECK(chmod(g_root, 0755) == 0, "chmod %s", g_root);
+    REQUIRE(chmod(g_root, 0755) == 0, "chmod %s", g_root);
     rt_path("/task/student/scripts", g_scripts);
-    CHECK(!rt_path_join(g_sentinel, g_root, "sentinel"), "path too long");
+    REQUIRE(!rt_path_join(g_sentinel, g_root, "sentinel"), "path too long");
     rt_mkdirs(rt_path("/task/student", dir), 0755);
 
     // The student is done: the scripts are locked away (mode 0), or opened
     // (0777) for the teardown script, as upstream does.
     reset_dirs();
     int code = run_intern("true", "");
-    CHECK(code == 0, "true: exit code %d", code);
-    CHECK(mode_of(g_scripts) == 0, "scripts mode %o after the run", mode_of(g_scripts));
+    REQUIRE(code == 0, "true: exit code %d", code);
+    REQUIRE(mode_of(g_scripts) == 0, "scripts mode %o after the run", mode_of(g_scripts));
     reset_dirs();
     code = run_intern("false", "true");
-    CHECK(code == 1, "false: exit code %d", code);
-    CHECK(mode_of(g_scripts) == 0777, "scripts mode %o for the teardown", mode_of(g_scripts));
+    REQUIRE(code == 1, "false: exit code %d", code);
+    REQUIRE(mode_of(g_scripts) == 0777, "scripts mode %o for the teardown", mode_of(g_scripts));
 
     // Scripts replaced by a symlink beforehand: the sentinel is not touched.
     reset_dirs();
     rmdir(g_scripts);
-    CHECK(symlink(g_sentinel, g_scripts) == 0, "symlink: %s", strerror(errno));
+    REQUIRE(symlink(g_sentinel, g_scripts) == 0, "symlink: %s", strerror(errno));
     code = run_intern("true", "true");
-    CHECK(code == 0, "symlinked: exit code %d", code);
-    CHECK(mode_of(g_sentinel) == 0750, "symlinked: sentinel mode %o", mode_of(g_sentinel));
+    REQUIRE(code == 0, "symlinked: exit code %d", code);
+    REQUIRE(mode_of(g_sentinel) == 0750, "symlinked: sentinel mode %o", mode_of(g_sentinel));
 
     // Swapped between the intern's check and its chmod.
     reset_dirs();
     g_swap_armed = true;
     code = run_intern("true", "true");
     g_swap_armed = false;
-    CHECK(code == 0, "raced: exit code %d", code);
-    CHECK(mode_of(g_sentinel) == 0750, "raced: sentinel mode changed to %o", mode_of(g_sentinel));
+    REQUIRE(code == 0, "raced: exit code %d", code);
+    REQUIRE(mode_of(g_sentinel) == 0750, "raced: sentinel mode changed to %o", mode_of(g_sentinel));
 }
 
 int main(void)
@@ -408,9 +408,5 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", g_root);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    else
-        printf("test_rt_student: all checks passed\n");
-    return failures ? 1 : 0;
+    return check_finish("test_rt_student");
 }

@@ -5,25 +5,13 @@
 
 #include "rt_common.h"
 #include "rt_value.h"
+#include "check.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
 
 static char *hex(const struct buf *b)
 {
@@ -86,16 +74,17 @@ static void test_msgpack_fixed_encodings(void)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct buf b = {0};
-        CHECK(rt_msgpack_pack(cases[i].v, &b) == 0, "pack %zu", i);
-        CHECK(!strcmp(hex(&b), cases[i].hex), "case %zu: got %s want %s", i, hex(&b), cases[i].hex);
+        REQUIRE(rt_msgpack_pack(cases[i].v, &b) == 0, "pack %zu", i);
+        REQUIRE(!strcmp(hex(&b), cases[i].hex), "case %zu: got %s want %s", i, hex(&b),
+                cases[i].hex);
         buf_deinit(&b);
         rt_value_free(cases[i].v);
     }
     struct rt_value *m = rt_new_map();
     rt_map_set(m, "type", rt_new_str("start"));
     struct buf b = {0};
-    CHECK(rt_msgpack_pack(m, &b) == 0, "pack map");
-    CHECK(!strcmp(hex(&b), "81a474797065a57374617274"), "map: %s", hex(&b));
+    REQUIRE(rt_msgpack_pack(m, &b) == 0, "pack map");
+    REQUIRE(!strcmp(hex(&b), "81a474797065a57374617274"), "map: %s", hex(&b));
     buf_deinit(&b);
     rt_value_free(m);
 }
@@ -105,18 +94,18 @@ static void test_msgpack_round_trip_and_truncation(void)
     struct rt_value *m = sample_tree(), *back = NULL;
     struct buf b = {0};
     size_t used = 0;
-    CHECK(rt_msgpack_pack(m, &b) == 0, "pack");
-    CHECK(rt_msgpack_unpack(b.data, b.len, &used, &back) == 0, "unpack");
-    CHECK(used == b.len, "used %zu of %zu", used, b.len);
-    CHECK(rt_value_equal(m, back), "round trip differs");
-    CHECK(rt_map_get(back, "grade")->type == RT_FLOAT, "grade stays a float");
-    CHECK(rt_map_get(back, "strs")->u.arr.items[1]->type == RT_BIN, "bin stays bin");
+    REQUIRE(rt_msgpack_pack(m, &b) == 0, "pack");
+    REQUIRE(rt_msgpack_unpack(b.data, b.len, &used, &back) == 0, "unpack");
+    REQUIRE(used == b.len, "used %zu of %zu", used, b.len);
+    REQUIRE(rt_value_equal(m, back), "round trip differs");
+    REQUIRE(rt_map_get(back, "grade")->type == RT_FLOAT, "grade stays a float");
+    REQUIRE(rt_map_get(back, "strs")->u.arr.items[1]->type == RT_BIN, "bin stays bin");
     rt_value_free(back);
     // Every strict prefix is "need more", never an error or a partial value.
     for (size_t cut = 0; cut < b.len; cut += cut < 300 ? 1 : 997) {
         struct rt_value *v = NULL;
         int ret = rt_msgpack_unpack(b.data, cut, &used, &v);
-        CHECK(ret == -EAGAIN && !v, "prefix %zu gave %d", cut, ret);
+        REQUIRE(ret == -EAGAIN && !v, "prefix %zu gave %d", cut, ret);
     }
     buf_deinit(&b);
     rt_value_free(m);
@@ -130,14 +119,15 @@ static void test_msgpack_rejects(void)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct rt_value *v = NULL;
         size_t used;
-        CHECK(rt_msgpack_unpack(bad[i], len[i], &used, &v) == -EINVAL, "bad input %zu accepted", i);
+        REQUIRE(rt_msgpack_unpack(bad[i], len[i], &used, &v) == -EINVAL, "bad input %zu accepted",
+                i);
     }
     // Nesting beyond the depth limit is refused rather than recursing on.
     char deep[200];
     memset(deep, 0x91, sizeof(deep));
     struct rt_value *v = NULL;
     size_t used;
-    CHECK(rt_msgpack_unpack(deep, sizeof(deep), &used, &v) == -EINVAL, "deep nesting accepted");
+    REQUIRE(rt_msgpack_unpack(deep, sizeof(deep), &used, &v) == -EINVAL, "deep nesting accepted");
 }
 
 static void frame(struct buf *out, const struct rt_value *v)
@@ -168,17 +158,17 @@ static void test_framer_byte_at_a_time(void)
         int seen = 0;
         for (size_t off = 0; off < stream.len; off += steps[s]) {
             size_t n = stream.len - off < steps[s] ? stream.len - off : steps[s];
-            CHECK(msg_framer_feed(&fr, stream.data + off, n) == 0, "feed");
+            REQUIRE(msg_framer_feed(&fr, stream.data + off, n) == 0, "feed");
             struct rt_value *v = NULL;
             int got;
             while ((got = rt_frame_next(&fr, &v)) == 1) {
-                CHECK(seen < 3 && rt_value_equal(v, msgs[seen]), "frame %d differs", seen);
+                REQUIRE(seen < 3 && rt_value_equal(v, msgs[seen]), "frame %d differs", seen);
                 seen++;
                 rt_value_free(v);
             }
-            CHECK(got == 0, "framer error %d at %zu", got, off);
+            REQUIRE(got == 0, "framer error %d at %zu", got, off);
         }
-        CHECK(seen == 3, "step %zu: %d frames", steps[s], seen);
+        REQUIRE(seen == 3, "step %zu: %d frames", steps[s], seen);
         msg_framer_deinit(&fr);
     }
     buf_deinit(&stream);
@@ -206,26 +196,26 @@ static void test_msgpack_scan(void)
         // int64) that the scan, which only finds the end, lets through.
         bool agree = dec == 0 ? scn == 0 && sc.pos == used : dec == -EINVAL || scn == dec;
         bool ext = t == 0xc1 || (t >= 0xc7 && t <= 0xc9) || (t >= 0xd4 && t <= 0xd8);
-        CHECK(agree && (scn == -EINVAL) == ext, "tag %02x: decoder %d/%zu, scan %d/%zu", t, dec,
-              used, scn, sc.pos);
+        REQUIRE(agree && (scn == -EINVAL) == ext, "tag %02x: decoder %d/%zu, scan %d/%zu", t, dec,
+                used, scn, sc.pos);
     }
     struct rt_value *m = sample_tree();
     struct buf b = {0};
-    CHECK(rt_msgpack_pack(m, &b) == 0, "pack");
+    REQUIRE(rt_msgpack_pack(m, &b) == 0, "pack");
     rt_value_free(m);
     size_t n = b.len;
     struct rt_msgpack_scan resumed = RT_MSGPACK_SCAN_INIT;
     for (size_t k = 0; k < n; k++) {
         struct rt_msgpack_scan fresh = RT_MSGPACK_SCAN_INIT;
-        CHECK(rt_msgpack_scan(b.data, k, &fresh) == -EAGAIN, "complete at %zu of %zu", k, n);
-        CHECK(rt_msgpack_scan(b.data, k, &resumed) == -EAGAIN, "resumed: complete at %zu", k);
+        REQUIRE(rt_msgpack_scan(b.data, k, &fresh) == -EAGAIN, "complete at %zu of %zu", k, n);
+        REQUIRE(rt_msgpack_scan(b.data, k, &resumed) == -EAGAIN, "resumed: complete at %zu", k);
     }
-    CHECK(rt_msgpack_scan(b.data, n, &resumed) == 0 && resumed.pos == n, "resumed: end %zu of %zu",
-          resumed.pos, n);
+    REQUIRE(rt_msgpack_scan(b.data, n, &resumed) == 0 && resumed.pos == n,
+            "resumed: end %zu of %zu", resumed.pos, n);
     rt_buf_puts(&b, "015---");
     struct rt_msgpack_scan whole = RT_MSGPACK_SCAN_INIT;
-    CHECK(rt_msgpack_scan(b.data, b.len, &whole) == 0 && whole.pos == n, "end %zu of %zu",
-          whole.pos, n);
+    REQUIRE(rt_msgpack_scan(b.data, b.len, &whole) == 0 && whole.pos == n, "end %zu of %zu",
+            whole.pos, n);
     buf_deinit(&b);
 }
 
@@ -245,17 +235,17 @@ static int frame_once(const char *bytes, size_t n, size_t max)
 static void test_framer_errors(void)
 {
     // A zero-length body is not a msgpack object.
-    CHECK(frame_once("\0\0\0\0", 4, RT_FRAME_MAX) == -EINVAL, "empty body accepted");
+    REQUIRE(frame_once("\0\0\0\0", 4, RT_FRAME_MAX) == -EINVAL, "empty body accepted");
     // Trailing bytes inside a frame: two objects in one frame.
-    CHECK(frame_once("\0\0\0\2\xc0\xc0", 6, RT_FRAME_MAX) == -EINVAL,
-          "two objects in one frame accepted");
+    REQUIRE(frame_once("\0\0\0\2\xc0\xc0", 6, RT_FRAME_MAX) == -EINVAL,
+            "two objects in one frame accepted");
     // A length over the cap is refused before any allocation.
-    CHECK(frame_once("\x7f\xff\xff\xff", 4, RT_FRAME_MAX) == -EMSGSIZE, "huge frame accepted");
+    REQUIRE(frame_once("\x7f\xff\xff\xff", 4, RT_FRAME_MAX) == -EMSGSIZE, "huge frame accepted");
     // A header alone is just "need more".
-    CHECK(frame_once("\0\0\0\1", 4, RT_FRAME_MAX) == 0, "header alone");
+    REQUIRE(frame_once("\0\0\0\1", 4, RT_FRAME_MAX) == 0, "header alone");
     // A framer's own cap: up to it is "need more", one byte over is refused.
-    CHECK(frame_once("\0\0\0\x10", 4, 16) == 0, "a body of exactly the cap");
-    CHECK(frame_once("\0\0\0\x11", 4, 16) == -EMSGSIZE, "a body over the cap");
+    REQUIRE(frame_once("\0\0\0\x10", 4, 16) == 0, "a body of exactly the cap");
+    REQUIRE(frame_once("\0\0\0\x11", 4, 16) == -EMSGSIZE, "a body over the cap");
 }
 
 static void test_json_python_style(void)
@@ -278,18 +268,18 @@ static void test_json_python_style(void)
                        "\\u007f\", \"n\": [1, -2, 0.1, 1e-05, 1e+16, 1000000000000000.0, 66.67, "
                        "3.0, -0.5, 123456789.125, 1.5e-07, true, false, null]}";
     struct buf b = {0};
-    CHECK(rt_json_encode(m, &b) == 0, "encode");
-    CHECK(!strcmp(b.data, want), "got  %s\nwant %s", b.data, want);
+    REQUIRE(rt_json_encode(m, &b) == 0, "encode");
+    REQUIRE(!strcmp(b.data, want), "got  %s\nwant %s", b.data, want);
     struct rt_value *back = NULL;
-    CHECK(rt_json_decode(b.data, b.len, &back) == 0, "decode own output");
-    CHECK(rt_value_equal(m, back), "JSON round trip differs");
-    CHECK(rt_map_get(back, "grade")->type == RT_FLOAT, "50.0 decodes as a float");
-    CHECK(rt_map_get(back, "n")->u.arr.items[0]->type == RT_INT, "1 decodes as an int");
+    REQUIRE(rt_json_decode(b.data, b.len, &back) == 0, "decode own output");
+    REQUIRE(rt_value_equal(m, back), "JSON round trip differs");
+    REQUIRE(rt_map_get(back, "grade")->type == RT_FLOAT, "50.0 decodes as a float");
+    REQUIRE(rt_map_get(back, "n")->u.arr.items[0]->type == RT_INT, "1 decodes as an int");
     rt_value_free(back);
     buf_deinit(&b);
     // Binary values have no JSON form.
     rt_map_set(m, "bin", rt_new_bin("x", 1));
-    CHECK(rt_json_encode(m, &b) == -EINVAL, "bin encoded");
+    REQUIRE(rt_json_encode(m, &b) == -EINVAL, "bin encoded");
     buf_deinit(&b);
     rt_value_free(m);
 }
@@ -298,27 +288,28 @@ static void test_json_decode_cases(void)
 {
     struct rt_value *v = NULL;
     const char *ok = " { \"a\" : [ 1 , 2.5e3 , \"\\u00e9\\/\\t\" , {} , [] ] , \"a\": \"last\" } ";
-    CHECK(rt_json_decode(ok, strlen(ok), &v) == 0, "valid document");
-    CHECK(v->u.map.n == 1 && !strcmp(rt_map_str(v, "a"), "last"), "duplicate key: last wins");
+    REQUIRE(rt_json_decode(ok, strlen(ok), &v) == 0, "valid document");
+    REQUIRE(v->u.map.n == 1 && !strcmp(rt_map_str(v, "a"), "last"), "duplicate key: last wins");
     rt_value_free(v);
     const char *esc = "[\"\\u00e9\\ud83d\\ude00\", NaN, -Infinity, 12345678901234567890]";
-    CHECK(rt_json_decode(esc, strlen(esc), &v) == 0, "escapes and Python extensions");
-    CHECK(!strcmp(v->u.arr.items[0]->u.str.p, "\xc3\xa9\xf0\x9f\x98\x80"), "surrogate pair");
-    CHECK(isnan(v->u.arr.items[1]->u.f) && isinf(v->u.arr.items[2]->u.f), "NaN/-Infinity");
-    CHECK(v->u.arr.items[3]->type == RT_FLOAT, "out-of-range int degrades to float");
+    REQUIRE(rt_json_decode(esc, strlen(esc), &v) == 0, "escapes and Python extensions");
+    REQUIRE(!strcmp(v->u.arr.items[0]->u.str.p, "\xc3\xa9\xf0\x9f\x98\x80"), "surrogate pair");
+    REQUIRE(isnan(v->u.arr.items[1]->u.f) && isinf(v->u.arr.items[2]->u.f), "NaN/-Infinity");
+    REQUIRE(v->u.arr.items[3]->type == RT_FLOAT, "out-of-range int degrades to float");
     rt_value_free(v);
     const char *bad[] = {"",      "{",   "[1,]",      "{\"a\":1,}", "{'a':1}", "\"raw\ncontrol\"",
                          "[1] x", "tru", "{\"a\" 1}", "\"\\q\""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         v = NULL;
-        CHECK(rt_json_decode(bad[i], strlen(bad[i]), &v) == -EINVAL && !v, "accepted: %s", bad[i]);
+        REQUIRE(rt_json_decode(bad[i], strlen(bad[i]), &v) == -EINVAL && !v, "accepted: %s",
+                bad[i]);
     }
 }
 
 static void test_utf8_lossy(void)
 {
     struct rt_value *v = rt_new_str_utf8("ok\xff\xc3\xa9\xe2\x82", 7);
-    CHECK(!strcmp(v->u.str.p, "ok\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd"), "got %s", v->u.str.p);
+    REQUIRE(!strcmp(v->u.str.p, "ok\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd"), "got %s", v->u.str.p);
     rt_value_free(v);
     // One U+FFFD per maximal subpart, as CPython's decode("utf-8", "replace").
     static const struct {
@@ -344,7 +335,7 @@ static void test_utf8_lossy(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         v = rt_new_str_utf8(cases[i].in, strlen(cases[i].in));
-        CHECK(v && !strcmp(v->u.str.p, cases[i].out), "case %zu: got %s", i, v ? v->u.str.p : "");
+        REQUIRE(v && !strcmp(v->u.str.p, cases[i].out), "case %zu: got %s", i, v ? v->u.str.p : "");
         rt_value_free(v);
     }
 }
@@ -406,30 +397,30 @@ static void test_map_large(void)
     char k[32];
     size_t bad;
     struct rt_value *m = big_map();
-    CHECK(big_map_ok(m, &bad), "entry %zu of %zu is wrong", bad, m->u.map.n);
+    REQUIRE(big_map_ok(m, &bad), "entry %zu of %zu is wrong", bad, m->u.map.n);
     for (size_t i = BIG_N; i < BIG_N + 1000; i++) {
         big_key(k, sizeof(k), i);
-        CHECK(!rt_map_get(m, k), "absent key %s found", k);
+        REQUIRE(!rt_map_get(m, k), "absent key %s found", k);
     }
-    CHECK(!rt_map_get(m, "") && !rt_map_get(m, "key-"), "absent short keys found");
+    REQUIRE(!rt_map_get(m, "") && !rt_map_get(m, "key-"), "absent short keys found");
     // Deep copies and equality see the same entries.
     struct rt_value *c = rt_value_dup(m);
-    CHECK(big_map_ok(c, &bad), "copy: entry %zu is wrong", bad);
-    CHECK(rt_value_equal(m, c) && rt_value_equal(c, m), "copy differs");
+    REQUIRE(big_map_ok(c, &bad), "copy: entry %zu is wrong", bad);
+    REQUIRE(rt_value_equal(m, c) && rt_value_equal(c, m), "copy differs");
     big_key(k, sizeof(k), 12345);
     rt_map_set(c, k, rt_new_nil());
-    CHECK(!rt_value_equal(m, c), "changed copy still equal");
+    REQUIRE(!rt_value_equal(m, c), "changed copy still equal");
     rt_value_free(c);
     // rt_map_add does not replace: a duplicate is appended but lookups keep
     // finding the first entry, in large and small maps alike.
     big_key(k, sizeof(k), big_order(1));
     rt_map_add(m, rt_xstrdup(k), rt_new_str("shadow"));
-    CHECK(m->u.map.n == BIG_N + 1 && rt_map_get(m, k) == m->u.map.kv[1].val,
-          "large map: a duplicate from rt_map_add hides the first entry");
+    REQUIRE(m->u.map.n == BIG_N + 1 && rt_map_get(m, k) == m->u.map.kv[1].val,
+            "large map: a duplicate from rt_map_add hides the first entry");
     struct rt_value *small = rt_new_map();
     rt_map_set(small, "a", rt_new_int(1));
     rt_map_add(small, rt_xstrdup("a"), rt_new_int(2));
-    CHECK(small->u.map.n == 2 && rt_map_get(small, "a")->u.i == 1, "small map: first wins");
+    REQUIRE(small->u.map.n == 2 && rt_map_get(small, "a")->u.i == 1, "small map: first wins");
     rt_value_free(small);
     rt_value_free(m);
 }
@@ -443,9 +434,9 @@ static void test_map_large_codecs(void)
     size_t bad;
     struct rt_value *m = big_map(), *back = NULL;
     struct buf json = {0}, mp = {0};
-    CHECK(rt_json_encode(m, &json) == 0, "JSON encode");
-    CHECK(rt_json_decode(json.data, json.len, &back) == 0, "JSON decode");
-    CHECK(big_map_ok(back, &bad), "JSON round trip: entry %zu is wrong", bad);
+    REQUIRE(rt_json_encode(m, &json) == 0, "JSON encode");
+    REQUIRE(rt_json_decode(json.data, json.len, &back) == 0, "JSON decode");
+    REQUIRE(big_map_ok(back, &bad), "JSON round trip: entry %zu is wrong", bad);
     rt_value_free(back);
     back = NULL;
     // The same text with every third key set to "new" once more at the end,
@@ -461,30 +452,30 @@ static void test_map_large_codecs(void)
         rt_buf_puts(&json, extra);
     }
     rt_buf_puts(&json, "}");
-    CHECK(rt_json_decode(json.data, json.len, &back) == 0, "JSON decode with duplicates");
-    CHECK(big_map_ok(back, &bad), "JSON duplicates: entry %zu is wrong", bad);
+    REQUIRE(rt_json_decode(json.data, json.len, &back) == 0, "JSON decode with duplicates");
+    REQUIRE(big_map_ok(back, &bad), "JSON duplicates: entry %zu is wrong", bad);
     rt_value_free(back);
     back = NULL;
 
     size_t used = 0;
-    CHECK(rt_msgpack_pack(m, &mp) == 0, "msgpack pack");
-    CHECK(rt_msgpack_unpack(mp.data, mp.len, &used, &back) == 0 && used == mp.len,
-          "msgpack unpack");
-    CHECK(big_map_ok(back, &bad), "msgpack round trip: entry %zu is wrong", bad);
+    REQUIRE(rt_msgpack_pack(m, &mp) == 0, "msgpack pack");
+    REQUIRE(rt_msgpack_unpack(mp.data, mp.len, &used, &back) == 0 && used == mp.len,
+            "msgpack unpack");
+    REQUIRE(big_map_ok(back, &bad), "msgpack round trip: entry %zu is wrong", bad);
     rt_value_free(back);
     back = NULL;
     // map32 header (0xdf + count) with one more entry: key 0 again, "new".
-    CHECK((unsigned char)mp.data[0] == 0xdf, "map32 header expected");
+    REQUIRE((unsigned char)mp.data[0] == 0xdf, "map32 header expected");
     uint32_t count = BIG_N + 1;
     for (int i = 0; i < 4; i++)
         mp.data[1 + i] = (char)(count >> (24 - 8 * i));
     struct rt_value *key = rt_new_str(m->u.map.kv[0].key), *val = rt_new_str("new");
-    CHECK(rt_msgpack_pack(key, &mp) == 0 && rt_msgpack_pack(val, &mp) == 0, "pack extra entry");
+    REQUIRE(rt_msgpack_pack(key, &mp) == 0 && rt_msgpack_pack(val, &mp) == 0, "pack extra entry");
     rt_value_free(key);
     rt_value_free(val);
-    CHECK(rt_msgpack_unpack(mp.data, mp.len, &used, &back) == 0 && used == mp.len,
-          "msgpack unpack with a duplicate");
-    CHECK(big_map_ok(back, &bad), "msgpack duplicate: entry %zu is wrong", bad);
+    REQUIRE(rt_msgpack_unpack(mp.data, mp.len, &used, &back) == 0 && used == mp.len,
+            "msgpack unpack with a duplicate");
+    REQUIRE(big_map_ok(back, &bad), "msgpack duplicate: entry %zu is wrong", bad);
     rt_value_free(back);
     buf_deinit(&json);
     buf_deinit(&mp);
@@ -504,9 +495,5 @@ int main(void)
     test_utf8_lossy();
     test_map_large();
     test_map_large_codecs();
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    else
-        printf("test_rt_value: all checks passed\n");
-    return failures ? 1 : 0;
+    return check_finish("test_rt_value");
 }

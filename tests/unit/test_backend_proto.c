@@ -11,17 +11,7 @@
 #include "backend/backend_proto.h"
 #include "core/util.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
+#include "../check.h"
 
 static void hex(const void *p, size_t n, char *out, size_t outlen)
 {
@@ -47,7 +37,7 @@ static bool bytes_eq(const msgpack_sbuffer *sb, const char *want, size_t wantlen
 
 static void raw(msgpack_sbuffer *sb, const void *p, size_t n)
 {
-    PROCTOR_REQUIRE(msgpack_sbuffer_write(sb, p, n) == 0);
+    REQUIRE_OR_EXIT(msgpack_sbuffer_write(sb, p, n) == 0);
 }
 
 static void raw_byte(msgpack_sbuffer *sb, unsigned b)
@@ -137,7 +127,7 @@ static void pack(const struct value *v, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    PROCTOR_REQUIRE(value_pack(&pk, v) == 0);
+    REQUIRE_OR_EXIT(value_pack(&pk, v) == 0);
 }
 
 static int decode_value(const struct value *v, struct backend_msg *m, char *err, size_t errlen)
@@ -1045,10 +1035,5 @@ int main(void)
     test_large_stdout();
     test_ssh_and_pong();
     test_agent_checker();
-    if (failures) {
-        fprintf(stderr, "test_backend_proto: %d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_backend_proto: all checks passed\n");
-    return 0;
+    return check_finish("test_backend_proto");
 }

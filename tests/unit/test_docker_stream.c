@@ -4,23 +4,12 @@
 
 #include "docker/docker_stream.h"
 
+#include "../check.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -37,8 +26,8 @@ static void put_docker_frame(struct buf *b, uint8_t stream, const void *p, size_
 {
     uint8_t hdr[8] = {stream,    0, 0, 0, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
                       (uint8_t)n};
-    PROCTOR_REQUIRE(buf_append(b, hdr, 8, 0) == 0);
-    PROCTOR_REQUIRE(buf_append(b, p, n, 0) == 0);
+    REQUIRE_OR_EXIT(buf_append(b, hdr, 8, 0) == 0);
+    REQUIRE_OR_EXIT(buf_append(b, p, n, 0) == 0);
 }
 
 // Per-stream reassembly of what the demuxer hands out.
@@ -80,7 +69,7 @@ static int demux_run(struct docker_demux *d, const uint8_t *data, size_t len, si
             if (stream < 0 || stream > 2 || plen == 0)
                 return -2;
             o->pieces++;
-            PROCTOR_REQUIRE(buf_append(&o->s[stream], p, plen, 0) == 0);
+            REQUIRE_OR_EXIT(buf_append(&o->s[stream], p, plen, 0) == 0);
         }
     }
     return 0;
@@ -94,13 +83,13 @@ static void build_sample(struct buf *wire, struct buf *want_out, struct buf *wan
     put_docker_frame(wire, 1, "", 0);
     put_docker_frame(wire, 1, "world", 5);
     put_docker_frame(wire, 0, "", 0);
-    PROCTOR_REQUIRE(buf_append(want_out, "hello world", 11, 0) == 0);
-    PROCTOR_REQUIRE(buf_append(want_err, "warning\n", 8, 0) == 0);
+    REQUIRE_OR_EXIT(buf_append(want_out, "hello world", 11, 0) == 0);
+    REQUIRE_OR_EXIT(buf_append(want_err, "warning\n", 8, 0) == 0);
     struct buf big = {0};
     for (int i = 0; i < 3000; i++)
-        PROCTOR_REQUIRE(buf_append(&big, &big_char, 1, 0) == 0);
+        REQUIRE_OR_EXIT(buf_append(&big, &big_char, 1, 0) == 0);
     put_docker_frame(wire, 1, big.data, big.len);
-    PROCTOR_REQUIRE(buf_append(want_out, big.data, big.len, 0) == 0);
+    REQUIRE_OR_EXIT(buf_append(want_out, big.data, big.len, 0) == 0);
     put_docker_frame(wire, 2, "", 0);
     buf_deinit(&big);
 }
@@ -126,8 +115,8 @@ static void test_demux_splits(void)
             buf_deinit(&want_out);
             buf_deinit(&want_err);
         }
-        CHECK(ok, "chunk size %zu: rc %d result %d frames %llu empty %llu", chunks[ci], rc,
-              o.result, (unsigned long long)d.frames, (unsigned long long)d.empty_frames);
+        REQUIRE(ok, "chunk size %zu: rc %d result %d frames %llu empty %llu", chunks[ci], rc,
+                o.result, (unsigned long long)d.frames, (unsigned long long)d.empty_frames);
     }
     // Split the input in two at every possible position.
     for (size_t cut = 1; cut < wire.len; cut++) {
@@ -145,7 +134,7 @@ static void test_demux_splits(void)
             buf_deinit(&want_out);
             buf_deinit(&want_err);
         }
-        CHECK(ok, "cut at %zu", cut);
+        REQUIRE(ok, "cut at %zu", cut);
     }
     buf_deinit(&wire);
     buf_deinit(&want_out);
@@ -160,23 +149,23 @@ static void test_demux_boundary_and_busy(void)
     const void *p;
     size_t n;
     const uint8_t part[] = {1, 0, 0, 0, 0, 0};
-    CHECK(docker_demux_at_boundary(&d), "fresh parser is at a boundary");
-    CHECK(docker_demux_feed(&d, part, sizeof(part)) == 0, "feed");
-    CHECK(docker_demux_feed(&d, part, sizeof(part)) == -EBUSY, "second feed before next");
-    CHECK(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "partial header");
-    CHECK(!docker_demux_at_boundary(&d), "inside a header");
+    REQUIRE(docker_demux_at_boundary(&d), "fresh parser is at a boundary");
+    REQUIRE(docker_demux_feed(&d, part, sizeof(part)) == 0, "feed");
+    REQUIRE(docker_demux_feed(&d, part, sizeof(part)) == -EBUSY, "second feed before next");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "partial header");
+    REQUIRE(!docker_demux_at_boundary(&d), "inside a header");
     const uint8_t rest[] = {0, 4, 'a', 'b'};
-    CHECK(docker_demux_feed(&d, rest, sizeof(rest)) == 0, "feed rest");
-    CHECK(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_FRAME, "payload piece");
-    CHECK(stream == 1 && n == 2 && !memcmp(p, "ab", 2), "piece content");
-    CHECK(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "need more");
-    CHECK(!docker_demux_at_boundary(&d), "inside a payload");
-    CHECK(docker_demux_feed(&d, "cd", 2) == 0, "feed tail");
-    CHECK(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_FRAME, "tail piece");
-    CHECK(stream == 1 && n == 2 && !memcmp(p, "cd", 2), "tail content");
-    CHECK(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "drained");
-    CHECK(docker_demux_at_boundary(&d), "frame done");
-    CHECK(docker_demux_error(&d)[0] == '\0', "no error text");
+    REQUIRE(docker_demux_feed(&d, rest, sizeof(rest)) == 0, "feed rest");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_FRAME, "payload piece");
+    REQUIRE(stream == 1 && n == 2 && !memcmp(p, "ab", 2), "piece content");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "need more");
+    REQUIRE(!docker_demux_at_boundary(&d), "inside a payload");
+    REQUIRE(docker_demux_feed(&d, "cd", 2) == 0, "feed tail");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_FRAME, "tail piece");
+    REQUIRE(stream == 1 && n == 2 && !memcmp(p, "cd", 2), "tail content");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "drained");
+    REQUIRE(docker_demux_at_boundary(&d), "frame done");
+    REQUIRE(docker_demux_error(&d)[0] == '\0', "no error text");
 }
 
 static void expect_demux_error(const uint8_t *hdr, size_t max_frame, const char *what)
@@ -186,13 +175,13 @@ static void expect_demux_error(const uint8_t *hdr, size_t max_frame, const char 
     int stream;
     const void *p;
     size_t n;
-    CHECK(docker_demux_feed(&d, hdr, 8) == 0, "%s: feed", what);
-    CHECK(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_ERROR, "%s: error", what);
-    CHECK(docker_demux_error(&d)[0] != '\0', "%s: error text", what);
+    REQUIRE(docker_demux_feed(&d, hdr, 8) == 0, "%s: feed", what);
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_ERROR, "%s: error", what);
+    REQUIRE(docker_demux_error(&d)[0] != '\0', "%s: error text", what);
     // Sticky: valid input afterwards is still refused.
     const uint8_t ok[] = {1, 0, 0, 0, 0, 0, 0, 1, 'z'};
-    CHECK(docker_demux_feed(&d, ok, sizeof(ok)) == 0, "%s: feed after error", what);
-    CHECK(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_ERROR, "%s: sticky", what);
+    REQUIRE(docker_demux_feed(&d, ok, sizeof(ok)) == 0, "%s: feed after error", what);
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_ERROR, "%s: sticky", what);
 }
 
 static void test_demux_errors(void)
@@ -214,8 +203,8 @@ static void test_demux_errors(void)
     int stream;
     const void *p;
     size_t n;
-    CHECK(docker_demux_feed(&d, too_big, 8) == 0, "feed");
-    CHECK(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "limit accepted");
+    REQUIRE(docker_demux_feed(&d, too_big, 8) == 0, "feed");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "limit accepted");
 }
 
 // A 50 MB frame goes through in pieces with no buffering in the parser.
@@ -237,23 +226,23 @@ static void test_demux_large_frame(void)
     int stream;
     const void *p;
     size_t n, got = 0, pieces = 0;
-    CHECK(docker_demux_feed(&d, hdr, sizeof(hdr)) == 0, "feed header");
-    CHECK(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "header only");
+    REQUIRE(docker_demux_feed(&d, hdr, sizeof(hdr)) == 0, "feed header");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "header only");
     while (got < total) {
         size_t want = total - got < sizeof(chunk) ? total - got : sizeof(chunk);
-        CHECK(docker_demux_feed(&d, chunk, want) == 0, "feed payload");
+        REQUIRE(docker_demux_feed(&d, chunk, want) == 0, "feed payload");
         enum docker_stream_result r;
         while ((r = docker_demux_next(&d, &stream, &p, &n)) == DOCKER_STREAM_FRAME) {
-            CHECK(stream == 1 && p >= (const void *)chunk &&
-                      (const uint8_t *)p + n <= chunk + sizeof(chunk),
-                  "piece points into the fed buffer");
+            REQUIRE(stream == 1 && p >= (const void *)chunk &&
+                        (const uint8_t *)p + n <= chunk + sizeof(chunk),
+                    "piece points into the fed buffer");
             got += n;
             pieces++;
         }
-        CHECK(r == DOCKER_STREAM_NEED_MORE, "result %d", (int)r);
+        REQUIRE(r == DOCKER_STREAM_NEED_MORE, "result %d", (int)r);
     }
-    CHECK(got == total && docker_demux_at_boundary(&d), "got %zu of %zu", got, total);
-    CHECK(pieces == (total + sizeof(chunk) - 1) / sizeof(chunk), "%zu pieces", pieces);
+    REQUIRE(got == total && docker_demux_at_boundary(&d), "got %zu of %zu", got, total);
+    REQUIRE(pieces == (total + sizeof(chunk) - 1) / sizeof(chunk), "%zu pieces", pieces);
 }
 
 struct msgs {
@@ -278,7 +267,7 @@ static enum docker_stream_result framer_drain(struct msg_framer *f, struct msgs 
         enum docker_stream_result r = msg_framer_next(f, &p, &n);
         if (r != DOCKER_STREAM_FRAME)
             return r;
-        PROCTOR_REQUIRE(m->n < ARRAY_SIZE(m->items));
+        REQUIRE_OR_EXIT(m->n < ARRAY_SIZE(m->items));
         m->items[m->n] = xmalloc(n);
         memcpy(m->items[m->n], p, n);
         m->lens[m->n++] = n;
@@ -292,7 +281,7 @@ static const size_t sample_lens[] = {1, 12, 16, 3, 12};
 static void build_app_stream(struct buf *b)
 {
     for (size_t i = 0; i < ARRAY_SIZE(sample_msgs); i++)
-        PROCTOR_REQUIRE(msg_frame_encode(b, sample_msgs[i], sample_lens[i]) == 0);
+        REQUIRE_OR_EXIT(msg_frame_encode(b, sample_msgs[i], sample_lens[i]) == 0);
 }
 
 static bool msgs_match(const struct msgs *m)
@@ -319,7 +308,7 @@ static void test_framer_splits(void)
             size_t n = chunks[ci] ? chunks[ci] : 1 + rng() % 20;
             if (n > app.len - off)
                 n = app.len - off;
-            PROCTOR_REQUIRE(msg_framer_feed(&f, app.data + off, n) == 0);
+            REQUIRE_OR_EXIT(msg_framer_feed(&f, app.data + off, n) == 0);
             off += n;
             r = framer_drain(&f, &m);
         }
@@ -328,7 +317,7 @@ static void test_framer_splits(void)
         msg_framer_deinit(&f);
         if (!ok)
             buf_deinit(&app);
-        CHECK(ok, "chunk size %zu: result %d", chunks[ci], (int)r);
+        REQUIRE(ok, "chunk size %zu: result %d", chunks[ci], (int)r);
     }
     buf_deinit(&app);
 }
@@ -342,28 +331,28 @@ static void test_framer_errors(void)
 
     msg_framer_init(&f, 8);
     const uint8_t zero[] = {0, 0, 0, 0, 'x'};
-    CHECK(msg_framer_feed(&f, zero, sizeof(zero)) == 0, "feed");
-    CHECK(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "N == 0 is an error");
-    CHECK(strstr(msg_framer_error(&f), "empty") != NULL, "text: %s", msg_framer_error(&f));
+    REQUIRE(msg_framer_feed(&f, zero, sizeof(zero)) == 0, "feed");
+    REQUIRE(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "N == 0 is an error");
+    REQUIRE(strstr(msg_framer_error(&f), "empty") != NULL, "text: %s", msg_framer_error(&f));
     msg_framer_deinit(&f);
 
     // Over the limit, header split over two feeds.
     msg_framer_init(&f, 8);
     const uint8_t big[] = {0, 0, 0, 9};
-    CHECK(msg_framer_feed(&f, big, 2) == 0, "feed");
-    CHECK(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_NEED_MORE, "half header");
-    CHECK(msg_framer_pending(&f) == 2, "pending %zu", msg_framer_pending(&f));
-    CHECK(msg_framer_feed(&f, big + 2, 2) == 0, "feed");
-    CHECK(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "N > max is an error");
-    CHECK(strstr(msg_framer_error(&f), "too large") != NULL, "text: %s", msg_framer_error(&f));
-    CHECK(msg_framer_feed(&f, "\0\0\0\1x", 5) == 0, "feed after error");
-    CHECK(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "sticky");
+    REQUIRE(msg_framer_feed(&f, big, 2) == 0, "feed");
+    REQUIRE(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_NEED_MORE, "half header");
+    REQUIRE(msg_framer_pending(&f) == 2, "pending %zu", msg_framer_pending(&f));
+    REQUIRE(msg_framer_feed(&f, big + 2, 2) == 0, "feed");
+    REQUIRE(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "N > max is an error");
+    REQUIRE(strstr(msg_framer_error(&f), "too large") != NULL, "text: %s", msg_framer_error(&f));
+    REQUIRE(msg_framer_feed(&f, "\0\0\0\1x", 5) == 0, "feed after error");
+    REQUIRE(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "sticky");
     msg_framer_deinit(&f);
 
     // A 4 GiB declaration fails at once, without allocating.
     msg_framer_init(&f, 1u << 20);
-    CHECK(msg_framer_feed(&f, "\xff\xff\xff\xff", 4) == 0, "feed");
-    CHECK(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "huge declaration");
+    REQUIRE(msg_framer_feed(&f, "\xff\xff\xff\xff", 4) == 0, "feed");
+    REQUIRE(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "huge declaration");
     msg_framer_deinit(&f);
 
     // Exactly max_msg is accepted, also when collected byte by byte.
@@ -371,14 +360,14 @@ static void test_framer_errors(void)
     const uint8_t exact[] = {0, 0, 0, 8, '1', '2', '3', '4', '5', '6', '7', '8'};
     enum docker_stream_result r = DOCKER_STREAM_NEED_MORE;
     for (size_t i = 0; i < sizeof(exact); i++) {
-        PROCTOR_REQUIRE(msg_framer_feed(&f, exact + i, 1) == 0);
+        REQUIRE_OR_EXIT(msg_framer_feed(&f, exact + i, 1) == 0);
         r = framer_drain(&f, &m);
     }
     bool ok = r == DOCKER_STREAM_NEED_MORE && m.n == 1 && m.lens[0] == 8 &&
               !memcmp(m.items[0], "12345678", 8);
     msgs_deinit(&m);
     msg_framer_deinit(&f);
-    CHECK(ok, "max-size message");
+    REQUIRE(ok, "max-size message");
 }
 
 // Application frames spanning Docker frames, interleaved with stderr and empty
@@ -409,7 +398,7 @@ static void test_layers(void)
             size_t n = 1 + rng() % 23;
             if (n > wire.len - off)
                 n = wire.len - off;
-            PROCTOR_REQUIRE(docker_demux_feed(&d, wire.data + off, n) == 0);
+            REQUIRE_OR_EXIT(docker_demux_feed(&d, wire.data + off, n) == 0);
             off += n;
             int stream;
             const void *p;
@@ -418,7 +407,7 @@ static void test_layers(void)
             while ((r = docker_demux_next(&d, &stream, &p, &plen)) == DOCKER_STREAM_FRAME) {
                 if (stream != 1)
                     continue;
-                PROCTOR_REQUIRE(msg_framer_feed(&f, p, plen) == 0);
+                REQUIRE_OR_EXIT(msg_framer_feed(&f, p, plen) == 0);
                 ok = ok && framer_drain(&f, &m) == DOCKER_STREAM_NEED_MORE;
             }
             ok = ok && r == DOCKER_STREAM_NEED_MORE;
@@ -430,7 +419,7 @@ static void test_layers(void)
             buf_deinit(&app);
             buf_deinit(&wire);
         }
-        CHECK(ok, "round %d", round);
+        REQUIRE(ok, "round %d", round);
     }
     buf_deinit(&app);
     buf_deinit(&wire);
@@ -439,7 +428,7 @@ static void test_layers(void)
 static void test_encode(void)
 {
     struct buf b = {0};
-    CHECK(msg_frame_encode(&b, "abc", 3) == 0, "encode");
+    REQUIRE(msg_frame_encode(&b, "abc", 3) == 0, "encode");
     bool ok = b.len == 7 && !memcmp(b.data, "\0\0\0\3abc", 7);
     // 0x01020304 bytes would take 16 MiB; check the byte order on a 258-byte message.
     static char body[258];
@@ -447,7 +436,7 @@ static void test_encode(void)
          (uint8_t)b.data[7] == 0 && (uint8_t)b.data[8] == 0 && (uint8_t)b.data[9] == 1 &&
          (uint8_t)b.data[10] == 2;
     buf_deinit(&b);
-    CHECK(ok, "big-endian header");
+    REQUIRE(ok, "big-endian header");
 }
 
 int main(void)
@@ -460,10 +449,5 @@ int main(void)
     test_framer_errors();
     test_layers();
     test_encode();
-    if (failures) {
-        fprintf(stderr, "test_docker_stream: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_docker_stream: ok\n");
-    return 0;
+    return check_finish("test_docker_stream");
 }
