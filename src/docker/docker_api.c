@@ -27,25 +27,23 @@ static void fail_wait(int status, const char *err, docker_any_fn fn, void *data)
 static void fail_cpu(int status, const char *err, docker_any_fn fn, void *data);
 static void fail_events(int status, const char *err, docker_any_fn fn, void *data);
 
-#define STREAM DOCKER_KIND_STREAM
 #define LONG_POLL DOCKER_KIND_LONG_POLL
+#define OK_304 DOCKER_KIND_304_OK
 
-// clang-format off
 const struct docker_req_row docker_req_kinds[DOCKER_REQ_KIND_COUNT] = {
-    /*                         method    path                      flags       decode      line        fail */
-    [DOCKER_REQ_INFO] =       {"GET",    "/info",                  0,          decode_info, NULL,      fail_info},
-    [DOCKER_REQ_IMAGES] =     {"GET",    "/images/json",           0,          decode_images, NULL,    fail_images},
-    [DOCKER_REQ_CREATE] =     {"POST",   "/containers/create",     0,          decode_create, NULL,    fail_id},
-    [DOCKER_REQ_START] =      {"POST",   "/containers/{id}/start", DOCKER_KIND_304_OK, NULL, NULL,     fail_done},
-    [DOCKER_REQ_KILL] =       {"POST",   "/containers/{id}/kill",  0,          NULL,       NULL,       fail_done},
-    [DOCKER_REQ_REMOVE] =     {"DELETE", "/containers/{id}",       0,          NULL,       NULL,       fail_done},
-    [DOCKER_REQ_INSPECT] =    {"GET",    "/containers/{id}/json",  0,          decode_inspect, NULL,   fail_inspect},
-    [DOCKER_REQ_CONTAINERS] = {"GET",    "/containers/json",       0,          decode_containers, NULL, fail_containers},
-    [DOCKER_REQ_WAIT] =       {"POST",   "/containers/{id}/wait",  LONG_POLL,  decode_wait, NULL,      fail_wait},
-    [DOCKER_REQ_STATS] =      {"GET",    "/containers/{id}/stats", STREAM,     NULL,       line_stats, fail_cpu},
-    [DOCKER_REQ_EVENTS] =     {"GET",    "/events",                STREAM,     NULL,       line_event, fail_events},
+    /* endpoint, flags, decode (a reply body), line (a stream's line), fail */
+    [DOCKER_REQ_INFO] = {"GET /info", 0, decode_info, NULL, fail_info},
+    [DOCKER_REQ_IMAGES] = {"GET /images/json", 0, decode_images, NULL, fail_images},
+    [DOCKER_REQ_CREATE] = {"POST /containers/create", 0, decode_create, NULL, fail_id},
+    [DOCKER_REQ_START] = {"POST /containers/{id}/start", OK_304, NULL, NULL, fail_done},
+    [DOCKER_REQ_KILL] = {"POST /containers/{id}/kill", 0, NULL, NULL, fail_done},
+    [DOCKER_REQ_REMOVE] = {"DELETE /containers/{id}", 0, NULL, NULL, fail_done},
+    [DOCKER_REQ_INSPECT] = {"GET /containers/{id}/json", 0, decode_inspect, NULL, fail_inspect},
+    [DOCKER_REQ_CONTAINERS] = {"GET /containers/json", 0, decode_containers, NULL, fail_containers},
+    [DOCKER_REQ_WAIT] = {"POST /containers/{id}/wait", LONG_POLL, decode_wait, NULL, fail_wait},
+    [DOCKER_REQ_STATS] = {"GET /containers/{id}/stats", 0, NULL, line_stats, fail_cpu},
+    [DOCKER_REQ_EVENTS] = {"GET /events", 0, NULL, line_event, fail_events},
 };
-// clang-format on
 
 /* ---- building ---------------------------------------------------------- */
 

@@ -48,14 +48,16 @@ enum docker_req_kind {
 };
 
 /** Row flags. */
-#define DOCKER_KIND_STREAM 1u    /* newline-delimited JSON, one line() per line; no timeout */
-#define DOCKER_KIND_LONG_POLL 2u /* no total timeout */
-#define DOCKER_KIND_304_OK 4u    /* HTTP 304 is a success (start: "already started") */
+#define DOCKER_KIND_LONG_POLL 1u /* no total timeout (streams have none either) */
+#define DOCKER_KIND_304_OK 2u    /* HTTP 304 is a success (start: "already started") */
 
 struct docker_req_row {
-    const char *method; /* "GET", "POST", "DELETE" */
-    const char *path;   /* after the API prefix; "{id}" stands for the escaped container id */
-    unsigned flags;     /* DOCKER_KIND_* */
+    /**
+     * "METHOD /path", the path after the API prefix, where "{id}" stands for
+     * the escaped container id: "POST /containers/{id}/start".
+     */
+    const char *endpoint;
+    unsigned flags; /* DOCKER_KIND_* */
     /**
      * A success's reply body, parsed: calls fn once with the typed result and
      * returns 0, or returns -EPROTO (then fn was not called) when the JSON has
@@ -63,7 +65,10 @@ struct docker_req_row {
      * fail(0, NULL).
      */
     int (*decode)(const cJSON *json, docker_any_fn fn, void *data);
-    /** Streams: one parsed line (fn may cancel the request). */
+    /**
+     * Set for streams (newline-delimited JSON, no timeout): one parsed line;
+     * a line it cannot use it skips. fn may cancel the request.
+     */
     void (*line)(const cJSON *json, docker_any_fn fn, void *data);
     /**
      * Calls fn with the error (status != 0, err set), or with no result and

@@ -242,7 +242,8 @@ struct docker_req *docker_cpu_watch(struct docker_client *c, const char *id, doc
 
 /* ---- inside src/docker (docker_api.h) ---------------------------------- */
 
-static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *userp);
+static void req_setopts(struct docker_req *r, const char *method, const char *url,
+                        const char *body);
 static char *req_url(struct docker_req *r, const char *path, const char *id,
                      const char *const *query);
 
@@ -250,11 +251,13 @@ struct docker_req *docker_req_start(struct docker_client *c, enum docker_req_kin
                                     const char *id, const char *const *query, char *body,
                                     docker_any_fn fn, void *data)
 {
+    AUTO_FREE char *body_owned = body;
     const struct docker_req_row *k = &docker_req_kinds[kind];
-    if (strstr(k->path, "{id}") && PROCTOR_FAILS(id && *id)) {
-        free(body);
+    const char *path = strchr(k->endpoint, ' ') + 1;
+    if (strstr(path, "{id}") && PROCTOR_FAILS(id && *id))
         return NULL;
-    }
+    char method[8];
+    snprintf(method, sizeof(method), "%.*s", (int)(path - 1 - k->endpoint), k->endpoint);
     struct docker_req *r = xcalloc(1, sizeof(*r));
     r->c = c;
     r->kind = k;
@@ -263,7 +266,31 @@ struct docker_req *docker_req_start(struct docker_client *c, enum docker_req_kin
     r->max_body = c->max_body;
     r->easy = curl_easy_init();
     PROCTOR_REQUIRE(r->easy);
-    AUTO_FREE char *url = req_url(r, k->path, id, query);
+    AUTO_FREE char *url = req_url(r, path, id, query);
+    req_setopts(r, method, url, body);
+    log_debug(LOG_DOCKER, "%s %s", method, url);
+    return req_submit(r);
+}
+
+struct docker_events **docker_client_watches(struct docker_client *c)
+{
+    return &c->watches;
+}
+
+/* ---- requests: lifecycle ----------------------------------------------- */
+
+static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *userp);
+
+static void req_header(struct docker_req *r, const char *header)
+{
+    struct curl_slist *list = curl_slist_append(r->headers, header);
+    PROCTOR_REQUIRE(list);
+    r->headers = list;
+}
+
+static void req_setopts(struct docker_req *r, const char *method, const char *url, const char *body)
+{
+    struct docker_client *c = r->c;
     CURL *e = r->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
     if (c->ep.is_unix)
@@ -275,35 +302,24 @@ struct docker_req *docker_req_start(struct docker_client *c, enum docker_req_kin
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     // Streams and the wait long-poll last as long as the container: no total timeout.
-    if (!(k->flags & (DOCKER_KIND_STREAM | DOCKER_KIND_LONG_POLL)) && c->timeout_ms > 0)
+    if (!r->kind->line && !(r->kind->flags & DOCKER_KIND_LONG_POLL) && c->timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    r->headers = curl_slist_append(NULL, "Expect:");
-    if (strcmp(k->method, "POST") == 0) {
+    req_header(r, "Expect:");
+    if (strcmp(method, "POST") == 0) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         if (body) {
-            r->headers = curl_slist_append(r->headers, "Content-Type: application/json");
+            req_header(r, "Content-Type: application/json");
             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
             curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
         } else {
             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
             curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, "");
         }
-    } else if (strcmp(k->method, "GET") != 0) {
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, k->method);
+    } else if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
-    PROCTOR_REQUIRE(r->headers);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-    free(body);
-    log_debug(LOG_DOCKER, "%s %s", k->method, url);
-    return req_submit(r);
 }
-
-struct docker_events **docker_client_watches(struct docker_client *c)
-{
-    return &c->watches;
-}
-
-/* ---- requests: lifecycle ----------------------------------------------- */
 
 static void url_add(struct buf *b, const char *s, size_t n)
 {
@@ -399,12 +415,12 @@ static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *userp)
     struct docker_req *r = userp;
     size_t n = size * nmemb;
     // Streams keep only an unfinished line between drives; the cap is on one line.
-    size_t limit = (r->kind->flags & DOCKER_KIND_STREAM) ? 2 * r->max_body : r->max_body;
+    size_t limit = r->kind->line ? 2 * r->max_body : r->max_body;
     if (buf_append(&r->body, p, n, limit) < 0) {
         r->overflow = true;
         return 0;
     }
-    if ((r->kind->flags & DOCKER_KIND_STREAM)) {
+    if (r->kind->line) {
         const char *nl = memrchr(r->body.data, '\n', r->body.len);
         size_t tail = nl ? r->body.len - (size_t)(nl + 1 - r->body.data) : r->body.len;
         if (tail > r->max_body) {
@@ -556,7 +572,7 @@ static void req_complete(struct docker_req *r, CURLcode res)
             snprintf(text, sizeof(text), "docker answered http %ld", http);
             err = text;
         }
-    } else if (k->flags & DOCKER_KIND_STREAM) {
+    } else if (k->line) {
         stream_dispatch(r, true);
     } else if (k->decode) {
         json = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
@@ -587,7 +603,7 @@ static void client_drive(struct docker_client *c, curl_socket_t s, int flags)
     curl_multi_socket_action(c->multi, s, flags, &running);
     // Streams first, so that a stream's last lines come before its end.
     for (struct docker_req *r = c->reqs; r; r = r->next) {
-        if (!(r->kind->flags & DOCKER_KIND_STREAM) || r->cancelled || r->body.len == 0)
+        if (!r->kind->line || r->cancelled || r->body.len == 0)
             continue;
         long http = 0;
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http);

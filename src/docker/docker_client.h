@@ -5,7 +5,10 @@
  * libcurl multi, driven by the loop through CURLMOPT_SOCKETFUNCTION and
  * CURLMOPT_TIMERFUNCTION, talks HTTP/1.1 to the engine over its unix socket
  * (or plain TCP). JSON is handled with cJSON inside this module only: callers
- * get typed C results. Nothing here blocks the loop.
+ * get typed C results. Nothing here blocks the loop. Each endpoint is one row
+ * of the table in docker_api.c (with its JSON); the events watch
+ * (docker_events.h) and the cgroup CPU reader (docker_cgroup.h) have their
+ * own files, and this header includes theirs.
  *
  * Endpoint: the `docker_host` argument, else $DOCKER_HOST, else
  * unix:///var/run/docker.sock. Accepted forms: `unix:///path` and
