@@ -18,6 +18,7 @@ if(BUILD_TESTING)
   # The agent's identity, work-directory lock and port pool (no engine needed).
   add_executable(test_agent tests/unit/test_agent.c)
   target_link_libraries(test_agent PRIVATE agent_core)
+  target_include_directories(test_agent PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME agent_unit COMMAND test_agent)
   set_tests_properties(agent_unit PROPERTIES LABELS unit TIMEOUT 60)
 endif()

@@ -3,6 +3,7 @@
 if(BUILD_TESTING)
   add_executable(test_core tests/unit/test_core.c)
   target_link_libraries(test_core PRIVATE proctor_core)
+  target_include_directories(test_core PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME core COMMAND test_core)
   set_tests_properties(core PROPERTIES LABELS unit TIMEOUT 60)
 

@@ -9,19 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "core/loop.h"
 #include "core/util.h"
 #include "job/agent.h"
 #include "job/job.h"
-
-static int failures;
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static void sink_started(void *data, const char *job_id)
 {
@@ -140,23 +132,12 @@ static void test_ports_ascending(struct loop *loop, const char *top)
 int main(void)
 {
     char top[] = "/tmp/proctor-test-agent-XXXXXX";
-    if (!mkdtemp(top)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    REQUIRE_OR_EXIT(mkdtemp(top) != NULL, "mkdtemp");
     struct loop *loop = loop_new();
-    if (!loop) {
-        fprintf(stderr, "cannot create a loop\n");
-        return 1;
-    }
+    REQUIRE_OR_EXIT(loop != NULL, "cannot create a loop");
     test_identity(loop, top);
     test_ports_ascending(loop, top);
     loop_free(loop);
     util_rmtree(top);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("agent: all checks passed\n");
-    return 0;
+    return check_finish("agent");
 }

@@ -10,19 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "core/loop.h"
 #include "core/util.h"
 #include "core/value.h"
 #include "core/worker.h"
-
-static int failures;
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* ---- loop ---------------------------------------------------------------- */
 
@@ -941,10 +933,5 @@ int main(void)
     test_double_to_int();
     test_trees();
     test_worker();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("core: all checks passed\n");
-    return 0;
+    return check_finish("core");
 }
