@@ -13,6 +13,7 @@ if(BUILD_TESTING)
 
   add_executable(test_backend_link_unit tests/unit/test_backend_link.c)
   target_link_libraries(test_backend_link_unit PRIVATE proctor_backend)
+  target_include_directories(test_backend_link_unit PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME backend_link_unit COMMAND test_backend_link_unit)
   set_tests_properties(backend_link_unit PROPERTIES LABELS unit TIMEOUT 60)
 

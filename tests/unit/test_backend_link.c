@@ -10,22 +10,11 @@
 
 #include <zmq.h>
 
+#include "check.h"
 #include "backend/backend_link.h"
 #include "backend/backend_proto.h"
 #include "core/loop.h"
 #include "core/util.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
 
 #define MAX_RX 64
 
@@ -123,19 +112,19 @@ static void fake_on_fd(struct loop *l, int fd, unsigned events, void *data)
 static void fake_bind(struct fake *f)
 {
     f->router = zmq_socket(f->ctx, ZMQ_ROUTER);
-    PROCTOR_REQUIRE(f->router);
+    REQUIRE_OR_EXIT(f->router);
     int zero = 0;
     zmq_setsockopt(f->router, ZMQ_LINGER, &zero, sizeof zero);
     if (!f->endpoint[0]) {
-        PROCTOR_REQUIRE(zmq_bind(f->router, "tcp://127.0.0.1:*") == 0);
+        REQUIRE_OR_EXIT(zmq_bind(f->router, "tcp://127.0.0.1:*") == 0);
         size_t sz = sizeof f->endpoint;
-        PROCTOR_REQUIRE(zmq_getsockopt(f->router, ZMQ_LAST_ENDPOINT, f->endpoint, &sz) == 0);
+        REQUIRE_OR_EXIT(zmq_getsockopt(f->router, ZMQ_LAST_ENDPOINT, f->endpoint, &sz) == 0);
     } else {
-        PROCTOR_REQUIRE(zmq_bind(f->router, f->endpoint) == 0);
+        REQUIRE_OR_EXIT(zmq_bind(f->router, f->endpoint) == 0);
     }
     size_t sz = sizeof f->fd;
-    PROCTOR_REQUIRE(zmq_getsockopt(f->router, ZMQ_FD, &f->fd, &sz) == 0);
-    PROCTOR_REQUIRE(loop_fd_add(loop, f->fd, LOOP_READ, fake_on_fd, f) == 0);
+    REQUIRE_OR_EXIT(zmq_getsockopt(f->router, ZMQ_FD, &f->fd, &sz) == 0);
+    REQUIRE_OR_EXIT(loop_fd_add(loop, f->fd, LOOP_READ, fake_on_fd, f) == 0);
 }
 
 static void fake_unbind(struct fake *f)
@@ -149,9 +138,9 @@ static void fake_unbind(struct fake *f)
 static void fake_send(struct fake *f, const struct rx *to, const char *const *frames,
                       const size_t *lens, size_t n)
 {
-    PROCTOR_REQUIRE(zmq_send(f->router, to->id, to->idlen, ZMQ_SNDMORE) >= 0);
+    REQUIRE_OR_EXIT(zmq_send(f->router, to->id, to->idlen, ZMQ_SNDMORE) >= 0);
     for (size_t i = 0; i < n; i++)
-        PROCTOR_REQUIRE(zmq_send(f->router, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
+        REQUIRE_OR_EXIT(zmq_send(f->router, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
     fake_drain(f); // a send consumes the ZMQ_FD edge too
 }
 
@@ -274,7 +263,7 @@ static void send_hello(struct agent *a)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    PROCTOR_REQUIRE(backend_encode_hello(&sb, "unit", 2, NULL) == 0);
+    REQUIRE_OR_EXIT(backend_encode_hello(&sb, "unit", 2, NULL) == 0);
     CHECK(backend_link_send(a->link, &sb) == 0, "send hello");
     msgpack_sbuffer_destroy(&sb);
 }
@@ -283,7 +272,7 @@ static void pack_value(const struct value *v, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    PROCTOR_REQUIRE(value_pack(&pk, v) == 0);
+    REQUIRE_OR_EXIT(value_pack(&pk, v) == 0);
 }
 
 static void new_job_bytes(const char *job_id, msgpack_sbuffer *sb)
@@ -446,7 +435,7 @@ static void test_queue_bound(void)
         return;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    PROCTOR_REQUIRE(backend_encode_pong(&sb) == 0);
+    REQUIRE_OR_EXIT(backend_encode_pong(&sb) == 0);
     int ok = 0, full = 0;
     for (int i = 0; i < BACKEND_LINK_QUEUE_MAX_MSGS + 100; i++) {
         int r = backend_link_send(a.link, &sb);
@@ -468,7 +457,7 @@ static void test_queue_flush(struct fake *f)
     a.link = backend_link_new(loop, "tcp://127.0.0.1:1", &cb, &a);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    PROCTOR_REQUIRE(backend_encode_pong(&sb) == 0);
+    REQUIRE_OR_EXIT(backend_encode_pong(&sb) == 0);
     for (int i = 0; i < 3000; i++)
         backend_link_send(a.link, &sb);
     CHECK(run_until(f, &a, queue_below, 3000, 5000), "hook never flushed");
@@ -484,7 +473,7 @@ static void test_queue_flush(struct fake *f)
 int main(void)
 {
     loop = loop_new();
-    PROCTOR_REQUIRE(loop);
+    REQUIRE_OR_EXIT(loop);
     struct fake f = {0};
     f.ctx = zmq_ctx_new();
     fake_bind(&f);
@@ -495,7 +484,7 @@ int main(void)
                                  .on_disconnect = on_disconnect,
                                  .on_connect = on_connect};
     a.link = backend_link_new(loop, f.endpoint, &cb, &a);
-    PROCTOR_REQUIRE(a.link);
+    REQUIRE_OR_EXIT(a.link);
 
     test_exchange(&f, &a);
     test_reconnect(&f, &a);
@@ -511,10 +500,5 @@ int main(void)
     fake_unbind(&f);
     zmq_ctx_term(f.ctx);
     loop_free(loop);
-    if (failures) {
-        fprintf(stderr, "test_backend_link: %d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_backend_link: all checks passed\n");
-    return 0;
+    return check_finish("test_backend_link");
 }
