@@ -5,10 +5,13 @@
 get_filename_component(PROCTOR_RT_TOP ${CMAKE_CURRENT_LIST_DIR}/.. ABSOLUTE)
 set(PROCTOR_RT_SOURCES
   ${PROCTOR_RT_TOP}/src/runtime/rt_value.c
+  ${PROCTOR_RT_TOP}/src/runtime/rt_msgpack.c
+  ${PROCTOR_RT_TOP}/src/runtime/rt_json.c
   ${PROCTOR_RT_TOP}/src/runtime/rt_common.c
   ${PROCTOR_RT_TOP}/src/runtime/rt_feedback.c
   ${PROCTOR_RT_TOP}/src/runtime/rt_rst.c
   ${PROCTOR_RT_TOP}/src/runtime/rt_runner.c
+  ${PROCTOR_RT_TOP}/src/runtime/rt_archive.c
   ${PROCTOR_RT_TOP}/src/runtime/rt_student.c)
 
 # The shipped binary: static against glibc only. The directory-wide options

@@ -13,6 +13,8 @@
 
 #include "common/framer.h"
 #include "common/wire.h"
+#include "rt_json.h"
+#include "rt_msgpack.h"
 #include "rt_value.h"
 
 #define RT_NPROC_LIMIT 1000

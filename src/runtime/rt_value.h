@@ -1,6 +1,6 @@
 /*
- * rt_value: a small owned value tree for the container runtime, with a
- * msgpack codec (the agent wire) and a JSON codec (the on-disk files shared
+ * rt_value: a small owned value tree for the container runtime. Its codecs
+ * are rt_msgpack.h (the agent wire) and rt_json.h (the on-disk files shared
  * with INGInious's Python API). Self-contained: libc only, so that the
  * runtime links statically without msgpack-c or cJSON.
  */
@@ -14,6 +14,10 @@
 #include "common/buf.h"
 
 enum rt_type { RT_NIL, RT_BOOL, RT_INT, RT_FLOAT, RT_STR, RT_BIN, RT_ARRAY, RT_MAP };
+
+// Deep enough for any real input map, shallow enough that a hostile frame
+// cannot exhaust the stack of a process whose memory is the container's.
+#define RT_VALUE_MAX_DEPTH 64
 
 struct rt_value;
 struct rt_map_index;
@@ -87,55 +91,5 @@ void rt_map_set(struct rt_value *m, const char *key, struct rt_value *val);
 void rt_map_add(struct rt_value *m, char *key_owned, struct rt_value *val);
 /** Appends to an array; takes ownership of val. */
 void rt_array_push(struct rt_value *a, struct rt_value *val);
-
-/** Appends the msgpack encoding of v to out; 0 or -ENOMEM. */
-int rt_msgpack_pack(const struct rt_value *v, struct buf *out);
-/**
- * Decodes one msgpack object from p[0..n). Returns 0 and sets *out (caller
- * frees) and *used; -EAGAIN when the bytes end before the object does;
- * -EINVAL on malformed or unsupported input (ext types, map keys that are
- * neither str nor bin, nesting deeper than 64); -ENOMEM.
- */
-int rt_msgpack_unpack(const void *p, size_t n, size_t *used, struct rt_value **out);
-
-/** Where a resumable boundary scan of one msgpack object stands. */
-struct rt_msgpack_scan {
-    size_t pos;       // bytes known to belong to the object
-    uint64_t pending; // objects (array items, map keys and values) still to pass
-};
-#define RT_MSGPACK_SCAN_INIT                                                                       \
-    {                                                                                              \
-        .pos = 0, .pending = 1                                                                     \
-    }
-
-/**
- * Finds where the msgpack object starting at p[0] ends, without decoding or
- * allocating: returns 0 once it is whole (it is p[0..s->pos)), -EAGAIN when
- * p[0..n) ends first (call again with the same bytes plus more: the scan
- * resumes at s->pos, so each byte is examined about once in all), or -EINVAL
- * on a type rt_msgpack_unpack refuses as well (ext types, 0xc1). Depth is
- * not limited here; the decoder does that.
- */
-int rt_msgpack_scan(const void *p, size_t n, struct rt_msgpack_scan *s);
-
-/**
- * Appends v as JSON in Python's json.dumps default style (", " and ": "
- * separators, ASCII-only with \u escapes, floats always with a '.' or an
- * exponent). BIN values are not representable: -EINVAL. 0 or -ENOMEM.
- */
-int rt_json_encode(const struct rt_value *v, struct buf *out);
-/**
- * Parses exactly one JSON document (surrounding whitespace allowed) from
- * p[0..n). Integers without fraction or exponent become INT, others FLOAT;
- * NaN/Infinity are accepted as Python writes them. 0 and *out (caller frees),
- * or -EINVAL / -ENOMEM.
- */
-int rt_json_decode(const char *p, size_t n, struct rt_value **out);
-
-/** Appends the UTF-8 encoding of code point cp; 0 or -ENOMEM. */
-int rt_utf8_put(struct buf *b, uint32_t cp);
-
-/** Python's repr of a float into dst (at least 32 bytes): "50.0", "66.67", "1e-05". */
-void rt_float_repr(double f, char *dst, size_t size);
 
 #endif
