@@ -73,11 +73,13 @@ target_link_libraries(agent_core INTERFACE proctor_policy)
 if(BUILD_TESTING)
   add_executable(test_policy_host tests/unit/test_policy_host.c)
   target_link_libraries(test_policy_host PRIVATE proctor_policy)
+  target_include_directories(test_policy_host PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME policy_host COMMAND test_policy_host ${CMAKE_SOURCE_DIR})
   set_tests_properties(policy_host PROPERTIES LABELS unit)
 
   add_executable(test_policy_default tests/unit/test_policy_default.c)
   target_link_libraries(test_policy_default PRIVATE proctor_policy)
+  target_include_directories(test_policy_default PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME policy_default COMMAND test_policy_default)
   set_tests_properties(policy_default PROPERTIES LABELS unit)
 

@@ -8,22 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "common/utf8.h"
 #include "core/util.h"
 #include "core/value.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static const struct policy_config cfg = {.concurrency = 3, .host_memory_mib = 1000};
 
@@ -64,19 +52,18 @@ static void test_limits(void)
         struct policy_limits out = {0};
         char reason[POLICY_REASON_MAX] = "";
         int ret = policy_default_limits(&cfg, &cases[i].req, &out, reason, sizeof reason);
-        CHECK(ret == cases[i].ret, "case %zu: ret %d", i, ret);
+        REQUIRE(ret == cases[i].ret, "case %zu: ret %d", i, ret);
         if (ret) {
-            CHECK(!strcmp(reason, "Not enough memory on agent (available: 333MB). Please contact "
-                                  "your course administrator."),
-                  "case %zu: %s", i, reason);
+            REQUIRE(!strcmp(reason, "Not enough memory on agent (available: 333MB). Please contact "
+                                    "your course administrator."),
+                    "case %zu: %s", i, reason);
             continue;
         }
-        CHECK(out.time_s == cases[i].time && out.hard_time_s == cases[i].hard &&
-                  out.memory_mib == cases[i].mem && out.network == cases[i].network,
-              "case %zu: %lld %lld %lld %d", i, (long long)out.time_s, (long long)out.hard_time_s,
-              (long long)out.memory_mib, out.network);
+        REQUIRE(out.time_s == cases[i].time && out.hard_time_s == cases[i].hard &&
+                    out.memory_mib == cases[i].mem && out.network == cases[i].network,
+                "case %zu: %lld %lld %lld %d", i, (long long)out.time_s, (long long)out.hard_time_s,
+                (long long)out.memory_mib, out.network);
     }
-out:
     return;
 }
 
@@ -90,29 +77,28 @@ static void test_caps(void)
                               .max_output_bytes = 6};
     struct policy_limits l = {100, 100, 500, false};
     policy_cap_limits(&c, &l);
-    CHECK(l.time_s == 10 && l.hard_time_s == 20 && l.memory_mib == 50, "limits capped");
+    REQUIRE(l.time_s == 10 && l.hard_time_s == 20 && l.memory_mib == 50, "limits capped");
     struct policy_student_req sr = {30, 90, 200, 0, 0, 0, "x"};
     struct policy_student_limits s = {40, 40, 400};
     policy_cap_student(&sr, &s);
-    CHECK(s.time_s == 30 && s.hard_time_s == 40 && s.memory_mib == 200, "student capped");
+    REQUIRE(s.time_s == 30 && s.hard_time_s == 40 && s.memory_mib == 200, "student capped");
     struct policy_hardening_req grading = {"x", false, 200, false};
     struct policy_hardening h = {.max_output_bytes = 100,
                                  .max_frame_bytes = 100,
                                  .max_students = 1000,
                                  .max_students_total = INT64_MAX};
     policy_cap_hardening(&c, &grading, &h);
-    CHECK(h.max_output_bytes == 6 && h.max_frame_bytes == 5, "bytes capped");
-    CHECK(h.max_students == POLICY_MAX_STUDENTS &&
-              h.max_students_total == POLICY_MAX_STUDENTS_TOTAL,
-          "student caps: %lld %lld", (long long)h.max_students, (long long)h.max_students_total);
+    REQUIRE(h.max_output_bytes == 6 && h.max_frame_bytes == 5, "bytes capped");
+    REQUIRE(h.max_students == POLICY_MAX_STUDENTS &&
+                h.max_students_total == POLICY_MAX_STUDENTS_TOTAL,
+            "student caps: %lld %lld", (long long)h.max_students, (long long)h.max_students_total);
     h.max_students = 3;
     h.max_students_total = 7;
     policy_cap_hardening(&c, &grading, &h);
-    CHECK(h.max_students == 3 && h.max_students_total == 7, "a policy narrows");
+    REQUIRE(h.max_students == 3 && h.max_students_total == 7, "a policy narrows");
     struct policy_hardening_req student = {"x", true, 200, false};
     policy_cap_hardening(&c, &student, &h);
-    CHECK(h.max_students == 0 && h.max_students_total == 0, "meaningless for student containers");
-out:
+    REQUIRE(h.max_students == 0 && h.max_students_total == 0, "meaningless for student containers");
     return;
 }
 
@@ -121,12 +107,11 @@ static void test_hardening(void)
     struct policy_hardening_req grading = {"x", false, 200, false};
     struct policy_hardening h;
     policy_default_hardening(&grading, &h);
-    CHECK(h.max_students == 8 && h.max_students_total == 512, "built-in: %lld %lld",
-          (long long)h.max_students, (long long)h.max_students_total);
+    REQUIRE(h.max_students == 8 && h.max_students_total == 512, "built-in: %lld %lld",
+            (long long)h.max_students, (long long)h.max_students_total);
     struct policy_hardening_req student = {"x", true, 200, false};
     policy_default_hardening(&student, &h);
-    CHECK(h.max_students == 0 && h.max_students_total == 0, "student containers: 0");
-out:
+    REQUIRE(h.max_students == 0 && h.max_students_total == 0, "student containers: 0");
     return;
 }
 
@@ -136,17 +121,16 @@ static void test_ports(void)
     uint16_t chosen[POLICY_MAX_PORTS] = {0};
     char err[128] = "";
     struct policy_ports_req req = {"j", 2, pool, 3};
-    CHECK(policy_default_ports(&req, chosen, err, sizeof err) == 0, "two of three");
-    CHECK(chosen[0] == 10 && chosen[1] == 11, "lowest first");
+    REQUIRE(policy_default_ports(&req, chosen, err, sizeof err) == 0, "two of three");
+    REQUIRE(chosen[0] == 10 && chosen[1] == 11, "lowest first");
     req.count = 4;
-    CHECK(policy_default_ports(&req, chosen, err, sizeof err) == -EPERM, "too few");
-    CHECK(!strcmp(err, "No ports are available right now. Please retry later."), "%s", err);
+    REQUIRE(policy_default_ports(&req, chosen, err, sizeof err) == -EPERM, "too few");
+    REQUIRE(!strcmp(err, "No ports are available right now. Please retry later."), "%s", err);
     req.count = 2;
     uint16_t dup[] = {11, 11}, stranger[] = {10, 99};
-    CHECK(!policy_ports_valid(&req, dup, err, sizeof err), "duplicate refused");
-    CHECK(!policy_ports_valid(&req, stranger, err, sizeof err), "foreign port refused");
-    CHECK(strstr(err, "99") != NULL, "names the port: %s", err);
-out:
+    REQUIRE(!policy_ports_valid(&req, dup, err, sizeof err), "duplicate refused");
+    REQUIRE(!policy_ports_valid(&req, stranger, err, sizeof err), "foreign port refused");
+    REQUIRE(strstr(err, "99") != NULL, "names the port: %s", err);
     return;
 }
 
@@ -161,15 +145,14 @@ static void test_runtimes(void)
     struct policy_runtime out[8];
     size_t n = 0;
     policy_default_runtimes(names, ARRAY_SIZE(names), true, out, 8, &n);
-    CHECK(n == 6, "docker, docker-ssh, kata, kata-ssh, nvidia, nvidia-ssh: %zu", n);
-    CHECK(!strcmp(out[0].envtype, "docker") && !strcmp(out[0].runtime, "io.containerd.runc.v2"),
-          "first wins");
-    CHECK(!strcmp(out[1].envtype, "docker-ssh"), "ssh variant: %s", out[1].envtype);
-    CHECK(!strcmp(out[2].envtype, "kata") && out[2].run_as_root && !out[2].shared_kernel, "kata");
-    CHECK(!strcmp(out[4].envtype, "nvidia") && out[4].enables_gpu, "nvidia");
+    REQUIRE(n == 6, "docker, docker-ssh, kata, kata-ssh, nvidia, nvidia-ssh: %zu", n);
+    REQUIRE(!strcmp(out[0].envtype, "docker") && !strcmp(out[0].runtime, "io.containerd.runc.v2"),
+            "first wins");
+    REQUIRE(!strcmp(out[1].envtype, "docker-ssh"), "ssh variant: %s", out[1].envtype);
+    REQUIRE(!strcmp(out[2].envtype, "kata") && out[2].run_as_root && !out[2].shared_kernel, "kata");
+    REQUIRE(!strcmp(out[4].envtype, "nvidia") && out[4].enables_gpu, "nvidia");
     policy_default_runtimes(names, ARRAY_SIZE(names), false, out, 2, &n);
-    CHECK(n == 2, "bounded by max: %zu", n);
-out:
+    REQUIRE(n == 2, "bounded by max: %zu", n);
     return;
 }
 
@@ -184,74 +167,72 @@ static void test_results(void)
     struct value *p = value_map_put(&raw, "problems");
     value_set_map(p);
     value_set_str(value_map_put(p, "q.1-a_b"), "fine");
-    CHECK(policy_default_results(&raw, "s", &r, reason, sizeof reason) == 0, "%s", reason);
-    CHECK(!strcmp(r.result, "error"), "unknown result becomes error: %s", r.result);
-    CHECK(r.grade == 12.35, "Python's round(12.345, 2): %.17g", r.grade);
+    REQUIRE(policy_default_results(&raw, "s", &r, reason, sizeof reason) == 0, "%s", reason);
+    REQUIRE(!strcmp(r.result, "error"), "unknown result becomes error: %s", r.result);
+    REQUIRE(r.grade == 12.35, "Python's round(12.345, 2): %.17g", r.grade);
     const struct value *q = value_map_get(&r.problems, "q.1-a_b");
-    CHECK(q && q->type == VALUE_ARRAY && value_is_str(&q->u.a.items[0], "error"), "normalised");
+    REQUIRE(q && q->type == VALUE_ARRAY && value_is_str(&q->u.a.items[0], "error"), "normalised");
     policy_result_deinit(&r);
 
     value_set_str(value_map_put(p, "bad id"), "x");
-    CHECK(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "bad id");
-    CHECK(strstr(reason, "bad id") != NULL, "%s", reason);
+    REQUIRE(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "bad id");
+    REQUIRE(strstr(reason, "bad id") != NULL, "%s", reason);
     value_deinit(&raw);
 
     value_set_map(&raw);
     struct value *t = value_map_put(&raw, "tests");
     value_set_map(t);
     value_set_map(value_map_put(t, "x*"));
-    CHECK(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "map value");
+    REQUIRE(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "map value");
     value_deinit(&raw);
 
     value_set_map(&raw);
     value_set_bool(value_map_put(&raw, "grade"), true);
-    CHECK(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "bool grade");
+    REQUIRE(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "bool grade");
     value_deinit(&raw);
 
     value_set_map(&raw);
     value_set_float(value_map_put(&raw, "grade"), NAN);
-    CHECK(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "nan grade");
+    REQUIRE(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "nan grade");
     value_deinit(&raw);
 
     value_set_map(&raw);
     value_set_str(value_map_put(&raw, "archive"), "not decoded by the caller");
-    CHECK(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "archive");
+    REQUIRE(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "archive");
     value_deinit(&raw);
 
     value_set_map(&raw);
-    CHECK(policy_default_results(&raw, "old", &r, reason, sizeof reason) == 0, "empty map");
-    CHECK(!strcmp(r.result, "error") && r.grade == 0.0 && !strcmp(r.state, ""), "defaults");
-    CHECK(r.problems.type == VALUE_MAP && r.tests.type == VALUE_MAP && r.custom.type == VALUE_MAP,
-          "maps");
-out:
+    REQUIRE(policy_default_results(&raw, "old", &r, reason, sizeof reason) == 0, "empty map");
+    REQUIRE(!strcmp(r.result, "error") && r.grade == 0.0 && !strcmp(r.state, ""), "defaults");
+    REQUIRE(r.problems.type == VALUE_MAP && r.tests.type == VALUE_MAP && r.custom.type == VALUE_MAP,
+            "maps");
     policy_result_deinit(&r);
     value_deinit(&raw);
 }
 
 static void test_checks(void)
 {
-    CHECK(policy_cap_name_valid("NET_RAW") && policy_cap_name_valid("CAP_NET_RAW") &&
-              policy_cap_name_valid("ALL"),
-          "known caps");
-    CHECK(!policy_cap_name_valid("net_raw") && !policy_cap_name_valid("") &&
-              !policy_cap_name_valid("CAP_"),
-          "unknown caps");
-    CHECK(policy_id_valid("a-b.c_D9", 8, false) && !policy_id_valid("a*", 2, false) &&
-              policy_id_valid("a*", 2, true) && !policy_id_valid("", 0, true) &&
-              !policy_id_valid("a\n", 2, false),
-          "ids");
-    CHECK(utf8_valid("h\xc3\xa9", 3) && !utf8_valid("\xff", 1) && !utf8_valid("\xc3", 1) &&
-              !utf8_valid("\xed\xa0\x80", 3) && !utf8_valid("\xc0\xaf", 2) && utf8_valid("", 0),
-          "utf8");
-    CHECK(policy_round2(0.125) == 0.12 && policy_round2(0.135) == 0.14 &&
-              policy_round2(0.375) == 0.38 && policy_round2(2.675) == 2.67 &&
-              policy_round2(-1.005) == -1.0 && policy_round2(1e300) == 1e300 &&
-              isnan(policy_round2(NAN)),
-          "round2");
-    CHECK(policy_envtype_valid("docker-ssh") && !policy_envtype_valid("") &&
-              !policy_envtype_valid("a b"),
-          "envtypes");
-out:
+    REQUIRE(policy_cap_name_valid("NET_RAW") && policy_cap_name_valid("CAP_NET_RAW") &&
+                policy_cap_name_valid("ALL"),
+            "known caps");
+    REQUIRE(!policy_cap_name_valid("net_raw") && !policy_cap_name_valid("") &&
+                !policy_cap_name_valid("CAP_"),
+            "unknown caps");
+    REQUIRE(policy_id_valid("a-b.c_D9", 8, false) && !policy_id_valid("a*", 2, false) &&
+                policy_id_valid("a*", 2, true) && !policy_id_valid("", 0, true) &&
+                !policy_id_valid("a\n", 2, false),
+            "ids");
+    REQUIRE(utf8_valid("h\xc3\xa9", 3) && !utf8_valid("\xff", 1) && !utf8_valid("\xc3", 1) &&
+                !utf8_valid("\xed\xa0\x80", 3) && !utf8_valid("\xc0\xaf", 2) && utf8_valid("", 0),
+            "utf8");
+    REQUIRE(policy_round2(0.125) == 0.12 && policy_round2(0.135) == 0.14 &&
+                policy_round2(0.375) == 0.38 && policy_round2(2.675) == 2.67 &&
+                policy_round2(-1.005) == -1.0 && policy_round2(1e300) == 1e300 &&
+                isnan(policy_round2(NAN)),
+            "round2");
+    REQUIRE(policy_envtype_valid("docker-ssh") && !policy_envtype_valid("") &&
+                !policy_envtype_valid("a b"),
+            "envtypes");
     return;
 }
 
@@ -264,10 +245,5 @@ int main(void)
     test_runtimes();
     test_results();
     test_checks();
-    if (failures) {
-        fprintf(stderr, "test_policy_default: %d check(s) failed\n", failures);
-        return 1;
-    }
-    fprintf(stderr, "test_policy_default: all checks passed\n");
-    return 0;
+    return check_finish("test_policy_default");
 }

@@ -17,24 +17,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/value.h"
 
-static int failures;
 static const char *shipped_dir;
 static const char *repo_root;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static const struct policy_config cfg = {
     .concurrency = 4,
@@ -50,7 +39,7 @@ static const struct policy_config cfg = {
 static char *make_dir(void)
 {
     char tmpl[] = "/tmp/proctor-policy-test-XXXXXX";
-    PROCTOR_REQUIRE(mkdtemp(tmpl) != NULL);
+    REQUIRE_OR_EXIT(mkdtemp(tmpl) != NULL);
     return xstrdup(tmpl);
 }
 
@@ -58,9 +47,9 @@ static void write_file(const char *dir, const char *name, const char *text)
 {
     char *path = xasprintf("%s/%s", dir, name);
     FILE *f = fopen(path, "w");
-    PROCTOR_REQUIRE(f != NULL);
-    PROCTOR_REQUIRE(fputs(text, f) >= 0);
-    PROCTOR_REQUIRE(fclose(f) == 0);
+    REQUIRE_OR_EXIT(f != NULL);
+    REQUIRE_OR_EXIT(fputs(text, f) >= 0);
+    REQUIRE_OR_EXIT(fclose(f) == 0);
     free(path);
 }
 
@@ -121,18 +110,17 @@ static void expect_limits_fallback(const char *what, const char *body)
     struct policy_host *host = host_from(dir);
     struct policy_limits out = {0};
     char reason[POLICY_REASON_MAX] = "";
-    CHECK(host != NULL, "%s: the file must load", what);
+    REQUIRE(host != NULL, "%s: the file must load", what);
     int ret = policy_limits(host, &default_req, &out, reason, sizeof reason);
-    CHECK(ret == 0, "%s: ret %d (%s)", what, ret, reason);
-    CHECK(is_default_limits(&out), "%s: got %lld/%lld/%lld", what, (long long)out.time_s,
-          (long long)out.hard_time_s, (long long)out.memory_mib);
-    CHECK(policy_host_failures(host) == 1, "%s: failures %llu", what,
-          (unsigned long long)policy_host_failures(host));
+    REQUIRE(ret == 0, "%s: ret %d (%s)", what, ret, reason);
+    REQUIRE(is_default_limits(&out), "%s: got %lld/%lld/%lld", what, (long long)out.time_s,
+            (long long)out.hard_time_s, (long long)out.memory_mib);
+    REQUIRE(policy_host_failures(host) == 1, "%s: failures %llu", what,
+            (unsigned long long)policy_host_failures(host));
     // The same state still answers: the failure left nothing behind.
     ret = policy_limits(host, &default_req, &out, reason, sizeof reason);
-    CHECK(ret == 0 && is_default_limits(&out), "%s: second call", what);
-    CHECK(policy_host_failures(host) == 2, "%s: failures are counted", what);
-out:
+    REQUIRE(ret == 0 && is_default_limits(&out), "%s: second call", what);
+    REQUIRE(policy_host_failures(host) == 2, "%s: failures are counted", what);
     policy_host_free(host);
     remove_dir(dir);
 }
@@ -144,12 +132,11 @@ static void expect_load_error(const char *what, const char *file, const char *te
     char *dir = dir_with(file, text);
     char err[1024] = "";
     struct policy_host *host = policy_host_new(dir, &cfg, err, sizeof err);
-    CHECK(host == NULL, "%s: must not load", what);
-    CHECK(strstr(err, needle) != NULL, "%s: error '%s' lacks '%s'", what, err, needle);
+    REQUIRE(host == NULL, "%s: must not load", what);
+    REQUIRE(strstr(err, needle) != NULL, "%s: error '%s' lacks '%s'", what, err, needle);
     err[0] = '\0';
-    CHECK(policy_check_dir(dir, err, sizeof err) == -EINVAL, "%s: check_dir", what);
-    CHECK(strstr(err, needle) != NULL, "%s: check_dir error '%s' lacks '%s'", what, err, needle);
-out:
+    REQUIRE(policy_check_dir(dir, err, sizeof err) == -EINVAL, "%s: check_dir", what);
+    REQUIRE(strstr(err, needle) != NULL, "%s: check_dir error '%s' lacks '%s'", what, err, needle);
     policy_host_free(host);
     remove_dir(dir);
 }
@@ -178,21 +165,20 @@ static void test_shipped_limits(struct policy_host *host, struct policy_host *bu
         char ra[POLICY_REASON_MAX] = "", rb[POLICY_REASON_MAX] = "";
         int reta = policy_limits(host, &reqs[i], &a, ra, sizeof ra);
         int retb = policy_limits(builtin, &reqs[i], &b, rb, sizeof rb);
-        CHECK(reta == retb, "limits case %zu: lua %d vs C %d (%s / %s)", i, reta, retb, ra, rb);
-        CHECK(!strcmp(ra, rb), "limits case %zu: '%s' vs '%s'", i, ra, rb);
-        CHECK(!memcmp(&a, &b, sizeof a),
-              "limits case %zu: lua %lld/%lld/%lld/%d C %lld/%lld/%lld/%d", i, (long long)a.time_s,
-              (long long)a.hard_time_s, (long long)a.memory_mib, a.network, (long long)b.time_s,
-              (long long)b.hard_time_s, (long long)b.memory_mib, b.network);
+        REQUIRE(reta == retb, "limits case %zu: lua %d vs C %d (%s / %s)", i, reta, retb, ra, rb);
+        REQUIRE(!strcmp(ra, rb), "limits case %zu: '%s' vs '%s'", i, ra, rb);
+        REQUIRE(!memcmp(&a, &b, sizeof a),
+                "limits case %zu: lua %lld/%lld/%lld/%d C %lld/%lld/%lld/%d", i,
+                (long long)a.time_s, (long long)a.hard_time_s, (long long)a.memory_mib, a.network,
+                (long long)b.time_s, (long long)b.hard_time_s, (long long)b.memory_mib, b.network);
     }
     struct policy_limits l = {0};
     char reason[POLICY_REASON_MAX] = "";
     struct policy_limits_req big = {.has_memory = true, .memory_mib = 2000};
-    CHECK(policy_limits(host, &big, &l, reason, sizeof reason) == -EPERM, "refused");
-    CHECK(!strcmp(reason, "Not enough memory on agent (available: 1024MB). Please contact your "
-                          "course administrator."),
-          "INGInious's text, got '%s'", reason);
-out:
+    REQUIRE(policy_limits(host, &big, &l, reason, sizeof reason) == -EPERM, "refused");
+    REQUIRE(!strcmp(reason, "Not enough memory on agent (available: 1024MB). Please contact your "
+                            "course administrator."),
+            "INGInious's text, got '%s'", reason);
     return;
 }
 
@@ -206,15 +192,14 @@ static void test_shipped_student(struct policy_host *host, struct policy_host *b
     for (size_t i = 0; i < ARRAY_SIZE(reqs); i++) {
         struct policy_student_limits a = {0}, b = {0};
         char r[POLICY_REASON_MAX];
-        CHECK(policy_student_limits(host, &reqs[i], &a, r, sizeof r) == 0, "student %zu", i);
-        CHECK(policy_student_limits(builtin, &reqs[i], &b, r, sizeof r) == 0, "student %zu", i);
-        CHECK(!memcmp(&a, &b, sizeof a), "student case %zu: %lld/%lld/%lld vs %lld/%lld/%lld", i,
-              (long long)a.time_s, (long long)a.hard_time_s, (long long)a.memory_mib,
-              (long long)b.time_s, (long long)b.hard_time_s, (long long)b.memory_mib);
-        CHECK(a.time_s <= reqs[i].parent_time_s && a.memory_mib <= reqs[i].parent_memory_mib,
-              "student case %zu above its parent", i);
+        REQUIRE(policy_student_limits(host, &reqs[i], &a, r, sizeof r) == 0, "student %zu", i);
+        REQUIRE(policy_student_limits(builtin, &reqs[i], &b, r, sizeof r) == 0, "student %zu", i);
+        REQUIRE(!memcmp(&a, &b, sizeof a), "student case %zu: %lld/%lld/%lld vs %lld/%lld/%lld", i,
+                (long long)a.time_s, (long long)a.hard_time_s, (long long)a.memory_mib,
+                (long long)b.time_s, (long long)b.hard_time_s, (long long)b.memory_mib);
+        REQUIRE(a.time_s <= reqs[i].parent_time_s && a.memory_mib <= reqs[i].parent_memory_mib,
+                "student case %zu above its parent", i);
     }
-out:
     return;
 }
 
@@ -224,14 +209,13 @@ static void test_shipped_ports(struct policy_host *host)
     uint16_t chosen[POLICY_MAX_PORTS] = {0};
     char reason[POLICY_REASON_MAX] = "";
     struct policy_ports_req req = {"job", 2, free_ports, 3};
-    CHECK(policy_ports(host, &req, chosen, reason, sizeof reason) == 0, "ports: %s", reason);
-    CHECK(chosen[0] == 64120 && chosen[1] == 64121, "ports %u %u", chosen[0], chosen[1]);
+    REQUIRE(policy_ports(host, &req, chosen, reason, sizeof reason) == 0, "ports: %s", reason);
+    REQUIRE(chosen[0] == 64120 && chosen[1] == 64121, "ports %u %u", chosen[0], chosen[1]);
     req.count = 4;
-    CHECK(policy_ports(host, &req, chosen, reason, sizeof reason) == -EPERM, "pool too small");
-    CHECK(!strcmp(reason, "No ports are available right now. Please retry later."), "%s", reason);
+    REQUIRE(policy_ports(host, &req, chosen, reason, sizeof reason) == -EPERM, "pool too small");
+    REQUIRE(!strcmp(reason, "No ports are available right now. Please retry later."), "%s", reason);
     req.count = 0;
-    CHECK(policy_ports(host, &req, chosen, reason, sizeof reason) == 0, "no port needed");
-out:
+    REQUIRE(policy_ports(host, &req, chosen, reason, sizeof reason) == 0, "no port needed");
     return;
 }
 
@@ -244,16 +228,15 @@ static void test_shipped_runtimes(struct policy_host *host, struct policy_host *
     for (int ssh = 0; ssh <= 1; ssh++) {
         memset(a, 0, sizeof a);
         memset(b, 0, sizeof b);
-        CHECK(policy_runtimes(host, names, ARRAY_SIZE(names), ssh, a, 16, &na) == 0, "runtimes");
-        CHECK(policy_runtimes(builtin, names, ARRAY_SIZE(names), ssh, b, 16, &nb) == 0, "rt");
-        CHECK(na == nb && na == (ssh ? 6u : 3u), "runtimes: %zu vs %zu", na, nb);
-        CHECK(!memcmp(a, b, sizeof a), "runtimes differ (ssh %d)", ssh);
-        CHECK(!strcmp(a[0].runtime, "io.containerd.runc.v2") && !strcmp(a[0].envtype, "docker"),
-              "first runtime wins: %s %s", a[0].runtime, a[0].envtype);
-        CHECK(a[0].shared_kernel && !a[0].run_as_root, "docker flags");
+        REQUIRE(policy_runtimes(host, names, ARRAY_SIZE(names), ssh, a, 16, &na) == 0, "runtimes");
+        REQUIRE(policy_runtimes(builtin, names, ARRAY_SIZE(names), ssh, b, 16, &nb) == 0, "rt");
+        REQUIRE(na == nb && na == (ssh ? 6u : 3u), "runtimes: %zu vs %zu", na, nb);
+        REQUIRE(!memcmp(a, b, sizeof a), "runtimes differ (ssh %d)", ssh);
+        REQUIRE(!strcmp(a[0].runtime, "io.containerd.runc.v2") && !strcmp(a[0].envtype, "docker"),
+                "first runtime wins: %s %s", a[0].runtime, a[0].envtype);
+        REQUIRE(a[0].shared_kernel && !a[0].run_as_root, "docker flags");
     }
-    CHECK(policy_host_failures(host) == 0, "no failure");
-out:
+    REQUIRE(policy_host_failures(host) == 0, "no failure");
     return;
 }
 
@@ -263,30 +246,30 @@ static void test_shipped_hardening(struct policy_host *host, struct policy_host 
         struct policy_hardening_req req = {"default", net == 1, 200, net == 1};
         struct policy_hardening a, b;
         char r[POLICY_REASON_MAX];
-        CHECK(policy_hardening(host, &req, &a, r, sizeof r) == 0, "hardening");
-        CHECK(policy_hardening(builtin, &req, &b, r, sizeof r) == 0, "hardening");
-        CHECK(!memcmp(&a, &b, sizeof a), "hardening differs (network %d)", net);
-        CHECK(a.pids_limit >= 512 && a.no_new_privileges, "hardening values");
-        CHECK(a.max_output_bytes == 128 << 20, "output bytes %lld", (long long)a.max_output_bytes);
-        CHECK(a.max_frame_bytes == 64 << 20, "frame bytes capped by cfg: %lld",
-              (long long)a.max_frame_bytes);
+        REQUIRE(policy_hardening(host, &req, &a, r, sizeof r) == 0, "hardening");
+        REQUIRE(policy_hardening(builtin, &req, &b, r, sizeof r) == 0, "hardening");
+        REQUIRE(!memcmp(&a, &b, sizeof a), "hardening differs (network %d)", net);
+        REQUIRE(a.pids_limit >= 512 && a.no_new_privileges, "hardening values");
+        REQUIRE(a.max_output_bytes == 128 << 20, "output bytes %lld",
+                (long long)a.max_output_bytes);
+        REQUIRE(a.max_frame_bytes == 64 << 20, "frame bytes capped by cfg: %lld",
+                (long long)a.max_frame_bytes);
         for (size_t i = 0; i < a.ncap_drop; i++)
-            CHECK(strcmp(a.cap_drop[i], "CHOWN") && strcmp(a.cap_drop[i], "SETUID"),
-                  "the runner needs %s", a.cap_drop[i]);
-        CHECK(a.ncap_drop == (net ? 4u : 7u), "caps dropped: %zu", a.ncap_drop);
+            REQUIRE(strcmp(a.cap_drop[i], "CHOWN") && strcmp(a.cap_drop[i], "SETUID"),
+                    "the runner needs %s", a.cap_drop[i]);
+        REQUIRE(a.ncap_drop == (net ? 4u : 7u), "caps dropped: %zu", a.ncap_drop);
     }
     for (int student = 0; student <= 1; student++) {
         struct policy_hardening_req req = {"default", student == 1, 200, false};
         struct policy_hardening a, b;
         char r[POLICY_REASON_MAX];
-        CHECK(policy_hardening(host, &req, &a, r, sizeof r) == 0, "hardening");
-        CHECK(policy_hardening(builtin, &req, &b, r, sizeof r) == 0, "hardening");
-        CHECK(!memcmp(&a, &b, sizeof a), "hardening differs (student %d)", student);
-        CHECK(a.max_students == (student ? 0 : 8) && a.max_students_total == (student ? 0 : 512),
-              "student caps (student %d): %lld %lld", student, (long long)a.max_students,
-              (long long)a.max_students_total);
+        REQUIRE(policy_hardening(host, &req, &a, r, sizeof r) == 0, "hardening");
+        REQUIRE(policy_hardening(builtin, &req, &b, r, sizeof r) == 0, "hardening");
+        REQUIRE(!memcmp(&a, &b, sizeof a), "hardening differs (student %d)", student);
+        REQUIRE(a.max_students == (student ? 0 : 8) && a.max_students_total == (student ? 0 : 512),
+                "student caps (student %d): %lld %lld", student, (long long)a.max_students,
+                (long long)a.max_students_total);
     }
-out:
     return;
 }
 
@@ -325,29 +308,29 @@ static void test_shipped_results(struct policy_host *host, struct policy_host *b
     struct policy_result a = {0}, b = {0};
     char reason[POLICY_REASON_MAX] = "";
     build_result(&raw, "float");
-    CHECK(policy_results(host, &raw, "old", &a, reason, sizeof reason) == 0, "%s", reason);
-    CHECK(policy_results(builtin, &raw, "old", &b, reason, sizeof reason) == 0, "%s", reason);
-    CHECK(!strcmp(a.result, "failed") && !strcmp(a.text, "some feedback"), "result/text");
-    CHECK(a.grade == 66.67 && b.grade == 66.67, "grade rounded: %f %f", a.grade, b.grade);
-    CHECK(!strcmp(a.state, "") && !strcmp(b.state, ""), "state erased as in INGInious");
+    REQUIRE(policy_results(host, &raw, "old", &a, reason, sizeof reason) == 0, "%s", reason);
+    REQUIRE(policy_results(builtin, &raw, "old", &b, reason, sizeof reason) == 0, "%s", reason);
+    REQUIRE(!strcmp(a.result, "failed") && !strcmp(a.text, "some feedback"), "result/text");
+    REQUIRE(a.grade == 66.67 && b.grade == 66.67, "grade rounded: %f %f", a.grade, b.grade);
+    REQUIRE(!strcmp(a.state, "") && !strcmp(b.state, ""), "state erased as in INGInious");
     const struct value *q1 = value_map_get(&a.problems, "q1");
-    CHECK(q1 && q1->type == VALUE_ARRAY && q1->u.a.len == 2 &&
-              value_is_str(&q1->u.a.items[0], "failed") &&
-              value_is_str(&q1->u.a.items[1], "well done"),
-          "a str problem becomes [result, text]");
+    REQUIRE(q1 && q1->type == VALUE_ARRAY && q1->u.a.len == 2 &&
+                value_is_str(&q1->u.a.items[0], "failed") &&
+                value_is_str(&q1->u.a.items[1], "well done"),
+            "a str problem becomes [result, text]");
     const struct value *q2 = value_map_get(&a.problems, "q2");
-    CHECK(q2 && q2->u.a.len == 2 && value_is_str(&q2->u.a.items[1], "try again"), "q2 kept");
-    CHECK(a.problems.u.m.len == b.problems.u.m.len, "same problems");
+    REQUIRE(q2 && q2->u.a.len == 2 && value_is_str(&q2->u.a.items[1], "try again"), "q2 kept");
+    REQUIRE(a.problems.u.m.len == b.problems.u.m.len, "same problems");
     const struct value *tag = value_map_get(&a.tests, "tag*");
-    CHECK(tag && tag->type == VALUE_BOOL && tag->u.b, "tests kept");
+    REQUIRE(tag && tag->type == VALUE_BOOL && tag->u.b, "tests kept");
     const struct value *v = value_map_get(&a.custom, "nothing");
-    CHECK(v && v->type == VALUE_NIL, "nil survives the round trip");
+    REQUIRE(v && v->type == VALUE_NIL, "nil survives the round trip");
     v = value_map_get(&a.custom, "empty");
-    CHECK(v && v->type == VALUE_ARRAY && v->u.a.len == 0, "empty array survives");
+    REQUIRE(v && v->type == VALUE_ARRAY && v->u.a.len == 0, "empty array survives");
     v = value_map_get(&a.custom, "raw");
-    CHECK(v && v->type == VALUE_BIN && v->u.s.len == 2, "invalid UTF-8 comes back as bin");
+    REQUIRE(v && v->type == VALUE_BIN && v->u.s.len == 2, "invalid UTF-8 comes back as bin");
     v = value_map_get(&a.custom, "n");
-    CHECK(v && v->type == VALUE_INT && v->u.i == 7, "integers stay integers");
+    REQUIRE(v && v->type == VALUE_INT && v->u.i == 7, "integers stay integers");
     policy_result_deinit(&a);
     policy_result_deinit(&b);
 
@@ -355,17 +338,17 @@ static void test_shipped_results(struct policy_host *host, struct policy_host *b
     value_deinit(&raw);
     build_result(&raw, "int");
     char rb[POLICY_REASON_MAX] = "";
-    CHECK(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "int grade");
-    CHECK(policy_results(builtin, &raw, "", &b, rb, sizeof rb) == -EPERM, "int grade (C)");
-    CHECK(!strcmp(reason, rb), "same reason: '%s' vs '%s'", reason, rb);
-    CHECK(strstr(reason, "grade") != NULL, "reason names the key: %s", reason);
+    REQUIRE(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "int grade");
+    REQUIRE(policy_results(builtin, &raw, "", &b, rb, sizeof rb) == -EPERM, "int grade (C)");
+    REQUIRE(!strcmp(reason, rb), "same reason: '%s' vs '%s'", reason, rb);
+    REQUIRE(strstr(reason, "grade") != NULL, "reason names the key: %s", reason);
 
     // Unknown key, named in the reason.
     value_deinit(&raw);
     build_result(&raw, "none");
     value_set_str(value_map_put(&raw, "extra"), "x");
-    CHECK(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "unknown key");
-    CHECK(strstr(reason, "extra") != NULL, "reason names the key: %s", reason);
+    REQUIRE(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "unknown key");
+    REQUIRE(strstr(reason, "extra") != NULL, "reason names the key: %s", reason);
 
     // A container's msgpack can key custom by an integer, which the backend
     // cannot take: refused whoever decides (found by fuzz_policy_results).
@@ -379,28 +362,27 @@ static void test_shipped_results(struct policy_host *host, struct policy_host *b
                                  "\x81\x66\xa1"
                                  "x";
     char uerr[128];
-    CHECK(value_unpack(intkey, sizeof intkey - 1, &raw, uerr, sizeof uerr) == 0, "%s", uerr);
-    CHECK(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "integer key");
-    CHECK(strstr(reason, "custom: a key of type") != NULL, "reason: %s", reason);
-    CHECK(policy_results(builtin, &raw, "", &b, rb, sizeof rb) == -EPERM, "integer key (C)");
-    CHECK(!strcmp(reason, rb), "same reason: '%s' vs '%s'", reason, rb);
+    REQUIRE(value_unpack(intkey, sizeof intkey - 1, &raw, uerr, sizeof uerr) == 0, "%s", uerr);
+    REQUIRE(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "integer key");
+    REQUIRE(strstr(reason, "custom: a key of type") != NULL, "reason: %s", reason);
+    REQUIRE(policy_results(builtin, &raw, "", &b, rb, sizeof rb) == -EPERM, "integer key (C)");
+    REQUIRE(!strcmp(reason, rb), "same reason: '%s' vs '%s'", reason, rb);
 
     // Not a map at all.
     value_deinit(&raw);
     value_set_str(&raw, "hello");
-    CHECK(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "not a map");
-    CHECK(policy_results(host, NULL, "", &a, reason, sizeof reason) == -EPERM, "no result");
+    REQUIRE(policy_results(host, &raw, "", &a, reason, sizeof reason) == -EPERM, "not a map");
+    REQUIRE(policy_results(host, NULL, "", &a, reason, sizeof reason) == -EPERM, "no result");
 
     // No grade: 100 on success.
     value_deinit(&raw);
     value_set_map(&raw);
     value_set_str(value_map_put(&raw, "result"), "success");
-    CHECK(policy_results(host, &raw, "", &a, reason, sizeof reason) == 0, "%s", reason);
-    CHECK(a.grade == 100.0 && !strcmp(a.text, ""), "default grade %f", a.grade);
+    REQUIRE(policy_results(host, &raw, "", &a, reason, sizeof reason) == 0, "%s", reason);
+    REQUIRE(a.grade == 100.0 && !strcmp(a.text, ""), "default grade %f", a.grade);
     policy_result_deinit(&a);
-    CHECK(policy_host_failures(host) == 0, "no policy failure: %llu",
-          (unsigned long long)policy_host_failures(host));
-out:
+    REQUIRE(policy_host_failures(host) == 0, "no policy failure: %llu",
+            (unsigned long long)policy_host_failures(host));
     value_deinit(&raw);
 }
 
@@ -409,17 +391,16 @@ static void test_shipped(void)
     struct policy_host *host = host_from(shipped_dir);
     char err[256];
     struct policy_host *builtin = policy_host_new(NULL, &cfg, err, sizeof err);
-    CHECK(host != NULL && builtin != NULL, "both hosts load");
-    CHECK(policy_host_generation(host) == 1, "generation 1");
-    CHECK(policy_check_dir(shipped_dir, err, sizeof err) == 0, "check: %s", err);
+    REQUIRE(host != NULL && builtin != NULL, "both hosts load");
+    REQUIRE(policy_host_generation(host) == 1, "generation 1");
+    REQUIRE(policy_check_dir(shipped_dir, err, sizeof err) == 0, "check: %s", err);
     test_shipped_limits(host, builtin);
     test_shipped_student(host, builtin);
     test_shipped_ports(host);
     test_shipped_runtimes(host, builtin);
     test_shipped_hardening(host, builtin);
     test_shipped_results(host, builtin);
-    CHECK(policy_host_failures(host) == 0, "the shipped policies never fail");
-out:
+    REQUIRE(policy_host_failures(host) == 0, "the shipped policies never fail");
     policy_host_free(host);
     policy_host_free(builtin);
 }
@@ -433,21 +414,20 @@ static void test_example_sets(void)
     for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
         char err[1024] = "";
         dir = xasprintf("%s/examples/policies/%s", repo_root, sets[i]);
-        CHECK(policy_check_dir(dir, err, sizeof err) == 0, "%s: %s", sets[i], err);
+        REQUIRE(policy_check_dir(dir, err, sizeof err) == 0, "%s: %s", sets[i], err);
         host = host_from(dir);
         struct policy_limits l;
         char reason[POLICY_REASON_MAX] = "";
         struct policy_limits_req req = {0};
-        CHECK(host && policy_limits(host, &req, &l, reason, sizeof reason) == 0, "%s", reason);
-        CHECK(l.memory_mib == (i == 0 ? 128 : 1024), "%s: memory %lld", sets[i],
-              (long long)l.memory_mib);
-        CHECK(policy_host_failures(host) == 0, "%s: no failure", sets[i]);
+        REQUIRE(host && policy_limits(host, &req, &l, reason, sizeof reason) == 0, "%s", reason);
+        REQUIRE(l.memory_mib == (i == 0 ? 128 : 1024), "%s: memory %lld", sets[i],
+                (long long)l.memory_mib);
+        REQUIRE(policy_host_failures(host) == 0, "%s: no failure", sets[i]);
         policy_host_free(host);
         host = NULL;
         free(dir);
         dir = NULL;
     }
-out:
     policy_host_free(host);
     free(dir);
 }
@@ -552,16 +532,15 @@ static void test_sandbox_holes(void)
     struct policy_student_limits s;
     struct policy_limits l;
     char reason[POLICY_REASON_MAX] = "";
-    CHECK(host != NULL, "loads");
-    CHECK(policy_student_limits(host, &sreq, &s, reason, sizeof reason) == 0, "student");
-    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0, "limits");
-    CHECK(l.time_s == 10 && l.hard_time_s == 40 && l.memory_mib == 100,
-          "a library changed through pairs(): %lld %lld %lld", (long long)l.time_s,
-          (long long)l.hard_time_s, (long long)l.memory_mib);
-    CHECK(!l.network, "('').dump reached string.dump");
-    CHECK(policy_host_failures(host) == 0, "no failure: %llu",
-          (unsigned long long)policy_host_failures(host));
-out:
+    REQUIRE(host != NULL, "loads");
+    REQUIRE(policy_student_limits(host, &sreq, &s, reason, sizeof reason) == 0, "student");
+    REQUIRE(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0, "limits");
+    REQUIRE(l.time_s == 10 && l.hard_time_s == 40 && l.memory_mib == 100,
+            "a library changed through pairs(): %lld %lld %lld", (long long)l.time_s,
+            (long long)l.hard_time_s, (long long)l.memory_mib);
+    REQUIRE(!l.network, "('').dump reached string.dump");
+    REQUIRE(policy_host_failures(host) == 0, "no failure: %llu",
+            (unsigned long long)policy_host_failures(host));
     policy_host_free(host);
     remove_dir(dir);
 }
@@ -583,13 +562,13 @@ static void expect_results_fallback(const char *what, const char *setup, const c
     char reason[POLICY_REASON_MAX] = "";
     value_set_map(&raw);
     value_set_str(value_map_put(&raw, "result"), "failed");
-    CHECK(host != NULL, "%s: loads", what);
-    CHECK(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "%s: %s", what, reason);
-    CHECK(!strcmp(res.result, "failed") && !strcmp(res.text, ""),
-          "%s: the built-in default decides: %s '%s'", what, res.result, res.text);
-    CHECK(policy_host_failures(host) == 1, "%s: failures %llu", what,
-          (unsigned long long)policy_host_failures(host));
-out:
+    REQUIRE(host != NULL, "%s: loads", what);
+    REQUIRE(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "%s: %s", what,
+            reason);
+    REQUIRE(!strcmp(res.result, "failed") && !strcmp(res.text, ""),
+            "%s: the built-in default decides: %s '%s'", what, res.result, res.text);
+    REQUIRE(policy_host_failures(host) == 1, "%s: failures %llu", what,
+            (unsigned long long)policy_host_failures(host));
     policy_result_deinit(&res);
     value_deinit(&raw);
     policy_host_free(host);
@@ -614,16 +593,15 @@ static void test_huge_result(void)
     value_set_map(&raw);
     value_set_str(value_map_put(&raw, "result"), "failed");
     value_set_strn(value_map_put(&raw, "text"), text, big);
-    CHECK(host != NULL, "loads");
-    CHECK(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "%s", reason);
-    CHECK(!strcmp(res.result, "failed") && strlen(res.text) == big, "the default decides");
-    CHECK(policy_host_failures(host) == 1, "one failure");
+    REQUIRE(host != NULL, "loads");
+    REQUIRE(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "%s", reason);
+    REQUIRE(!strcmp(res.result, "failed") && strlen(res.text) == big, "the default decides");
+    REQUIRE(policy_host_failures(host) == 1, "one failure");
     policy_result_deinit(&res);
     value_deinit(value_map_put(&raw, "text"));
     value_set_str(value_map_put(&raw, "text"), "small");
-    CHECK(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "%s", reason);
-    CHECK(!strcmp(res.text, "policy"), "a small one goes to the policy: %s", res.text);
-out:
+    REQUIRE(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "%s", reason);
+    REQUIRE(!strcmp(res.text, "policy"), "a small one goes to the policy: %s", res.text);
     free(text);
     policy_result_deinit(&res);
     value_deinit(&raw);
@@ -668,14 +646,13 @@ static void test_answer_size(void)
     struct policy_result res = {0};
     char reason[POLICY_REASON_MAX] = "";
     value_set_map(&raw);
-    CHECK(host != NULL, "loads");
-    CHECK(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "%s", reason);
-    CHECK(!strcmp(res.result, "success") && strlen(res.text) == 1 << 20, "the policy decides");
+    REQUIRE(host != NULL, "loads");
+    REQUIRE(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "%s", reason);
+    REQUIRE(!strcmp(res.result, "success") && strlen(res.text) == 1 << 20, "the policy decides");
     const struct value *c = value_map_get(&res.custom, "c");
-    CHECK(c && c->type == VALUE_ARRAY && c->u.a.len == 1000, "1000 entries");
-    CHECK(policy_host_failures(host) == 0, "the sentinels may repeat: %llu",
-          (unsigned long long)policy_host_failures(host));
-out:
+    REQUIRE(c && c->type == VALUE_ARRAY && c->u.a.len == 1000, "1000 entries");
+    REQUIRE(policy_host_failures(host) == 0, "the sentinels may repeat: %llu",
+            (unsigned long long)policy_host_failures(host));
     policy_result_deinit(&res);
     value_deinit(&raw);
     policy_host_free(host);
@@ -688,11 +665,10 @@ static void test_refusal(void)
     struct policy_host *host = host_from(dir);
     struct policy_limits out;
     char reason[POLICY_REASON_MAX] = "";
-    CHECK(host != NULL, "loads");
-    CHECK(policy_limits(host, &default_req, &out, reason, sizeof reason) == -EPERM, "refusal");
-    CHECK(!strcmp(reason, "too big for us"), "reason: %s", reason);
-    CHECK(policy_host_failures(host) == 0, "a refusal is a decision, not a failure");
-out:
+    REQUIRE(host != NULL, "loads");
+    REQUIRE(policy_limits(host, &default_req, &out, reason, sizeof reason) == -EPERM, "refusal");
+    REQUIRE(!strcmp(reason, "too big for us"), "reason: %s", reason);
+    REQUIRE(policy_host_failures(host) == 0, "a refusal is a decision, not a failure");
     policy_host_free(host);
     remove_dir(dir);
 }
@@ -708,13 +684,13 @@ static void test_caps(void)
     struct policy_host *host = policy_host_new(dir, &capped, err, sizeof err);
     struct policy_limits out;
     char reason[POLICY_REASON_MAX] = "";
-    CHECK(host != NULL, "loads: %s", err);
-    CHECK(policy_limits(host, &default_req, &out, reason, sizeof reason) == 0, "%s", reason);
-    CHECK(out.time_s == 60 && out.hard_time_s == 120, "hard caps after the policy: %lld %lld",
-          (long long)out.time_s, (long long)out.hard_time_s);
-    CHECK(out.memory_mib == 1024, "memory per slot caps a policy: %lld", (long long)out.memory_mib);
-    CHECK(out.network, "network kept");
-out:
+    REQUIRE(host != NULL, "loads: %s", err);
+    REQUIRE(policy_limits(host, &default_req, &out, reason, sizeof reason) == 0, "%s", reason);
+    REQUIRE(out.time_s == 60 && out.hard_time_s == 120, "hard caps after the policy: %lld %lld",
+            (long long)out.time_s, (long long)out.hard_time_s);
+    REQUIRE(out.memory_mib == 1024, "memory per slot caps a policy: %lld",
+            (long long)out.memory_mib);
+    REQUIRE(out.network, "network kept");
     policy_host_free(host);
     remove_dir(dir);
 }
@@ -729,13 +705,12 @@ static void test_deleted_function(void)
     struct policy_student_limits s;
     struct policy_limits l;
     char reason[POLICY_REASON_MAX];
-    CHECK(host != NULL, "loads without clamp_student");
-    CHECK(policy_student_limits(host, &sreq, &s, reason, sizeof reason) == 0, "student");
-    CHECK(s.time_s == 30 && s.hard_time_s == 90 && s.memory_mib == 200, "default student");
-    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0, "limits");
-    CHECK(l.time_s == 5 && l.hard_time_s == 6 && l.memory_mib == 7, "the policy's own answer");
-    CHECK(policy_host_failures(host) == 0, "a deleted function is not a failure");
-out:
+    REQUIRE(host != NULL, "loads without clamp_student");
+    REQUIRE(policy_student_limits(host, &sreq, &s, reason, sizeof reason) == 0, "student");
+    REQUIRE(s.time_s == 30 && s.hard_time_s == 90 && s.memory_mib == 200, "default student");
+    REQUIRE(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0, "limits");
+    REQUIRE(l.time_s == 5 && l.hard_time_s == 6 && l.memory_mib == 7, "the policy's own answer");
+    REQUIRE(policy_host_failures(host) == 0, "a deleted function is not a failure");
     policy_host_free(host);
     remove_dir(dir);
 }
@@ -770,18 +745,17 @@ static void test_other_hooks_fallback(void)
     struct policy_result res = {0};
     value_set_map(&raw);
     value_set_str(value_map_put(&raw, "result"), "success");
-    CHECK(host != NULL, "loads");
-    CHECK(policy_ports(host, &preq, chosen, reason, sizeof reason) == 0, "ports");
-    CHECK(chosen[0] == 64120 && chosen[1] == 64121, "a duplicate choice falls back");
-    CHECK(policy_runtimes(host, names, 1, false, rt, 4, &nrt) == 0, "runtimes");
-    CHECK(nrt == 1 && !strcmp(rt[0].runtime, "runc"), "an unknown runtime falls back");
-    CHECK(policy_hardening(host, &hreq, &h, reason, sizeof reason) == 0, "hardening");
-    CHECK(h.pids_limit == 1024 && h.ncap_drop == 7, "an unknown capability falls back");
-    CHECK(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "results");
-    CHECK(!strcmp(res.result, "success") && res.grade == 100.0, "an unknown result falls back");
-    CHECK(policy_host_failures(host) == 4, "four failures: %llu",
-          (unsigned long long)policy_host_failures(host));
-out:
+    REQUIRE(host != NULL, "loads");
+    REQUIRE(policy_ports(host, &preq, chosen, reason, sizeof reason) == 0, "ports");
+    REQUIRE(chosen[0] == 64120 && chosen[1] == 64121, "a duplicate choice falls back");
+    REQUIRE(policy_runtimes(host, names, 1, false, rt, 4, &nrt) == 0, "runtimes");
+    REQUIRE(nrt == 1 && !strcmp(rt[0].runtime, "runc"), "an unknown runtime falls back");
+    REQUIRE(policy_hardening(host, &hreq, &h, reason, sizeof reason) == 0, "hardening");
+    REQUIRE(h.pids_limit == 1024 && h.ncap_drop == 7, "an unknown capability falls back");
+    REQUIRE(policy_results(host, &raw, "", &res, reason, sizeof reason) == 0, "results");
+    REQUIRE(!strcmp(res.result, "success") && res.grade == 100.0, "an unknown result falls back");
+    REQUIRE(policy_host_failures(host) == 4, "four failures: %llu",
+            (unsigned long long)policy_host_failures(host));
     policy_result_deinit(&res);
     value_deinit(&raw);
     policy_host_free(host);
@@ -831,20 +805,19 @@ static void test_student_caps(void)
         struct policy_hardening_req req = {"default", cases[i].student, 200, false};
         struct policy_hardening h;
         char reason[POLICY_REASON_MAX] = "";
-        CHECK(host != NULL, "case %zu loads", i);
-        CHECK(policy_hardening(host, &req, &h, reason, sizeof reason) == 0, "case %zu: %s", i,
-              reason);
-        CHECK(h.max_students == cases[i].now && h.max_students_total == cases[i].total,
-              "case %zu (%s): %lld %lld", i, cases[i].extra, (long long)h.max_students,
-              (long long)h.max_students_total);
-        CHECK(policy_host_failures(host) == cases[i].failures, "case %zu: failures %llu", i,
-              (unsigned long long)policy_host_failures(host));
+        REQUIRE(host != NULL, "case %zu loads", i);
+        REQUIRE(policy_hardening(host, &req, &h, reason, sizeof reason) == 0, "case %zu: %s", i,
+                reason);
+        REQUIRE(h.max_students == cases[i].now && h.max_students_total == cases[i].total,
+                "case %zu (%s): %lld %lld", i, cases[i].extra, (long long)h.max_students,
+                (long long)h.max_students_total);
+        REQUIRE(policy_host_failures(host) == cases[i].failures, "case %zu: failures %llu", i,
+                (unsigned long long)policy_host_failures(host));
         policy_host_free(host);
         host = NULL;
         remove_dir(dir);
         dir = NULL;
     }
-out:
     policy_host_free(host);
     remove_dir(dir);
 }
@@ -880,9 +853,8 @@ static void test_load_errors(void)
                       "schema.check_keys(defaults, { 'time_s' }, 'defaults')\nreturn {}\n",
                       "limits.lua:2: defaults: unknown key 'time'");
     char err[256] = "";
-    CHECK(policy_check_dir("/nonexistent/proctor", err, sizeof err) == -EINVAL, "no dir");
-    CHECK(strstr(err, "/nonexistent/proctor") != NULL, "names the dir: %s", err);
-out:
+    REQUIRE(policy_check_dir("/nonexistent/proctor", err, sizeof err) == -EINVAL, "no dir");
+    REQUIRE(strstr(err, "/nonexistent/proctor") != NULL, "names the dir: %s", err);
     return;
 }
 
@@ -893,29 +865,28 @@ static void test_reload(void)
     struct policy_host *host = host_from(dir);
     struct policy_limits l;
     char reason[POLICY_REASON_MAX], err[1024] = "";
-    CHECK(host != NULL, "loads");
+    REQUIRE(host != NULL, "loads");
     write_file(dir, "limits.lua", "local x = 1\nlocal y = \n");
-    CHECK(policy_host_reload(host, err, sizeof err) == -EINVAL, "a broken file is refused");
-    CHECK(strstr(err, "limits.lua:3:") != NULL, "with file:line: %s", err);
-    CHECK(policy_host_generation(host) == 1, "generation stays");
-    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 && l.time_s == 5,
-          "the old policy still decides");
+    REQUIRE(policy_host_reload(host, err, sizeof err) == -EINVAL, "a broken file is refused");
+    REQUIRE(strstr(err, "limits.lua:3:") != NULL, "with file:line: %s", err);
+    REQUIRE(policy_host_generation(host) == 1, "generation stays");
+    REQUIRE(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 && l.time_s == 5,
+            "the old policy still decides");
     write_file(dir, "limits.lua",
                "return { clamp_limits = function() return { time_s = 8, hard_time_s = 9, "
                "memory_mib = 10, network = false } end }");
-    CHECK(policy_host_reload(host, err, sizeof err) == 0, "reload: %s", err);
-    CHECK(policy_host_generation(host) == 2, "generation 2");
-    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 && l.time_s == 8,
-          "the new policy decides");
+    REQUIRE(policy_host_reload(host, err, sizeof err) == 0, "reload: %s", err);
+    REQUIRE(policy_host_generation(host) == 2, "generation 2");
+    REQUIRE(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 && l.time_s == 8,
+            "the new policy decides");
     // Removing the file is a valid policy directory too: built-in defaults.
     char *path = xasprintf("%s/limits.lua", dir);
     unlink(path);
     free(path);
-    CHECK(policy_host_reload(host, err, sizeof err) == 0, "reload: %s", err);
-    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 &&
-              is_default_limits(&l),
-          "defaults after the file went away");
-out:
+    REQUIRE(policy_host_reload(host, err, sizeof err) == 0, "reload: %s", err);
+    REQUIRE(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 &&
+                is_default_limits(&l),
+            "defaults after the file went away");
     policy_host_free(host);
     remove_dir(dir);
 }
@@ -927,10 +898,10 @@ static void test_log_once(void)
     log_set_level(LOG_LEVEL_WARN);
     char logpath[] = "/tmp/proctor-policy-log-XXXXXX";
     int fd = mkstemp(logpath);
-    PROCTOR_REQUIRE(fd >= 0);
+    REQUIRE_OR_EXIT(fd >= 0);
     fflush(stderr);
     int saved = dup(STDERR_FILENO);
-    PROCTOR_REQUIRE(saved >= 0 && dup2(fd, STDERR_FILENO) >= 0);
+    REQUIRE_OR_EXIT(saved >= 0 && dup2(fd, STDERR_FILENO) >= 0);
     struct policy_host *host = host_from(dir);
     struct policy_limits l;
     char reason[POLICY_REASON_MAX], err[256];
@@ -944,14 +915,13 @@ static void test_log_once(void)
     dup2(saved, STDERR_FILENO);
     close(saved);
     char *log = NULL;
-    CHECK(util_read_file(logpath, 1 << 20, &log, NULL) == 0, "read the log");
+    REQUIRE(util_read_file(logpath, 1 << 20, &log, NULL) == 0, "read the log");
     int lines = 0;
     for (const char *p = log; (p = strstr(p, "clamp_limits() raised an error")); p++)
         lines++;
-    CHECK(lines == 2, "one line per generation, got %d:\n%s", lines, log);
-    CHECK(strstr(log, "limits.lua:2: boom") != NULL, "file:line in the log:\n%s", log);
-    CHECK(policy_host_failures(host) == 5, "all counted");
-out:
+    REQUIRE(lines == 2, "one line per generation, got %d:\n%s", lines, log);
+    REQUIRE(strstr(log, "limits.lua:2: boom") != NULL, "file:line in the log:\n%s", log);
+    REQUIRE(policy_host_failures(host) == 5, "all counted");
     free(log);
     close(fd);
     unlink(logpath);
@@ -977,19 +947,19 @@ static void test_wire(void)
     value_set_nil(value_array_push(arr));
     value_set_int(value_array_push(arr), -7);
     value_set_bool(value_array_push(arr), true);
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
     wire_value(&b, &v);
     wire_str(&b, NULL);
-    CHECK(wire_send(sv[0], &b, NULL) == 0, "send");
-    CHECK(wire_recv(sv[1], &msg, &len, 1 << 20, NULL) == 0 && len == b.len, "recv");
+    REQUIRE(wire_send(sv[0], &b, NULL) == 0, "send");
+    REQUIRE(wire_recv(sv[1], &msg, &len, 1 << 20, NULL) == 0 && len == b.len, "recv");
     struct wire_rd r;
     wire_rd_init(&r, msg, len);
     value_deinit(&back);
-    CHECK(wire_get_value(&r, &back) == 0, "decodes");
-    CHECK(wire_get_str(&r, NULL) == NULL && !r.bad && r.off == len, "a NULL string, all read");
+    REQUIRE(wire_get_value(&r, &back) == 0, "decodes");
+    REQUIRE(wire_get_str(&r, NULL) == NULL && !r.bad && r.off == len, "a NULL string, all read");
     const struct value *bin = value_map_get(&back, "bin"), *a = value_map_get(&back, "a");
-    CHECK(bin && bin->type == VALUE_BIN && bin->u.s.len == 2 && bin->u.s.ptr[1] == '\xff', "bin");
-    CHECK(a && a->type == VALUE_ARRAY && a->u.a.len == 3 && a->u.a.items[1].u.i == -7, "array");
+    REQUIRE(bin && bin->type == VALUE_BIN && bin->u.s.len == 2 && bin->u.s.ptr[1] == '\xff', "bin");
+    REQUIRE(a && a->type == VALUE_ARRAY && a->u.a.len == 3 && a->u.a.items[1].u.i == -7, "array");
     // A declared length larger than what follows is refused before any allocation.
     for (char type = 8; type <= 9; type++) { // an array, a map of 2^62 entries
         char bogus[1 + 8] = {type};
@@ -997,21 +967,20 @@ static void test_wire(void)
         memcpy(bogus + 1, &huge, sizeof huge);
         wire_rd_init(&r, bogus, sizeof bogus);
         value_deinit(&back);
-        CHECK(wire_get_value(&r, &back) == -EINVAL && r.bad, "a lying length (type %d)", type);
+        REQUIRE(wire_get_value(&r, &back) == -EINVAL && r.bad, "a lying length (type %d)", type);
     }
     // A deadline the worker's page keeps moving still ends at its limit.
     uint64_t far = UINT64_MAX - 5, t0 = util_now_ms();
     struct wire_deadline dl = {t0 + 50, &far, 100, t0 + 300};
     free(msg);
     msg = NULL;
-    CHECK(wire_recv(sv[0], &msg, &len, 1 << 20, &dl) == -ETIMEDOUT, "times out");
+    REQUIRE(wire_recv(sv[0], &msg, &len, 1 << 20, &dl) == -ETIMEDOUT, "times out");
     uint64_t took = util_now_ms() - t0;
-    CHECK(took >= 290 && took < 2000, "at the limit: %llu ms", (unsigned long long)took);
+    REQUIRE(took >= 290 && took < 2000, "at the limit: %llu ms", (unsigned long long)took);
     close(sv[1]);
     sv[1] = -1;
     dl = (struct wire_deadline){util_now_ms() + 5000, NULL, 0, 0};
-    CHECK(wire_recv(sv[0], &msg, &len, 1 << 20, &dl) == -EPIPE, "the peer is gone");
-out:
+    REQUIRE(wire_recv(sv[0], &msg, &len, 1 << 20, &dl) == -EPIPE, "the peer is gone");
     for (int i = 0; i < 2; i++)
         if (sv[i] >= 0)
             close(sv[i]);
@@ -1028,17 +997,17 @@ static char *capture_log(void (*fn)(void *), void *arg)
 {
     char logpath[] = "/tmp/proctor-policy-log-XXXXXX";
     int fd = mkstemp(logpath);
-    PROCTOR_REQUIRE(fd >= 0);
+    REQUIRE_OR_EXIT(fd >= 0);
     fflush(stderr);
     int saved = dup(STDERR_FILENO);
-    PROCTOR_REQUIRE(saved >= 0 && dup2(fd, STDERR_FILENO) >= 0);
+    REQUIRE_OR_EXIT(saved >= 0 && dup2(fd, STDERR_FILENO) >= 0);
     fn(arg);
     fflush(stderr);
     dup2(saved, STDERR_FILENO);
     close(saved);
     close(fd);
     char *log = NULL;
-    PROCTOR_REQUIRE(util_read_file(logpath, 1 << 20, &log, NULL) == 0);
+    REQUIRE_OR_EXIT(util_read_file(logpath, 1 << 20, &log, NULL) == 0);
     unlink(logpath);
     return log;
 }
@@ -1075,21 +1044,20 @@ static void expect_stuck_call(const char *what, const char *body)
     char *dir = limits_dir(body);
     struct stuck_call s = {.dir = dir};
     char *log = capture_log(run_stuck_call, &s);
-    CHECK(s.host != NULL, "%s: loads", what);
-    CHECK(s.ret1 == 0 && is_default_limits(&s.l1), "%s: the built-in default decides", what);
-    CHECK(s.ret2 == 0 && is_default_limits(&s.l2), "%s: and again", what);
+    REQUIRE(s.host != NULL, "%s: loads", what);
+    REQUIRE(s.ret1 == 0 && is_default_limits(&s.l1), "%s: the built-in default decides", what);
+    REQUIRE(s.ret2 == 0 && is_default_limits(&s.l2), "%s: and again", what);
     // The deadline is 600 ms; the rest is slack for a loaded machine.
-    CHECK(s.first_ms < 1500 && s.second_ms < 3000, "%s: %llu and %llu ms", what,
-          (unsigned long long)s.first_ms, (unsigned long long)s.second_ms);
-    CHECK(s.first_ms >= 500, "%s: killed before its deadline? %llu ms", what,
-          (unsigned long long)s.first_ms);
-    CHECK(policy_host_failures(s.host) == 2, "%s: failures %llu", what,
-          (unsigned long long)policy_host_failures(s.host));
-    CHECK(strstr(log, "limits.lua:2: no answer within 600 ms") != NULL,
-          "%s: file:line in the log:\n%s", what, log);
-    CHECK(strstr(log, "did not return within its deadline") != NULL, "%s: the kind:\n%s", what,
-          log);
-out:
+    REQUIRE(s.first_ms < 1500 && s.second_ms < 3000, "%s: %llu and %llu ms", what,
+            (unsigned long long)s.first_ms, (unsigned long long)s.second_ms);
+    REQUIRE(s.first_ms >= 500, "%s: killed before its deadline? %llu ms", what,
+            (unsigned long long)s.first_ms);
+    REQUIRE(policy_host_failures(s.host) == 2, "%s: failures %llu", what,
+            (unsigned long long)policy_host_failures(s.host));
+    REQUIRE(strstr(log, "limits.lua:2: no answer within 600 ms") != NULL,
+            "%s: file:line in the log:\n%s", what, log);
+    REQUIRE(strstr(log, "did not return within its deadline") != NULL, "%s: the kind:\n%s", what,
+            log);
     free(log);
     policy_host_free(s.host);
     remove_dir(dir);
@@ -1134,15 +1102,14 @@ static void expect_stuck_load(const char *what, const char *stmt)
     char *dir = dir_with("ports.lua", text);
     struct stuck_load s = {.dir = dir};
     char *log = capture_log(run_stuck_load, &s);
-    CHECK(s.host == NULL, "%s: must not load", what);
-    CHECK(s.check_ret == -EINVAL, "%s: check_dir", what);
-    CHECK(strstr(s.new_err, "ports.lua:3: loading did not finish") != NULL, "%s: %s", what,
-          s.new_err);
-    CHECK(strstr(s.check_err, "ports.lua:3: loading did not finish") != NULL, "%s: %s", what,
-          s.check_err);
-    CHECK(s.new_ms < 7000 && s.check_ms < 7000, "%s: %llu and %llu ms", what,
-          (unsigned long long)s.new_ms, (unsigned long long)s.check_ms);
-out:
+    REQUIRE(s.host == NULL, "%s: must not load", what);
+    REQUIRE(s.check_ret == -EINVAL, "%s: check_dir", what);
+    REQUIRE(strstr(s.new_err, "ports.lua:3: loading did not finish") != NULL, "%s: %s", what,
+            s.new_err);
+    REQUIRE(strstr(s.check_err, "ports.lua:3: loading did not finish") != NULL, "%s: %s", what,
+            s.check_err);
+    REQUIRE(s.new_ms < 7000 && s.check_ms < 7000, "%s: %llu and %llu ms", what,
+            (unsigned long long)s.new_ms, (unsigned long long)s.check_ms);
     free(log);
     free(text);
     policy_host_free(s.host);
@@ -1159,17 +1126,16 @@ static void test_stuck_at_load(void)
     struct policy_host *host = host_from(dir);
     struct policy_limits l;
     char reason[POLICY_REASON_MAX], err[1024] = "";
-    CHECK(host != NULL, "loads");
+    REQUIRE(host != NULL, "loads");
     write_file(dir, "limits.lua", "\nlocal s = " STUCK_REP "\nreturn {}\n");
     uint64_t t0 = util_now_ms();
-    CHECK(policy_host_reload(host, err, sizeof err) == -EINVAL, "a stuck file is refused");
-    CHECK(util_now_ms() - t0 < 7000, "within the load deadline");
-    CHECK(strstr(err, "limits.lua:2: loading did not finish") != NULL, "file:line: %s", err);
-    CHECK(policy_host_generation(host) == 1, "generation stays");
-    CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 && l.time_s == 5,
-          "the old policy still decides");
-    CHECK(policy_host_failures(host) == 0, "no failure");
-out:
+    REQUIRE(policy_host_reload(host, err, sizeof err) == -EINVAL, "a stuck file is refused");
+    REQUIRE(util_now_ms() - t0 < 7000, "within the load deadline");
+    REQUIRE(strstr(err, "limits.lua:2: loading did not finish") != NULL, "file:line: %s", err);
+    REQUIRE(policy_host_generation(host) == 1, "generation stays");
+    REQUIRE(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0 && l.time_s == 5,
+            "the old policy still decides");
+    REQUIRE(policy_host_failures(host) == 0, "no failure");
     policy_host_free(host);
     remove_dir(dir);
 }
@@ -1206,32 +1172,31 @@ static void test_worker_process(void)
     char *status = NULL, *path = NULL;
     struct policy_host *host = NULL;
     int stray = open("/dev/null", O_RDONLY); // not close-on-exec: must not reach the worker
-    CHECK(children(pids, 4) == 0, "no worker before");
+    REQUIRE(children(pids, 4) == 0, "no worker before");
     host = host_from(shipped_dir);
-    CHECK(host != NULL, "loads");
-    CHECK(children(pids, 4) == 1, "one worker");
+    REQUIRE(host != NULL, "loads");
+    REQUIRE(children(pids, 4) == 1, "one worker");
     path = xasprintf("/proc/%d/status", (int)pids[0]);
-    CHECK(util_read_file(path, 1 << 16, &status, NULL) == 0, "status");
+    REQUIRE(util_read_file(path, 1 << 16, &status, NULL) == 0, "status");
     if (geteuid() == 0)
-        CHECK(strstr(status, "\nUid:\t65534\t65534\t65534\t65534\n") &&
-                  strstr(status, "\nGid:\t65534\t65534\t65534\t65534\n") &&
-                  (strstr(status, "\nGroups:\t\n") || strstr(status, "\nGroups:\t \n")),
-              "the worker of a root agent is nobody:\n%s", status);
-    CHECK(strstr(status, "\nNoNewPrivs:\t1\n"), "no new privileges:\n%s", status);
-    CHECK(!strncmp(status, "Name:\tproctor-policy\n", 21), "named:\n%s", status);
+        REQUIRE(strstr(status, "\nUid:\t65534\t65534\t65534\t65534\n") &&
+                    strstr(status, "\nGid:\t65534\t65534\t65534\t65534\n") &&
+                    (strstr(status, "\nGroups:\t\n") || strstr(status, "\nGroups:\t \n")),
+                "the worker of a root agent is nobody:\n%s", status);
+    REQUIRE(strstr(status, "\nNoNewPrivs:\t1\n"), "no new privileges:\n%s", status);
+    REQUIRE(!strncmp(status, "Name:\tproctor-policy\n", 21), "named:\n%s", status);
     free(path);
     for (int fd = 0; fd < 64; fd++) {
         path = xasprintf("/proc/%d/fd/%d", (int)pids[0], fd);
         struct stat sb;
         bool open_in_worker = stat(path, &sb) == 0;
-        CHECK(open_in_worker == (fd <= 4), "fd %d open in the worker: %d", fd, open_in_worker);
+        REQUIRE(open_in_worker == (fd <= 4), "fd %d open in the worker: %d", fd, open_in_worker);
         free(path);
     }
     path = NULL;
     policy_host_free(host);
     host = NULL;
-    CHECK(children(pids, 4) == 0, "the worker is gone (and reaped) with its host");
-out:
+    REQUIRE(children(pids, 4) == 0, "the worker is gone (and reaped) with its host");
     if (stray >= 0)
         close(stray);
     free(status);
@@ -1248,15 +1213,14 @@ static void test_call_cost(void)
     struct policy_host *host = host_from(shipped_dir);
     struct policy_limits l;
     char reason[POLICY_REASON_MAX];
-    CHECK(host != NULL, "loads");
+    REQUIRE(host != NULL, "loads");
     uint64_t start = util_now_ns();
     for (int i = 0; i < 10000; i++)
-        CHECK(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0, "call %d", i);
+        REQUIRE(policy_limits(host, &default_req, &l, reason, sizeof reason) == 0, "call %d", i);
     uint64_t per_call = (util_now_ns() - start) / 1000 / 10000;
     printf("policy_limits: %llu us per call (10000 calls)\n", (unsigned long long)per_call);
-    CHECK(per_call < 5000, "%llu us per call", (unsigned long long)per_call);
-    CHECK(policy_host_failures(host) == 0, "no failure");
-out:
+    REQUIRE(per_call < 5000, "%llu us per call", (unsigned long long)per_call);
+    REQUIRE(policy_host_failures(host) == 0, "no failure");
     policy_host_free(host);
 }
 
@@ -1293,10 +1257,5 @@ int main(int argc, char **argv)
     test_slow_but_bounded();
     test_call_cost();
     free((char *)shipped_dir);
-    if (failures) {
-        fprintf(stderr, "test_policy_host: %d check(s) failed\n", failures);
-        return 1;
-    }
-    fprintf(stderr, "test_policy_host: all checks passed\n");
-    return 0;
+    return check_finish("test_policy_host");
 }
