@@ -25,6 +25,7 @@ set_tests_properties(docker_stream PROPERTIES LABELS unit)
 # builds the throwaway image proctor/test-busybox when it is missing.
 add_executable(test_docker_client tests/unit/test_docker_client.c)
 target_link_libraries(test_docker_client PRIVATE proctor_docker)
+target_include_directories(test_docker_client PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 add_test(NAME docker_client_image COMMAND test_docker_client --setup-image)
 set_tests_properties(docker_client_image PROPERTIES
   LABELS integration FIXTURES_SETUP docker_test_image)
@@ -35,5 +36,6 @@ set_tests_properties(docker_client PROPERTIES
 # Fault injection with a scripted fake engine on a unix socket (no Docker needed).
 add_executable(test_docker_faults tests/unit/test_docker_faults.c)
 target_link_libraries(test_docker_faults PRIVATE proctor_docker)
+target_include_directories(test_docker_faults PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 add_test(NAME docker_faults COMMAND test_docker_faults)
 set_tests_properties(docker_faults PROPERTIES LABELS unit TIMEOUT 60)
