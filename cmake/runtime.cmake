@@ -40,6 +40,14 @@ foreach(t test_rt_value test_rt_feedback test_rt_rst test_rt_student test_rt_run
   set_tests_properties(runtime_${t} PROPERTIES LABELS unit TIMEOUT 300)
 endforeach()
 
+# The runtime's msgpack codec against msgpack-c (the daemon's), on generated
+# values in both directions; msgpack-c only here, never in the runtime.
+add_executable(test_rt_msgpack ${PROCTOR_RT_TOP}/tests/runtime/test_rt_msgpack.c)
+target_link_libraries(test_rt_msgpack PRIVATE proctor_rt PkgConfig::MSGPACK m)
+target_include_directories(test_rt_msgpack PRIVATE ${PROCTOR_RT_TOP}/tests)
+add_test(NAME runtime_test_rt_msgpack COMMAND test_rt_msgpack)
+set_tests_properties(runtime_test_rt_msgpack PROPERTIES LABELS unit TIMEOUT 300)
+
 # Builds the example images (docker build, from local files only) and runs
 # the runner in real containers; needs a Docker engine and fails without one.
 add_test(NAME runtime_images
