@@ -13,13 +13,14 @@
 #include "docker/docker_stream.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "check.h"
+#include "common/framer.h"
 #include "core/loop.h"
 #include "core/util.h"
 
@@ -51,7 +52,8 @@ struct ctx {
 
 static struct ctx *g_ctx;
 
-// Removes whatever this run created, with the CLI (only used on failure).
+// Removes whatever this run created, with the CLI (at exit, after a failed
+// REQUIRE_OR_EXIT; a finished run has removed its container and cleared g_ctx).
 static void emergency_cleanup(void)
 {
     if (!g_ctx)
@@ -64,26 +66,6 @@ static void emergency_cleanup(void)
     if (system(cmd) != 0)
         fprintf(stderr, "cleanup command failed: %s\n", cmd);
 }
-
-PROCTOR_PRINTF(1, 2) PROCTOR_NORETURN static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "test_docker_client: FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    emergency_cleanup();
-    exit(1);
-}
-
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);                             \
-            fail(__VA_ARGS__);                                                                     \
-        }                                                                                          \
-    } while (0)
 
 static void step(const char *what)
 {
@@ -113,16 +95,16 @@ static void on_never(int status, const char *err, const struct docker_info *info
 static void on_info(int status, const char *err, const struct docker_info *info, void *data)
 {
     struct ctx *x = data;
-    EXPECT(status == 0, "docker engine not reachable or /info failed: %d %s", status,
-           err ? err : "");
+    REQUIRE_OR_EXIT(status == 0, "docker engine not reachable or /info failed: %d %s", status,
+                    err ? err : "");
     bool runc = false;
     for (size_t i = 0; i < info->n_runtimes; i++)
         runc = runc || strcmp(info->runtimes[i], "runc") == 0;
-    EXPECT(runc, "runc not among %zu runtimes", info->n_runtimes);
-    EXPECT(info->cgroup_version == 1 || info->cgroup_version == 2, "cgroup version %d",
-           info->cgroup_version);
-    EXPECT(info->ncpu >= 1 && info->mem_total > 0, "ncpu %d mem %lld", info->ncpu,
-           (long long)info->mem_total);
+    CHECK(runc, "runc not among %zu runtimes", info->n_runtimes);
+    CHECK(info->cgroup_version == 1 || info->cgroup_version == 2, "cgroup version %d",
+          info->cgroup_version);
+    CHECK(info->ncpu >= 1 && info->mem_total > 0, "ncpu %d mem %lld", info->ncpu,
+          (long long)info->mem_total);
     x->cgroup_version = info->cgroup_version;
     step("info ok");
     prelim_done(x);
@@ -130,7 +112,7 @@ static void on_info(int status, const char *err, const struct docker_info *info,
 
 static void on_info_capped(int status, const char *err, const struct docker_info *info, void *data)
 {
-    EXPECT(status == -EMSGSIZE && err && info == NULL, "capped /info gave %d", status);
+    CHECK(status == -EMSGSIZE && err && info == NULL, "capped /info gave %d", status);
     step("body cap ok");
     prelim_done(data);
 }
@@ -146,13 +128,13 @@ static bool has_label(const struct docker_kv *kv, size_t n, const char *key, con
 static void on_test_images(int status, const char *err, const struct docker_image *imgs, size_t n,
                            void *data)
 {
-    EXPECT(status == 0, "image list: %d %s", status, err ? err : "");
-    EXPECT(n >= 1, "image %s (label %s=busybox) not listed; did the fixture run?", TEST_IMAGE,
-           IMAGE_LABEL);
+    CHECK(status == 0, "image list: %d %s", status, err ? err : "");
+    CHECK(n >= 1, "image %s (label %s=busybox) not listed; did the fixture run?", TEST_IMAGE,
+          IMAGE_LABEL);
     for (size_t i = 0; i < n; i++) {
-        EXPECT(strncmp(imgs[i].id, "sha256:", 7) == 0, "image id %s", imgs[i].id);
-        EXPECT(imgs[i].created > 1000000000, "created %lld", (long long)imgs[i].created);
-        EXPECT(has_label(imgs[i].labels, imgs[i].n_labels, IMAGE_LABEL, "busybox"), "label");
+        CHECK(strncmp(imgs[i].id, "sha256:", 7) == 0, "image id %s", imgs[i].id);
+        CHECK(imgs[i].created > 1000000000, "created %lld", (long long)imgs[i].created);
+        CHECK(has_label(imgs[i].labels, imgs[i].n_labels, IMAGE_LABEL, "busybox"), "label");
     }
     step("test image listed");
     prelim_done(data);
@@ -161,10 +143,10 @@ static void on_test_images(int status, const char *err, const struct docker_imag
 static void on_grading_images(int status, const char *err, const struct docker_image *imgs,
                               size_t n, void *data)
 {
-    EXPECT(status == 0, "grading image list: %d %s", status, err ? err : "");
+    CHECK(status == 0, "grading image list: %d %s", status, err ? err : "");
     for (size_t i = 0; i < n; i++)
-        EXPECT(has_label(imgs[i].labels, imgs[i].n_labels, DOCKER_GRADING_LABEL, NULL),
-               "image %s lacks the grading label", imgs[i].id);
+        CHECK(has_label(imgs[i].labels, imgs[i].n_labels, DOCKER_GRADING_LABEL, NULL),
+              "image %s lacks the grading label", imgs[i].id);
     step("grading image list ok");
     prelim_done(data);
 }
@@ -172,8 +154,7 @@ static void on_grading_images(int status, const char *err, const struct docker_i
 static void on_inspect_missing(int status, const char *err, const struct docker_container_state *st,
                                void *data)
 {
-    EXPECT(status == 404 && err && *err && st == NULL, "inspect of a missing container: %d",
-           status);
+    CHECK(status == 404 && err && *err && st == NULL, "inspect of a missing container: %d", status);
     step("404 reported");
     prelim_done(data);
 }
@@ -183,15 +164,15 @@ static void on_inspect_missing(int status, const char *err, const struct docker_
 static void on_event(const struct docker_event *ev, void *data)
 {
     struct ctx *x = data;
-    if (strcmp(ev->id, x->id) != 0)
-        fail("event %s for a container (%s) not ours", ev->action, ev->id);
-    EXPECT(has_label(ev->attributes, ev->n_attributes, RUN_LABEL, x->run_value),
-           "event attributes carry our label");
+    REQUIRE(strcmp(ev->id, x->id) == 0, "event %s for a container (%s) not ours", ev->action,
+            ev->id);
+    CHECK(has_label(ev->attributes, ev->n_attributes, RUN_LABEL, x->run_value),
+          "event attributes carry our label");
     if (strcmp(ev->action, "die") == 0) {
-        EXPECT(x->killed, "die before kill");
-        EXPECT(ev->exit_code == 137, "die exit code %d", ev->exit_code);
-        EXPECT(ev->time > 0 && ev->time_nano / 1000000000 == ev->time, "event time");
-        EXPECT(!x->died, "die delivered twice");
+        CHECK(x->killed, "die before kill");
+        CHECK_INT_EQ(ev->exit_code, 137);
+        CHECK(ev->time > 0 && ev->time_nano / 1000000000 == ev->time, "event time");
+        REQUIRE(!x->died, "die delivered twice");
         x->died = true;
         step("die event ok");
         maybe_inspect(x);
@@ -201,8 +182,8 @@ static void on_event(const struct docker_event *ev, void *data)
 static void on_wait(int status, const char *err, int code, void *data)
 {
     struct ctx *x = data;
-    EXPECT(status == 0, "wait: %d %s", status, err ? err : "");
-    EXPECT(x->killed && code == 137, "wait exit code %d", code);
+    CHECK(status == 0, "wait: %d %s", status, err ? err : "");
+    CHECK(x->killed && code == 137, "wait exit code %d", code);
     x->waited = true;
     step("wait ok");
     maybe_inspect(x);
@@ -211,9 +192,9 @@ static void on_wait(int status, const char *err, int code, void *data)
 static void on_cpu(int status, const char *err, int64_t ns, void *data)
 {
     struct ctx *x = data;
-    EXPECT(status == 0 && ns >= 0, "cpu watch: %d %s (ns %lld)", status, err ? err : "",
-           (long long)ns);
-    EXPECT(ns > 0, "a running container used no CPU at all");
+    CHECK(status == 0 && ns >= 0, "cpu watch: %d %s (ns %lld)", status, err ? err : "",
+          (long long)ns);
+    CHECK(ns > 0, "a running container used no CPU at all");
     x->cpu_sample = true;
     x->cpu_ns = ns;
     // Cancel from inside the request's own callback.
@@ -221,12 +202,12 @@ static void on_cpu(int status, const char *err, int64_t ns, void *data)
     x->cpu = NULL;
     uint64_t cg = 0;
     int rc = docker_cpu_read_cgroup(x->id, &cg);
-    EXPECT(rc == 0 || rc == -ENOENT, "cgroup read: %d", rc);
+    CHECK(rc == 0 || rc == -ENOENT, "cgroup read: %d", rc);
     if (rc == 0)
-        EXPECT(cg > 0, "cgroup cpu time 0");
+        CHECK(cg > 0, "cgroup cpu time 0");
     fprintf(stderr, "test_docker_client: cpu sample %lld ns; cgroup file %s (%llu ns)\n",
             (long long)ns, rc == 0 ? "visible" : "not visible", (unsigned long long)cg);
-    EXPECT(docker_cpu_read_cgroup("../../etc", &cg) == -EINVAL, "id validation");
+    CHECK(docker_cpu_read_cgroup("../../etc", &cg) == -EINVAL, "id validation");
     maybe_kill(x);
 }
 
@@ -234,20 +215,20 @@ static void on_attach_data(struct docker_attach *a, int stream, const void *p, s
 {
     PROCTOR_UNUSED(a);
     struct ctx *x = data;
-    EXPECT(stream == DOCKER_STDOUT, "output on stream %d: %.*s", stream, (int)n, (const char *)p);
-    EXPECT(msg_framer_feed(&x->framer, p, n) == 0, "framer feed");
+    REQUIRE(stream == DOCKER_STDOUT, "output on stream %d: %.*s", stream, (int)n, (const char *)p);
+    REQUIRE(msg_framer_feed(&x->framer, p, n) == 0, "framer feed");
     for (;;) {
         const void *msg;
         size_t len;
-        enum docker_stream_result r = msg_framer_next(&x->framer, &msg, &len);
-        EXPECT(r != DOCKER_STREAM_ERROR, "framing: %s", msg_framer_error(&x->framer));
-        if (r == DOCKER_STREAM_NEED_MORE)
+        enum framer_result r = msg_framer_next(&x->framer, &msg, &len);
+        REQUIRE(r != FRAMER_ERROR, "framing: %s", msg_framer_error(&x->framer));
+        if (r == FRAMER_NEED_MORE)
             break;
         if (x->echoed == 0)
-            EXPECT(len == 13 && memcmp(msg, "hello proctor", 13) == 0, "first echo");
+            CHECK(len == 13 && memcmp(msg, "hello proctor", 13) == 0, "first echo");
         else
-            EXPECT(x->echoed == 1 && len == BIG_MSG && memcmp(msg, x->big, len) == 0,
-                   "second echo (%zu bytes)", len);
+            CHECK(x->echoed == 1 && len == BIG_MSG && memcmp(msg, x->big, len) == 0,
+                  "second echo (%zu bytes)", len);
         x->echoed++;
     }
     if (x->echoed == 2) {
@@ -260,9 +241,9 @@ static void on_attach_close(struct docker_attach *a, int err, const char *text, 
 {
     PROCTOR_UNUSED(a);
     struct ctx *x = data;
-    EXPECT(err == 0, "attach closed: %d %s", err, text);
-    EXPECT(x->killed, "attach ended before the kill");
-    EXPECT(docker_attach_write(x->attach, "x", 1) == -EPIPE, "write after close");
+    CHECK(err == 0, "attach closed: %d %s", err, text);
+    CHECK(x->killed, "attach ended before the kill");
+    CHECK(docker_attach_write(x->attach, "x", 1) == -EPIPE, "write after close");
     x->eof = true;
     step("attach eof ok");
     maybe_inspect(x);
@@ -270,7 +251,7 @@ static void on_attach_close(struct docker_attach *a, int err, const char *text, 
 
 static void on_kill(int status, const char *err, void *data)
 {
-    EXPECT(status == 0, "kill: %d %s", status, err ? err : "");
+    CHECK(status == 0, "kill: %d %s", status, err ? err : "");
     step("kill ok");
     PROCTOR_UNUSED(data);
 }
@@ -280,7 +261,7 @@ static void maybe_kill(struct ctx *x)
     if (x->killed || !x->cpu_sample || x->echoed < 2)
         return;
     x->killed = true;
-    EXPECT(docker_container_kill(x->c, x->id, NULL, on_kill, x), "kill request");
+    REQUIRE_OR_EXIT(docker_container_kill(x->c, x->id, NULL, on_kill, x), "kill request");
 }
 
 static void on_list_after(int status, const char *err, const struct docker_container_summary *l,
@@ -288,8 +269,8 @@ static void on_list_after(int status, const char *err, const struct docker_conta
 {
     struct ctx *x = data;
     PROCTOR_UNUSED(l);
-    EXPECT(status == 0, "list: %d %s", status, err ? err : "");
-    EXPECT(n == 0, "%zu containers with %s remain", n, x->run_label);
+    CHECK(status == 0, "list: %d %s", status, err ? err : "");
+    CHECK(n == 0, "%zu containers with %s remain", n, x->run_label);
     step("no container left");
     // Stop the watch from inside a callback.
     docker_events_stop(x->events);
@@ -301,76 +282,78 @@ static void on_list_after(int status, const char *err, const struct docker_conta
 static void on_remove(int status, const char *err, void *data)
 {
     struct ctx *x = data;
-    EXPECT(status == 0, "remove: %d %s", status, err ? err : "");
+    CHECK(status == 0, "remove: %d %s", status, err ? err : "");
     x->removed = true;
     step("remove ok");
-    EXPECT(docker_containers_list_by_label(x->c, x->run_label, true, on_list_after, x), "list");
+    REQUIRE_OR_EXIT(docker_containers_list_by_label(x->c, x->run_label, true, on_list_after, x),
+                    "list");
 }
 
 static void on_inspect(int status, const char *err, const struct docker_container_state *st,
                        void *data)
 {
     struct ctx *x = data;
-    EXPECT(status == 0, "inspect: %d %s", status, err ? err : "");
-    EXPECT(strcmp(st->id, x->id) == 0, "inspect id");
-    EXPECT(!st->running && !st->oom_killed && st->exit_code == 137,
-           "state: running %d oom %d "
-           "exit %d",
-           st->running, st->oom_killed, st->exit_code);
-    EXPECT(strcmp(st->status, "exited") == 0, "status %s", st->status);
+    REQUIRE_OR_EXIT(status == 0, "inspect: %d %s", status, err ? err : "");
+    CHECK_STR_EQ(st->id, x->id);
+    CHECK(!st->running && !st->oom_killed && st->exit_code == 137,
+          "state: running %d oom %d "
+          "exit %d",
+          st->running, st->oom_killed, st->exit_code);
+    CHECK_STR_EQ(st->status, "exited");
     step("inspect ok");
-    EXPECT(docker_container_remove(x->c, x->id, true, true, on_remove, x), "remove request");
+    REQUIRE_OR_EXIT(docker_container_remove(x->c, x->id, true, true, on_remove, x),
+                    "remove request");
 }
 
 static void maybe_inspect(struct ctx *x)
 {
     if (x->waited && x->died && x->eof)
-        EXPECT(docker_container_inspect(x->c, x->id, on_inspect, x), "inspect request");
+        REQUIRE_OR_EXIT(docker_container_inspect(x->c, x->id, on_inspect, x), "inspect request");
 }
 
 static void on_start(int status, const char *err, void *data)
 {
     struct ctx *x = data;
-    EXPECT(status == 0, "start: %d %s", status, err ? err : "");
+    REQUIRE_OR_EXIT(status == 0, "start: %d %s", status, err ? err : "");
     x->started = true;
     step("start ok");
     x->cpu = docker_cpu_watch(x->c, x->id, on_cpu, x);
-    EXPECT(x->cpu, "cpu watch");
-    EXPECT(docker_container_wait(x->c, x->id, on_wait, x), "wait");
+    REQUIRE_OR_EXIT(x->cpu, "cpu watch");
+    REQUIRE_OR_EXIT(docker_container_wait(x->c, x->id, on_wait, x), "wait");
     struct buf out = {0};
-    EXPECT(msg_frame_encode(&out, "hello proctor", 13) == 0, "encode");
-    EXPECT(msg_frame_encode(&out, x->big, BIG_MSG) == 0, "encode");
-    EXPECT(docker_attach_write(x->attach, out.data, out.len) == 0, "attach write");
+    REQUIRE_OR_EXIT(msg_frame_encode(&out, "hello proctor", 13) == 0, "encode");
+    REQUIRE_OR_EXIT(msg_frame_encode(&out, x->big, BIG_MSG) == 0, "encode");
+    REQUIRE_OR_EXIT(docker_attach_write(x->attach, out.data, out.len) == 0, "attach write");
     buf_deinit(&out);
 }
 
 static void on_ready(struct docker_attach *a, void *data)
 {
     struct ctx *x = data;
-    EXPECT(a == x->attach && docker_attach_is_ready(a), "ready");
-    EXPECT(!x->started, "attached before start");
+    CHECK(a == x->attach && docker_attach_is_ready(a), "ready");
+    CHECK(!x->started, "attached before start");
     step("attached (before start)");
-    EXPECT(docker_container_start(x->c, x->id, on_start, x), "start request");
+    REQUIRE_OR_EXIT(docker_container_start(x->c, x->id, on_start, x), "start request");
 }
 
 static void on_create(int status, const char *err, const char *id, void *data)
 {
     struct ctx *x = data;
-    EXPECT(status == 0, "create: %d %s", status, err ? err : "");
-    EXPECT(strlen(id) == 64, "id %s", id);
+    REQUIRE_OR_EXIT(status == 0, "create: %d %s", status, err ? err : "");
+    CHECK(strlen(id) == 64, "id %s", id);
     util_strlcpy(x->id, id, sizeof(x->id));
     step("create ok");
     static const struct docker_attach_cbs cbs = {
         .on_ready = on_ready, .on_data = on_attach_data, .on_close = on_attach_close};
     x->attach = docker_attach_new(x->c, x->id, NULL, &cbs, x);
-    EXPECT(x->attach, "attach");
-    EXPECT(!docker_attach_is_ready(x->attach), "not ready yet");
+    REQUIRE_OR_EXIT(x->attach, "attach");
+    CHECK(!docker_attach_is_ready(x->attach), "not ready yet");
 }
 
 static void start_container_phase(struct ctx *x)
 {
     x->events = docker_events_watch(x->c, x->run_label, on_event, x);
-    EXPECT(x->events, "events watch");
+    REQUIRE_OR_EXIT(x->events, "events watch");
     static const char *const cmd[] = {"/bin/busybox", "cat", NULL};
     static const char *const cap_drop[] = {"ALL", NULL};
     static const char *const secopt[] = {"no-new-privileges", NULL};
@@ -402,7 +385,7 @@ static void start_container_phase(struct ctx *x)
         .attach_stdout = true,
         .attach_stderr = true,
     };
-    EXPECT(docker_container_create(x->c, &spec, on_create, x), "create request");
+    REQUIRE_OR_EXIT(docker_container_create(x->c, &spec, on_create, x), "create request");
 }
 
 static long on_deadline(struct loop *loop, uint64_t id, void *data)
@@ -410,8 +393,12 @@ static long on_deadline(struct loop *loop, uint64_t id, void *data)
     PROCTOR_UNUSED(loop);
     PROCTOR_UNUSED(id);
     struct ctx *x = data;
-    fail("deadline: started %d cpu %d echoed %d killed %d waited %d died %d eof %d removed %d",
-         x->started, x->cpu_sample, x->echoed, x->killed, x->waited, x->died, x->eof, x->removed);
+    REQUIRE_OR_EXIT(x->done,
+                    "deadline: started %d cpu %d echoed %d killed %d waited %d died %d eof %d "
+                    "removed %d",
+                    x->started, x->cpu_sample, x->echoed, x->killed, x->waited, x->died, x->eof,
+                    x->removed);
+    return LOOP_NOMORE;
 }
 
 /* ---- fixture: the throwaway image ------------------------------------- */
@@ -486,6 +473,7 @@ int main(int argc, char **argv)
 
     struct ctx x = {.never_called = true};
     g_ctx = &x;
+    REQUIRE_OR_EXIT(atexit(emergency_cleanup) == 0, "atexit");
     snprintf(x.run_value, sizeof(x.run_value), "%ld", (long)getpid());
     snprintf(x.run_label, sizeof(x.run_label), "%s=%s", RUN_LABEL, x.run_value);
     snprintf(x.name, sizeof(x.name), "proctor-test-client-%s", x.run_value);
@@ -495,37 +483,40 @@ int main(int argc, char **argv)
     msg_framer_init(&x.framer, 1u << 20);
 
     x.loop = loop_new();
-    EXPECT(x.loop, "loop");
+    REQUIRE_OR_EXIT(x.loop, "loop");
     x.c = docker_client_new(x.loop, NULL);
-    EXPECT(x.c, "client");
-    EXPECT(docker_client_new(x.loop, "ftp://nowhere") == NULL, "bad host refused");
+    REQUIRE_OR_EXIT(x.c, "client");
+    CHECK(docker_client_new(x.loop, "ftp://nowhere") == NULL, "bad host refused");
     loop_timer_add(x.loop, DEADLINE_MS, on_deadline, &x);
 
     // Cancelled at once: its callback must never run.
     struct docker_req *r = docker_info(x.c, on_never, &x);
-    EXPECT(r, "info request");
+    REQUIRE_OR_EXIT(r, "info request");
     docker_req_cancel(r);
 
     x.pending_checks = 5;
     docker_client_set_limits(x.c, 64, 0);
-    EXPECT(docker_info(x.c, on_info_capped, &x), "capped info");
+    REQUIRE_OR_EXIT(docker_info(x.c, on_info_capped, &x), "capped info");
     docker_client_set_limits(x.c, 0, DOCKER_DEFAULT_TIMEOUT_MS);
-    EXPECT(docker_info(x.c, on_info, &x), "info");
-    EXPECT(docker_images_list_label(x.c, IMAGE_LABEL "=busybox", on_test_images, &x), "images");
-    EXPECT(docker_images_list(x.c, on_grading_images, &x), "grading images");
-    EXPECT(docker_container_inspect(x.c, "proctor-no-such-container-here", on_inspect_missing, &x),
-           "inspect");
+    REQUIRE_OR_EXIT(docker_info(x.c, on_info, &x), "info");
+    REQUIRE_OR_EXIT(docker_images_list_label(x.c, IMAGE_LABEL "=busybox", on_test_images, &x),
+                    "images");
+    REQUIRE_OR_EXIT(docker_images_list(x.c, on_grading_images, &x), "grading images");
+    REQUIRE_OR_EXIT(
+        docker_container_inspect(x.c, "proctor-no-such-container-here", on_inspect_missing, &x),
+        "inspect");
 
-    EXPECT(loop_run(x.loop) == 0, "loop");
-    EXPECT(x.done, "finished");
-    EXPECT(x.never_called, "a cancelled request called back");
-    EXPECT(docker_client_pending(x.c) == 0, "%zu requests left", docker_client_pending(x.c));
+    CHECK(loop_run(x.loop) == 0, "loop");
+    CHECK(x.done, "finished");
+    CHECK(x.never_called, "a cancelled request called back");
+    CHECK_INT_EQ(docker_client_pending(x.c), 0);
     docker_attach_free(x.attach);
     docker_client_free(x.c);
     loop_free(x.loop);
     msg_framer_deinit(&x.framer);
     free(x.big);
-    g_ctx = NULL;
-    printf("test_docker_client: ok\n");
-    return 0;
+    if (!x.done)
+        emergency_cleanup();
+    g_ctx = NULL; // x goes with main's frame, before the atexit handler runs
+    return check_finish("test_docker_client");
 }
