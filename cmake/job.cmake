@@ -1,6 +1,11 @@
 add_library(proctor_job STATIC
   src/job/agent.c
-  src/job/job.c)
+  src/job/discovery.c
+  src/job/container.c
+  src/job/job.c
+  src/job/job_student.c
+  src/job/job_report.c
+  src/job/job_dir.c)
 target_link_libraries(proctor_job PUBLIC proctor_core proctor_docker proctor_backend proctor_policy)
 target_link_libraries(agent_core INTERFACE proctor_job)
 
@@ -18,6 +23,7 @@ if(BUILD_TESTING)
   # The agent's identity, work-directory lock and port pool (no engine needed).
   add_executable(test_agent tests/unit/test_agent.c)
   target_link_libraries(test_agent PRIVATE agent_core)
+  target_include_directories(test_agent PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   target_include_directories(test_agent PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME agent_unit COMMAND test_agent)
   set_tests_properties(agent_unit PROPERTIES LABELS unit TIMEOUT 60)

@@ -20,6 +20,8 @@
 
 #define DISCOVERY_RETRY_MS 5000
 #define DRAIN_TIMEOUT_DEFAULT_S 120
+// After a second signal: how long removing the containers of abandoned jobs may take.
+#define STOP_NOW_MS 20000
 #define TXT_DRAIN_EXPIRED                                                                          \
     "The grading agent was shut down before this job could finish. Please submit it again."
 
@@ -33,8 +35,7 @@ struct daemon {
     bool need_hello;           /* the current connection has not had its hello yet */
     bool rediscovering;
     uint64_t retry_timer; /* discovery after a failure */
-    bool draining, drain_expired;
-    uint64_t drain_deadline_ms;
+    bool draining, stopping;
     long drain_timeout_s;
     msgpack_sbuffer sb;
 };
@@ -212,42 +213,76 @@ static void on_sighup(struct loop *loop, int signo, void *data)
     agent_reload_policies(d->agent);
 }
 
-static long drain_check(struct loop *loop, uint64_t id, void *data)
+static void sink_idle(void *data)
+{
+    struct daemon *d = data;
+    // The last job is answered and its containers removed.
+    if (d->draining || d->stopping)
+        loop_stop(d->loop);
+}
+
+static long on_drain_deadline(struct loop *loop, uint64_t id, void *data)
+{
+    PROCTOR_UNUSED(loop);
+    PROCTOR_UNUSED(id);
+    struct daemon *d = data;
+    // Jobs that outlive the drain (an SSH debug session lasts 30 min) are
+    // stopped and reported; their containers are removed as usual, and the
+    // sink's `idle` ends the loop.
+    log_warn(LOG_MAIN, "drain deadline (%ld s) reached: stopping %zu job(s)", d->drain_timeout_s,
+             agent_job_count(d->agent));
+    agent_stop_jobs(d->agent, TXT_DRAIN_EXPIRED);
+    return LOOP_NOMORE;
+}
+
+static long on_stop_deadline(struct loop *loop, uint64_t id, void *data)
 {
     PROCTOR_UNUSED(id);
     struct daemon *d = data;
+    log_warn(LOG_MAIN,
+             "containers of %zu job(s) not removed within %d s; leaving them to the "
+             "next start",
+             agent_job_count(d->agent), STOP_NOW_MS / 1000);
+    loop_stop(loop);
+    return LOOP_NOMORE;
+}
+
+/** Second signal, or an interactive ^C: abandon every job, remove its containers, exit. */
+static void stop_now(struct daemon *d)
+{
+    if (d->stopping) {
+        loop_stop(d->loop); /* a third signal: exit at once */
+        return;
+    }
+    d->stopping = true;
+    log_info(LOG_MAIN, "stopping now: removing the containers of %zu job(s)",
+             agent_job_count(d->agent));
+    agent_abandon_jobs(d->agent);
     if (agent_job_count(d->agent) == 0) {
-        loop_stop(loop);
-        return LOOP_NOMORE;
+        loop_stop(d->loop);
+        return;
     }
-    if (!d->drain_expired && util_now_ms() >= d->drain_deadline_ms) {
-        // Jobs that outlive the drain (an SSH debug session lasts 30 min)
-        // are stopped and reported; their containers are removed as usual.
-        d->drain_expired = true;
-        log_warn(LOG_MAIN, "drain deadline (%ld s) reached: stopping %zu job(s)",
-                 d->drain_timeout_s, agent_job_count(d->agent));
-        agent_stop_jobs(d->agent, TXT_DRAIN_EXPIRED);
-    }
-    return 200;
+    loop_timer_add(d->loop, STOP_NOW_MS, on_stop_deadline, d);
 }
 
 static void on_sigterm(struct loop *loop, int signo, void *data)
 {
+    PROCTOR_UNUSED(loop);
     struct daemon *d = data;
     if (d->draining || signo == SIGINT) {
-        // Second signal, or an interactive ^C: stop now; agent_free() kills
-        // and removes whatever still runs.
-        log_info(LOG_MAIN, "stopping now");
-        loop_stop(loop);
+        stop_now(d);
         return;
     }
     d->draining = true;
-    d->drain_deadline_ms = util_now_ms() + (uint64_t)d->drain_timeout_s * 1000;
     agent_close(d->agent);
     log_info(LOG_MAIN,
              "SIGTERM: draining %zu running job(s) for at most %ld s; send it again to stop now",
              agent_job_count(d->agent), d->drain_timeout_s);
-    loop_timer_add(loop, 0, drain_check, d);
+    if (agent_job_count(d->agent) == 0) {
+        loop_stop(d->loop);
+        return;
+    }
+    loop_timer_add(d->loop, d->drain_timeout_s * 1000, on_drain_deadline, d);
 }
 
 static void usage(FILE *f)
@@ -458,7 +493,12 @@ int main(int argc, char **argv)
                        .concurrency = cfg.concurrency,
                        .drain_timeout_s = drain_timeout_s};
     struct agent_sink sink = {
-        .job_started = sink_started, .job_done = sink_done, .ssh_debug = sink_ssh, .data = &d};
+        .job_started = sink_started,
+        .job_done = sink_done,
+        .ssh_debug = sink_ssh,
+        .idle = sink_idle,
+        .data = &d,
+    };
     msgpack_sbuffer_init(&d.sb);
     value_set_map(&d.environments);
     // A peer closing a socket must not kill the daemon.

@@ -25,7 +25,11 @@ struct cli {
     bool want_envs;
     int exit_code;
     bool done;
+    bool stopping; /* interrupted: removing the job's containers */
 };
+
+// Interrupted: how long removing the job's containers may take.
+#define STOP_MS 20000
 
 /**
  * The value as a cJSON tree (caller frees with cJSON_Delete): binary strings
@@ -151,15 +155,11 @@ static void sink_ssh(void *data, const char *job_id, const char *host, int port,
     fprintf(stderr, "job %s: ssh %s@%s -p %d (password %s)\n", job_id, user, host, port, password);
 }
 
-static long wait_done(struct loop *loop, uint64_t id, void *data)
+static void sink_idle(void *data)
 {
-    PROCTOR_UNUSED(id);
     struct cli *c = data;
-    if (c->done && agent_job_count(c->agent) == 0) {
-        loop_stop(loop);
-        return LOOP_NOMORE;
-    }
-    return 20;
+    // The job is answered and its containers removed.
+    loop_stop(c->loop);
 }
 
 static void on_ready(struct agent *a, const struct value *envs, const char *err, void *data)
@@ -178,14 +178,32 @@ static void on_ready(struct agent *a, const struct value *envs, const char *err,
         return;
     }
     agent_new_job(a, &c->job);
-    loop_timer_add(c->loop, 0, wait_done, c);
+    if (agent_job_count(a) == 0)
+        loop_stop(c->loop); /* answered at once (refused): nothing to clean up */
+}
+
+static long on_stop_deadline(struct loop *loop, uint64_t id, void *data)
+{
+    PROCTOR_UNUSED(id);
+    PROCTOR_UNUSED(data);
+    fprintf(stderr, "proctor: containers not removed within %d s; the next run removes them\n",
+            STOP_MS / 1000);
+    loop_stop(loop);
+    return LOOP_NOMORE;
 }
 
 static void on_sigint(struct loop *loop, int signo, void *data)
 {
     PROCTOR_UNUSED(signo);
-    PROCTOR_UNUSED(data);
-    loop_stop(loop);
+    struct cli *c = data;
+    // First signal: stop the job and remove its containers; second: exit now.
+    if (c->stopping || !c->agent || agent_job_count(c->agent) == 0) {
+        loop_stop(loop);
+        return;
+    }
+    c->stopping = true;
+    agent_abandon_jobs(c->agent);
+    loop_timer_add(loop, STOP_MS, on_stop_deadline, c);
 }
 
 static void usage(FILE *f)
@@ -429,8 +447,11 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     c.loop = loop_new();
-    struct agent_sink sink = {
-        .job_started = sink_started, .job_done = sink_done, .ssh_debug = sink_ssh, .data = &c};
+    struct agent_sink sink = {.job_started = sink_started,
+                              .job_done = sink_done,
+                              .ssh_debug = sink_ssh,
+                              .idle = sink_idle,
+                              .data = &c};
     char err[1024] = "";
     c.agent = c.loop ? agent_new(c.loop, &cfg, &sink, err, sizeof err) : NULL;
     if (!c.agent) {

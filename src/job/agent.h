@@ -30,6 +30,8 @@ struct agent_sink {
     void (*job_done)(void *data, const struct backend_job_done *done);
     void (*ssh_debug)(void *data, const char *job_id, const char *host, int port, const char *user,
                       const char *password);
+    /** Optional: the last job still running has finished (agent_job_count() is 0). */
+    void (*idle)(void *data);
     void *data;
 };
 
@@ -64,8 +66,16 @@ struct agent_config {
  */
 struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
                         const struct agent_sink *sink, char *err, size_t errlen);
-/** Kills and removes every container still running, removes job dirs, frees. NULL is a no-op. */
+/**
+ * Frees the agent at once; NULL is a no-op. Removing containers takes the
+ * loop: to leave none, call agent_abandon_jobs() first and run the loop until
+ * the sink's `idle` (or agent_job_count() is 0). Containers of jobs still
+ * running here are left to the next start's discovery, which removes every
+ * container carrying this agent's id.
+ */
 void agent_free(struct agent *a);
+/** The agent's id: the value of the org.proctor.agent label on its containers. */
+const char *agent_id(const struct agent *a);
 
 /**
  * Starts discovery: removes containers an earlier run with the same agent id

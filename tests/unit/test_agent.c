@@ -13,7 +13,7 @@
 #include "core/loop.h"
 #include "core/util.h"
 #include "job/agent.h"
-#include "job/job.h"
+#include "job/agent_internal.h"
 
 static void sink_started(void *data, const char *job_id)
 {

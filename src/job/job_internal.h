@@ -1,0 +1,168 @@
+/**
+ * @file job_internal.h
+ * Shared by the files of one job: job.c (its life, from BackendNewJob to
+ * exactly one AgentJobDone), job_student.c (run_student requests),
+ * job_report.c (the AgentJobDone) and job_dir.c (the job directory).
+ *
+ * A job owns one grading container and the student containers it asked
+ * for, each a `struct container` (container.h). Its phases:
+ *
+ *   PREPARING  the worker fills the job directory
+ *              dir ready, no reason to stop -> RUNNING (grading container created)
+ *              dir failed, or stopped meanwhile -> CLEANING
+ *   RUNNING    the grading container is made, runs, is judged
+ *              grading container ended (or could not be made) -> CLEANING
+ *   CLEANING   reported; every container being removed
+ *              all gone -> the agent frees the job (agent_job_finished)
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/value.h"
+#include "docker/docker_stream.h"
+#include "job/container.h"
+#include "job/job.h"
+#include "job/job_host.h"
+
+// User-visible texts: the exact strings INGInious's agent sends, so students
+// and admins see what they know (spec BACKEND_PROTOCOL §4.3, CONTAINER §5.1).
+#define TXT_ENV_UNAVAILABLE                                                                        \
+    "This environment is not available in this agent. Please contact your course administrator."
+#define TXT_TASK_UNAVAILABLE                                                                       \
+    "Task unavailable on agent. Please retry later, the agents should synchronize soon. If the "   \
+    "error persists, please contact your course administrator."
+#define TXT_BAD_PARAMS "The agent is unable to parse the parameters"
+#define TXT_CANNOT_CREATE "Cannot create container."
+#define TXT_CANNOT_START "Cannot start container"
+#define TXT_UNKNOWN_ERROR                                                                          \
+    "An unknown error occurred in the agent. Please contact your course administrator."
+#define TXT_UNREADABLE "The grader did not return a readable output : "
+#define TXT_SSH_STUDENT                                                                            \
+    "ssh for student requires to allow ssh and internet access in the task environment "           \
+    "configuration tab!"
+#define TXT_SSH_FOREIGN "Trying to connect with ssh to a non-children student container !"
+
+// A hostile container can send malformed messages for ever: log this many.
+#define JOB_BAD_MSG_LOGS 3
+
+enum job_phase {
+    JOB_PREPARING,
+    JOB_RUNNING,
+    JOB_CLEANING,
+};
+
+/** Why the job ends, when it is not the grader's own result. The first reason wins. */
+enum job_reason {
+    REASON_NONE,
+    REASON_KILLED,
+    REASON_TIMEOUT,
+    REASON_OVERFLOW,
+    REASON_CRASH, /* crash_text says why */
+};
+
+/** Why a well-formed run_student request gets no container (bit index in refusals_logged). */
+enum student_refusal {
+    REFUSE_NONE,
+    REFUSE_DUPLICATE,
+    REFUSE_ENDING,
+    REFUSE_AT_ONCE,
+    REFUSE_TOTAL,
+};
+
+struct student {
+    struct job *job;
+    struct student *next;
+    char *socket_id;
+    char *link; /* J/links/<n>.sock: the requester's socket, bound as /__parent.sock */
+    struct policy_student_limits limits;
+    uint16_t ssh_port; /* 0 = none */
+    bool replied;      /* run_student_retval sent */
+    struct container ct;
+};
+
+struct job {
+    const struct job_host *host;
+    struct job *next; /* the agent's list */
+    enum job_phase phase;
+    char *id;
+    char *course_id, *task_id; /* NULL for a taskless job */
+    char *envtype, *envname;
+    enum backend_debug debug;
+    struct value inputdata;
+    char *prev_state;
+    struct env env; /* copy: discovery may replace the agent's table meanwhile */
+    struct policy_limits limits;
+    struct policy_hardening hard;
+    char *run_cmd;
+    uint16_t ports_host[POLICY_MAX_PORTS];
+    uint16_t ports_cont[POLICY_MAX_PORTS];
+    size_t nports;
+    char *dir;                    /* job directory on the host */
+    struct worker_task *dir_task; /* filling it, on the worker thread */
+    uint64_t started_ms;          /* BackendNewJob received */
+
+    struct container grading;
+    struct msg_framer framer;
+    size_t output_bytes, stderr_logged;
+    uint64_t bad_msgs;   /* malformed container messages skipped */
+    struct value result; /* last `result` the container sent (NIL = none) */
+    bool has_result;
+    bool ssh_sent;
+    bool abandoned; /* the backend forgot it: no report */
+    bool reported;
+    enum job_reason reason;
+    char *crash_text;
+
+    struct student *students;
+    size_t students_started;  /* student containers asked of Docker so far */
+    size_t students_refused;  /* requests over a cap */
+    unsigned refusals_logged; /* bit per enum student_refusal already logged */
+};
+
+/* job.c */
+/** Sets the reason (first wins) and stops the grading container. */
+void job_fail(struct job *j, enum job_reason r, const char *text);
+/** Encodes and writes one message to the grading container: 0 or -errno. */
+int job_send(struct job *j, const struct value *msg);
+/** In CLEANING with every container gone: hands the job back to the agent (frees it). */
+void job_maybe_finished(struct job *j);
+/** Python's truth value of a message field. */
+bool job_truthy(const struct value *v);
+
+/* job_student.c */
+/** A `run_student` message from the grading container. */
+void student_request(struct job *j, const struct value *msg);
+/** The student container with this Docker id; NULL if none. */
+struct student *student_by_container(struct job *j, const char *id);
+/** The job ends: removes every student container (no more replies). */
+void students_remove_all(struct job *j);
+/** Frees every student record at once (job_free). No Docker calls. */
+void students_free(struct job *j);
+
+/* job_report.c */
+/** Reports the job's one AgentJobDone (from its reason or its result); once. */
+void job_report(struct job *j);
+/** An AgentJobDone without a grader result. */
+void job_report_plain(struct job *j, const char *result, const char *text, bool with_streams);
+
+/* job_dir.c */
+/**
+ * Creates the job directory and has the worker fill it (copying never blocks
+ * the loop); done(ret, j) follows on the loop. 0, or -errno with reason set.
+ */
+int job_dir_make(struct job *j, void (*done)(int ret, void *data), char *reason, size_t reasonlen);
+/** The grading container's bind mounts ("src:dst:mode"), NULL-terminated; free with
+ * job_dir_binds_free. */
+char **job_dir_grading_binds(const struct job *j);
+/** A student container's bind mounts; `link` is its parent socket's hard link. */
+char **job_dir_student_binds(const struct job *j, const char *link);
+void job_dir_binds_free(char **binds);
+/**
+ * Gives the requester's socket J/sockets/<socket_id>.sock a name of the
+ * agent's own (see job_dir.c): sets *link. 0, or -errno (-EPERM: not a socket).
+ */
+int job_dir_link_socket(const struct job *j, const char *socket_id, size_t n, char **link);
+/** Removes the job directory on the worker thread (after any copy still queued there). */
+void job_dir_remove(struct job *j);
