@@ -8,6 +8,7 @@ set(PROCTOR_COMMON_SOURCES
   ${CMAKE_SOURCE_DIR}/src/common/base64.c
   ${CMAKE_SOURCE_DIR}/src/common/buf.c
   ${CMAKE_SOURCE_DIR}/src/common/framer.c
+  ${CMAKE_SOURCE_DIR}/src/common/mp_head.c
   ${CMAKE_SOURCE_DIR}/src/common/privdrop.c
   ${CMAKE_SOURCE_DIR}/src/common/utf8.c)
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/mp_head.h"
 #include "core/util.h"
 
 static const char *const type_names[] = {
@@ -323,24 +324,6 @@ static bool dec_has(const struct decoder *d, size_t n)
     return (size_t)(d->end - d->p) >= n;
 }
 
-static uint64_t dec_be(struct decoder *d, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | d->p[i];
-    d->p += n;
-    return v;
-}
-
-// Reads an n-byte big-endian length or count after the type byte.
-static int dec_size(struct decoder *d, size_t n, size_t *out)
-{
-    if (!dec_has(d, n))
-        return dec_fail(d, "truncated msgpack object");
-    *out = (size_t)dec_be(d, n);
-    return 0;
-}
-
 static int dec_bytes(struct decoder *d, size_t n, enum value_type type, struct value *out)
 {
     if (!dec_has(d, n))
@@ -410,54 +393,6 @@ static int dec_map(struct decoder *d, size_t n, struct value *out, int depth)
     return ret;
 }
 
-static int dec_float(struct decoder *d, size_t n, struct value *out)
-{
-    if (!dec_has(d, n))
-        return dec_fail(d, "truncated msgpack object");
-    uint64_t bits = dec_be(d, n);
-    if (n == 4) {
-        uint32_t b32 = (uint32_t)bits;
-        float f;
-        memcpy(&f, &b32, sizeof f);
-        value_set_float(out, f);
-    } else {
-        double f;
-        memcpy(&f, &bits, sizeof f);
-        value_set_float(out, f);
-    }
-    return 0;
-}
-
-static int dec_uint(struct decoder *d, size_t n, struct value *out)
-{
-    if (!dec_has(d, n))
-        return dec_fail(d, "truncated msgpack object");
-    uint64_t u = dec_be(d, n);
-    if (u > INT64_MAX) {
-        value_set_nil(out);
-        out->type = VALUE_UINT;
-        out->u.u = u;
-    } else {
-        value_set_int(out, (int64_t)u);
-    }
-    return 0;
-}
-
-static int dec_int(struct decoder *d, size_t n, struct value *out)
-{
-    if (!dec_has(d, n))
-        return dec_fail(d, "truncated msgpack object");
-    uint64_t u = dec_be(d, n);
-    // Sign-extend from n bytes without a signed shift or overflow.
-    unsigned shift = (unsigned)(64 - 8 * n);
-    uint64_t sign = (uint64_t)1 << (8 * n - 1);
-    u = shift ? (u ^ sign) - sign : u;
-    int64_t i;
-    memcpy(&i, &u, sizeof i);
-    value_set_int(out, i);
-    return 0;
-}
-
 // Decodes one object into *out (always left valid: NIL or a partial tree
 // that value_deinit() releases).
 static int dec_value(struct decoder *d, struct value *out, int depth)
@@ -467,75 +402,45 @@ static int dec_value(struct decoder *d, struct value *out, int depth)
         return dec_fail(d, "msgpack object nested too deeply");
     if (!dec_has(d, 1))
         return dec_fail(d, "truncated msgpack object");
-    unsigned t = *d->p++;
-    size_t n = 0;
-    int ret = 0;
-    if (t <= 0x7f) {
-        value_set_int(out, t);
-    } else if (t >= 0xe0) {
-        value_set_int(out, (int64_t)t - 256);
-    } else if (t <= 0x8f) {
-        ret = dec_map(d, t & 0x0f, out, depth);
-    } else if (t <= 0x9f) {
-        ret = dec_array(d, t & 0x0f, out, depth);
-    } else if (t <= 0xbf) {
-        ret = dec_bytes(d, t & 0x1f, VALUE_STR, out);
-    } else {
-        switch (t) {
-        case 0xc0:
-            break;
-        case 0xc2:
-        case 0xc3:
-            value_set_bool(out, t == 0xc3);
-            break;
-        case 0xc4:
-        case 0xc5:
-        case 0xc6:
-            ret = dec_size(d, (size_t)1 << (t - 0xc4), &n);
-            if (!ret)
-                ret = dec_bytes(d, n, VALUE_BIN, out);
-            break;
-        case 0xca:
-        case 0xcb:
-            ret = dec_float(d, t == 0xca ? 4 : 8, out);
-            break;
-        case 0xcc:
-        case 0xcd:
-        case 0xce:
-        case 0xcf:
-            ret = dec_uint(d, (size_t)1 << (t - 0xcc), out);
-            break;
-        case 0xd0:
-        case 0xd1:
-        case 0xd2:
-        case 0xd3:
-            ret = dec_int(d, (size_t)1 << (t - 0xd0), out);
-            break;
-        case 0xd9:
-        case 0xda:
-        case 0xdb:
-            ret = dec_size(d, (size_t)1 << (t - 0xd9), &n);
-            if (!ret)
-                ret = dec_bytes(d, n, VALUE_STR, out);
-            break;
-        case 0xdc:
-        case 0xdd:
-            ret = dec_size(d, t == 0xdc ? 2 : 4, &n);
-            if (!ret)
-                ret = dec_array(d, n, out, depth);
-            break;
-        case 0xde:
-        case 0xdf:
-            ret = dec_size(d, t == 0xde ? 2 : 4, &n);
-            if (!ret)
-                ret = dec_map(d, n, out, depth);
-            break;
-        default:
-            // 0xc1 is never used; ext types (0xc7-0xc9, 0xd4-0xd8) are never
-            // part of the protocol.
-            ret = dec_fail(d, "msgpack ext type or reserved byte");
-            break;
+    struct mp_head h;
+    int ret = mp_head_read(d->p, (size_t)(d->end - d->p), &h);
+    if (ret) {
+        d->p++; // errors are reported after the type byte
+        // 0xc1 is never used; ext types are never part of the protocol.
+        return dec_fail(d, ret == -EAGAIN ? "truncated msgpack object"
+                                          : "msgpack ext type or reserved byte");
+    }
+    d->p += h.len;
+    switch (h.kind) {
+    case MP_NIL:
+        break;
+    case MP_BOOL:
+        value_set_bool(out, h.n);
+        break;
+    case MP_UINT:
+        if (h.n > INT64_MAX) {
+            out->type = VALUE_UINT;
+            out->u.u = h.n;
+        } else {
+            value_set_int(out, (int64_t)h.n);
         }
+        break;
+    case MP_INT:
+        value_set_int(out, h.i);
+        break;
+    case MP_FLOAT:
+        value_set_float(out, h.f);
+        break;
+    case MP_STR:
+    case MP_BIN:
+        ret = dec_bytes(d, (size_t)h.n, h.kind == MP_STR ? VALUE_STR : VALUE_BIN, out);
+        break;
+    case MP_ARRAY:
+        ret = dec_array(d, (size_t)h.n, out, depth);
+        break;
+    case MP_MAP:
+        ret = dec_map(d, (size_t)h.n, out, depth);
+        break;
     }
     return ret;
 }

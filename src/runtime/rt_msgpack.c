@@ -3,6 +3,8 @@
 // test_rt_msgpack.c cross-checks it against msgpack-c).
 #include "rt_msgpack.h"
 
+#include "common/mp_head.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -101,16 +103,6 @@ static int mp_take(struct mp_cursor *c, size_t k, const uint8_t **at)
     return 0;
 }
 
-static int mp_uint(struct mp_cursor *c, int bytes, uint64_t *x)
-{
-    const uint8_t *at;
-    int ret = mp_take(c, (size_t)bytes, &at);
-    *x = 0;
-    for (int i = 0; !ret && i < bytes; i++)
-        *x = (*x << 8) | at[i];
-    return ret;
-}
-
 static int mp_value(struct mp_cursor *c, int depth, struct rt_value **out);
 
 static int mp_bytes(struct mp_cursor *c, enum rt_type t, uint64_t len, struct rt_value **out)
@@ -167,100 +159,39 @@ static int mp_map(struct mp_cursor *c, uint64_t count, int depth, struct rt_valu
 
 static int mp_value(struct mp_cursor *c, int depth, struct rt_value **out)
 {
-    const uint8_t *at;
-    uint64_t x = 0;
-    int ret = depth > RT_VALUE_MAX_DEPTH ? -EINVAL : mp_take(c, 1, &at);
+    struct mp_head h;
+    int ret = depth > RT_VALUE_MAX_DEPTH ? -EINVAL : mp_head_read(c->p + c->pos, c->n - c->pos, &h);
     if (ret)
         return ret;
-    uint8_t tag = *at;
-    if (tag <= 0x7f) {
-        *out = rt_new_int(tag);
-    } else if (tag >= 0xe0) {
-        *out = rt_new_int((int8_t)tag);
-    } else if ((tag & 0xe0) == 0xa0) {
-        ret = mp_bytes(c, RT_STR, tag & 0x1f, out);
-    } else if ((tag & 0xf0) == 0x90) {
-        ret = mp_array(c, tag & 0x0f, depth, out);
-    } else if ((tag & 0xf0) == 0x80) {
-        ret = mp_map(c, tag & 0x0f, depth, out);
-    } else {
-        switch (tag) {
-        case 0xc0:
-            *out = rt_new_nil();
-            break;
-        case 0xc2:
-        case 0xc3:
-            *out = rt_new_bool(tag == 0xc3);
-            break;
-        case 0xc4:
-        case 0xc5:
-        case 0xc6:
-            ret = mp_uint(c, 1 << (tag - 0xc4), &x);
-            if (!ret)
-                ret = mp_bytes(c, RT_BIN, x, out);
-            break;
-        case 0xca: {
-            ret = mp_uint(c, 4, &x);
-            uint32_t b32 = (uint32_t)x;
-            float f;
-            memcpy(&f, &b32, sizeof(f));
-            if (!ret)
-                *out = rt_new_float(f);
-            break;
-        }
-        case 0xcb: {
-            ret = mp_uint(c, 8, &x);
-            double d;
-            memcpy(&d, &x, sizeof(d));
-            if (!ret)
-                *out = rt_new_float(d);
-            break;
-        }
-        case 0xcc:
-        case 0xcd:
-        case 0xce:
-        case 0xcf:
-            ret = mp_uint(c, 1 << (tag - 0xcc), &x);
-            if (!ret && x > INT64_MAX)
-                ret = -EINVAL; // no uint64 beyond int64 on this wire
-            if (!ret)
-                *out = rt_new_int((int64_t)x);
-            break;
-        case 0xd0:
-        case 0xd1:
-        case 0xd2:
-        case 0xd3: {
-            int bytes = 1 << (tag - 0xd0);
-            ret = mp_uint(c, bytes, &x);
-            if (!ret && bytes < 8 && (x >> (bytes * 8 - 1)))
-                x |= ~(uint64_t)0 << (bytes * 8); // sign-extend
-            if (!ret)
-                *out = rt_new_int((int64_t)x);
-            break;
-        }
-        case 0xd9:
-        case 0xda:
-        case 0xdb:
-            ret = mp_uint(c, 1 << (tag - 0xd9), &x);
-            if (!ret)
-                ret = mp_bytes(c, RT_STR, x, out);
-            break;
-        case 0xdc:
-        case 0xdd:
-            ret = mp_uint(c, tag == 0xdc ? 2 : 4, &x);
-            if (!ret)
-                ret = mp_array(c, x, depth, out);
-            break;
-        case 0xde:
-        case 0xdf:
-            ret = mp_uint(c, tag == 0xde ? 2 : 4, &x);
-            if (!ret)
-                ret = mp_map(c, x, depth, out);
-            break;
-        default:
-            ret = -EINVAL; // ext types and the never-used 0xc1
-            break;
-        }
+    c->pos += h.len;
+    switch (h.kind) {
+    case MP_NIL:
+        *out = rt_new_nil();
+        break;
+    case MP_BOOL:
+        *out = rt_new_bool(h.n);
+        break;
+    case MP_UINT:
+        if (h.n > INT64_MAX)
+            return -EINVAL; // no uint64 beyond int64 on this wire
+        *out = rt_new_int((int64_t)h.n);
+        break;
+    case MP_INT:
+        *out = rt_new_int(h.i);
+        break;
+    case MP_FLOAT:
+        *out = rt_new_float(h.f);
+        break;
+    case MP_STR:
+    case MP_BIN:
+        ret = mp_bytes(c, h.kind == MP_STR ? RT_STR : RT_BIN, h.n, out);
+        break;
+    case MP_ARRAY:
+        ret = mp_array(c, h.n, depth, out);
+        break;
+    case MP_MAP:
+        ret = mp_map(c, h.n, depth, out);
+        break;
     }
     return ret;
 }
@@ -283,45 +214,18 @@ int rt_msgpack_scan(const void *p, size_t n, struct rt_msgpack_scan *s)
     while (s->pending) {
         if (s->pos >= n)
             return -EAGAIN;
-        uint8_t t = b[s->pos];
-        size_t head = 1, lb = 0; // header bytes; bytes of the length or count after the tag
-        uint64_t x = 0;          // payload bytes, or child count
-        enum { LEAF, BYTES, ARRAY, MAP } kind = LEAF;
-        if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
-            kind = LEAF;
-        else if (t <= 0x8f)
-            kind = MAP, x = t & 0x0f;
-        else if (t <= 0x9f)
-            kind = ARRAY, x = t & 0x0f;
-        else if (t <= 0xbf)
-            kind = BYTES, x = t & 0x1f;
-        else if (t >= 0xc4 && t <= 0xc6)
-            kind = BYTES, lb = (size_t)1 << (t - 0xc4);
-        else if (t == 0xca || t == 0xcb)
-            head = t == 0xca ? 5 : 9;
-        else if (t >= 0xcc && t <= 0xd3)
-            head = 1 + ((size_t)1 << ((t - 0xcc) & 3));
-        else if (t >= 0xd9 && t <= 0xdb)
-            kind = BYTES, lb = (size_t)1 << (t - 0xd9);
-        else if (t == 0xdc || t == 0xdd)
-            kind = ARRAY, lb = t == 0xdc ? 2 : 4;
-        else if (t == 0xde || t == 0xdf)
-            kind = MAP, lb = t == 0xde ? 2 : 4;
-        else
-            return -EINVAL; // 0xc1 and the ext types
-        head += lb;
-        if (n - s->pos < head)
-            return -EAGAIN;
-        for (size_t i = 1; i <= lb; i++)
-            x = x << 8 | b[s->pos + i];
-        uint64_t payload = kind == BYTES ? x : 0;
-        uint64_t children = kind == ARRAY ? x : kind == MAP ? 2 * x : 0;
-        if ((uint64_t)(n - s->pos - head) < payload)
+        struct mp_head h;
+        int ret = mp_head_read(b + s->pos, n - s->pos, &h);
+        if (ret)
+            return ret;
+        uint64_t payload = h.kind == MP_STR || h.kind == MP_BIN ? h.n : 0;
+        uint64_t children = h.kind == MP_ARRAY ? h.n : h.kind == MP_MAP ? 2 * h.n : 0;
+        if ((uint64_t)(n - s->pos - h.len) < payload)
             return -EAGAIN;
         // Counts are at most 2^33 per header: only an absurd input overflows.
         if (s->pending > UINT64_MAX / 2)
             return -EINVAL;
-        s->pos += head + (size_t)payload;
+        s->pos += h.len + (size_t)payload;
         s->pending += children - 1;
     }
     return 0;

@@ -17,6 +17,7 @@
 #include "common/base64.h"
 #include "common/buf.h"
 #include "common/framer.h"
+#include "common/mp_head.h"
 #include "common/privdrop.h"
 #include "common/utf8.h"
 #include "common/wire.h"
@@ -267,6 +268,67 @@ static void test_framer_errors_and_encode(void)
     buf_deinit(&got);
 }
 
+/* ---- msgpack heads ------------------------------------------------------ */
+
+static void test_mp_head(void)
+{
+    static const struct {
+        const char *in;
+        size_t n;
+        enum mp_kind kind;
+        size_t len;
+        uint64_t u;
+        int64_t i;
+        double f;
+    } cases[] = {
+        {"\x00", 1, MP_UINT, 1, 0, 0, 0},
+        {"\x7f", 1, MP_UINT, 1, 127, 0, 0},
+        {"\xe0", 1, MP_INT, 1, 0, -32, 0},
+        {"\xff", 1, MP_INT, 1, 0, -1, 0},
+        {"\x8f", 1, MP_MAP, 1, 15, 0, 0},
+        {"\x90", 1, MP_ARRAY, 1, 0, 0, 0},
+        {"\xbf", 1, MP_STR, 1, 31, 0, 0},
+        {"\xc0", 1, MP_NIL, 1, 0, 0, 0},
+        {"\xc3", 1, MP_BOOL, 1, 1, 0, 0},
+        {"\xc4\x05", 2, MP_BIN, 2, 5, 0, 0},
+        {"\xc6\x00\x01\x00\x00", 5, MP_BIN, 5, 65536, 0, 0},
+        {"\xca\x3f\xc0\x00\x00", 5, MP_FLOAT, 5, 0, 0, 1.5},
+        {"\xcb\xc0\x04\x00\x00\x00\x00\x00\x00", 9, MP_FLOAT, 9, 0, 0, -2.5},
+        {"\xcd\x01\x00", 3, MP_UINT, 3, 256, 0, 0},
+        {"\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, MP_UINT, 9, UINT64_MAX, 0, 0},
+        {"\xd0\x80", 2, MP_INT, 2, 0, -128, 0},
+        {"\xd1\x7f\xff", 3, MP_INT, 3, 0, 32767, 0},
+        {"\xd2\x80\x00\x00\x00", 5, MP_INT, 5, 0, INT32_MIN, 0},
+        {"\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9, MP_INT, 9, 0, INT64_MIN, 0},
+        {"\xd9\x20", 2, MP_STR, 2, 32, 0, 0},
+        {"\xda\x01\x00", 3, MP_STR, 3, 256, 0, 0},
+        {"\xdd\x00\x01\x00\x00", 5, MP_ARRAY, 5, 65536, 0, 0},
+        {"\xde\x00\x10", 3, MP_MAP, 3, 16, 0, 0},
+    };
+    for (size_t i = 0; i < N_OF(cases); i++) {
+        struct mp_head h;
+        int ret = mp_head_read(cases[i].in, cases[i].n, &h);
+        CHECK(ret == 0 && h.kind == cases[i].kind && h.len == cases[i].len, "case %zu: %d", i, ret);
+        if (h.kind == MP_INT)
+            CHECK(h.i == cases[i].i, "case %zu: %lld", i, (long long)h.i);
+        else if (h.kind == MP_FLOAT)
+            CHECK(h.f == cases[i].f, "case %zu: %g", i, h.f);
+        else
+            CHECK(h.n == cases[i].u, "case %zu: %llu", i, (unsigned long long)h.n);
+        // Every strict prefix of a head is "need more".
+        for (size_t k = 0; k < cases[i].len; k++)
+            CHECK(mp_head_read(cases[i].in, k, &h) == -EAGAIN, "case %zu prefix %zu", i, k);
+    }
+    // Exactly 0xc1 and the ext types are refused, from the type byte alone.
+    for (unsigned t = 0; t < 256; t++) {
+        unsigned char b = (unsigned char)t;
+        struct mp_head h;
+        bool refused = t == 0xc1 || (t >= 0xc7 && t <= 0xc9) || (t >= 0xd4 && t <= 0xd8);
+        int ret = mp_head_read(&b, 1, &h);
+        CHECK(refused ? ret == -EINVAL : ret == 0 || ret == -EAGAIN, "type %#x: %d", t, ret);
+    }
+}
+
 /* ---- base64 ------------------------------------------------------------- */
 
 static void test_base64(void)
@@ -395,6 +457,7 @@ int main(void)
     test_buf();
     test_framer_every_split();
     test_framer_errors_and_encode();
+    test_mp_head();
     test_base64();
     test_privdrop_prepare();
     return check_finish("common");
