@@ -251,11 +251,12 @@ struct docker_req *docker_req_start(struct docker_client *c, enum docker_req_kin
                                     const char *id, const char *const *query, char *body,
                                     docker_any_fn fn, void *data)
 {
-    AUTO_FREE char *body_owned = body;
     const struct docker_req_row *k = &docker_req_kinds[kind];
     const char *path = strchr(k->endpoint, ' ') + 1;
-    if (strstr(path, "{id}") && PROCTOR_FAILS(id && *id))
+    if (strstr(path, "{id}") && PROCTOR_FAILS(id && *id)) {
+        free(body);
         return NULL;
+    }
     char method[8];
     snprintf(method, sizeof(method), "%.*s", (int)(path - 1 - k->endpoint), k->endpoint);
     struct docker_req *r = xcalloc(1, sizeof(*r));
@@ -267,7 +268,8 @@ struct docker_req *docker_req_start(struct docker_client *c, enum docker_req_kin
     r->easy = curl_easy_init();
     PROCTOR_REQUIRE(r->easy);
     AUTO_FREE char *url = req_url(r, path, id, query);
-    req_setopts(r, method, url, body);
+    req_setopts(r, method, url, body); // curl copies the body
+    free(body);
     log_debug(LOG_DOCKER, "%s %s", method, url);
     return req_submit(r);
 }
