@@ -52,9 +52,13 @@ struct scenario {
     const char *result; /* NULL: no job_done at all */
     const char *text;   /* a substring of the text, or NULL */
     int grading, students;
-    bool delete_fails; /* every container got a DELETE, none succeeded */
-    long timeout_ms;   /* docker_timeout_ms; 0 = 2000 */
-    long deadline_ms;  /* 0 = 20000 */
+    /*
+     * Every DELETE of the job fails: its containers are left, and the orphan
+     * sweep of the next discovery must remove them.
+     */
+    bool delete_fails;
+    long timeout_ms;  /* docker_timeout_ms; 0 = 2000 */
+    long deadline_ms; /* 0 = 20000 */
     int64_t time_limit;
     int64_t want_retval; /* 0 = none, NOT_CHECKED, else the run_student_retval expected */
     int want_started;    /* run_student_started messages */
@@ -557,6 +561,31 @@ static void request_student_stats_end(struct t *t, enum fake_step step, enum fak
     }
 }
 
+static void request_exit_when_student_runs(struct t *t, enum fake_step step, enum fake_role role,
+                                           struct fake_container *c, bool held)
+{
+    PROCTOR_UNUSED(c);
+    if (step == FAKE_WAIT && role == FAKE_STUDENT && !held)
+        result_and_exit(t);
+}
+
+static void setup_student_start_error(struct t *t)
+{
+    setup_student_exit3(t);
+    script(t, FAKE_STUDENT, FAKE_START, FAKE_ERROR, 1);
+}
+
+static void setup_student_wait_error(struct t *t)
+{
+    setup_student_exit3(t);
+    script(t, FAKE_STUDENT, FAKE_WAIT, FAKE_ERROR, 1);
+}
+
+static void setup_events_error(struct t *t)
+{
+    script(t, FAKE_GRADING, FAKE_EVENTS, FAKE_ERROR, -1);
+}
+
 static void run_result_then_student(struct t *t)
 {
     send_result(t);
@@ -636,13 +665,14 @@ static const struct scenario scenarios[] = {
      .result = "crash",
      .text = "An unknown error occurred",
      .grading = 1,
-     .deadline_ms = 40000},
+     .deadline_ms = 30000},
     {.name = "inspect_error", .setup = setup_inspect_error, .result = "success", .grading = 1},
     {.name = "delete_error",
      .setup = setup_delete_error,
      .result = "success",
      .grading = 1,
      .delete_fails = true},
+    {.name = "events_error", .setup = setup_events_error, .result = "success", .grading = 1},
     {.name = "stats_error", .setup = setup_stats_error, .result = "success", .grading = 1},
     {.name = "stats_stream_ends", .run = run_stats_end, .result = "success", .grading = 1},
     {.name = "kill_error",
@@ -755,6 +785,31 @@ static const struct scenario scenarios[] = {
      .grading = 1,
      .students = 1,
      .want_retval = NOT_CHECKED,
+     .want_started = 1},
+    {.name = "student_hangs_parent_exits",
+     .setup = setup_student_hang,
+     .run = send_run_student,
+     .request = request_exit_when_student_runs,
+     .result = "success",
+     .grading = 1,
+     .students = 1,
+     .want_retval = NOT_CHECKED,
+     .want_started = 1},
+    {.name = "student_start_error",
+     .setup = setup_student_start_error,
+     .run = send_run_student,
+     .result = "success",
+     .grading = 1,
+     .students = 1,
+     .want_retval = 254,
+     .want_started = 1},
+    {.name = "student_wait_error",
+     .setup = setup_student_wait_error,
+     .run = send_run_student,
+     .result = "success",
+     .grading = 1,
+     .students = 1,
+     .want_retval = 254,
      .want_started = 1},
     {.name = "student_after_result",
      .setup = setup_student_exit3,
@@ -942,16 +997,27 @@ static void run_scenario(const struct scenario *sc)
     }
     loop_timer_del(t.loop, deadline);
     check_outcome(&t);
+    if (sc->delete_fails && !t.deadline_hit) {
+        // The engine works again: discovery sweeps what the job could not remove.
+        script(&t, FAKE_GRADING, FAKE_DELETE, FAKE_OK, 0);
+        script(&t, FAKE_STUDENT, FAKE_DELETE, FAKE_OK, 0);
+        t.discovered = false;
+        deadline = loop_timer_add(t.loop, 20000, on_deadline, &t);
+        REQUIRE_OR_EXIT(agent_discover(t.a, on_ready, &t) == 0, "agent_discover again");
+        loop_run(t.loop);
+        loop_timer_del(t.loop, deadline);
+        CHECK(t.discovered && !t.deadline_hit, "the second discovery did not finish");
+    }
+    int done_before_free = t.n_done;
 
     agent_free(t.a);
     t.a = NULL;
-    // Whatever the agent left, freeing it must not leave a container behind
-    // (unless the engine refuses every removal).
+    CHECK_INT_EQ(t.n_done, done_before_free);
+    // Whatever happened, no container is left behind.
     for (size_t i = 0; i < fake_engine_ncontainers(t.f); i++) {
         struct fake_container *c = fake_engine_container(t.f, i);
-        CHECK(fake_container_removed(c) == !sc->delete_fails,
-              "after agent_free: container %.16s removed %d", fake_container_id(c),
-              fake_container_removed(c));
+        CHECK(fake_container_removed(c), "after agent_free: container %.16s not removed",
+              fake_container_id(c));
     }
     fake_engine_free(t.f);
     loop_free(t.loop);
