@@ -21,8 +21,8 @@
 struct docker_req {
     struct docker_client *c;
     struct docker_req *prev, *next; /* in c->reqs */
-    const struct docker_req_row *kind;
-    docker_any_fn fn; /* the public function's callback, called by the kind's functions */
+    const struct docker_req_row *row;
+    docker_any_fn fn; /* the public function's callback, called by the row's functions */
     void *data;
     CURL *easy; /* ours until curl_multi_remove_handle() + cleanup */
     struct curl_slist *headers;
@@ -251,17 +251,17 @@ struct docker_req *docker_req_start(struct docker_client *c, enum docker_req_kin
                                     const char *id, const char *const *query, char *body,
                                     docker_any_fn fn, void *data)
 {
-    const struct docker_req_row *k = &docker_req_kinds[kind];
-    const char *path = strchr(k->endpoint, ' ') + 1;
+    const struct docker_req_row *row = &docker_req_kinds[kind];
+    const char *path = strchr(row->endpoint, ' ') + 1;
     if (strstr(path, "{id}") && PROCTOR_FAILS(id && *id)) {
         free(body);
         return NULL;
     }
     char method[8];
-    snprintf(method, sizeof(method), "%.*s", (int)(path - 1 - k->endpoint), k->endpoint);
+    snprintf(method, sizeof(method), "%.*s", (int)(path - 1 - row->endpoint), row->endpoint);
     struct docker_req *r = xcalloc(1, sizeof(*r));
     r->c = c;
-    r->kind = k;
+    r->row = row;
     r->fn = fn;
     r->data = data;
     r->max_body = c->max_body;
@@ -304,7 +304,7 @@ static void req_setopts(struct docker_req *r, const char *method, const char *ur
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     // Streams and the wait long-poll last as long as the container: no total timeout.
-    if (!r->kind->line && !(r->kind->flags & DOCKER_KIND_LONG_POLL) && c->timeout_ms > 0)
+    if (!r->row->line && !(r->row->flags & DOCKER_KIND_LONG_POLL) && c->timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     req_header(r, "Expect:");
     if (strcmp(method, "POST") == 0) {
@@ -417,12 +417,12 @@ static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *userp)
     struct docker_req *r = userp;
     size_t n = size * nmemb;
     // Streams keep only an unfinished line between drives; the cap is on one line.
-    size_t limit = r->kind->line ? 2 * r->max_body : r->max_body;
+    size_t limit = r->row->line ? 2 * r->max_body : r->max_body;
     if (buf_append(&r->body, p, n, limit) < 0) {
         r->overflow = true;
         return 0;
     }
-    if (r->kind->line) {
+    if (r->row->line) {
         const char *nl = memrchr(r->body.data, '\n', r->body.len);
         size_t tail = nl ? r->body.len - (size_t)(nl + 1 - r->body.data) : r->body.len;
         if (tail > r->max_body) {
@@ -515,7 +515,7 @@ static void stream_dispatch(struct docker_req *r, bool all)
                 log_warn(LOG_DOCKER, "unparsable line in a docker stream (%zu bytes)", len);
             continue;
         }
-        r->kind->line(json, r->fn, r->data);
+        r->row->line(json, r->fn, r->data);
         cJSON_Delete(json);
     }
     if (!r->cancelled)
@@ -551,7 +551,7 @@ static const char *reply_message(const cJSON *json)
 // Turns a finished transfer into exactly one callback.
 static void req_complete(struct docker_req *r, CURLcode res)
 {
-    const struct docker_req_row *k = r->kind;
+    const struct docker_req_row *row = r->row;
     long http = 0;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http);
     cJSON *json = NULL;
@@ -566,7 +566,7 @@ static void req_complete(struct docker_req *r, CURLcode res)
         } else {
             err = r->errbuf[0] ? r->errbuf : curl_easy_strerror(res);
         }
-    } else if (http >= 300 && !((k->flags & DOCKER_KIND_304_OK) && http == 304)) {
+    } else if (http >= 300 && !((row->flags & DOCKER_KIND_304_OK) && http == 304)) {
         status = (int)http;
         json = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
         err = reply_message(json);
@@ -574,9 +574,9 @@ static void req_complete(struct docker_req *r, CURLcode res)
             snprintf(text, sizeof(text), "docker answered http %ld", http);
             err = text;
         }
-    } else if (k->line) {
+    } else if (row->line) {
         stream_dispatch(r, true);
-    } else if (k->decode) {
+    } else if (row->decode) {
         json = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
         if (!json) {
             status = -EPROTO;
@@ -586,12 +586,12 @@ static void req_complete(struct docker_req *r, CURLcode res)
     if (r->cancelled)
         goto out;
     if (status == 0 && json) {
-        int ret = k->decode(json, r->fn, r->data);
+        int ret = row->decode(json, r->fn, r->data);
         if (ret < 0)
-            k->fail(ret, "unexpected json shape from docker", r->fn, r->data);
+            row->fail(ret, "unexpected json shape from docker", r->fn, r->data);
     } else {
         // An error; or success without a body to decode (done requests, a stream's end).
-        k->fail(status, err, r->fn, r->data);
+        row->fail(status, err, r->fn, r->data);
     }
 out:
     cJSON_Delete(json);
@@ -605,7 +605,7 @@ static void client_drive(struct docker_client *c, curl_socket_t s, int flags)
     curl_multi_socket_action(c->multi, s, flags, &running);
     // Streams first, so that a stream's last lines come before its end.
     for (struct docker_req *r = c->reqs; r; r = r->next) {
-        if (!r->kind->line || r->cancelled || r->body.len == 0)
+        if (!r->row->line || r->cancelled || r->body.len == 0)
             continue;
         long http = 0;
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http);
