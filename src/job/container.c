@@ -291,9 +291,9 @@ static long on_cpu_poll(struct loop *loop, uint64_t id, void *data)
 static void on_cpu_stat(int status, const char *err, int64_t total_ns, void *data)
 {
     struct container *c = data;
-    if (status) {
-        // The stats stream ended (container gone) or failed: the wall-clock
-        // limit still stands.
+    if (status || total_ns < 0) {
+        // The stats stream failed, or ended (total_ns -1: the container is
+        // gone): the request is over; the wall-clock limit still stands.
         c->cpu_req = NULL;
         if (!c->exited)
             log_warn(LOG_JOB, "%s: CPU stats stream ended: %s", c->log_name, errtext(status, err));

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/wire.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "docker/docker_stream.h"
@@ -219,7 +220,7 @@ static int job_send_start(struct job *j)
 {
     struct value msg;
     value_set_map(&msg);
-    value_set_str(value_map_put(&msg, "type"), "start");
+    value_set_str(value_map_put(&msg, "type"), WIRE_MSG_START);
     value_copy(value_map_put(&msg, "input"), &j->inputdata);
     struct value *debug = value_map_put(&msg, "debug");
     if (j->debug == BACKEND_DEBUG_SSH)
@@ -251,7 +252,7 @@ static void job_ssh_message(struct job *j, const struct value *m, const char *ty
     const struct job_host *h = j->host;
     const char *user = msg_str(m, "ssh_user"), *key = msg_str(m, "ssh_key");
     uint16_t port = 0;
-    if (!strcmp(type, "ssh_debug")) {
+    if (!strcmp(type, WIRE_MSG_SSH_DEBUG)) {
         for (size_t i = 0; i < j->nports; i++)
             if (j->ports_cont[i] == 22)
                 port = j->ports_host[i];
@@ -284,7 +285,7 @@ static void job_on_message(struct job *j, const void *p, size_t n)
     if (m.type != VALUE_MAP || !type) {
         if (j->bad_msgs++ < JOB_BAD_MSG_LOGS)
             log_warn(LOG_JOB, "job %s: container message without a type skipped", j->id);
-    } else if (!strcmp(type, "result")) {
+    } else if (!strcmp(type, WIRE_MSG_RESULT)) {
         // The last result wins; the job is judged when the container dies.
         // Moved, not copied: it may carry megabytes of output.
         value_deinit(&j->result);
@@ -294,9 +295,9 @@ static void job_on_message(struct job *j, const void *p, size_t n)
             value_set_nil(r);
         }
         j->has_result = true;
-    } else if (!strcmp(type, "run_student")) {
+    } else if (!strcmp(type, WIRE_MSG_RUN_STUDENT)) {
         student_request(j, &m);
-    } else if (!strcmp(type, "ssh_debug") || !strcmp(type, "ssh_student")) {
+    } else if (!strcmp(type, WIRE_MSG_SSH_DEBUG) || !strcmp(type, WIRE_MSG_SSH_STUDENT)) {
         job_ssh_message(j, &m, type);
     } else {
         log_debug(LOG_JOB, "job %s: container message %s ignored", j->id, type);

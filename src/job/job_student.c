@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/wire.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "job/job_internal.h"
@@ -16,10 +17,6 @@
  * 252 (memory), 253 (time) or 254 (refused, or Docker failed it); a request
  * that got a container also gets run_student_started first.
  */
-
-#define RETVAL_MEMORY 252
-#define RETVAL_TIMEOUT 253
-#define RETVAL_ERROR 254
 
 static const char *const refusal_text[] = {
     [REFUSE_NONE] = "",
@@ -79,7 +76,7 @@ static void student_reply(struct student *s, int retval)
     if (s->replied)
         return;
     s->replied = true;
-    student_send(s, "run_student_retval", "retval", NULL, retval);
+    student_send(s, WIRE_MSG_RUN_STUDENT_RETVAL, "retval", NULL, retval);
     log_info(LOG_JOB, "job %s: student container %s returned %d", s->job->id, s->socket_id, retval);
 }
 
@@ -114,7 +111,7 @@ static void student_drop(struct student *s)
 static void on_ready(struct container *c, void *data)
 {
     struct student *s = data;
-    student_send(s, "run_student_started", "container_id", c->id, 0);
+    student_send(s, WIRE_MSG_RUN_STUDENT_STARTED, "container_id", c->id, 0);
     ct_start(c);
 }
 
@@ -127,13 +124,13 @@ static void on_ended(struct container *c, void *data)
         retval = c->exit_code;
         break;
     case CT_OUT_OVERFLOW:
-        retval = RETVAL_MEMORY;
+        retval = WIRE_RET_MEMORY;
         break;
     case CT_OUT_TIMEOUT:
-        retval = RETVAL_TIMEOUT;
+        retval = WIRE_RET_TIMEOUT;
         break;
     default:
-        retval = RETVAL_ERROR;
+        retval = WIRE_RET_ERROR;
         break;
     }
     student_reply(s, retval);
@@ -287,7 +284,7 @@ void student_request(struct job *j, const struct value *m)
         ret = student_create(s, env, envname, ssh, job_truthy(value_map_get(m, "share_network")));
     }
     if (ret) {
-        student_reply(s, RETVAL_ERROR);
+        student_reply(s, WIRE_RET_ERROR);
         student_free(s);
         if (crash_job)
             job_fail(j, REASON_CRASH, TXT_SSH_STUDENT);
