@@ -97,6 +97,30 @@ int rt_mkdirs(const char *path, mode_t mode)
     return 0;
 }
 
+int rt_systemfile_copy(const char *name, bool append, mode_t mode)
+{
+    char src_abs[64], dst_abs[64], src[PATH_MAX], dst[PATH_MAX];
+    snprintf(src_abs, sizeof(src_abs), "/task/systemfiles/%s", name);
+    snprintf(dst_abs, sizeof(dst_abs), "/etc/%s", name);
+    if (access(rt_path(src_abs, src), F_OK) < 0)
+        return 0;
+    struct buf b = {0};
+    int ret = buf_add(&b, "\n", 1);
+    if (!ret)
+        ret = rt_read_file(src, &b);
+    int fd = ret ? -1
+                 : open(rt_path(dst_abs, dst),
+                        O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), mode);
+    if (!ret && fd < 0)
+        ret = -errno;
+    if (!ret)
+        ret = rt_write_all(fd, b.data, b.len);
+    if (fd >= 0)
+        close(fd);
+    buf_deinit(&b);
+    return ret;
+}
+
 int rt_frame_write(int fd, const struct rt_value *msg)
 {
     struct buf b = {0};

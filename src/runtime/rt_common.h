@@ -54,6 +54,14 @@ int rt_write_all(int fd, const void *p, size_t n);
 /** mkdir -p; 0 or -errno. */
 int rt_mkdirs(const char *path, mode_t mode);
 
+/**
+ * Copies the task's /task/systemfiles/<name>, when there is one, into
+ * /etc/<name> (both relocated by rt_path): a newline, then its content,
+ * appended (hosts) or replacing the file (resolv.conf); a new file gets
+ * mode. 0 (also when the task has none) or -errno.
+ */
+int rt_systemfile_copy(const char *name, bool append, mode_t mode);
+
 /** Packs msg and writes it as one frame (4-byte big-endian length + body). 0 or -errno. */
 int rt_frame_write(int fd, const struct rt_value *msg);
 

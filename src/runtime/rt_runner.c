@@ -303,33 +303,15 @@ static int write_input(struct rt_value *start, char *err, size_t errlen)
 // the task's systemfiles version, then lets group worker edit it.
 static int apply_systemfile(const char *name, bool append, char *err, size_t errlen)
 {
-    char src_abs[64], src[PATH_MAX], dst_abs[64], dst[PATH_MAX];
-    struct buf b = {0};
-    snprintf(src_abs, sizeof(src_abs), "/task/systemfiles/%s", name);
+    char dst_abs[64], dst[PATH_MAX];
     snprintf(dst_abs, sizeof(dst_abs), "/etc/%s", name);
-    P(src_abs, src);
     P(dst_abs, dst);
-    int ret = 0;
-    if (access(src, F_OK) == 0) {
-        ret = buf_add(&b, "\n", 1);
-        if (!ret)
-            ret = rt_read_file(src, &b);
-        int fd =
-            ret ? -1
-                : open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0664);
-        if (!ret && fd < 0)
-            ret = -errno;
-        if (!ret)
-            ret = rt_write_all(fd, b.data, b.len);
-        if (fd >= 0)
-            close(fd);
-        if (ret)
-            snprintf(err, errlen, "Cannot read/use %s", src_abs);
-    }
+    int ret = rt_systemfile_copy(name, append, 0664);
+    if (ret)
+        snprintf(err, errlen, "Cannot read/use /task/systemfiles/%s", name);
     if (!ret && access(dst, F_OK) == 0 &&
         (chown(dst, 0, WIRE_WORKER_ID) < 0 || chmod(dst, 0664) < 0))
         fprintf(stderr, "INGInious: cannot hand %s to group worker\n", dst_abs);
-    buf_deinit(&b);
     return ret;
 }
 

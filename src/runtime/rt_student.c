@@ -505,30 +505,8 @@ int rt_intern_read_command(int conn, struct rt_value **out)
 
 static int copy_systemfiles(void)
 {
-    static const char *const names[] = {"hosts", "resolv.conf"};
-    int ret = 0;
-    for (int i = 0; !ret && i < 2; i++) {
-        char src_abs[64], dst_abs[64], src[PATH_MAX], dst[PATH_MAX];
-        snprintf(src_abs, sizeof(src_abs), "/task/systemfiles/%s", names[i]);
-        snprintf(dst_abs, sizeof(dst_abs), "/etc/%s", names[i]);
-        if (access(rt_path(src_abs, src), F_OK) < 0)
-            continue;
-        struct buf b = {0};
-        ret = buf_add(&b, "\n", 1);
-        if (!ret)
-            ret = rt_read_file(src, &b);
-        int fd = ret ? -1
-                     : open(rt_path(dst_abs, dst),
-                            O_WRONLY | O_CREAT | O_CLOEXEC | (i == 0 ? O_APPEND : O_TRUNC), 0644);
-        if (!ret && fd < 0)
-            ret = -errno;
-        if (!ret)
-            ret = rt_write_all(fd, b.data, b.len);
-        if (fd >= 0)
-            close(fd);
-        buf_deinit(&b);
-    }
-    return ret;
+    int ret = rt_systemfile_copy("hosts", true, 0644);
+    return ret ? ret : rt_systemfile_copy("resolv.conf", false, 0644);
 }
 
 // Forks words[] with the given stdio as worker (or root); returns the pid.

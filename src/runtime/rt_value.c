@@ -166,7 +166,8 @@ struct rt_value *rt_value_dup(const struct rt_value *v)
     return c;
 }
 
-bool rt_value_equal(const struct rt_value *a, const struct rt_value *b)
+// exact: floats by their bits and maps in the same order (rt_value_identical).
+static bool equal(const struct rt_value *a, const struct rt_value *b, bool exact)
 {
     if (a->type != b->type)
         return false;
@@ -178,7 +179,7 @@ bool rt_value_equal(const struct rt_value *a, const struct rt_value *b)
     case RT_INT:
         return a->u.i == b->u.i;
     case RT_FLOAT:
-        return a->u.f == b->u.f;
+        return exact ? !memcmp(&a->u.f, &b->u.f, sizeof a->u.f) : a->u.f == b->u.f;
     case RT_STR:
     case RT_BIN:
         return a->u.str.n == b->u.str.n && !memcmp(a->u.str.p, b->u.str.p, a->u.str.n);
@@ -186,20 +187,33 @@ bool rt_value_equal(const struct rt_value *a, const struct rt_value *b)
         if (a->u.arr.n != b->u.arr.n)
             return false;
         for (size_t i = 0; i < a->u.arr.n; i++)
-            if (!rt_value_equal(a->u.arr.items[i], b->u.arr.items[i]))
+            if (!equal(a->u.arr.items[i], b->u.arr.items[i], exact))
                 return false;
         return true;
     case RT_MAP:
         if (a->u.map.n != b->u.map.n)
             return false;
         for (size_t i = 0; i < a->u.map.n; i++) {
-            const struct rt_value *o = rt_map_get(b, a->u.map.kv[i].key);
-            if (!o || !rt_value_equal(a->u.map.kv[i].val, o))
+            const char *key = a->u.map.kv[i].key;
+            const struct rt_value *o =
+                exact ? (strcmp(key, b->u.map.kv[i].key) ? NULL : b->u.map.kv[i].val)
+                      : rt_map_get(b, key);
+            if (!o || !equal(a->u.map.kv[i].val, o, exact))
                 return false;
         }
         return true;
     }
     return false;
+}
+
+bool rt_value_equal(const struct rt_value *a, const struct rt_value *b)
+{
+    return equal(a, b, false);
+}
+
+bool rt_value_identical(const struct rt_value *a, const struct rt_value *b)
+{
+    return equal(a, b, true);
 }
 
 /* ------------------------------------------------------------- map index */

@@ -78,8 +78,10 @@ struct rt_value *rt_new_map(void);
 void rt_value_free(struct rt_value *v);
 /** Deep copy; caller frees. */
 struct rt_value *rt_value_dup(const struct rt_value *v);
-/** Deep equality (float compared bitwise-equal with ==). */
+/** Deep equality: floats compared with ==, maps as sets of keys. */
 bool rt_value_equal(const struct rt_value *a, const struct rt_value *b);
+/** Deep identity: floats by their bits (NaN is itself, -0.0 is not 0.0), maps in the same order. */
+bool rt_value_identical(const struct rt_value *a, const struct rt_value *b);
 
 /** Borrows; valid until the map is changed. NULL if m is not a map or lacks key. */
 struct rt_value *rt_map_get(const struct rt_value *m, const char *key);

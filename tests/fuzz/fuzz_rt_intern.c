@@ -79,7 +79,7 @@ static void check_read_command(const uint8_t *data, size_t size)
     int ret = rt_intern_read_command(sv[1], &got);
     if (want == 0) {
         FUZZ_CHECK(ret == 0, "read_command gives %d on a whole object", ret);
-        FUZZ_CHECK(rt_fuzz_equal(ref, got), "read_command read another tree");
+        FUZZ_CHECK(rt_value_identical(ref, got), "read_command read another tree");
         // Exactly the object was consumed: the rest of the bytes, then the digits.
         size_t rest = size - used;
         char *tail = malloc(rest + 7);

@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ret = rt_json_decode(once.data, once.len, &w);
     FUZZ_CHECK(ret == 0, "re-encoded document refused (%d): %.200s", ret, once.data);
     if (tree_valid(v))
-        FUZZ_CHECK(rt_fuzz_equal(v, w), "decode(encode(decode(x))) != decode(x): %.200s",
+        FUZZ_CHECK(rt_value_identical(v, w), "decode(encode(decode(x))) != decode(x): %.200s",
                    once.data);
     FUZZ_CHECK(tree_valid(w), "re-decoded document still has invalid UTF-8");
     FUZZ_CHECK(rt_json_encode(w, &twice) == 0, "encode failed");
@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct rt_value *m = NULL;
     ret = rt_msgpack_unpack(mp.data, mp.len, &used, &m);
     FUZZ_CHECK(ret == 0 && used == mp.len, "msgpack of a JSON tree: %d", ret);
-    FUZZ_CHECK(rt_fuzz_equal(v, m), "msgpack round trip differs");
+    FUZZ_CHECK(rt_value_identical(v, m), "msgpack round trip differs");
     rt_value_free(m);
     buf_deinit(&mp);
     buf_deinit(&once);

@@ -1,23 +1,44 @@
 /**
  * @file rt_test.h
- * Shared by the runtime's tool tests: the check family (check.h), and
- * run_io(), which runs a tool's entry
- * point in-process with a given stdin and captures its stdout. Each test file
- * sets g_root to its scratch root (PROCTOR_RT_ROOT).
+ * Shared by the runtime's tool tests: the check family (check.h), a scratch
+ * root for each test binary (rt_test_begin/rt_test_end: g_root, exported as
+ * PROCTOR_RT_ROOT so that rt_path relocates every in-container path there),
+ * and run_io(), which runs a tool's entry point in-process with a given
+ * stdin and captures its stdout.
  */
 #pragma once
 
 #include "rt_common.h"
 #include "check.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static char g_root[256];
+
+// Creates the scratch root /tmp/<name>.XXXXXX; exits when it cannot.
+__attribute__((unused)) static void rt_test_begin(const char *name)
+{
+    snprintf(g_root, sizeof(g_root), "/tmp/%s.XXXXXX", name);
+    REQUIRE_OR_EXIT(mkdtemp(g_root), "mkdtemp: %s", strerror(errno));
+    setenv("PROCTOR_RT_ROOT", g_root, 1);
+}
+
+// Removes the scratch root; main's return value.
+__attribute__((unused)) static int rt_test_end(const char *name)
+{
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", g_root);
+    return check_finish(name);
+}
 
 // Runs a tool with a NULL-terminated argument list, stdin from `in` (or
 // /dev/null) and stdout captured into `out` (may be NULL).

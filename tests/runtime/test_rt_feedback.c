@@ -238,13 +238,8 @@ static void test_usage_errors(void)
 
 int main(void)
 {
-    char tmpl[] = "/tmp/test_rt_feedback.XXXXXX", path[PATH_MAX];
-    if (!mkdtemp(tmpl)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(g_root, sizeof(g_root), "%s", tmpl);
-    setenv("PROCTOR_RT_ROOT", g_root, 1);
+    char path[PATH_MAX];
+    rt_test_begin("test_rt_feedback");
     rt_mkdirs(rt_path(RT_INPUT_DIR, path), 0755);
     rt_mkdirs(rt_path(RT_OUTPUT_DIR, path), 0755);
     test_result_and_grade();
@@ -256,9 +251,5 @@ int main(void)
     test_getinput();
     test_archive();
     test_usage_errors();
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", g_root);
-    return check_finish("test_rt_feedback");
+    return rt_test_end("test_rt_feedback");
 }

@@ -219,34 +219,6 @@ static bool equal_obj(const struct rt_value *v, const msgpack_object *o)
     return false;
 }
 
-// Deep equality with floats by their bits (NaN equals NaN, -0.0 is not 0.0).
-static bool equal_rt(const struct rt_value *a, const struct rt_value *b)
-{
-    if (a->type != b->type)
-        return false;
-    switch (a->type) {
-    case RT_FLOAT:
-        return same_float(a->u.f, b->u.f);
-    case RT_ARRAY:
-        if (a->u.arr.n != b->u.arr.n)
-            return false;
-        for (size_t i = 0; i < a->u.arr.n; i++)
-            if (!equal_rt(a->u.arr.items[i], b->u.arr.items[i]))
-                return false;
-        return true;
-    case RT_MAP:
-        if (a->u.map.n != b->u.map.n)
-            return false;
-        for (size_t i = 0; i < a->u.map.n; i++)
-            if (strcmp(a->u.map.kv[i].key, b->u.map.kv[i].key) ||
-                !equal_rt(a->u.map.kv[i].val, b->u.map.kv[i].val))
-                return false;
-        return true;
-    default:
-        return rt_value_equal(a, b);
-    }
-}
-
 /* ---- msgpack-c packing, with non-canonical choices ------------------------- */
 
 static void pack_int(msgpack_packer *pk, int64_t i)
@@ -379,7 +351,7 @@ static bool check_c_to_rt(const struct rt_value *v, size_t tree)
     struct rt_value *back = NULL;
     size_t used = 0;
     int ret = rt_msgpack_unpack(sb.data, sb.size, &used, &back);
-    bool ok = ret == 0 && used == sb.size && equal_rt(v, back);
+    bool ok = ret == 0 && used == sb.size && rt_value_identical(v, back);
     CHECK(ok, "tree %zu: runtime unpack of msgpack-c's %zu bytes: %d, used %zu", tree, sb.size, ret,
           used);
     rt_value_free(back);

@@ -170,22 +170,13 @@ static void test_parsetemplate(void)
 
 int main(void)
 {
-    char tmpl[] = "/tmp/test_rt_rst.XXXXXX", path[PATH_MAX];
-    if (!mkdtemp(tmpl)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(g_root, sizeof(g_root), "%s", tmpl);
-    setenv("PROCTOR_RT_ROOT", g_root, 1);
+    char path[PATH_MAX];
+    rt_test_begin("test_rt_rst");
     rt_mkdirs(rt_path(RT_INPUT_DIR, path), 0755);
     test_rst_code();
     test_rst_msgblock();
     test_rst_indent();
     test_rst_image();
     test_parsetemplate();
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", g_root);
-    return check_finish("test_rt_rst");
+    return rt_test_end("test_rt_rst");
 }

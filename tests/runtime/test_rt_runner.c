@@ -257,22 +257,40 @@ static void test_runner_ipc_frame_cap(void)
     REQUIRE(relayed, "the request was not relayed to the agent (%d)", got);
 }
 
+// A task's systemfiles: hosts gets a newline and the task's lines appended,
+// resolv.conf is replaced; without the task's file nothing changes.
+static void test_systemfiles(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    struct buf got = {0};
+    REQUIRE(rt_mkdirs(rt_path("/task/systemfiles", dir), 0755) == 0);
+    REQUIRE(rt_mkdirs(rt_path("/etc", dir), 0755) == 0);
+    REQUIRE(rt_write_file(rt_path("/etc/hosts", path), "127.0.0.1 localhost", 19, 0644) == 0);
+    REQUIRE(rt_write_file(rt_path("/etc/resolv.conf", path), "nameserver 1.1.1.1", 18, 0644) == 0);
+    CHECK(rt_systemfile_copy("hosts", true, 0644) == 0, "no task file");
+    REQUIRE(rt_read_file(rt_path("/etc/hosts", path), &got) == 0);
+    CHECK_STR_EQ(got.data, "127.0.0.1 localhost");
+    REQUIRE(rt_write_file(rt_path("/task/systemfiles/hosts", path), "10.0.0.1 db", 11, 0644) == 0);
+    REQUIRE(rt_write_file(rt_path("/task/systemfiles/resolv.conf", path), "nameserver 9.9.9.9", 18,
+                          0644) == 0);
+    CHECK(rt_systemfile_copy("hosts", true, 0644) == 0, "hosts");
+    CHECK(rt_systemfile_copy("resolv.conf", false, 0644) == 0, "resolv.conf");
+    got.len = 0;
+    REQUIRE(rt_read_file(rt_path("/etc/hosts", path), &got) == 0);
+    CHECK_STR_EQ(got.data, "127.0.0.1 localhost\n10.0.0.1 db");
+    got.len = 0;
+    REQUIRE(rt_read_file(rt_path("/etc/resolv.conf", path), &got) == 0);
+    CHECK_STR_EQ(got.data, "\nnameserver 9.9.9.9");
+    buf_deinit(&got);
+}
+
 int main(void)
 {
-    char tmpl[] = "/tmp/test_rt_runner.XXXXXX";
-    if (!mkdtemp(tmpl)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(g_root, sizeof(g_root), "%s", tmpl);
-    setenv("PROCTOR_RT_ROOT", g_root, 1);
+    rt_test_begin("test_rt_runner");
     test_archive_argv_many_files();
     test_archive_argv_empty();
     test_archive_make();
     test_runner_ipc_frame_cap();
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", g_root);
-    return check_finish("test_rt_runner");
+    test_systemfiles();
+    return rt_test_end("test_rt_runner");
 }

@@ -392,21 +392,11 @@ static void test_intern_scripts_lock(void)
 
 int main(void)
 {
-    char tmpl[] = "/tmp/test_rt_student.XXXXXX";
-    if (!mkdtemp(tmpl)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(g_root, sizeof(g_root), "%s", tmpl);
-    setenv("PROCTOR_RT_ROOT", g_root, 1);
+    rt_test_begin("test_rt_student");
     test_shlex_word_counts();
     test_shlex_quoting();
     test_read_command();
     test_read_command_errors();
     test_intern_scripts_lock();
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", g_root);
-    return check_finish("test_rt_student");
+    return rt_test_end("test_rt_student");
 }
