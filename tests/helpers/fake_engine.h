@@ -84,16 +84,17 @@ enum fake_student_mode {
 
 struct fake_engine_hooks {
     /**
-     * A request was answered or, when held, stalled. c is the container it is
-     * about (the new one for a create; NULL for engine-wide steps or a create
-     * not done yet: then role says whose it is).
+     * A request arrived and was handled as scripted (held: stalled), or a
+     * stalled one was released and answered (held false). c is the container
+     * it is about (the new one for a create; NULL for engine-wide steps, an
+     * unknown id or a create not done yet: then role says whose it is).
      */
     void (*on_request)(struct fake_engine *f, enum fake_step step, enum fake_role role,
                        struct fake_container *c, bool held, void *data);
     /**
-     * The agent read a reply to its end and closed the connection: its
-     * callback for that request has run (the client calls it before going
-     * back to the loop).
+     * The agent closed its end of an answered connection: it read the reply
+     * and its callback for the request has run (the Docker client calls it
+     * before going back to the loop), or it gave the request up.
      */
     void (*on_reply_read)(struct fake_engine *f, enum fake_step step, enum fake_role role,
                           struct fake_container *c, void *data);

@@ -358,6 +358,21 @@ static void request_kill_error(struct t *t, enum fake_step step, enum fake_role 
         fake_engine_exit(t->f, t->grading, 0);
 }
 
+static void setup_inspect_stalls(struct t *t)
+{
+    script(t, FAKE_GRADING, FAKE_INSPECT, FAKE_STALL, -1);
+}
+
+static void setup_delete_stalls(struct t *t)
+{
+    script(t, FAKE_GRADING, FAKE_DELETE, FAKE_STALL, -1);
+}
+
+static void check_delete_abandoned(struct t *t)
+{
+    CHECK_INT_EQ(fake_engine_abandoned(t->f, FAKE_GRADING, FAKE_DELETE), 1);
+}
+
 static void setup_create_stalls(struct t *t)
 {
     script(t, FAKE_GRADING, FAKE_CREATE, FAKE_STALL, -1);
@@ -694,6 +709,18 @@ static const struct scenario scenarios[] = {
      .result = "crash",
      .text = "Cannot start container",
      .grading = 1,
+     .timeout_ms = 300},
+    {.name = "inspect_stalls",
+     .setup = setup_inspect_stalls,
+     .result = "success",
+     .grading = 1,
+     .timeout_ms = 300},
+    {.name = "delete_stalls",
+     .setup = setup_delete_stalls,
+     .check = check_delete_abandoned,
+     .result = "success",
+     .grading = 1,
+     .delete_fails = true,
      .timeout_ms = 300},
     {.name = "kill_while_preparing",
      .after_new_job = kill_job,
