@@ -464,8 +464,8 @@ static void line_stats(const cJSON *json, docker_any_fn fn, void *data)
     ((docker_cpu_fn)fn)(0, NULL, total, data);
 }
 
-// Docker 1.x-19.x sent `status` and `id`; later engines `Action` and
-// `Actor.ID` (Docker 29 dropped the old pair).
+// `Action` and `Actor.ID`, else the older `status` and `id` (Docker 29 sends
+// only the former).
 static void line_event(const cJSON *json, docker_any_fn fn, void *data)
 {
     const char *action = json_str(json, "Action");
