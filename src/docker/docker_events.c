@@ -144,14 +144,22 @@ static void on_stream(int status, const char *err, const struct docker_event *e,
 
 static void events_connect(struct docker_events *ev)
 {
-    const char *const filters[] = {"label", ev->label, "type", "container", "event",
-                                   "die",   "event",   "oom",  NULL};
+    // clang-format off
+    const char *const filters[] = {
+        "label", ev->label, /* left out when NULL */
+        "type", "container",
+        "event", "die",
+        "event", "oom",
+        NULL,
+    };
+    // clang-format on
     AUTO_FREE char *f = docker_api_filters(filters);
     int64_t since = ev->since_nano > SINCE_MARGIN_NS ? ev->since_nano - SINCE_MARGIN_NS : 0;
     char since_text[48];
     snprintf(since_text, sizeof(since_text), "%" PRId64 ".%09" PRId64, since / 1000000000,
              since % 1000000000);
     const char *const query[] = {"filters", f, "since", since_text, NULL};
+    // The inner cast checks on_stream's type against what the row calls.
     ev->req = docker_req_start(ev->c, DOCKER_REQ_EVENTS, NULL, query, NULL,
                                (docker_any_fn)(docker_event_stream_fn)on_stream, ev);
     if (!ev->req)
