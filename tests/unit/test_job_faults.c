@@ -71,7 +71,7 @@ struct t {
     const struct scenario *sc;
     char *top;
     bool submitted, deadline_hit, discovered;
-    int n_started, n_done;
+    int n_started, n_done, n_idle;
     char *result, *text;
     struct fake_container *grading;
     bool got_start, running, acted;
@@ -270,6 +270,13 @@ static void sink_done(void *data, const struct backend_job_done *d)
     t->text = xstrdup(d->text ? d->text : "");
     if (t->sc->done)
         t->sc->done(t);
+}
+
+static void sink_idle(void *data)
+{
+    struct t *t = data;
+    CHECK_INT_EQ(agent_job_count(t->a), 0);
+    t->n_idle++;
 }
 
 static void sink_ssh(void *data, const char *job_id, const char *host, int port, const char *user,
@@ -947,6 +954,7 @@ static void check_outcome(struct t *t)
     const struct scenario *sc = t->sc;
     CHECK(!t->deadline_hit, "the job did not settle before the deadline");
     CHECK_INT_EQ(t->n_started, 1);
+    CHECK_INT_EQ(t->n_idle, t->deadline_hit ? 0 : 1);
     if (sc->result) {
         CHECK_INT_EQ(t->n_done, 1);
         CHECK_STR_EQ(t->result, sc->result);
@@ -1006,8 +1014,11 @@ static void run_scenario(const struct scenario *sc)
         .docker_host = fake_engine_host(t.f),
         .docker_timeout_ms = sc->timeout_ms ? sc->timeout_ms : 2000,
     };
-    struct agent_sink sink = {
-        .job_started = sink_started, .job_done = sink_done, .ssh_debug = sink_ssh, .data = &t};
+    struct agent_sink sink = {.job_started = sink_started,
+                              .job_done = sink_done,
+                              .ssh_debug = sink_ssh,
+                              .idle = sink_idle,
+                              .data = &t};
     char err[512] = "";
     t.a = agent_new(t.loop, &cfg, &sink, err, sizeof err);
     REQUIRE_OR_EXIT(t.a, "agent_new: %s", err);
@@ -1034,6 +1045,18 @@ static void run_scenario(const struct scenario *sc)
         loop_run(t.loop);
         loop_timer_del(t.loop, deadline);
         CHECK(t.discovered && !t.deadline_hit, "the second discovery did not finish");
+    }
+    if (agent_job_count(t.a)) {
+        // Stuck: what proctord does at exit, abandon the job and let the loop
+        // remove its containers (bounded).
+        agent_abandon_jobs(t.a);
+        t.deadline_hit = false;
+        deadline = loop_timer_add(t.loop, 10000, on_deadline, &t);
+        loop_hook_add(t.loop, until_settled, &t);
+        loop_run(t.loop);
+        loop_hook_del(t.loop, until_settled, &t);
+        loop_timer_del(t.loop, deadline);
+        CHECK(!t.deadline_hit, "even abandoned, the job did not settle");
     }
     int done_before_free = t.n_done;
 
