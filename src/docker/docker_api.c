@@ -45,6 +45,55 @@ const struct docker_req_row docker_req_kinds[DOCKER_REQ_KIND_COUNT] = {
     [DOCKER_REQ_EVENTS] = {"GET /events", 0, NULL, line_event, fail_events},
 };
 
+static cJSON *json_put(cJSON *obj, const char *key, cJSON *item);
+static cJSON *json_append(cJSON *array, cJSON *item);
+static cJSON *json_new_object(void);
+static char *json_print(cJSON *root);
+static void json_put_strings(cJSON *obj, const char *key, const char *const *list);
+static void json_put_string(cJSON *obj, const char *key, const char *s);
+static void json_put_bool(cJSON *obj, const char *key, bool b);
+static void create_host_config(cJSON *root, const struct docker_create_spec *s);
+
+char *docker_api_filters(const char *const *pairs)
+{
+    cJSON *f = json_new_object();
+    for (size_t i = 0; pairs[i]; i += 2) {
+        if (!pairs[i + 1])
+            continue;
+        cJSON *list = cJSON_GetObjectItemCaseSensitive(f, pairs[i]);
+        if (!list)
+            list = json_put(f, pairs[i], cJSON_CreateArray());
+        json_append(list, cJSON_CreateString(pairs[i + 1]));
+    }
+    return json_print(f);
+}
+
+char *docker_api_create_body(const struct docker_create_spec *s)
+{
+    cJSON *root = json_new_object();
+    json_put_string(root, "Image", s->image);
+    json_put_strings(root, "Cmd", s->cmd);
+    json_put_strings(root, "Entrypoint", s->entrypoint);
+    json_put_strings(root, "Env", s->env);
+    json_put_string(root, "User", s->user);
+    json_put_string(root, "WorkingDir", s->working_dir);
+    json_put_string(root, "Hostname", s->hostname);
+    json_put_bool(root, "Tty", false);
+    json_put_bool(root, "OpenStdin", s->open_stdin);
+    json_put_bool(root, "StdinOnce", s->stdin_once);
+    json_put_bool(root, "AttachStdin", s->attach_stdin);
+    json_put_bool(root, "AttachStdout", s->attach_stdout);
+    json_put_bool(root, "AttachStderr", s->attach_stderr);
+    if (s->n_labels) {
+        cJSON *labels = json_put(root, "Labels", cJSON_CreateObject());
+        for (size_t i = 0; i < s->n_labels; i++)
+            if (s->labels[i].key)
+                json_put_string(labels, s->labels[i].key, s->labels[i].value);
+    }
+    create_host_config(root, s);
+    return json_print(root);
+}
+
 /* ---- building ---------------------------------------------------------- */
 
 // cJSON allocates with malloc: a NULL is out of memory, fatal as in xmalloc.
@@ -100,48 +149,6 @@ static void json_put_number(cJSON *obj, const char *key, double d)
 static void json_put_bool(cJSON *obj, const char *key, bool b)
 {
     json_put(obj, key, cJSON_CreateBool(b));
-}
-
-char *docker_api_filters(const char *const *pairs)
-{
-    cJSON *f = json_new_object();
-    for (size_t i = 0; pairs[i]; i += 2) {
-        if (!pairs[i + 1])
-            continue;
-        cJSON *list = cJSON_GetObjectItemCaseSensitive(f, pairs[i]);
-        if (!list)
-            list = json_put(f, pairs[i], cJSON_CreateArray());
-        json_append(list, cJSON_CreateString(pairs[i + 1]));
-    }
-    return json_print(f);
-}
-
-static void create_host_config(cJSON *root, const struct docker_create_spec *s);
-
-char *docker_api_create_body(const struct docker_create_spec *s)
-{
-    cJSON *root = json_new_object();
-    json_put_string(root, "Image", s->image);
-    json_put_strings(root, "Cmd", s->cmd);
-    json_put_strings(root, "Entrypoint", s->entrypoint);
-    json_put_strings(root, "Env", s->env);
-    json_put_string(root, "User", s->user);
-    json_put_string(root, "WorkingDir", s->working_dir);
-    json_put_string(root, "Hostname", s->hostname);
-    json_put_bool(root, "Tty", false);
-    json_put_bool(root, "OpenStdin", s->open_stdin);
-    json_put_bool(root, "StdinOnce", s->stdin_once);
-    json_put_bool(root, "AttachStdin", s->attach_stdin);
-    json_put_bool(root, "AttachStdout", s->attach_stdout);
-    json_put_bool(root, "AttachStderr", s->attach_stderr);
-    if (s->n_labels) {
-        cJSON *labels = json_put(root, "Labels", cJSON_CreateObject());
-        for (size_t i = 0; i < s->n_labels; i++)
-            if (s->labels[i].key)
-                json_put_string(labels, s->labels[i].key, s->labels[i].value);
-    }
-    create_host_config(root, s);
-    return json_print(root);
 }
 
 // HostConfig, and ExposedPorts after it (the order Docker has always been sent).
