@@ -22,4 +22,8 @@ if(BUILD_TESTING)
     add_test(NAME job_faults.${s} COMMAND test_job_faults ${s})
     set_tests_properties(job_faults.${s} PROPERTIES LABELS unit TIMEOUT 60)
   endforeach()
+  # Every scenario of the table has its ctest above.
+  add_test(NAME job_faults.all_registered
+           COMMAND test_job_faults --registered ${PROCTOR_JOB_FAULT_SCENARIOS})
+  set_tests_properties(job_faults.all_registered PROPERTIES LABELS unit TIMEOUT 60)
 endif()

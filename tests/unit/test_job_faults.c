@@ -6,7 +6,8 @@
 // (or a hard deadline), then checks that the job was answered exactly once,
 // with the expected result, and that every container created was removed.
 //
-// Usage: test_job_faults SCENARIO (one ctest per scenario: job_faults.<name>).
+// Usage: test_job_faults SCENARIO (one ctest per scenario: job_faults.<name>);
+// test_job_faults --registered NAME... checks that list against the table.
 
 #include <errno.h>
 #include <msgpack.h>
@@ -1077,8 +1078,28 @@ static void run_scenario(const struct scenario *sc)
     free(t.text);
 }
 
+/** `--registered NAME...`: the ctest list names every scenario, and nothing else. */
+static int check_registered(int argc, char **argv)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++) {
+        bool found = false;
+        for (int a = 0; a < argc; a++)
+            found |= !strcmp(argv[a], scenarios[i].name);
+        CHECK(found, "scenario %s has no ctest (cmake/job_tests.cmake)", scenarios[i].name);
+    }
+    for (int a = 0; a < argc; a++) {
+        bool found = false;
+        for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++)
+            found |= !strcmp(argv[a], scenarios[i].name);
+        CHECK(found, "ctest job_faults.%s names no scenario", argv[a]);
+    }
+    return check_finish("job_faults.all_registered");
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "--registered"))
+        return check_registered(argc - 2, argv + 2);
     if (argc != 2) {
         fprintf(stderr, "usage: %s SCENARIO\nscenarios:", argv[0]);
         for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++)
