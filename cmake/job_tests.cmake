@@ -13,7 +13,8 @@ if(BUILD_TESTING)
     success create_error attach_refused attach_cut_mid_frame start_error wait_error
     wait_error_always inspect_error delete_error events_error stats_error stats_stream_ends kill_error
     create_stalls start_stalls inspect_stalls delete_stalls kill_while_preparing kill_while_creating kill_while_attaching
-    kill_while_starting kill_while_starting_refused start_cut wait_cut kill_while_running kill_after_result timeout_cpu overflow_oom_event
+    kill_while_starting kill_while_starting_refused kill_while_inspecting
+    kill_while_removing start_cut wait_cut kill_while_running kill_after_result timeout_cpu overflow_oom_event
     overflow_inspect stop_jobs_while_running abandon_while_running student_run
     student_create_error student_oom student_hangs_parent_killed student_stats_stream_ends student_hangs_parent_exits
     student_start_error student_wait_error student_after_result

@@ -502,6 +502,40 @@ static void setup_wait_cut(struct t *t)
     script(t, FAKE_GRADING, FAKE_WAIT, FAKE_CUT, 1);
 }
 
+static void setup_stall_inspect_once(struct t *t)
+{
+    script(t, FAKE_GRADING, FAKE_INSPECT, FAKE_STALL, 1);
+}
+
+static void setup_stall_delete_once(struct t *t)
+{
+    script(t, FAKE_GRADING, FAKE_DELETE, FAKE_STALL, 1);
+}
+
+/** The kill arrives while `step` is stalled; then the engine answers it. */
+static void kill_during(struct t *t, enum fake_step want, enum fake_step step, enum fake_role role,
+                        bool held)
+{
+    if (step == want && role == FAKE_GRADING && held) {
+        kill_job(t);
+        fake_engine_release(t->f, FAKE_GRADING, want);
+    }
+}
+
+static void request_kill_while_inspecting(struct t *t, enum fake_step step, enum fake_role role,
+                                          struct fake_container *c, bool held)
+{
+    PROCTOR_UNUSED(c);
+    kill_during(t, FAKE_INSPECT, step, role, held);
+}
+
+static void request_kill_while_removing(struct t *t, enum fake_step step, enum fake_role role,
+                                        struct fake_container *c, bool held)
+{
+    PROCTOR_UNUSED(c);
+    kill_during(t, FAKE_DELETE, step, role, held);
+}
+
 static void run_kill(struct t *t)
 {
     kill_job(t);
@@ -757,6 +791,16 @@ static const struct scenario scenarios[] = {
      .request = request_kill_on_held_start,
      .reply_read = reply_release_start,
      .result = "killed",
+     .grading = 1},
+    {.name = "kill_while_inspecting",
+     .setup = setup_stall_inspect_once,
+     .request = request_kill_while_inspecting,
+     .result = "killed",
+     .grading = 1},
+    {.name = "kill_while_removing",
+     .setup = setup_stall_delete_once,
+     .request = request_kill_while_removing,
+     .result = "success",
      .grading = 1},
     {.name = "start_cut",
      .setup = setup_start_cut,
