@@ -240,10 +240,10 @@ static bool attach_deliver(struct docker_attach *a, const char *p, size_t n)
         int stream;
         const void *piece;
         size_t len;
-        enum docker_stream_result r = docker_demux_next(&a->demux, &stream, &piece, &len);
-        if (r == DOCKER_STREAM_NEED_MORE)
+        enum framer_result r = docker_demux_next(&a->demux, &stream, &piece, &len);
+        if (r == FRAMER_NEED_MORE)
             return true;
-        if (r == DOCKER_STREAM_ERROR) {
+        if (r == FRAMER_ERROR) {
             attach_close(a, -EPROTO, docker_demux_error(&a->demux));
             return false;
         }

@@ -14,7 +14,8 @@
  *    (msgpack needs it contiguous), so it is bounded.
  *
  * Usage pattern for both: feed() one buffer, then call next() until it returns
- * NEED_MORE (or ERROR) before feeding again. feed() borrows the buffer: it must
+ * FRAMER_NEED_MORE (or FRAMER_ERROR; enum framer_result of common/framer.h)
+ * before feeding again. feed() borrows the buffer: it must
  * stay valid and unchanged until next() returns NEED_MORE. Errors are sticky
  * and their text is kept in the parser.
  */
@@ -26,15 +27,6 @@
 
 #include "common/framer.h" // struct msg_framer, the application framing
 #include "core/util.h"
-
-/*
- * Both parsers give the results of common/framer.h. The daemon's historical
- * names for them (src/job uses these) stay as aliases.
- */
-#define docker_stream_result framer_result
-#define DOCKER_STREAM_NEED_MORE FRAMER_NEED_MORE
-#define DOCKER_STREAM_FRAME FRAMER_FRAME
-#define DOCKER_STREAM_ERROR FRAMER_ERROR
 
 /** Docker stream ids in the multiplexing header. */
 enum docker_stream_id {

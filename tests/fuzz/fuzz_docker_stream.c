@@ -53,10 +53,10 @@ static void add_stdout(struct transcript *t, struct msg_framer *f, const void *p
     for (;;) {
         const void *msg;
         size_t len;
-        enum docker_stream_result r = msg_framer_next(f, &msg, &len);
-        if (r == DOCKER_STREAM_NEED_MORE)
+        enum framer_result r = msg_framer_next(f, &msg, &len);
+        if (r == FRAMER_NEED_MORE)
             break;
-        if (r == DOCKER_STREAM_ERROR) {
+        if (r == FRAMER_ERROR) {
             FUZZ_CHECK(msg_framer_error(f)[0] != '\0', "framer error without text");
             t->framer_failed = true;
             break;
@@ -86,10 +86,10 @@ static void run_parsers(struct transcript *t, const uint8_t *data, size_t size,
             int stream;
             const void *p;
             size_t len;
-            enum docker_stream_result r = docker_demux_next(&d, &stream, &p, &len);
-            if (r == DOCKER_STREAM_NEED_MORE)
+            enum framer_result r = docker_demux_next(&d, &stream, &p, &len);
+            if (r == FRAMER_NEED_MORE)
                 break;
-            if (r == DOCKER_STREAM_ERROR) {
+            if (r == FRAMER_ERROR) {
                 FUZZ_CHECK(docker_demux_error(&d)[0] != '\0', "demux error without text");
                 t->demux_failed = true;
                 break;

@@ -59,10 +59,10 @@ static int demux_run(struct docker_demux *d, const uint8_t *data, size_t len, si
             int stream = -1;
             const void *p = NULL;
             size_t plen = 0;
-            enum docker_stream_result r = docker_demux_next(d, &stream, &p, &plen);
-            if (r != DOCKER_STREAM_FRAME) {
+            enum framer_result r = docker_demux_next(d, &stream, &p, &plen);
+            if (r != FRAMER_FRAME) {
                 o->result = (int)r;
-                if (r == DOCKER_STREAM_ERROR)
+                if (r == FRAMER_ERROR)
                     return 0;
                 break;
             }
@@ -105,7 +105,7 @@ static void test_demux_splits(void)
         struct demux_out o = {0};
         docker_demux_init(&d, 1 << 20);
         int rc = demux_run(&d, (const uint8_t *)wire.data, wire.len, chunks[ci], &o);
-        bool ok = rc == 0 && o.result == DOCKER_STREAM_NEED_MORE && o.s[1].len == want_out.len &&
+        bool ok = rc == 0 && o.result == FRAMER_NEED_MORE && o.s[1].len == want_out.len &&
                   !memcmp(o.s[1].data, want_out.data, want_out.len) && o.s[2].len == want_err.len &&
                   !memcmp(o.s[2].data, want_err.data, want_err.len) && o.s[0].len == 0 &&
                   d.frames == 7 && d.empty_frames == 3 && docker_demux_at_boundary(&d);
@@ -152,18 +152,18 @@ static void test_demux_boundary_and_busy(void)
     REQUIRE(docker_demux_at_boundary(&d), "fresh parser is at a boundary");
     REQUIRE(docker_demux_feed(&d, part, sizeof(part)) == 0, "feed");
     REQUIRE(docker_demux_feed(&d, part, sizeof(part)) == -EBUSY, "second feed before next");
-    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "partial header");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == FRAMER_NEED_MORE, "partial header");
     REQUIRE(!docker_demux_at_boundary(&d), "inside a header");
     const uint8_t rest[] = {0, 4, 'a', 'b'};
     REQUIRE(docker_demux_feed(&d, rest, sizeof(rest)) == 0, "feed rest");
-    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_FRAME, "payload piece");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == FRAMER_FRAME, "payload piece");
     REQUIRE(stream == 1 && n == 2 && !memcmp(p, "ab", 2), "piece content");
-    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "need more");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == FRAMER_NEED_MORE, "need more");
     REQUIRE(!docker_demux_at_boundary(&d), "inside a payload");
     REQUIRE(docker_demux_feed(&d, "cd", 2) == 0, "feed tail");
-    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_FRAME, "tail piece");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == FRAMER_FRAME, "tail piece");
     REQUIRE(stream == 1 && n == 2 && !memcmp(p, "cd", 2), "tail content");
-    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "drained");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == FRAMER_NEED_MORE, "drained");
     REQUIRE(docker_demux_at_boundary(&d), "frame done");
     REQUIRE(docker_demux_error(&d)[0] == '\0', "no error text");
 }
@@ -176,12 +176,12 @@ static void expect_demux_error(const uint8_t *hdr, size_t max_frame, const char 
     const void *p;
     size_t n;
     REQUIRE(docker_demux_feed(&d, hdr, 8) == 0, "%s: feed", what);
-    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_ERROR, "%s: error", what);
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == FRAMER_ERROR, "%s: error", what);
     REQUIRE(docker_demux_error(&d)[0] != '\0', "%s: error text", what);
     // Sticky: valid input afterwards is still refused.
     const uint8_t ok[] = {1, 0, 0, 0, 0, 0, 0, 1, 'z'};
     REQUIRE(docker_demux_feed(&d, ok, sizeof(ok)) == 0, "%s: feed after error", what);
-    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_ERROR, "%s: sticky", what);
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == FRAMER_ERROR, "%s: sticky", what);
 }
 
 static void test_demux_errors(void)
@@ -204,7 +204,7 @@ static void test_demux_errors(void)
     const void *p;
     size_t n;
     REQUIRE(docker_demux_feed(&d, too_big, 8) == 0, "feed");
-    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "limit accepted");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == FRAMER_NEED_MORE, "limit accepted");
 }
 
 // A 50 MB frame goes through in pieces with no buffering in the parser.
@@ -227,19 +227,19 @@ static void test_demux_large_frame(void)
     const void *p;
     size_t n, got = 0, pieces = 0;
     REQUIRE(docker_demux_feed(&d, hdr, sizeof(hdr)) == 0, "feed header");
-    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == DOCKER_STREAM_NEED_MORE, "header only");
+    REQUIRE(docker_demux_next(&d, &stream, &p, &n) == FRAMER_NEED_MORE, "header only");
     while (got < total) {
         size_t want = total - got < sizeof(chunk) ? total - got : sizeof(chunk);
         REQUIRE(docker_demux_feed(&d, chunk, want) == 0, "feed payload");
-        enum docker_stream_result r;
-        while ((r = docker_demux_next(&d, &stream, &p, &n)) == DOCKER_STREAM_FRAME) {
+        enum framer_result r;
+        while ((r = docker_demux_next(&d, &stream, &p, &n)) == FRAMER_FRAME) {
             REQUIRE(stream == 1 && p >= (const void *)chunk &&
                         (const uint8_t *)p + n <= chunk + sizeof(chunk),
                     "piece points into the fed buffer");
             got += n;
             pieces++;
         }
-        REQUIRE(r == DOCKER_STREAM_NEED_MORE, "result %d", (int)r);
+        REQUIRE(r == FRAMER_NEED_MORE, "result %d", (int)r);
     }
     REQUIRE(got == total && docker_demux_at_boundary(&d), "got %zu of %zu", got, total);
     REQUIRE(pieces == (total + sizeof(chunk) - 1) / sizeof(chunk), "%zu pieces", pieces);
@@ -259,13 +259,13 @@ static void msgs_deinit(struct msgs *m)
 }
 
 // Drains f into m; returns the final result.
-static enum docker_stream_result framer_drain(struct msg_framer *f, struct msgs *m)
+static enum framer_result framer_drain(struct msg_framer *f, struct msgs *m)
 {
     for (;;) {
         const void *p;
         size_t n;
-        enum docker_stream_result r = msg_framer_next(f, &p, &n);
-        if (r != DOCKER_STREAM_FRAME)
+        enum framer_result r = msg_framer_next(f, &p, &n);
+        if (r != FRAMER_FRAME)
             return r;
         REQUIRE_OR_EXIT(m->n < ARRAY_SIZE(m->items));
         m->items[m->n] = xmalloc(n);
@@ -303,8 +303,8 @@ static void test_framer_splits(void)
         struct msg_framer f;
         struct msgs m = {0};
         msg_framer_init(&f, 16);
-        enum docker_stream_result r = DOCKER_STREAM_NEED_MORE;
-        for (size_t off = 0; off < app.len && r == DOCKER_STREAM_NEED_MORE;) {
+        enum framer_result r = FRAMER_NEED_MORE;
+        for (size_t off = 0; off < app.len && r == FRAMER_NEED_MORE;) {
             size_t n = chunks[ci] ? chunks[ci] : 1 + rng() % 20;
             if (n > app.len - off)
                 n = app.len - off;
@@ -312,7 +312,7 @@ static void test_framer_splits(void)
             off += n;
             r = framer_drain(&f, &m);
         }
-        bool ok = r == DOCKER_STREAM_NEED_MORE && msgs_match(&m) && msg_framer_pending(&f) == 0;
+        bool ok = r == FRAMER_NEED_MORE && msgs_match(&m) && msg_framer_pending(&f) == 0;
         msgs_deinit(&m);
         msg_framer_deinit(&f);
         if (!ok)
@@ -332,7 +332,7 @@ static void test_framer_errors(void)
     msg_framer_init(&f, 8);
     const uint8_t zero[] = {0, 0, 0, 0, 'x'};
     REQUIRE(msg_framer_feed(&f, zero, sizeof(zero)) == 0, "feed");
-    REQUIRE(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "N == 0 is an error");
+    REQUIRE(msg_framer_next(&f, &p, &n) == FRAMER_ERROR, "N == 0 is an error");
     REQUIRE(strstr(msg_framer_error(&f), "empty") != NULL, "text: %s", msg_framer_error(&f));
     msg_framer_deinit(&f);
 
@@ -340,31 +340,31 @@ static void test_framer_errors(void)
     msg_framer_init(&f, 8);
     const uint8_t big[] = {0, 0, 0, 9};
     REQUIRE(msg_framer_feed(&f, big, 2) == 0, "feed");
-    REQUIRE(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_NEED_MORE, "half header");
+    REQUIRE(msg_framer_next(&f, &p, &n) == FRAMER_NEED_MORE, "half header");
     REQUIRE(msg_framer_pending(&f) == 2, "pending %zu", msg_framer_pending(&f));
     REQUIRE(msg_framer_feed(&f, big + 2, 2) == 0, "feed");
-    REQUIRE(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "N > max is an error");
+    REQUIRE(msg_framer_next(&f, &p, &n) == FRAMER_ERROR, "N > max is an error");
     REQUIRE(strstr(msg_framer_error(&f), "too large") != NULL, "text: %s", msg_framer_error(&f));
     REQUIRE(msg_framer_feed(&f, "\0\0\0\1x", 5) == 0, "feed after error");
-    REQUIRE(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "sticky");
+    REQUIRE(msg_framer_next(&f, &p, &n) == FRAMER_ERROR, "sticky");
     msg_framer_deinit(&f);
 
     // A 4 GiB declaration fails at once, without allocating.
     msg_framer_init(&f, 1u << 20);
     REQUIRE(msg_framer_feed(&f, "\xff\xff\xff\xff", 4) == 0, "feed");
-    REQUIRE(msg_framer_next(&f, &p, &n) == DOCKER_STREAM_ERROR, "huge declaration");
+    REQUIRE(msg_framer_next(&f, &p, &n) == FRAMER_ERROR, "huge declaration");
     msg_framer_deinit(&f);
 
     // Exactly max_msg is accepted, also when collected byte by byte.
     msg_framer_init(&f, 8);
     const uint8_t exact[] = {0, 0, 0, 8, '1', '2', '3', '4', '5', '6', '7', '8'};
-    enum docker_stream_result r = DOCKER_STREAM_NEED_MORE;
+    enum framer_result r = FRAMER_NEED_MORE;
     for (size_t i = 0; i < sizeof(exact); i++) {
         REQUIRE_OR_EXIT(msg_framer_feed(&f, exact + i, 1) == 0);
         r = framer_drain(&f, &m);
     }
-    bool ok = r == DOCKER_STREAM_NEED_MORE && m.n == 1 && m.lens[0] == 8 &&
-              !memcmp(m.items[0], "12345678", 8);
+    bool ok =
+        r == FRAMER_NEED_MORE && m.n == 1 && m.lens[0] == 8 && !memcmp(m.items[0], "12345678", 8);
     msgs_deinit(&m);
     msg_framer_deinit(&f);
     REQUIRE(ok, "max-size message");
@@ -403,14 +403,14 @@ static void test_layers(void)
             int stream;
             const void *p;
             size_t plen;
-            enum docker_stream_result r;
-            while ((r = docker_demux_next(&d, &stream, &p, &plen)) == DOCKER_STREAM_FRAME) {
+            enum framer_result r;
+            while ((r = docker_demux_next(&d, &stream, &p, &plen)) == FRAMER_FRAME) {
                 if (stream != 1)
                     continue;
                 REQUIRE_OR_EXIT(msg_framer_feed(&f, p, plen) == 0);
-                ok = ok && framer_drain(&f, &m) == DOCKER_STREAM_NEED_MORE;
+                ok = ok && framer_drain(&f, &m) == FRAMER_NEED_MORE;
             }
-            ok = ok && r == DOCKER_STREAM_NEED_MORE;
+            ok = ok && r == FRAMER_NEED_MORE;
         }
         ok = ok && msgs_match(&m) && docker_demux_at_boundary(&d) && msg_framer_pending(&f) == 0;
         msgs_deinit(&m);
