@@ -1,4 +1,4 @@
-// Every reply parser of the Docker client (src/docker/docker_client.c): the
+// Every reply parser of the Docker client (src/docker/docker_api.c, docker_events.c): the
 // JSON of /info, /images/json, /containers/json, inspect, create, wait and the
 // error replies, and the line-delimited streams of stats and events. They are
 // static in the client, so the harness reaches them the way proctord does:
