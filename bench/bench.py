@@ -42,7 +42,8 @@ TASKS = os.path.join(HERE, "courses")
 COURSE = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-SYSTEMS = ("proctord", "python", "floor")
+SYSTEMS = ("proctord", "python", "floor", "baseline")
+DEFAULT_SYSTEMS = ("proctord", "python", "floor")
 HOSTILE_IMAGE = "proctor/bench-hostile"
 BASE_INPUT = {"@username": "student", "@lang": "en", "@state": "", "@attempts": "1"}
 
@@ -300,6 +301,7 @@ def check_result(wl, values):
 # ---- closed-loop drivers -----------------------------------------------------
 
 PROCTORD_AGENT_ID = "proctord-bench-proctord"
+BASELINE_AGENT_ID = "proctord-bench-baseline"
 
 
 class BenchCluster(harness.Cluster):
@@ -313,11 +315,17 @@ def run_agent(system, wl, args, workdir):
     conc, n = wl["concurrency"], wl["jobs"]
     data = dict(BASE_INPUT, **wl.get("input", {}))
     # A fixed agent id, so that leftover_containers() knows proctord's label.
-    extra = ["--agent-id", PROCTORD_AGENT_ID] if system == "proctord" else []
-    cluster = BenchCluster(agent=system, tasks=TASKS, concurrency=conc, build_dir=args.build,
+    # "baseline" is proctord too, built from another tree (--baseline DIR).
+    is_proctord = system in ("proctord", "baseline")
+    extra = []
+    if is_proctord:
+        extra = ["--agent-id", PROCTORD_AGENT_ID if system == "proctord" else BASELINE_AGENT_ID]
+    cluster = BenchCluster(agent="proctord" if is_proctord else system, tasks=TASKS,
+                           concurrency=conc,
+                           build_dir=args.baseline if system == "baseline" else args.build,
                            workdir=workdir, friendly_name="bench-%s" % system, extra_args=extra)
     env = dict(os.environ)
-    if system == "proctord" and args.proctor_log:
+    if is_proctord and args.proctor_log:
         env["PROCTOR_LOG"] = args.proctor_log
     cluster.agent_env = env
     out = {"errors": []}
@@ -387,7 +395,7 @@ def run_agent(system, wl, args, workdir):
     out["engine_cpu_per_job_ms"] = (eng1 - eng0) / n * 1000
     out["window_s"] = t1 - t0
     out["agent_log"] = cluster.agent.logpath
-    if system == "proctord":
+    if is_proctord:
         internal, phases = proctord_profile(cluster.agent.logpath)
         if len(internal) == n:
             out["internal_ms"] = internal
@@ -475,6 +483,8 @@ def leftover_containers(systems):
     labels = [floor.LABEL_ROLE]
     if "proctord" in systems:
         labels.append("%s=%s" % (harness.AGENT_LABEL, PROCTORD_AGENT_ID))
+    if "baseline" in systems:
+        labels.append("%s=%s" % (harness.AGENT_LABEL, BASELINE_AGENT_ID))
     out = []
     for label in labels:
         out += subprocess.run(["docker", "ps", "-aq", "--filter", "label=" + label],
@@ -566,7 +576,11 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"),
                     help="CMake build directory holding proctord")
     ap.add_argument("--out", help="results folder (default results/<timestamp>)")
-    ap.add_argument("--systems", default=",".join(SYSTEMS), help="subset, comma-separated")
+    ap.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
+                    help="subset of %s, comma-separated" % ",".join(SYSTEMS))
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="a build directory of another proctord (e.g. the previous commit's), run "
+                         "as the system 'baseline' in the same rounds: an A/B of two builds")
     ap.add_argument("--workloads", help="subset of workload names, comma-separated")
     ap.add_argument("--proctor-log", default="", help="PROCTOR_LOG for proctord (e.g. debug)")
     ap.add_argument("--rounds", type=int,
@@ -581,6 +595,10 @@ def main():
     for s in systems:
         if s not in SYSTEMS:
             ap.error("unknown system %r" % s)
+    if args.baseline and "baseline" not in systems:
+        systems.append("baseline")
+    if "baseline" in systems and not args.baseline:
+        ap.error("the system 'baseline' needs --baseline DIR")
     wls = workloads(args.smoke, args.jobs)
     if args.workloads:
         keep = set(args.workloads.split(","))
@@ -593,6 +611,8 @@ def main():
         build_hostile_image()
     if "proctord" in systems and not os.access(os.path.join(args.build, "proctord"), os.X_OK):
         sys.exit("bench: %s/proctord is missing (build it first)" % args.build)
+    if args.baseline and not os.access(os.path.join(args.baseline, "proctord"), os.X_OK):
+        sys.exit("bench: %s/proctord is missing (build the baseline first)" % args.baseline)
 
     doc = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "smoke": args.smoke,
            "machine": machine(), "workloads": wls, "systems": systems, "rounds": args.rounds, "runs": {}}
@@ -600,7 +620,10 @@ def main():
     work = tempfile.mkdtemp(prefix="proctor-bench-")
     for wl in wls:
         rounds = max(1, min(args.rounds, wl["jobs"]))
-        wsys = [s for s in systems if s in wl.get("systems", SYSTEMS)]
+        allowed = wl.get("systems", SYSTEMS)
+        if "proctord" in allowed:
+            allowed = list(allowed) + ["baseline"]
+        wsys = [s for s in systems if s in allowed]
         if not wsys:
             continue
         parts = {system: [] for system in wsys}

@@ -13,8 +13,9 @@ TARGETS_TEXT = {
     "rss": "proctord peak RSS <= 1/8 of the Python agent's",
     "cpu": "proctord CPU per job <= 1/20 of the Python agent's",
 }
-LABELS = {"proctord": "proctord", "python": "Python agent", "floor": "floor (no agent)"}
-COLORS = {"proctord": "#2a7ab9", "python": "#e3a21a", "floor": "#7f7f7f"}
+LABELS = {"proctord": "proctord", "python": "Python agent", "floor": "floor (no agent)",
+          "baseline": "proctord (baseline build)"}
+COLORS = {"proctord": "#2a7ab9", "python": "#e3a21a", "floor": "#7f7f7f", "baseline": "#8fbfe0"}
 
 
 def fmt(v, digits=1):
@@ -37,7 +38,10 @@ def metric(run, name):
 
 def wl_systems(doc, wl):
     """The systems a workload ran on (some skip the floor)."""
-    return [s for s in doc["systems"] if s in wl.get("systems", doc["systems"])]
+    allowed = list(wl.get("systems", doc["systems"]))
+    if "proctord" in allowed:
+        allowed.append("baseline")
+    return [s for s in doc["systems"] if s in allowed]
 
 
 def targets(doc):
@@ -74,6 +78,7 @@ def missing_metrics(doc):
     need = {"proctord": ("p50_ms", "p95_ms", "max_ms", "throughput", "rss_mib", "cpu_per_job_ms"),
             "python": ("p50_ms", "p95_ms", "max_ms", "throughput", "rss_mib", "cpu_per_job_ms"),
             "floor": ("p50_ms", "p95_ms", "max_ms", "throughput")}
+    need["baseline"] = need["proctord"]
     out = []
     for wl in doc["workloads"]:
         for system in wl_systems(doc, wl):
@@ -139,6 +144,26 @@ def markdown(doc):
             fmt(ratio(g("proctord", "cpu_per_job_ms"), g("python", "cpu_per_job_ms")), 3),
             fmt(ratio(g("proctord", "engine_cpu_per_job_ms"),
                       g("python", "engine_cpu_per_job_ms")), 3)))
+    if "baseline" in doc["systems"]:
+        lines += ["", "## This build against the baseline build", "",
+                  "Both are proctord, run in the same rounds (--baseline): a ratio below 1 means "
+                  "this build is faster or lighter.", "",
+                  "| workload | p50 this/baseline | p95 this/baseline | CPU/job this/baseline "
+                  "| CPU/job ms this, baseline | peak RSS this/baseline | engine CPU/job "
+                  "this/baseline |",
+                  "|---|--:|--:|--:|--:|--:|--:|"]
+        for wl in doc["workloads"]:
+            g = lambda s, k: metric(doc["runs"].get("%s/%s" % (wl["name"], s)), k)  # noqa: E731
+            if g("baseline", "p50_ms") is None:
+                continue
+            lines.append("| %s | %s | %s | %s | %s, %s | %s | %s |" % (
+                wl["name"], fmt(ratio(g("proctord", "p50_ms"), g("baseline", "p50_ms")), 3),
+                fmt(ratio(g("proctord", "p95_ms"), g("baseline", "p95_ms")), 3),
+                fmt(ratio(g("proctord", "cpu_per_job_ms"), g("baseline", "cpu_per_job_ms")), 3),
+                fmt(g("proctord", "cpu_per_job_ms"), 2), fmt(g("baseline", "cpu_per_job_ms"), 2),
+                fmt(ratio(g("proctord", "rss_mib"), g("baseline", "rss_mib")), 3),
+                fmt(ratio(g("proctord", "engine_cpu_per_job_ms"),
+                          g("baseline", "engine_cpu_per_job_ms")), 3)))
     lines += ["", "## Targets", "", "| target | workload | proctord | reference | ratio | limit | |",
               "|---|---|--:|--:|--:|--:|---|"]
     for key, wname, pv, rv, r, lim, met in targets(doc):
