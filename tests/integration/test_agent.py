@@ -494,7 +494,7 @@ def test_student_container_caps(tasks_dir):
     c = harness.Cluster(tasks=tasks_dir, concurrency=2, policies=pol, friendly_name="it-students")
     samples = []
     with c:
-        res = c.submit("it", "student_flood", {"waves": "4", "per_wave": "12"})
+        res = c.submit("it", "student_flood", {"waves": "4", "per_wave": "12", "serial": "10"})
         done = threading.Event()
 
         def sample():
@@ -510,12 +510,17 @@ def test_student_container_caps(tasks_dir):
         log = c.agent.log()
     shutil.rmtree(pol, ignore_errors=True)
     assert r["result"][0] == "success", r
-    m = re.fullmatch(r"ok=(\d+) refused=(\d+) answered=(\d+)", r["result"][1])
+    m = re.fullmatch(r"ok=(\d+) refused=(\d+) answered=(\d+) serial_ok=(\d+) serial_refused=(\d+)",
+                     r["result"][1])
     assert m, r
-    ok, refused, answered = map(int, m.groups())
+    ok, refused, answered, serial_ok, serial_refused = map(int, m.groups())
     # Every requester got an answer (none hung), some ran, the rest were refused.
     assert answered == 4 * 12 and ok + refused == answered, r
     assert 1 <= ok <= 10, r
+    # One at a time, the requests run until the job's total (10) is reached,
+    # then each is refused: whatever the waves started, at least one is.
+    assert serial_ok + serial_refused == 10 and serial_refused >= 1, r
+    assert ok + serial_ok <= 10, r
     # The grading container is one of the job's containers; the rest are students.
     assert samples and max(samples) <= 3, "more student containers alive than the cap: %s" % (
         max(samples),)
