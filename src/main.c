@@ -313,6 +313,8 @@ static void usage(FILE *f)
                "  --drain-timeout S        on SIGTERM, how long running jobs may go on before\n"
                "                           they are stopped and reported (default 120)\n"
                "  --disable-autorestart    accepted for compatibility (proctord never restarts)\n"
+               "  --log-format text|json   log lines on stderr (default text; json: one object\n"
+               "                           per line with time, level, area, job, msg)\n"
                "  -v, --verbose            debug logs\n"
                "  -h, --help               this text\n"
                "\n"
@@ -348,7 +350,8 @@ int main(int argc, char **argv)
         OPT_MAXHARD,
         OPT_MAXMSG,
         OPT_MAXOUT,
-        OPT_DRAIN
+        OPT_DRAIN,
+        OPT_LOGFMT
     };
     static const struct option opts[] = {
         {"friendly-name", required_argument, NULL, OPT_FRIENDLY},
@@ -367,6 +370,7 @@ int main(int argc, char **argv)
         {"max-message-mib", required_argument, NULL, OPT_MAXMSG},
         {"max-output-mib", required_argument, NULL, OPT_MAXOUT},
         {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+        {"log-format", required_argument, NULL, OPT_LOGFMT},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -459,6 +463,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_LOGFMT: {
+            enum log_format f;
+            if (log_format_parse(optarg, &f)) {
+                fprintf(stderr, "proctord: --log-format takes text or json\n");
+                return 2;
+            }
+            log_set_format(f);
+            break;
+        }
         case 'v':
             log_set_level(LOG_LEVEL_DEBUG);
             break;

@@ -1,7 +1,8 @@
 /**
  * @file log.h
  * Structured, levelled logging to stderr: `log_info(LOG_JOB, "job %s: ...", id)`.
- * Messages are lowercase and carry the job id and container id when known.
+ * Messages are lowercase and carry the job id ("job <id>: ...") and container
+ * id when known. Each message is bounded (4 KiB).
  */
 #pragma once
 
@@ -26,8 +27,27 @@ enum log_group {
 
 enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
+/**
+ * Line format on stderr. TEXT: `<time> <level> <area> <message>`. JSON: one
+ * object per line, {"time", "level", "area", "job" (when the message is about
+ * one), "msg"}, valid UTF-8 whatever the message carried. Default TEXT;
+ * PROCTOR_LOG_FORMAT=json in the env.
+ */
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+
 /** Messages below this level are dropped (default INFO; PROCTOR_LOG=debug in the env). */
 void log_set_level(enum log_level level);
+void log_set_format(enum log_format format);
+/** "text" or "json": 0, or -1 for anything else. */
+int log_format_parse(const char *s, enum log_format *out);
+/**
+ * Warnings and errors are rate-limited per kind (their format string): at
+ * most 10 lines of a kind per 10 s; the next line written after a drop says
+ * how many were dropped. This forgets what was counted (tests).
+ */
+void log_reset_repeats(void);
+/** Tests: moves the rate limit's clock forward (the times written are not affected). */
+void log_advance_clock(int seconds);
 bool log_enabled(enum log_level level);
 void log_write(enum log_level level, enum log_group group, const char *fmt, ...)
     PROCTOR_PRINTF(3, 4);

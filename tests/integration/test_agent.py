@@ -672,3 +672,22 @@ def test_result_key_order(tasks_dir):
         assert list(r["custom"]["nested"]) == ["z", "b", "m"], r
         assert list(r["custom"]["nested"]["m"]) == ["y", "c"], r
         assert list(r["tests"]) == ["t9", "t1"], r
+
+
+def test_json_logs(tasks_dir):
+    """--log-format json: one JSON object per line, the job's lines carry its id (issue 14)."""
+    import json
+    c = harness.Cluster(tasks=tasks_dir, concurrency=1, friendly_name="it-jsonlog",
+                        extra_args=["--log-format", "json"])
+    with c:
+        res = c.submit("it", "failed", {"q1": "\x01\"x\\"})
+        r = res.wait(120)
+        log = c.agent.log()
+    assert r["result"][0] == "failed", r
+    lines = [json.loads(line) for line in log.splitlines() if line.strip()]
+    assert lines and all({"time", "level", "area", "msg"} <= set(o) for o in lines), log[:2000]
+    mine = [o for o in lines if o.get("job") == res.job_id]
+    assert any("container" in o["msg"] and "started" in o["msg"] for o in mine), mine
+    assert any(o["level"] == "info" and o["area"] == "job" and "timings" in o["msg"]
+               for o in mine), mine
+    assert not harness.containers(c.agent_label())

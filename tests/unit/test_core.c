@@ -1,5 +1,6 @@
 // Unit tests of src/core: the loop (fds, timers, signals, deletion from
-// callbacks), the value tree and its bounded msgpack codec, buffers, trees.
+// callbacks), the value tree and its bounded msgpack codec, buffers, trees,
+// the log's formats and its rate limit.
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "common/utf8.h"
+#include "core/log.h"
 #include "core/loop.h"
 #include "core/util.h"
 #include "core/value.h"
@@ -917,6 +920,103 @@ static void test_worker(void)
     loop_free(l);
 }
 
+/* ---- log ----------------------------------------------------------------- */
+
+/** Runs fn with stderr going to a file; returns what it wrote (caller frees). */
+static char *capture_stderr(void (*fn)(void))
+{
+    char path[] = "/tmp/proctor-test-log-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE_OR_EXIT(fd >= 0, "mkstemp: %s", strerror(errno));
+    fflush(stderr);
+    int saved = dup(2);
+    REQUIRE_OR_EXIT(saved >= 0 && dup2(fd, 2) == 2);
+    fn();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    char *text = NULL;
+    REQUIRE_OR_EXIT(util_read_file(path, 1 << 20, &text, NULL) == 0);
+    unlink(path);
+    return text;
+}
+
+static size_t count_lines(const char *s, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void log_json_lines(void)
+{
+    log_set_format(LOG_FORMAT_JSON);
+    // A quote, a backslash, a control character and bytes that are not UTF-8.
+    log_warn(LOG_JOB, "job %s: said \"%s\"\x01 %s", "j-1", "hi\\", "\xff\xfe");
+    log_info(LOG_DOCKER, "no job here");
+    char big[10000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    big[100] = '\n';
+    log_info(LOG_JOB, "job j-2: %s", big);
+    log_set_format(LOG_FORMAT_TEXT);
+    log_warn(LOG_JOB, "job %s: plain", "j-3");
+}
+
+static void log_flood(void)
+{
+    log_reset_repeats();
+    for (int i = 0; i < 25; i++)
+        log_warn(LOG_JOB, "job j%d: the same warning", i);
+    log_warn(LOG_JOB, "another warning");
+    for (int i = 0; i < 15; i++)
+        log_info(LOG_JOB, "info is never limited %d", i);
+    // One generic format, different texts: different warnings.
+    char text[64];
+    for (int i = 0; i < 15; i++) {
+        snprintf(text, sizeof text, "distinct warning %d", i);
+        log_warn(LOG_POLICY, "%s", text);
+    }
+    log_advance_clock(11);
+    log_warn(LOG_JOB, "job j%d: the same warning", 99);
+}
+
+static void test_log(void)
+{
+    AUTO_FREE char *out = capture_stderr(log_json_lines);
+    CHECK(utf8_valid(out, strlen(out)), "the JSON lines are valid UTF-8");
+    const char *l1 = strstr(out, "{\"time\":\"");
+    REQUIRE(l1 == out, "%s", out);
+    CHECK(strstr(l1,
+                 "Z\",\"level\":\"warn\",\"area\":\"job\",\"job\":\"j-1\",\"msg\":\"job j-1: said "
+                 "\\\"hi\\\\\\\"\\u0001 \xef\xbf\xbd\xef\xbf\xbd\"}\n") != NULL,
+          "%s", out);
+    const char *l2 = strchr(l1, '\n') + 1;
+    CHECK(!strncmp(l2, "{\"time\":\"", 9) &&
+              strstr(l2, "Z\",\"level\":\"info\",\"area\":\"docker\",\"msg\":\"no job here\"}\n") ==
+                  l2 + 32,
+          "%.200s", l2);
+    const char *l3 = strchr(l2, '\n') + 1;
+    const char *e3 = strchr(l3, '\n');
+    REQUIRE(e3 != NULL);
+    // Bounded, still one whole object, the newline in the message escaped.
+    CHECK(e3 - l3 < 8192 && !strncmp(e3 - 2, "\"}", 2) && strstr(l3, "\"job\":\"j-2\"") &&
+              strstr(l3, "aaa\\u000aaaa"),
+          "%zd bytes", e3 - l3);
+    const char *l4 = e3 + 1;
+    CHECK(strlen(l4) > 24 && !strcmp(l4 + 24, " warn  job     job j-3: plain\n"), "%s", l4);
+
+    AUTO_FREE char *flood = capture_stderr(log_flood);
+    CHECK_INT_EQ(count_lines(flood, "the same warning"), 10 + 1);
+    CHECK_INT_EQ(count_lines(flood, "another warning"), 1);
+    CHECK_INT_EQ(count_lines(flood, "info is never limited"), 15);
+    CHECK_INT_EQ(count_lines(flood, "distinct warning"), 15);
+    CHECK(strstr(flood, "job j99: the same warning (15 more like this dropped)\n") != NULL, "%s",
+          flood);
+}
+
 int main(void)
 {
     test_timers();
@@ -933,5 +1033,6 @@ int main(void)
     test_double_to_int();
     test_trees();
     test_worker();
+    test_log();
     return check_finish("core");
 }

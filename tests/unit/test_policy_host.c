@@ -896,6 +896,7 @@ static void test_log_once(void)
 {
     char *dir = limits_dir("error('boom')");
     log_set_level(LOG_LEVEL_WARN);
+    log_reset_repeats(); /* earlier tests logged the same warnings: count afresh */
     char logpath[] = "/tmp/proctor-policy-log-XXXXXX";
     int fd = mkstemp(logpath);
     REQUIRE_OR_EXIT(fd >= 0);
@@ -995,6 +996,7 @@ static void test_wire(void)
 // Runs fn with stderr (the log) going to a file; returns what was logged.
 static char *capture_log(void (*fn)(void *), void *arg)
 {
+    log_reset_repeats(); /* earlier tests logged the same warnings: count afresh */
     char logpath[] = "/tmp/proctor-policy-log-XXXXXX";
     int fd = mkstemp(logpath);
     REQUIRE_OR_EXIT(fd >= 0);
