@@ -43,6 +43,8 @@ const struct docker_req_row docker_req_kinds[DOCKER_REQ_KIND_COUNT] = {
     [DOCKER_REQ_WAIT] = {"POST /containers/{id}/wait", LONG_POLL, decode_wait, NULL, fail_wait},
     [DOCKER_REQ_STATS] = {"GET /containers/{id}/stats", 0, NULL, line_stats, fail_cpu},
     [DOCKER_REQ_EVENTS] = {"GET /events", 0, NULL, line_event, fail_events},
+    // The reply's {"Warnings": [...]} says nothing the agent acts on.
+    [DOCKER_REQ_UPDATE] = {"POST /containers/{id}/update", 0, NULL, NULL, fail_done},
 };
 
 static cJSON *json_put(cJSON *obj, const char *key, cJSON *item);
@@ -66,6 +68,23 @@ char *docker_api_filters(const char *const *pairs)
         json_append(list, cJSON_CreateString(pairs[i + 1]));
     }
     return json_print(f);
+}
+
+char *docker_api_update_body(const struct docker_update *u)
+{
+    cJSON *root = json_new_object();
+    // Memory and MemorySwap go together: the engine refuses Memory above the
+    // current MemorySwap (409), and Memory alone leaves memsw as it was.
+    if (u->memory > 0) {
+        json_put(root, "Memory", cJSON_CreateNumber((double)u->memory));
+        json_put(root, "MemorySwap",
+                 cJSON_CreateNumber((double)(u->memory_swap ? u->memory_swap : u->memory)));
+    }
+    if (u->nano_cpus > 0)
+        json_put(root, "NanoCpus", cJSON_CreateNumber((double)u->nano_cpus));
+    if (u->pids_limit > 0)
+        json_put(root, "PidsLimit", cJSON_CreateNumber((double)u->pids_limit));
+    return json_print(root);
 }
 
 char *docker_api_create_body(const struct docker_create_spec *s)
@@ -406,10 +425,15 @@ static int decode_inspect(const cJSON *json, docker_any_fn fn, void *data)
     if (!cJSON_IsObject(state) || !id)
         return -EPROTO;
     const char *status = json_str(state, "Status");
-    int64_t code = -1, pid = 0;
+    const cJSON *host = cJSON_GetObjectItemCaseSensitive(json, "HostConfig");
+    int64_t code = -1, pid = 0, memory = 0, pids = 0;
     int ret = json_int(state, "ExitCode", INT_MIN, INT_MAX, -1, &code);
     if (!ret)
         ret = json_int(state, "Pid", INT64_MIN, INT64_MAX, 0, &pid);
+    if (!ret && cJSON_IsObject(host))
+        ret = json_int(host, "Memory", 0, INT64_MAX, 0, &memory);
+    if (!ret && cJSON_IsObject(host) && !cJSON_IsNull(cJSON_GetObjectItem(host, "PidsLimit")))
+        ret = json_int(host, "PidsLimit", INT64_MIN, INT64_MAX, 0, &pids);
     if (ret)
         return ret;
     struct docker_container_state st = {
@@ -419,6 +443,8 @@ static int decode_inspect(const cJSON *json, docker_any_fn fn, void *data)
         .oom_killed = json_bool(state, "OOMKilled"),
         .exit_code = (int)code,
         .pid = pid,
+        .memory = memory,
+        .pids_limit = pids,
     };
     ((docker_inspect_fn)fn)(0, NULL, &st, data);
     return 0;

@@ -44,6 +44,7 @@ enum docker_req_kind {
     DOCKER_REQ_WAIT,
     DOCKER_REQ_STATS,
     DOCKER_REQ_EVENTS,
+    DOCKER_REQ_UPDATE,
     DOCKER_REQ_KIND_COUNT,
 };
 
@@ -82,6 +83,8 @@ extern const struct docker_req_row docker_req_kinds[DOCKER_REQ_KIND_COUNT];
 
 /** The POST /containers/create body. Caller frees. */
 char *docker_api_create_body(const struct docker_create_spec *spec);
+/** The POST /containers/{id}/update body (only the fields set). Caller frees. */
+char *docker_api_update_body(const struct docker_update *u);
 
 /**
  * A `filters` value: pairs is a NULL-terminated list of key, value; pairs

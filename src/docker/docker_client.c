@@ -195,6 +195,14 @@ struct docker_req *docker_container_start(struct docker_client *c, const char *i
     return docker_req_start(c, DOCKER_REQ_START, id, NULL, NULL, (docker_any_fn)cb, data);
 }
 
+struct docker_req *docker_container_update(struct docker_client *c, const char *id,
+                                           const struct docker_update *u, docker_done_fn cb,
+                                           void *data)
+{
+    return docker_req_start(c, DOCKER_REQ_UPDATE, id, NULL, docker_api_update_body(u),
+                            (docker_any_fn)cb, data);
+}
+
 struct docker_req *docker_container_kill(struct docker_client *c, const char *id,
                                          const char *signal_name, docker_done_fn cb, void *data)
 {

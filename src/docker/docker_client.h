@@ -100,6 +100,8 @@ struct docker_container_state {
     bool oom_killed;
     int exit_code;
     int64_t pid;
+    int64_t memory;     /* HostConfig.Memory, bytes (0: none or not said) */
+    int64_t pids_limit; /* HostConfig.PidsLimit (0: none or not said) */
 };
 
 struct docker_container_summary {
@@ -163,6 +165,14 @@ struct docker_create_spec {
     bool attach_stdin;
     bool attach_stdout;
     bool attach_stderr;
+};
+
+/** Limits of a running container to change (0 = unchanged). */
+struct docker_update {
+    int64_t memory;      /* bytes; MemorySwap is sent with it */
+    int64_t memory_swap; /* bytes; 0 = the same as memory (no swap) */
+    int64_t nano_cpus;
+    int64_t pids_limit;
 };
 
 typedef void (*docker_done_fn)(int status, const char *err, void *data);
@@ -241,6 +251,15 @@ struct docker_req *docker_container_create(struct docker_client *c,
 /** POST /containers/{id}/start. "Already started" (304) is reported as 0. */
 struct docker_req *docker_container_start(struct docker_client *c, const char *id,
                                           docker_done_fn cb, void *data);
+
+/**
+ * POST /containers/{id}/update: changes the memory (with swap), CPU and pids
+ * limits of a container, running or not; the cgroup enforces the new values
+ * at once. cb(0) on success.
+ */
+struct docker_req *docker_container_update(struct docker_client *c, const char *id,
+                                           const struct docker_update *u, docker_done_fn cb,
+                                           void *data);
 
 /** POST /containers/{id}/kill; signal_name NULL = SIGKILL. */
 struct docker_req *docker_container_kill(struct docker_client *c, const char *id,

@@ -1,7 +1,7 @@
 // Integration test of the Docker client against the real engine, on a real loop:
 // info, image lists, error and cancel paths, then one container's whole life:
-// create (labelled) -> attach before start -> start -> framed echo through
-// `cat` -> CPU samples -> kill -> wait / die event / attach EOF -> inspect ->
+// create (labelled) -> attach before start -> start -> update of its limits ->
+// framed echo through `cat` -> CPU samples -> kill -> wait / die event / attach EOF -> inspect ->
 // remove -> nothing left with our label.
 //
 // `test_docker_client --setup-image` (a CTest fixture) builds the throwaway
@@ -45,7 +45,7 @@ struct ctx {
     int pending_checks; // independent preliminary checks still running
     char *big;          // the large message echoed through cat
     int echoed;         // messages received back
-    bool started, cpu_sample, killed, waited, died, eof, removed, done;
+    bool started, updated, cpu_sample, killed, waited, died, eof, removed, done;
     bool never_called;
     int64_t cpu_ns;
 };
@@ -258,7 +258,7 @@ static void on_kill(int status, const char *err, void *data)
 
 static void maybe_kill(struct ctx *x)
 {
-    if (x->killed || !x->cpu_sample || x->echoed < 2)
+    if (x->killed || !x->updated || !x->cpu_sample || x->echoed < 2)
         return;
     x->killed = true;
     REQUIRE_OR_EXIT(docker_container_kill(x->c, x->id, NULL, on_kill, x), "kill request");
@@ -300,6 +300,9 @@ static void on_inspect(int status, const char *err, const struct docker_containe
           "exit %d",
           st->running, st->oom_killed, st->exit_code);
     CHECK_STR_EQ(st->status, "exited");
+    // The limits as the update left them (created with 64 MiB and 16 pids).
+    CHECK_INT_EQ(st->memory, 96 << 20);
+    CHECK_INT_EQ(st->pids_limit, 24);
     step("inspect ok");
     REQUIRE_OR_EXIT(docker_container_remove(x->c, x->id, true, true, on_remove, x),
                     "remove request");
@@ -311,6 +314,15 @@ static void maybe_inspect(struct ctx *x)
         REQUIRE_OR_EXIT(docker_container_inspect(x->c, x->id, on_inspect, x), "inspect request");
 }
 
+static void on_update(int status, const char *err, void *data)
+{
+    struct ctx *x = data;
+    CHECK(status == 0, "update: %d %s", status, err ? err : "");
+    x->updated = true;
+    step("update ok");
+    maybe_kill(x);
+}
+
 static void on_start(int status, const char *err, void *data)
 {
     struct ctx *x = data;
@@ -320,6 +332,9 @@ static void on_start(int status, const char *err, void *data)
     x->cpu = docker_cpu_watch(x->c, x->id, on_cpu, x);
     REQUIRE_OR_EXIT(x->cpu, "cpu watch");
     REQUIRE_OR_EXIT(docker_container_wait(x->c, x->id, on_wait, x), "wait");
+    // A running container's limits change (the warm pool's claim does this).
+    struct docker_update up = {.memory = 96 << 20, .pids_limit = 24};
+    REQUIRE_OR_EXIT(docker_container_update(x->c, x->id, &up, on_update, x), "update");
     struct buf out = {0};
     REQUIRE_OR_EXIT(msg_frame_encode(&out, "hello proctor", 13) == 0, "encode");
     REQUIRE_OR_EXIT(msg_frame_encode(&out, x->big, BIG_MSG) == 0, "encode");
