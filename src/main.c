@@ -317,6 +317,7 @@ static void usage(FILE *f)
                "                           per line with time, level, area, job, msg)\n"
                "  -v, --verbose            debug logs\n"
                "  -h, --help               this text\n"
+               "  --version                the version, then exit\n"
                "\n"
                "Signals: SIGHUP reloads the policies; SIGTERM drains running jobs then exits.\n");
 }
@@ -351,7 +352,8 @@ int main(int argc, char **argv)
         OPT_MAXMSG,
         OPT_MAXOUT,
         OPT_DRAIN,
-        OPT_LOGFMT
+        OPT_LOGFMT,
+        OPT_VERSION
     };
     static const struct option opts[] = {
         {"friendly-name", required_argument, NULL, OPT_FRIENDLY},
@@ -371,6 +373,7 @@ int main(int argc, char **argv)
         {"max-output-mib", required_argument, NULL, OPT_MAXOUT},
         {"drain-timeout", required_argument, NULL, OPT_DRAIN},
         {"log-format", required_argument, NULL, OPT_LOGFMT},
+        {"version", no_argument, NULL, OPT_VERSION},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -477,6 +480,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            printf("proctord %s\n", PROCTOR_VERSION);
             return 0;
         default:
             usage(stderr);

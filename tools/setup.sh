@@ -10,6 +10,7 @@ DEBS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libcurl4-opens
       clang libclang-rt-14-dev)  # clang + libFuzzer/ASan runtimes: tools/fuzz.sh (ctest fuzz.smoke)
 DEBS+=(debootstrap)  # tests/upstream/build.sh: INGInious's own grading image
 DEBS+=(openssh-client util-linux)  # the SSH debug test logs in with a real ssh (and setsid)
+DEBS+=(groff-base man-db)  # install.layout renders the man pages
 INGINIOUS_VERSION=0.9.2
 VENV=${PROCTOR_VENV:-/opt/proctor-venv}
 

@@ -7,11 +7,18 @@
 # the runtime speaks both container protocols.
 # BUILD_DIR is a CMake build directory (default: <repo>/build); the runtime
 # is (re)built there first, configuring the directory if it is new.
+# Installed (share/proctor/environments/build.sh, the runtime next to it in
+# share/proctor), or with PROCTOR_RUNTIME=<path of a built proctor-runtime>,
+# it builds nothing and works in a temporary directory.
+# PROCTOR_IMAGE_PREFIX names the images (default proctor/env-).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-build=$(mkdir -p "${1:-$top/build}" && cd "${1:-$top/build}" && pwd)
+prefix=${PROCTOR_IMAGE_PREFIX:-proctor/env-}
+runtime=${PROCTOR_RUNTIME:-}
+if [ -z "$runtime" ] && [ -x "$here/../proctor-runtime" ] && [ ! -f "$here/../../CMakeLists.txt" ]; then
+    runtime="$here/../proctor-runtime" # the installed layout
+fi
 busybox=${BUSYBOX:-/bin/busybox}
 version=${PROCTOR_AGENT_VERSION:-3}
 case "$version" in
@@ -27,11 +34,18 @@ tools="INGInious _run_student_intern run_student getinput feedback feedback-resu
 feedback-grade feedback-msg feedback-custom feedback-state tag tag-set archive
 parsetemplate rst-code rst-msgblock rst-indent rst-image"
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$top" -B "$build" >/dev/null
+if [ -n "$runtime" ]; then
+    build=$(mktemp -d)
+    trap 'rm -rf "$build"' EXIT
+else
+    top=$(cd "$here/../.." && pwd)
+    build=$(mkdir -p "${1:-$top/build}" && cd "${1:-$top/build}" && pwd)
+    if [ ! -f "$build/CMakeCache.txt" ]; then
+        cmake -S "$top" -B "$build" >/dev/null
+    fi
+    cmake --build "$build" --target proctor-runtime >/dev/null
+    runtime="$build/proctor-runtime"
 fi
-cmake --build "$build" --target proctor-runtime >/dev/null
-runtime="$build/proctor-runtime"
 if ! file "$busybox" 2>/dev/null | grep -q 'statically linked'; then
     echo "build.sh: $busybox is not a static busybox (install busybox-static)" >&2
     exit 1
@@ -63,10 +77,10 @@ for env in "$here"/*/; do
     mkdir -p "$ctx/$name"
     cp -a "$rootfs" "$ctx/$name/rootfs"
     cp "$env/Dockerfile" "$ctx/$name/Dockerfile"
-    echo "building proctor/env-$name"
+    echo "building $prefix$name"
     # Quiet unless it fails: the legacy builder prints a deprecation notice.
     if ! out=$(docker build -q --label org.proctor.example-image=1 \
-               --label org.inginious.grading.agent_version="$version" -t "proctor/env-$name" \
+               --label org.inginious.grading.agent_version="$version" -t "$prefix$name" \
                "$ctx/$name" 2>&1); then
         echo "$out" >&2
         exit 1

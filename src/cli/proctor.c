@@ -213,6 +213,7 @@ static void usage(FILE *f)
         "usage: proctor run [options] COURSE TASK\n"
         "       proctor envs [--ssh]\n"
         "       proctor check-policies DIR\n"
+        "       proctor --version\n"
         "\n"
         "run: grade one submission locally with the real Docker engine (no backend) and\n"
         "print the result as JSON. Exit status 0 when the result is success.\n"
@@ -258,6 +259,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
         usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("proctor %s\n", PROCTOR_VERSION);
         return 0;
     }
     if (!strcmp(cmd, "check-policies")) {
