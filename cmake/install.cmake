@@ -30,3 +30,10 @@ if(BUILD_TESTING)
            COMMAND sh ${CMAKE_SOURCE_DIR}/tests/install/test_install.sh ${CMAKE_BINARY_DIR})
   set_tests_properties(install.layout PROPERTIES LABELS integration TIMEOUT 300)
 endif()
+
+# systemd: the unit (Type=notify, watchdog, drain on stop) and its settings.
+set(PROCTOR_BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
+configure_file(packaging/proctord.service.in ${CMAKE_BINARY_DIR}/packaging/proctord.service @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/packaging/proctord.service DESTINATION lib/systemd/system)
+install(FILES packaging/proctord.default DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/default
+        RENAME proctord)

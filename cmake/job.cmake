@@ -9,8 +9,10 @@ add_library(proctor_job STATIC
 target_link_libraries(proctor_job PUBLIC proctor_core proctor_docker proctor_backend proctor_policy)
 target_link_libraries(agent_core INTERFACE proctor_job)
 
-add_executable(proctord src/main.c)
-target_link_libraries(proctord PRIVATE agent_core)
+# systemd's notify protocol and watchdog (Type=notify): libsystemd's sd_notify.
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+add_executable(proctord src/main.c src/service.c)
+target_link_libraries(proctord PRIVATE agent_core PkgConfig::SYSTEMD)
 
 # task.yaml is read with libyaml (Debian libyaml-dev).
 pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)

@@ -16,6 +16,7 @@
 #include "core/loop.h"
 #include "core/util.h"
 #include "job/agent.h"
+#include "service.h"
 #include "policy/policy.h"
 
 #define DISCOVERY_RETRY_MS 5000
@@ -36,6 +37,7 @@ struct daemon {
     bool rediscovering;
     uint64_t retry_timer; /* discovery after a failure */
     bool draining, stopping;
+    long running; /* jobs started and not answered yet: the slots in use */
     long drain_timeout_s;
     msgpack_sbuffer sb;
 };
@@ -53,6 +55,7 @@ static void sink_started(void *data, const char *job_id)
     if (!backend_encode_job_started(&d->sb, job_id))
         send_sb(d);
     msgpack_sbuffer_clear(&d->sb);
+    service_status(++d->running, (long)d->concurrency);
 }
 
 static void sink_done(void *data, const struct backend_job_done *done)
@@ -80,6 +83,7 @@ static void sink_done(void *data, const struct backend_job_done *done)
             log_error(LOG_MAIN, "job %s: could not queue the result for the backend", done->job_id);
     }
     msgpack_sbuffer_clear(&d->sb);
+    service_status(--d->running, (long)d->concurrency);
 }
 
 static void sink_ssh(void *data, const char *job_id, const char *host, int port, const char *user,
@@ -102,6 +106,8 @@ static void say_hello(struct daemon *d)
     send_sb(d);
     d->need_hello = false;
     log_info(LOG_MAIN, "said hello to the backend (%lld slots)", (long long)d->concurrency);
+    if (!d->draining && !d->stopping)
+        service_ready(d->running, (long)d->concurrency);
 }
 
 static bool same_value(const struct value *x, const struct value *y)
@@ -210,7 +216,9 @@ static void on_sighup(struct loop *loop, int signo, void *data)
     PROCTOR_UNUSED(signo);
     struct daemon *d = data;
     log_info(LOG_MAIN, "SIGHUP: reloading policies");
+    service_reloading();
     agent_reload_policies(d->agent);
+    service_ready(d->running, (long)d->concurrency);
 }
 
 static void sink_idle(void *data)
@@ -255,6 +263,7 @@ static void stop_now(struct daemon *d)
         return;
     }
     d->stopping = true;
+    service_stopping();
     log_info(LOG_MAIN, "stopping now: removing the containers of %zu job(s)",
              agent_job_count(d->agent));
     agent_abandon_jobs(d->agent);
@@ -274,6 +283,7 @@ static void on_sigterm(struct loop *loop, int signo, void *data)
         return;
     }
     d->draining = true;
+    service_stopping();
     agent_close(d->agent);
     log_info(LOG_MAIN,
              "SIGTERM: draining %zu running job(s) for at most %ld s; send it again to stop now",
@@ -532,6 +542,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "proctord: %s\n", err);
         goto out;
     }
+    if (service_init(d.loop))
+        log_warn(LOG_MAIN, "systemd asked for a watchdog but it could not be armed");
     static const struct backend_link_cb link_cb = {.on_message = on_message,
                                                    .on_silence = on_silence};
     d.link = backend_link_new(d.loop, backend_addr, &link_cb, &d);

@@ -11,6 +11,7 @@ DEBS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libcurl4-opens
 DEBS+=(debootstrap)  # tests/upstream/build.sh: INGInious's own grading image
 DEBS+=(openssh-client util-linux)  # the SSH debug test logs in with a real ssh (and setsid)
 DEBS+=(groff-base man-db)  # install.layout renders the man pages
+DEBS+=(libsystemd-dev)  # proctord: sd_notify (Type=notify, watchdog)
 INGINIOUS_VERSION=0.9.2
 VENV=${PROCTOR_VENV:-/opt/proctor-venv}
 

@@ -46,6 +46,22 @@ for page in share/man/man8/proctord.8 share/man/man1/proctor.1; do
     MANWIDTH=80 man -l "$prefix/$page" 2>/dev/null | grep -q '^NAME' || fail "$page does not render"
 done
 
+# The systemd unit: well-formed for systemd itself, pointing at the installed
+# proctord (moved to this prefix for the check), with its settings file.
+unit="$prefix/lib/systemd/system/proctord.service"
+[ -f "$unit" ] && [ -f "$prefix/etc/default/proctord" ] || fail "the unit or its settings are missing"
+grep -q '^ExecStart=/usr/local/bin/proctord \$PROCTORD_OPTS \$PROCTORD_BACKEND$' "$unit" ||
+    grep -q '^ExecStart=/.*/proctord \$PROCTORD_OPTS \$PROCTORD_BACKEND$' "$unit" ||
+    fail "ExecStart: $(grep ExecStart "$unit")"
+for line in Type=notify WatchdogSec=30 'ExecReload=/bin/kill -HUP $MAINPID' TimeoutStopSec=180; do
+    grep -qxF "$line" "$unit" || fail "the unit lacks $line"
+done
+mkdir -p "$prefix/verify"
+sed "s|^ExecStart=[^ ]*|ExecStart=$prefix/bin/proctord|" "$unit" >"$prefix/verify/proctord.service"
+out=$(systemd-analyze verify --man=no "$prefix/verify/proctord.service" 2>&1) ||
+    fail "systemd-analyze verify: $out"
+[ -z "$out" ] || fail "systemd-analyze verify: $out"
+
 # The installed build.sh must use the installed runtime and build nothing.
 # Real images would be discovered by the agents of tests running meanwhile,
 # so `docker` is a recorder here: it keeps each build context it is given.

@@ -691,3 +691,57 @@ def test_json_logs(tasks_dir):
     assert any(o["level"] == "info" and o["area"] == "job" and "timings" in o["msg"]
                for o in mine), mine
     assert not harness.containers(c.agent_label())
+
+
+def test_systemd_notify(tasks_dir):
+    """Type=notify: READY once registered, STATUS with the slots in use, the
+    watchdog pinged from the loop, RELOADING/READY on SIGHUP, STOPPING on
+    SIGTERM (issue 14, the systemd unit). A datagram socket stands in for systemd."""
+    import socket
+    import threading
+    sock_dir = tempfile.mkdtemp(prefix="proctor-notify-")
+    path = os.path.join(sock_dir, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    got, cond = [], threading.Condition()
+
+    def reader():
+        while True:
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                return
+            with cond:
+                got.append(data.decode())
+                cond.notify_all()
+    threading.Thread(target=reader, daemon=True).start()
+
+    def wait_for(pred, what, timeout=30):
+        with cond:
+            assert cond.wait_for(lambda: pred(list(got)), timeout), "%s: %s" % (what, got)
+
+    c = harness.Cluster(tasks=tasks_dir, concurrency=2, friendly_name="it-notify")
+    c.agent_env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="200000")
+    try:
+        with c:
+            wait_for(lambda g: any(m.startswith("READY=1\nSTATUS=0 of 2 job slot(s) in use")
+                                   for m in g), "READY")
+            r = c.grade("demo", "hello", harness.DEMO_INPUTS["hello"])
+            assert r["result"][0] == "success", r
+            wait_for(lambda g: "STATUS=1 of 2 job slot(s) in use" in g and
+                     g.index("STATUS=1 of 2 job slot(s) in use") <
+                     max(i for i, m in enumerate(g) if m == "STATUS=0 of 2 job slot(s) in use"),
+                     "STATUS up then down")
+            # At 200 ms, pings every 100 ms: count a few more from now on.
+            with cond:
+                before = got.count("WATCHDOG=1")
+            wait_for(lambda g: g.count("WATCHDOG=1") >= before + 3, "WATCHDOG pings")
+            c.agent.popen.send_signal(signal.SIGHUP)
+            wait_for(lambda g: "RELOADING=1" in g and any(
+                m.startswith("READY=1") for m in g[g.index("RELOADING=1"):]), "RELOADING, READY")
+            c.agent.popen.send_signal(signal.SIGTERM)
+            wait_for(lambda g: "STOPPING=1\nSTATUS=stopping" in g, "STOPPING")
+    finally:
+        sock.close()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    assert not harness.containers(c.agent_label())
