@@ -1,6 +1,7 @@
 add_library(proctor_core STATIC
   src/core/log.c
   src/core/loop.c
+  src/core/metrics.c
   src/core/util.c
   src/core/value.c
   src/core/worker.c)

@@ -11,8 +11,10 @@ target_link_libraries(agent_core INTERFACE proctor_job)
 
 # systemd's notify protocol and watchdog (Type=notify): libsystemd's sd_notify.
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
-add_executable(proctord src/main.c src/service.c)
-target_link_libraries(proctord PRIVATE agent_core PkgConfig::SYSTEMD)
+# --metrics: libmicrohttpd, driven from the event loop.
+pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+add_executable(proctord src/main.c src/service.c src/metrics_http.c)
+target_link_libraries(proctord PRIVATE agent_core PkgConfig::SYSTEMD PkgConfig::MHD)
 
 # task.yaml is read with libyaml (Debian libyaml-dev).
 pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)

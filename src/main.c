@@ -15,7 +15,9 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/util.h"
+#include "core/metrics.h"
 #include "job/agent.h"
+#include "metrics_http.h"
 #include "service.h"
 #include "policy/policy.h"
 
@@ -38,9 +40,18 @@ struct daemon {
     uint64_t retry_timer; /* discovery after a failure */
     bool draining, stopping;
     long running; /* jobs started and not answered yet: the slots in use */
+    struct metrics_http *metrics;
     long drain_timeout_s;
     msgpack_sbuffer sb;
 };
+
+/** What the metrics collect rather than count. */
+static void collect_metrics(void *data)
+{
+    struct daemon *d = data;
+    if (d->agent)
+        metric_set(METRIC_POLICY_FAILURES, NULL, (double)agent_policy_failures(d->agent));
+}
 
 static void send_sb(struct daemon *d)
 {
@@ -56,6 +67,7 @@ static void sink_started(void *data, const char *job_id)
         send_sb(d);
     msgpack_sbuffer_clear(&d->sb);
     service_status(++d->running, (long)d->concurrency);
+    metric_set(METRIC_SLOTS_USED, NULL, (double)d->running);
 }
 
 static void sink_done(void *data, const struct backend_job_done *done)
@@ -84,6 +96,8 @@ static void sink_done(void *data, const struct backend_job_done *done)
     }
     msgpack_sbuffer_clear(&d->sb);
     service_status(--d->running, (long)d->concurrency);
+    metric_set(METRIC_SLOTS_USED, NULL, (double)d->running);
+    metric_add(METRIC_JOBS, done->result, 1);
 }
 
 static void sink_ssh(void *data, const char *job_id, const char *host, int port, const char *user,
@@ -323,6 +337,7 @@ static void usage(FILE *f)
                "  --drain-timeout S        on SIGTERM, how long running jobs may go on before\n"
                "                           they are stopped and reported (default 120)\n"
                "  --disable-autorestart    accepted for compatibility (proctord never restarts)\n"
+               "  --metrics ADDR:PORT      serve Prometheus metrics at http://ADDR:PORT/metrics\n"
                "  --log-format text|json   log lines on stderr (default text; json: one object\n"
                "                           per line with time, level, area, job, msg)\n"
                "  -v, --verbose            debug logs\n"
@@ -363,7 +378,8 @@ int main(int argc, char **argv)
         OPT_MAXOUT,
         OPT_DRAIN,
         OPT_LOGFMT,
-        OPT_VERSION
+        OPT_VERSION,
+        OPT_METRICS
     };
     static const struct option opts[] = {
         {"friendly-name", required_argument, NULL, OPT_FRIENDLY},
@@ -384,6 +400,7 @@ int main(int argc, char **argv)
         {"drain-timeout", required_argument, NULL, OPT_DRAIN},
         {"log-format", required_argument, NULL, OPT_LOGFMT},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"metrics", required_argument, NULL, OPT_METRICS},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -398,6 +415,7 @@ int main(int argc, char **argv)
     };
     const char *check_dir = NULL;
     char *agent_id = NULL;
+    const char *metrics_addr = NULL;
     long drain_timeout_s = DRAIN_TIMEOUT_DEFAULT_S;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -491,6 +509,9 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
+        case OPT_METRICS:
+            metrics_addr = optarg;
+            break;
         case OPT_VERSION:
             printf("proctord %s\n", PROCTOR_VERSION);
             return 0;
@@ -544,6 +565,15 @@ int main(int argc, char **argv)
     }
     if (service_init(d.loop))
         log_warn(LOG_MAIN, "systemd asked for a watchdog but it could not be armed");
+    metric_set(METRIC_SLOTS, NULL, (double)cfg.concurrency);
+    metrics_on_render(collect_metrics, &d);
+    if (metrics_addr) {
+        d.metrics = metrics_http_start(d.loop, metrics_addr, err, sizeof err);
+        if (!d.metrics) {
+            fprintf(stderr, "proctord: %s\n", err);
+            goto out;
+        }
+    }
     static const struct backend_link_cb link_cb = {.on_message = on_message,
                                                    .on_silence = on_silence};
     d.link = backend_link_new(d.loop, backend_addr, &link_cb, &d);
@@ -563,6 +593,9 @@ int main(int argc, char **argv)
     ret = loop_run(d.loop) ? 1 : 0;
     log_info(LOG_MAIN, "proctord stopped");
 out:
+    metrics_http_stop(d.metrics);
+    metrics_on_render(NULL, NULL);
+    metrics_reset();
     // Jobs first (they may still queue results), then the link flushes them.
     agent_free(d.agent);
     backend_link_free(d.link);

@@ -12,7 +12,9 @@ DEBS+=(debootstrap)  # tests/upstream/build.sh: INGInious's own grading image
 DEBS+=(openssh-client util-linux)  # the SSH debug test logs in with a real ssh (and setsid)
 DEBS+=(groff-base man-db)  # install.layout renders the man pages
 DEBS+=(libsystemd-dev)  # proctord: sd_notify (Type=notify, watchdog)
+DEBS+=(libmicrohttpd-dev)  # proctord --metrics
 INGINIOUS_VERSION=0.9.2
+PROMETHEUS_CLIENT_VERSION=0.26.0
 VENV=${PROCTOR_VENV:-/opt/proctor-venv}
 
 missing=()
@@ -31,6 +33,11 @@ if ! "$VENV/bin/python" -c "import inginious, pytest, yaml" 2>/dev/null ||
     echo "setup: creating $VENV with inginious==$INGINIOUS_VERSION" >&2
     python3 -m venv "$VENV" >&2
     "$VENV/bin/pip" install -q --disable-pip-version-check "inginious==$INGINIOUS_VERSION" pytest >&2
+fi
+
+# The metrics test reads proctord's output with Prometheus' own text parser.
+if ! "$VENV/bin/python" -c "import prometheus_client" 2>/dev/null; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check "prometheus_client==$PROMETHEUS_CLIENT_VERSION" >&2
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 // Frames handled per pump before yielding to the rest of the loop, so that a
@@ -31,7 +32,8 @@ struct backend_link {
     void *ctx;
     void *sock; /* DEALER; NULL after a failed reconnect */
     int sock_fd;
-    void *mon; /* PAIR reading the socket monitor; may be NULL */
+    void *mon;                 /* PAIR reading the socket monitor; may be NULL */
+    unsigned long connections; /* CONNECTED events so far */
     int mon_fd;
     unsigned gen; /* bumped whenever the socket is replaced */
     uint64_t last_rx_ms;
@@ -250,10 +252,14 @@ static void handle_monitor_event(struct backend_link *l, const char *buf, size_t
         return;
     memcpy(&event, buf, sizeof event);
     if (event == ZMQ_EVENT_DISCONNECTED) {
+        metric_set(METRIC_BACKEND_CONNECTED, NULL, 0);
         log_warn(LOG_BACKEND, "connection to the backend at %s lost", l->addr);
         if (l->cb.on_disconnect)
             l->cb.on_disconnect(l, l->data);
     } else if (event == ZMQ_EVENT_CONNECTED) {
+        metric_set(METRIC_BACKEND_CONNECTED, NULL, 1);
+        if (l->connections++)
+            metric_add(METRIC_BACKEND_RECONNECTS, NULL, 1);
         log_info(LOG_BACKEND, "connected to the backend at %s", l->addr);
         if (l->cb.on_connect)
             l->cb.on_connect(l, l->data);

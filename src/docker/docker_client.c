@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/loop.h"
 #include "core/util.h"
 #include "docker/docker_api.h"
@@ -591,6 +592,8 @@ static void req_complete(struct docker_req *r, CURLcode res)
             err = "unparsable json from docker";
         }
     }
+    if (status)
+        metric_add(METRIC_DOCKER_ERRORS, row->endpoint, 1);
     if (r->cancelled)
         goto out;
     if (status == 0 && json) {

@@ -441,6 +441,11 @@ const char *agent_id(const struct agent *a)
     return a->agent_id;
 }
 
+uint64_t agent_policy_failures(const struct agent *a)
+{
+    return policy_host_failures(a->policy);
+}
+
 int agent_reload_policies(struct agent *a)
 {
     char err[1024] = "";

@@ -76,6 +76,8 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
 void agent_free(struct agent *a);
 /** The agent's id: the value of the org.proctor.agent label on its containers. */
 const char *agent_id(const struct agent *a);
+/** Policy calls that failed and got the built-in decision, since start. */
+uint64_t agent_policy_failures(const struct agent *a);
 
 /**
  * Starts discovery: removes containers an earlier run with the same agent id

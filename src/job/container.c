@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "job/job_host.h"
 
@@ -400,6 +401,14 @@ static void on_attach_close(struct docker_attach *at, int error, const char *err
     }
 }
 
+/** -> GONE; a container that existed leaves the count of the living. */
+static void ct_gone(struct container *c)
+{
+    if (c->id && c->phase != CT_GONE)
+        metric_add(METRIC_CONTAINERS, c->role, -1);
+    c->phase = CT_GONE;
+}
+
 static void on_removed(int status, const char *err, void *data)
 {
     struct container *c = data;
@@ -407,7 +416,7 @@ static void on_removed(int status, const char *err, void *data)
     if (status && status != 404)
         log_warn(LOG_JOB, "%s: removing container %.12s failed: %s", c->log_name, c->id,
                  errtext(status, err));
-    c->phase = CT_GONE;
+    ct_gone(c);
     c->ops->gone(c, c->data);
 }
 
@@ -419,7 +428,7 @@ static bool ct_delete(struct container *c)
     if (c->req)
         return true;
     log_warn(LOG_JOB, "%s: cannot ask the Docker engine to remove %.12s", c->log_name, c->id);
-    c->phase = CT_GONE;
+    ct_gone(c);
     return false;
 }
 
@@ -440,6 +449,7 @@ static void on_created(int status, const char *err, const char *id, void *data)
     }
     c->id = xstrdup(id);
     c->t_created = ct_now(c);
+    metric_add(METRIC_CONTAINERS, c->role, 1);
     log_debug(LOG_JOB, "%s: container %.12s created", c->log_name, id);
     if (c->remove_asked) {
         if (!ct_delete(c))
@@ -507,6 +517,7 @@ int ct_create(struct container *c, const struct ct_spec *s)
     };
     c->time_s = s->time_s;
     c->hard_time_s = s->hard_time_s;
+    c->role = s->role;
     c->want_attach = s->attach;
     c->req = docker_container_create(c->host->docker, &spec, on_created, c);
     if (!c->req)

@@ -120,7 +120,8 @@ struct container {
     const struct job_host *host;
     const struct ct_ops *ops;
     void *data;
-    char *log_name; /* "job <id>" or "job <id>: student <sid>" */
+    char *log_name;   /* "job <id>" or "job <id>: student <sid>" */
+    const char *role; /* ct_spec's (a literal) */
     uint64_t t0;
     int64_t time_s, hard_time_s;
     struct docker_req *req;      /* create/start/inspect/delete in flight */

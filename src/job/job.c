@@ -10,6 +10,7 @@
 
 #include "common/wire.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "docker/docker_stream.h"
 #include "job/job_internal.h"
@@ -325,6 +326,7 @@ static void grading_data(struct container *c, int stream, const void *p, size_t 
     struct job *j = data;
     if (j->reason == REASON_CRASH)
         return;
+    metric_add(METRIC_CONTAINER_BYTES, NULL, (double)n);
     j->output_bytes += n;
     if (j->hard.max_output_bytes > 0 && j->output_bytes > (size_t)j->hard.max_output_bytes) {
         AUTO_FREE char *t = xasprintf("The grading container sent more than %lld bytes; it was "

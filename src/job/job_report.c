@@ -5,6 +5,7 @@
 
 #include "common/base64.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "job/job_internal.h"
 
@@ -94,6 +95,31 @@ static void report_result(struct job *j)
     policy_result_deinit(&pr);
 }
 
+/** The job's duration and the phases its grading container went through, in seconds. */
+static void job_observe(const struct job *j)
+{
+    const struct container *c = &j->grading;
+    uint64_t now = util_now_ms() - j->started_ms;
+    metric_observe(METRIC_JOB_SECONDS, NULL, (double)now / 1000);
+    // Each phase from the previous milestone reached (0 = not reached).
+    const struct {
+        const char *name;
+        uint64_t at;
+    } steps[] = {{"create", c->t_created},
+                 {"attach", c->t_attached},
+                 {"start", c->t_running},
+                 {"run", c->t_exited},
+                 {"report", c->t_exited ? now : 0}};
+    uint64_t prev = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        if (!steps[i].at)
+            continue;
+        metric_observe(METRIC_PHASE_SECONDS, steps[i].name,
+                       (double)(steps[i].at - (prev < steps[i].at ? prev : steps[i].at)) / 1000);
+        prev = steps[i].at;
+    }
+}
+
 void job_report(struct job *j)
 {
     if (j->reported)
@@ -107,6 +133,7 @@ void job_report(struct job *j)
              (unsigned long long)j->grading.t_attached, (unsigned long long)j->grading.t_running,
              (unsigned long long)j->grading.t_exited,
              (unsigned long long)(util_now_ms() - j->started_ms));
+    job_observe(j);
     if (j->bad_msgs > JOB_BAD_MSG_LOGS)
         log_warn(LOG_JOB, "job %s: %llu incorrect messages from the container skipped in all",
                  j->id, (unsigned long long)j->bad_msgs);

@@ -745,3 +745,64 @@ def test_systemd_notify(tasks_dir):
         sock.close()
         shutil.rmtree(sock_dir, ignore_errors=True)
     assert not harness.containers(c.agent_label())
+
+
+def test_metrics(tasks_dir):
+    """--metrics: Prometheus text served from the loop, read with prometheus_client's own
+    parser while a job runs and after it (issue 14, metrics)."""
+    import urllib.error
+    import urllib.request
+    from prometheus_client.parser import text_string_to_metric_families
+    port = harness.free_port()
+    c = harness.Cluster(tasks=tasks_dir, concurrency=2, friendly_name="it-metrics",
+                        extra_args=["--metrics", "127.0.0.1:%d" % port])
+    url = "http://127.0.0.1:%d/metrics" % port
+
+    def scrape():
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.status == 200
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = r.read().decode()
+        out = {}
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    with c:
+        res = c.submit("demo", "sleep", {})
+        c.agent.wait_log(r"job %s: container \w+ started" % res.job_id, 60)
+        m = scrape()
+        assert m[("proctord_job_slots", ())] == 2, m
+        assert m[("proctord_job_slots_in_use", ())] == 1, m
+        assert m[("proctord_containers", (("role", "grading"),))] == 1, m
+        assert m[("proctord_backend_connected", ())] == 1, m
+        c.kill(res)
+        assert res.wait(60)["result"][0] == "killed"
+        r = c.grade("demo", "hello", harness.DEMO_INPUTS["hello"])
+        assert r["result"][0] == "success", r
+        harness.wait_for(lambda: scrape()[("proctord_containers", (("role", "grading"),))] == 0,
+                         30, "the containers to be counted as removed")
+        m = scrape()
+        assert m[("proctord_jobs_total", (("result", "success"),))] == 1, m
+        assert m[("proctord_jobs_total", (("result", "killed"),))] == 1, m
+        assert m[("proctord_job_slots_in_use", ())] == 0, m
+        assert m[("proctord_job_duration_seconds_count", ())] == 2, m
+        assert m[("proctord_job_duration_seconds_bucket", (("le", "+Inf"),))] == 2, m
+        for phase in ("create", "attach", "start", "run", "report"):
+            assert m[("proctord_job_phase_seconds_count", (("phase", phase),))] >= 1, (phase, m)
+        assert m[("proctord_container_bytes_received_total", ())] > 0, m
+        assert ("proctord_policy_failures_total", ()) in m, m
+        # Only GET /metrics.
+        try:
+            urllib.request.urlopen(url.replace("/metrics", "/other"), timeout=10)
+            assert False, "404 expected"
+        except urllib.error.HTTPError as e:
+            assert e.code == 404
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, data=b"x", method="POST"),
+                                   timeout=10)
+            assert False, "405 expected"
+        except urllib.error.HTTPError as e:
+            assert e.code == 405
+    assert not harness.containers(c.agent_label())

@@ -15,6 +15,7 @@
 #include "common/utf8.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "core/value.h"
 #include "core/worker.h"
@@ -1017,6 +1018,54 @@ static void test_log(void)
           flood);
 }
 
+/* ---- metrics ------------------------------------------------------------- */
+
+static void test_metrics(void)
+{
+    metrics_reset();
+    metric_add(METRIC_JOBS, "success", 1);
+    metric_add(METRIC_JOBS, "success", 2);
+    metric_add(METRIC_JOBS, "a\"b\\c\nd", 1); /* escaped when rendered */
+    metric_set(METRIC_SLOTS, NULL, 4);
+    metric_observe(METRIC_JOB_SECONDS, NULL, 0.3);
+    metric_observe(METRIC_JOB_SECONDS, NULL, 7);
+    metric_observe(METRIC_JOB_SECONDS, NULL, 1000);
+    metric_observe(METRIC_JOB_SECONDS, NULL, NAN); /* not counted */
+    CHECK(metric_get(METRIC_JOBS, "success") == 3);
+    size_t len;
+    AUTO_FREE char *t = metrics_render(&len);
+    REQUIRE(t && strlen(t) == len);
+    CHECK(strstr(t, "# HELP proctord_jobs_total Jobs answered, by result.\n"
+                    "# TYPE proctord_jobs_total counter\n"
+                    "proctord_jobs_total{result=\"success\"} 3\n"
+                    "proctord_jobs_total{result=\"a\\\"b\\\\c\\nd\"} 1\n") != NULL,
+          "%s", t);
+    CHECK(strstr(t, "proctord_job_slots 4\n") != NULL, "%s", t);
+    // Cumulative buckets; the last observation only in +Inf.
+    CHECK(strstr(t, "proctord_job_duration_seconds_bucket{le=\"0.25\"} 0\n"
+                    "proctord_job_duration_seconds_bucket{le=\"0.5\"} 1\n") != NULL,
+          "%s", t);
+    CHECK(strstr(t, "proctord_job_duration_seconds_bucket{le=\"10\"} 2\n") != NULL, "%s", t);
+    CHECK(strstr(t, "proctord_job_duration_seconds_bucket{le=\"300\"} 2\n"
+                    "proctord_job_duration_seconds_bucket{le=\"+Inf\"} 3\n"
+                    "proctord_job_duration_seconds_sum 1007.3\n"
+                    "proctord_job_duration_seconds_count 3\n") != NULL,
+          "%s", t);
+    // A family without a label shows 0 before its first use.
+    CHECK(strstr(t, "proctord_backend_reconnects_total 0\n") != NULL, "%s", t);
+    // No input makes the registry grow without bound.
+    char label[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(label, sizeof label, "call %d", i);
+        metric_add(METRIC_DOCKER_ERRORS, label, 1);
+    }
+    CHECK(metric_get(METRIC_DOCKER_ERRORS, "other") == 1000 - (METRICS_MAX_SERIES - 1), "%g",
+          metric_get(METRIC_DOCKER_ERRORS, "other"));
+    AUTO_FREE char *t2 = metrics_render(&len);
+    CHECK_INT_EQ(count_lines(t2, "proctord_docker_errors_total{"), METRICS_MAX_SERIES);
+    metrics_reset();
+}
+
 int main(void)
 {
     test_timers();
@@ -1034,5 +1083,6 @@ int main(void)
     test_trees();
     test_worker();
     test_log();
+    test_metrics();
     return check_finish("core");
 }
