@@ -72,8 +72,21 @@ if(BUILD_TESTING)
   add_test(NAME cli.run_task_limits
            COMMAND sh -c "$<TARGET_FILE:proctor> run --tasks examples/courses demo cpu --input note=x | ${PROCTOR_PYTHON} -c \"${PROCTOR_JSON_CHECK}; sys.exit(d['result'][0] != 'timeout')\""
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  # A typo in the tasks directory, the course or the task names what is missing (status 2),
+  # and the run's only output on stderr is that line (warnings only by default).
+  add_test(NAME cli.run_names_what_is_missing
+           COMMAND sh -c "set -e; p=$<TARGET_FILE:proctor>; \
+e=$($p run --tasks /nonexistent demo hello 2>&1 >/dev/null) && exit 1 || test $? -eq 2; echo \"$e\" | grep -qx 'proctor: no tasks directory /nonexistent (give it with --tasks DIR)'; \
+e=$($p run --tasks examples/courses nocourse hello 2>&1 >/dev/null) && exit 1 || test $? -eq 2; echo \"$e\" | grep -qx 'proctor: no course nocourse in examples/courses'; \
+e=$($p run --tasks examples/courses demo notask 2>&1 >/dev/null) && exit 1 || test $? -eq 2; echo \"$e\" | grep -qx 'proctor: no task notask in course demo (examples/courses/demo/notask)'; \
+e=$($p run --tasks examples/courses demo hello --input \"script=echo 'Hello, world!'\" 2>&1 >/dev/null); test -z \"$e\""
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  # `proctor envs`: a table by default, JSON with --json.
+  add_test(NAME cli.envs_table_and_json
+           COMMAND sh -c "set -e; p=$<TARGET_FILE:proctor>; $p envs | head -1 | grep -q '^ENVIRONMENT *IMAGE *RUNTIME *PORTS *ADVERTISED$'; $p envs | grep -q '^docker/default '; $p envs --json | ${PROCTOR_PYTHON} -c \"${PROCTOR_JSON_CHECK}; sys.exit('default' not in d['docker'])\""
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(cli.run_success cli.run_failed_exit_status cli.run_task_limits
-    cli.run_prints_valid_json
+    cli.run_prints_valid_json cli.run_names_what_is_missing cli.envs_table_and_json
     PROPERTIES LABELS integration TIMEOUT 120 RESOURCE_LOCK docker_agent)
 endif()
 

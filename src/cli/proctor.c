@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/task_yaml.h"
@@ -23,6 +24,7 @@ struct cli {
     struct agent *agent;
     struct backend_new_job job;
     bool want_envs;
+    bool envs_json; /* envs: JSON rather than a table */
     int exit_code;
     bool done;
     bool stopping; /* interrupted: removing the job's containers */
@@ -162,6 +164,36 @@ static void sink_idle(void *data)
     loop_stop(c->loop);
 }
 
+/** `proctor envs`: one line per environment. */
+static void print_envs_table(const struct value *envs)
+{
+    printf("%-28s %-14s %-24s %-12s %s\n", "ENVIRONMENT", "IMAGE", "RUNTIME", "PORTS",
+           "ADVERTISED");
+    for (size_t t = 0; envs->type == VALUE_MAP && t < envs->u.m.len; t++) {
+        const struct value_pair *type = &envs->u.m.items[t];
+        for (size_t n = 0; type->val.type == VALUE_MAP && n < type->val.u.m.len; n++) {
+            const struct value_pair *env = &type->val.u.m.items[n];
+            const struct value *id = value_map_get(&env->val, "id");
+            const struct value *rt = value_map_get(&env->val, "runtime");
+            const struct value *ports = value_map_get(&env->val, "ports");
+            const struct value *adv = value_map_get(&env->val, "advertised");
+            char portlist[64] = "-";
+            size_t o = 0;
+            for (size_t i = 0; ports && ports->type == VALUE_ARRAY && i < ports->u.a.len; i++)
+                if (ports->u.a.items[i].type == VALUE_INT && o + 8 < sizeof portlist)
+                    o += (size_t)snprintf(portlist + o, sizeof portlist - o, "%s%lld", i ? "," : "",
+                                          (long long)ports->u.a.items[i].u.i);
+            AUTO_FREE char *name = xasprintf("%s/%s", type->key.u.s.ptr, env->key.u.s.ptr);
+            const char *img = id && id->type == VALUE_STR ? id->u.s.ptr : "?";
+            if (!strncmp(img, "sha256:", 7))
+                img += 7;
+            printf("%-28s %-14.12s %-24s %-12s %s\n", name, img,
+                   rt && rt->type == VALUE_STR ? rt->u.s.ptr : "?", portlist,
+                   adv && adv->type == VALUE_BOOL && !adv->u.b ? "no" : "yes");
+        }
+    }
+}
+
 static void on_ready(struct agent *a, const struct value *envs, const char *err, void *data)
 {
     struct cli *c = data;
@@ -172,7 +204,10 @@ static void on_ready(struct agent *a, const struct value *envs, const char *err,
         return;
     }
     if (c->want_envs) {
-        print_json(to_json(envs));
+        if (c->envs_json)
+            print_json(to_json(envs));
+        else
+            print_envs_table(envs);
         c->exit_code = 0;
         loop_stop(c->loop);
         return;
@@ -211,7 +246,7 @@ static void usage(FILE *f)
     fprintf(
         f,
         "usage: proctor run [options] COURSE TASK\n"
-        "       proctor envs [--ssh]\n"
+        "       proctor envs [--ssh] [--json]\n"
         "       proctor check-policies DIR\n"
         "       proctor --version\n"
         "\n"
@@ -224,7 +259,30 @@ static void usage(FILE *f)
         "  --file PID=PATH       upload PATH as the file answer of PID\n"
         "  --env TYPE/NAME       environment (default docker/<task.yaml environment_id>)\n"
         "  --time S --hard-time S --memory MB   limits (default: task.yaml's, else the policy's)\n"
-        "  --debug               ask the runner for stdout/stderr\n");
+        "  --debug               ask the runner for stdout/stderr\n"
+        "  -v                    the agent's logs (default: warnings only)\n"
+        "envs: the environments of the local Docker engine, as a table (--json: as JSON).\n");
+}
+
+/** A task author's typo gets a clear error here, not the backend's "Task unavailable". */
+static int check_task_dirs(const char *tasks, const char *course, const char *task)
+{
+    struct stat st;
+    AUTO_FREE char *cdir = xasprintf("%s/%s", tasks, course);
+    AUTO_FREE char *tdir = xasprintf("%s/%s", cdir, task);
+    if (stat(tasks, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "proctor: no tasks directory %s (give it with --tasks DIR)\n", tasks);
+        return -1;
+    }
+    if (stat(cdir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "proctor: no course %s in %s\n", course, tasks);
+        return -1;
+    }
+    if (stat(tdir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "proctor: no task %s in course %s (%s)\n", task, course, tdir);
+        return -1;
+    }
+    return 0;
 }
 
 static int add_input(struct value *input, const char *spec, bool file)
@@ -295,22 +353,17 @@ int main(int argc, char **argv)
         O_HARD,
         O_MEM,
         O_DEBUG,
-        O_SSH
+        O_SSH,
+        O_JSON
     };
     static const struct option opts[] = {
-        {"tasks", required_argument, NULL, O_TASKS},
-        {"policies", required_argument, NULL, O_POL},
-        {"tmpdir", required_argument, NULL, O_TMP},
-        {"input", required_argument, NULL, O_INPUT},
-        {"file", required_argument, NULL, O_FILE},
-        {"env", required_argument, NULL, O_ENV},
-        {"time", required_argument, NULL, O_TIME},
-        {"hard-time", required_argument, NULL, O_HARD},
-        {"memory", required_argument, NULL, O_MEM},
-        {"debug", no_argument, NULL, O_DEBUG},
-        {"ssh", no_argument, NULL, O_SSH},
-        {"verbose", no_argument, NULL, 'v'},
-        {0},
+        {"tasks", required_argument, NULL, O_TASKS}, {"policies", required_argument, NULL, O_POL},
+        {"tmpdir", required_argument, NULL, O_TMP},  {"input", required_argument, NULL, O_INPUT},
+        {"file", required_argument, NULL, O_FILE},   {"env", required_argument, NULL, O_ENV},
+        {"time", required_argument, NULL, O_TIME},   {"hard-time", required_argument, NULL, O_HARD},
+        {"memory", required_argument, NULL, O_MEM},  {"debug", no_argument, NULL, O_DEBUG},
+        {"ssh", no_argument, NULL, O_SSH},           {"json", no_argument, NULL, O_JSON},
+        {"verbose", no_argument, NULL, 'v'},         {0},
     };
     struct agent_config cfg = {
         .friendly_name = "proctor", .concurrency = 1, .tasks_dir = "./tasks"};
@@ -324,6 +377,10 @@ int main(int argc, char **argv)
     bool debug = false;
     int o;
     optind = 2;
+    // Task authors want the result, not the agent's life: warnings only, -v for more
+    // (PROCTOR_LOG still decides when set).
+    if (!getenv("PROCTOR_LOG"))
+        log_set_level(LOG_LEVEL_WARN);
     while ((o = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
         switch (o) {
         case O_TASKS:
@@ -360,6 +417,9 @@ int main(int argc, char **argv)
         case O_SSH:
             cfg.ssh = true;
             break;
+        case O_JSON:
+            c.envs_json = true;
+            break;
         case 'v':
             log_set_level(LOG_LEVEL_DEBUG);
             break;
@@ -373,6 +433,12 @@ int main(int argc, char **argv)
         return 2;
     }
     struct task_yaml task_yaml = {0};
+    if (run && check_task_dirs(cfg.tasks_dir, argv[optind], argv[optind + 1])) {
+        value_deinit(&limits);
+        value_deinit(&input);
+        value_deinit(&params);
+        return 2;
+    }
     if (run) {
         // No task.yaml: the environment "default" and the policy's limits.
         AUTO_FREE char *path =
