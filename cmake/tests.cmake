@@ -85,8 +85,13 @@ e=$($p run --tasks examples/courses demo hello --input \"script=echo 'Hello, wor
   add_test(NAME cli.envs_table_and_json
            COMMAND sh -c "set -e; p=$<TARGET_FILE:proctor>; $p envs | head -1 | grep -q '^ENVIRONMENT *IMAGE *RUNTIME *PORTS *ADVERTISED$'; $p envs | grep -q '^docker/default '; $p envs --json | ${PROCTOR_PYTHON} -c \"${PROCTOR_JSON_CHECK}; sys.exit('default' not in d['docker'])\""
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  # On a terminal (a pty from script(1)), a live line with the phase and the times
+  # against the task's limits (demo/sleep: 2 s CPU, 4 s wall), cleared before the result.
+  add_test(NAME cli.status_line_on_a_terminal
+           COMMAND sh -c "out=$(script -qec '$<TARGET_FILE:proctor> run --tasks examples/courses demo sleep' /dev/null | tr '\\r' '\\n'); echo \"$out\" | grep -Eq '^.\\[Kdemo/sleep: running, CPU [-0-9.]+ of 2 s, wall [0-9.]+ of 4 s$' && echo \"$out\" | grep -q '\"result\":.*timeout'"
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(cli.run_success cli.run_failed_exit_status cli.run_task_limits
-    cli.run_prints_valid_json cli.run_names_what_is_missing cli.envs_table_and_json
+    cli.run_prints_valid_json cli.run_names_what_is_missing cli.envs_table_and_json cli.status_line_on_a_terminal
     PROPERTIES LABELS integration TIMEOUT 120 RESOURCE_LOCK docker_agent)
 endif()
 

@@ -27,11 +27,15 @@ struct cli {
     bool envs_json; /* envs: JSON rather than a table */
     int exit_code;
     bool done;
-    bool stopping; /* interrupted: removing the job's containers */
+    bool stopping;         /* interrupted: removing the job's containers */
+    uint64_t status_timer; /* the live status line on a terminal */
+    bool status_shown;
 };
 
 // Interrupted: how long removing the job's containers may take.
 #define STOP_MS 20000
+// The live status line's refresh.
+#define STATUS_MS 250
 
 /**
  * The value as a cJSON tree (caller frees with cJSON_Delete): binary strings
@@ -125,9 +129,38 @@ static void sink_started(void *data, const char *job_id)
     log_debug(LOG_CLI, "job %s started", job_id);
 }
 
+static void status_clear(struct cli *c)
+{
+    loop_timer_del(c->loop, c->status_timer);
+    c->status_timer = 0;
+    if (c->status_shown)
+        fputs("\r\033[K", stderr);
+    c->status_shown = false;
+}
+
+/** On a terminal: one line, rewritten in place, with the job's phase and its times. */
+static long on_status(struct loop *loop, uint64_t id, void *data)
+{
+    PROCTOR_UNUSED(loop);
+    PROCTOR_UNUSED(id);
+    struct cli *c = data;
+    struct agent_job_status st;
+    if (!c->agent || agent_job_status(c->agent, c->job.job_id, &st))
+        return STATUS_MS;
+    char cpu[32] = "-";
+    if (st.cpu_s >= 0)
+        snprintf(cpu, sizeof cpu, "%.1f", st.cpu_s);
+    fprintf(stderr, "\r\033[K%s/%s: %s, CPU %s of %lld s, wall %.1f of %lld s", c->job.course_id,
+            c->job.task_id, st.phase, cpu, (long long)st.time_s, st.wall_s,
+            (long long)st.hard_time_s);
+    c->status_shown = true;
+    return STATUS_MS;
+}
+
 static void sink_done(void *data, const struct backend_job_done *d)
 {
     struct cli *c = data;
+    status_clear(c);
     // The same fields AgentJobDone carries, as JSON on stdout.
     cJSON *j = cJSON_CreateObject();
     cJSON *result = cJSON_CreateArray();
@@ -213,8 +246,12 @@ static void on_ready(struct agent *a, const struct value *envs, const char *err,
         return;
     }
     agent_new_job(a, &c->job);
-    if (agent_job_count(a) == 0)
+    if (agent_job_count(a) == 0) {
         loop_stop(c->loop); /* answered at once (refused): nothing to clean up */
+        return;
+    }
+    if (isatty(STDERR_FILENO) && !c->done)
+        c->status_timer = loop_timer_add(c->loop, STATUS_MS, on_status, c);
 }
 
 static long on_stop_deadline(struct loop *loop, uint64_t id, void *data)
@@ -237,6 +274,7 @@ static void on_sigint(struct loop *loop, int signo, void *data)
         return;
     }
     c->stopping = true;
+    status_clear(c);
     agent_abandon_jobs(c->agent);
     loop_timer_add(loop, STOP_MS, on_stop_deadline, c);
 }

@@ -441,6 +441,14 @@ const char *agent_id(const struct agent *a)
     return a->agent_id;
 }
 
+int agent_job_status(const struct agent *a, const char *id, struct agent_job_status *st)
+{
+    for (struct job *j = a->jobs; j; j = job_next(j))
+        if (!strcmp(job_id(j), id))
+            return job_status(j, st);
+    return -ENOENT;
+}
+
 uint64_t agent_policy_failures(const struct agent *a)
 {
     return policy_host_failures(a->policy);

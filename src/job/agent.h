@@ -76,6 +76,15 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
 void agent_free(struct agent *a);
 /** The agent's id: the value of the org.proctor.agent label on its containers. */
 const char *agent_id(const struct agent *a);
+/** Where a job stands, for a person watching it (proctor's status line). */
+struct agent_job_status {
+    const char *phase; /* "preparing", "creating", "attaching", "starting", "running", ... */
+    double cpu_s;      /* CPU seconds of the grading container so far (-1: not known yet) */
+    double wall_s;     /* wall seconds since the grading container started (0 before) */
+    int64_t time_s, hard_time_s; /* its limits */
+};
+/** 0 and *st filled, or -ENOENT for a job the agent does not have. */
+int agent_job_status(const struct agent *a, const char *job_id, struct agent_job_status *st);
 /** Policy calls that failed and got the built-in decision, since start. */
 uint64_t agent_policy_failures(const struct agent *a);
 

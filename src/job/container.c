@@ -57,6 +57,7 @@ void ct_init(struct container *c, const struct job_host *host, const char *name,
     c->t0 = t0;
     c->ops = ops;
     c->data = data;
+    c->cpu_ns = -1;
 }
 
 /** Drops every timer and everything in flight but c->req; the record stays valid. */
@@ -268,6 +269,7 @@ static long on_wall(struct loop *loop, uint64_t id, void *data)
 
 static void ct_cpu_sample(struct container *c, int64_t ns)
 {
+    c->cpu_ns = ns;
     if (c->exited || c->outcome != CT_OUT_NONE || ns <= c->time_s * 1000000000ll)
         return;
     log_info(LOG_JOB, "%s: CPU time limit (%lld s) reached", c->log_name, (long long)c->time_s);

@@ -110,9 +110,10 @@ struct container {
     enum ct_phase phase;
     enum ct_outcome outcome;
     enum ct_error error;
-    int exit_code; /* CT_OUT_EXIT */
-    bool ran;      /* start succeeded */
-    char *id;      /* NULL until created */
+    int exit_code;  /* CT_OUT_EXIT */
+    bool ran;       /* start succeeded */
+    int64_t cpu_ns; /* last CPU time sample (cgroup or stats), -1 = none yet */
+    char *id;       /* NULL until created */
     /* ms since ct_init's t0 when each phase was reached (0 = not reached) */
     uint64_t t_created, t_attached, t_running, t_exited;
 

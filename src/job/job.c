@@ -562,6 +562,23 @@ void job_abandon(struct job *j)
     job_fail(j, REASON_KILLED, NULL);
 }
 
+int job_status(const struct job *j, struct agent_job_status *st)
+{
+    const struct container *c = &j->grading;
+    *st = (struct agent_job_status){
+        .phase = j->phase == JOB_PREPARING  ? "preparing"
+                 : j->phase == JOB_CLEANING ? "reporting"
+                                            : ct_phase_name(c->phase),
+        .cpu_s = c->cpu_ns >= 0 ? (double)c->cpu_ns / 1e9 : -1,
+        .wall_s = !c->t_running ? 0
+                  : c->t_exited ? (double)(c->t_exited - c->t_running) / 1000
+                                : (double)(util_now_ms() - j->started_ms - c->t_running) / 1000,
+        .time_s = j->limits.time_s,
+        .hard_time_s = j->limits.hard_time_s,
+    };
+    return 0;
+}
+
 void job_on_event(struct job *j, const struct docker_event *ev)
 {
     if (j->grading.id && !strcmp(ev->id, j->grading.id)) {

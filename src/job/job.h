@@ -26,6 +26,8 @@ void job_stop(struct job *j, const char *text);
 /** The backend forgot the job: stop and clean up without reporting. */
 void job_abandon(struct job *j);
 const char *job_id(const struct job *j);
+/** Where the job stands (agent_job_status). 0. */
+int job_status(const struct job *j, struct agent_job_status *st);
 /** Docker event for one of its containers (die/oom). */
 void job_on_event(struct job *j, const struct docker_event *ev);
 struct job *job_next(struct job *j);
