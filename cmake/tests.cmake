@@ -34,7 +34,8 @@ if(BUILD_TESTING)
     hostile_grader_cannot_reach_the_host student_container_caps
     two_agents_on_one_engine_leave_each_other_alone a_work_directory_has_one_agent
     cli_runs_leave_each_other_alone drain_has_a_deadline time_caps_are_hard
-    intern_arguments_follow_the_image_protocol result_key_order json_logs systemd_notify metrics)
+    intern_arguments_follow_the_image_protocol result_key_order json_logs systemd_notify metrics
+    deploy_image_grades_the_demo_course deploy_image_refuses_a_work_dir_elsewhere)
   foreach(t ${PROCTOR_AGENT_TESTS})
     add_test(NAME agent.${t}
              COMMAND ${PROCTOR_PYTHON} -m pytest -q -x -p no:cacheprovider

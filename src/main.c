@@ -39,6 +39,7 @@ struct daemon {
     bool rediscovering;
     uint64_t retry_timer; /* discovery after a failure */
     bool draining, stopping;
+    bool failed;  /* a start-up check failed: exit 1 */
     long running; /* jobs started and not answered yet: the slots in use */
     struct metrics_http *metrics;
     long drain_timeout_s;
@@ -191,6 +192,19 @@ static void rediscover_and_hello(struct daemon *d)
 {
     d->need_hello = true;
     rediscover(d);
+}
+
+static void on_work_dir_checked(struct agent *a, const char *err, void *data)
+{
+    PROCTOR_UNUSED(a);
+    struct daemon *d = data;
+    if (err) {
+        log_error(LOG_MAIN, "%s", err);
+        d->failed = true;
+        loop_stop(d->loop);
+        return;
+    }
+    rediscover_and_hello(d);
 }
 
 static void on_message(struct backend_link *link, const struct backend_msg *m, void *data)
@@ -589,8 +603,13 @@ int main(int argc, char **argv)
     }
     log_info(LOG_MAIN, "proctord starting: backend %s, %lld slot(s), tasks %s", backend_addr,
              (long long)cfg.concurrency, cfg.tasks_dir);
-    rediscover_and_hello(&d);
-    ret = loop_run(d.loop) ? 1 : 0;
+    // In a container, the work directory must be the host's at the same path;
+    // then discover and register.
+    if (agent_check_work_dir(d.agent, on_work_dir_checked, &d)) {
+        fprintf(stderr, "proctord: cannot ask the Docker engine about this agent's container\n");
+        goto out;
+    }
+    ret = loop_run(d.loop) || d.failed ? 1 : 0;
     log_info(LOG_MAIN, "proctord stopped");
 out:
     metrics_http_stop(d.metrics);

@@ -436,7 +436,18 @@ static int decode_inspect(const cJSON *json, docker_any_fn fn, void *data)
         ret = json_int(host, "PidsLimit", INT64_MIN, INT64_MAX, 0, &pids);
     if (ret)
         return ret;
+    struct docker_mount mounts[64];
+    size_t nm = 0;
+    const cJSON *ml = cJSON_GetObjectItemCaseSensitive(json, "Mounts");
+    const cJSON *mo = cJSON_IsArray(ml) ? ml->child : NULL;
+    for (; mo && nm < ARRAY_SIZE(mounts); mo = mo->next) {
+        const char *src = json_str(mo, "Source"), *dst = json_str(mo, "Destination");
+        if (src && dst)
+            mounts[nm++] = (struct docker_mount){.source = src, .destination = dst};
+    }
     struct docker_container_state st = {
+        .mounts = mounts,
+        .n_mounts = nm,
         .id = id,
         .status = status ? status : "",
         .running = json_bool(state, "Running"),

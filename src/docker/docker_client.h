@@ -93,6 +93,12 @@ struct docker_image {
     size_t n_labels;
 };
 
+/** One of a container's mounts (inspect's Mounts). */
+struct docker_mount {
+    const char *source;      /* on the Docker host */
+    const char *destination; /* in the container */
+};
+
 struct docker_container_state {
     const char *id;
     const char *status; /* "created", "running", "exited", ... ("" if absent) */
@@ -100,8 +106,10 @@ struct docker_container_state {
     bool oom_killed;
     int exit_code;
     int64_t pid;
-    int64_t memory;     /* HostConfig.Memory, bytes (0: none or not said) */
-    int64_t pids_limit; /* HostConfig.PidsLimit (0: none or not said) */
+    int64_t memory;                    /* HostConfig.Memory, bytes (0: none or not said) */
+    int64_t pids_limit;                /* HostConfig.PidsLimit (0: none or not said) */
+    const struct docker_mount *mounts; /* Mounts with both paths (at most 64) */
+    size_t n_mounts;
 };
 
 struct docker_container_summary {

@@ -276,6 +276,8 @@ void agent_free(struct agent *a)
     // Runs the job directory removals still queued, then joins the thread.
     worker_free(a->worker);
     docker_req_cancel(a->disc_req);
+    docker_req_cancel(a->check_req);
+    loop_timer_del(a->loop, a->check_timer);
     docker_events_stop(a->events);
     docker_client_free(a->docker);
     policy_host_free(a->policy);
@@ -291,6 +293,126 @@ void agent_free(struct agent *a)
     free(a->debug_host);
     free(a->docker_host);
     free(a);
+}
+
+/* ---- the work directory, seen from the engine ------------------------------- */
+
+/**
+ * This process' Docker container id, from the bind mounts Docker makes from
+ * its own per-container directory (/etc/hostname, /etc/hosts...): 0 and id
+ * filled, or -ENOENT when this is not a Docker container.
+ */
+static int own_container_id(char id[65])
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return -ENOENT;
+    char line[4096];
+    int ret = -ENOENT;
+    while (ret && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "/containers/");
+        if (!p)
+            continue;
+        p += strlen("/containers/");
+        size_t n = strspn(p, "0123456789abcdef");
+        if (n == 64 && p[64] == '/') {
+            memcpy(id, p, 64);
+            id[64] = '\0';
+            ret = 0;
+        }
+    }
+    fclose(f);
+    return ret;
+}
+
+static void check_finish(struct agent *a, const char *err)
+{
+    agent_check_fn done = a->check_done;
+    a->check_done = NULL;
+    a->check_req = NULL;
+    if (done)
+        done(a, err, a->check_data);
+}
+
+static long on_check_timer(struct loop *loop, uint64_t id, void *data)
+{
+    PROCTOR_UNUSED(loop);
+    PROCTOR_UNUSED(id);
+    struct agent *a = data;
+    a->check_timer = 0;
+    check_finish(a, NULL);
+    return LOOP_NOMORE;
+}
+
+static void on_own_inspect(int status, const char *err, const struct docker_container_state *st,
+                           void *data)
+{
+    struct agent *a = data;
+    a->check_req = NULL;
+    char msg[1024];
+    if (status) {
+        snprintf(msg, sizeof msg, "cannot inspect this agent's own container: %s",
+                 err ? err : strerror(-status));
+        check_finish(a, msg);
+        return;
+    }
+    // The mount that holds the work directory: the longest destination above it.
+    const struct docker_mount *best = NULL;
+    size_t best_len = 0, tl = strlen(a->tmp_dir);
+    for (size_t i = 0; i < st->n_mounts; i++) {
+        const char *d = st->mounts[i].destination;
+        size_t n = strlen(d);
+        while (n > 1 && d[n - 1] == '/')
+            n--;
+        bool above = n <= tl && !strncmp(d, a->tmp_dir, n) &&
+                     (a->tmp_dir[n] == '/' || !a->tmp_dir[n] || n == 1);
+        if (above && n >= best_len) {
+            best = &st->mounts[i];
+            best_len = n;
+        }
+    }
+    if (!best) {
+        snprintf(msg, sizeof msg,
+                 "the work directory %s exists only inside this container, but the Docker "
+                 "engine binds job directories by their host path: mount a host directory at "
+                 "the same path (e.g. -v %s:%s) and keep --tmpdir %s",
+                 a->tmp_dir, a->tmp_dir, a->tmp_dir, a->tmp_dir);
+        check_finish(a, msg);
+        return;
+    }
+    AUTO_FREE char *host =
+        xasprintf("%s%s", best->source, a->tmp_dir + (best_len > 1 ? best_len : 0));
+    if (strcmp(host, a->tmp_dir)) {
+        snprintf(msg, sizeof msg,
+                 "the work directory %s is %s on the Docker host, and the engine binds job "
+                 "directories by their host path: mount it at the same path (-v %s:%s) and give "
+                 "--tmpdir %s",
+                 a->tmp_dir, host, host, host, host);
+        check_finish(a, msg);
+        return;
+    }
+    log_info(LOG_JOB, "work directory %s: the same path on the Docker host", a->tmp_dir);
+    check_finish(a, NULL);
+}
+
+int agent_check_work_dir(struct agent *a, agent_check_fn done, void *data)
+{
+    if (a->check_done)
+        return -EBUSY;
+    a->check_done = done;
+    a->check_data = data;
+    char id[65];
+    if (own_container_id(id)) {
+        // Not in a container: the paths are the host's.
+        a->check_timer = loop_timer_add(a->loop, 0, on_check_timer, a);
+        return 0;
+    }
+    a->check_req = docker_container_inspect(a->docker, id, on_own_inspect, a);
+    if (!a->check_req) {
+        a->check_done = NULL;
+        return -EIO;
+    }
+    return 0;
 }
 
 /* ---- ports ---------------------------------------------------------------- */

@@ -98,6 +98,16 @@ typedef void (*agent_ready_fn)(struct agent *a, const struct value *environments
                                void *data);
 int agent_discover(struct agent *a, agent_ready_fn ready, void *data);
 
+/**
+ * When the agent runs in a Docker container itself: checks that its work
+ * directory is a host directory mounted at the same path, since the engine
+ * binds job directories by their host path. done(a, NULL, data) when it is
+ * (or the agent is not in a container), done(a, err, data) with what to
+ * change otherwise; always from the loop. 0 or -errno (nothing called back).
+ */
+typedef void (*agent_check_fn)(struct agent *a, const char *err, void *data);
+int agent_check_work_dir(struct agent *a, agent_check_fn done, void *data);
+
 /** Handles BackendNewJob (takes nothing: msg is borrowed and copied as needed). */
 void agent_new_job(struct agent *a, const struct backend_new_job *msg);
 /** Handles BackendKillJob: kills a running job; an unknown job is logged and ignored. */

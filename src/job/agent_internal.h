@@ -43,6 +43,11 @@ struct agent {
     struct policy_runtime disc_rts[32]; /* runtimes -> envtypes of the last discovery */
     size_t disc_nrts;
     bool closing; /* draining or freeing: new jobs are refused */
+    /* agent_check_work_dir in progress */
+    agent_check_fn check_done;
+    void *check_data;
+    struct docker_req *check_req;
+    uint64_t check_timer;
 };
 
 /* discovery.c */

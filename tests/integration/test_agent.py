@@ -806,3 +806,70 @@ def test_metrics(tasks_dir):
         except urllib.error.HTTPError as e:
             assert e.code == 405
     assert not harness.containers(c.agent_label())
+
+
+DEPLOY_TAG = "proctor-it/proctord"
+
+
+def deploy_image():
+    """examples/deploy/build.sh: proctord in a FROM-scratch image, from this build."""
+    build = os.environ.get("PROCTOR_BUILD", os.path.join(harness.ROOT, "build"))
+    subprocess.run([os.path.join(harness.ROOT, "examples", "deploy", "build.sh"), build,
+                    DEPLOY_TAG], check=True, capture_output=True, timeout=300)
+    return DEPLOY_TAG
+
+
+class DeployCluster(harness.Cluster):
+    """The agent is the deploy image, run as INGInious's compose runs its agent service:
+    BACKEND in the environment, the Docker socket and the work directory mounted (at the
+    same path), the tasks read-only."""
+
+    def agent_argv(self):
+        tmp = os.path.join(self.workdir, "agent_tmp")
+        os.makedirs(tmp, exist_ok=True)
+        self.container = "proctor-it-deploy-%d" % os.getpid()
+        return ["docker", "run", "--rm", "--name", self.container, "--network", "host",
+                "-e", "ASAN_OPTIONS=detect_leaks=0",  # LeakSanitizer needs ptrace
+                "-e", "BACKEND=" + self.agent_addr, "-e", "PROCTORD_TMPDIR=" + tmp,
+                "-e", "PROCTORD_TASKS=" + self.tasks,
+                "-e", "PROCTORD_OPTS=--concurrency 2 --friendly-name it-deploy",
+                "-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", "%s:%s" % (tmp, tmp),
+                "-v", "%s:%s:ro" % (self.tasks, self.tasks), DEPLOY_TAG]
+
+
+def test_deploy_image_grades_the_demo_course():
+    """The deploy image in place of INGInious's agent service grades the demo course
+    through the real backend and client (issue 14, container deployment)."""
+    deploy_image()
+    c = DeployCluster(tasks=harness.DEFAULT_TASKS, friendly_name="it-deploy")
+    try:
+        with c:
+            for task, inputs in (("hello", harness.DEMO_INPUTS["hello"]),
+                                 ("multi", harness.DEMO_INPUTS["multi"])):
+                r = c.grade("demo", task, inputs)
+                assert r["result"][0] == "success", (task, r)
+            log = c.agent.log()
+        assert "the same path on the Docker host" in log, log
+        assert not harness.containers(c.agent_label())
+    finally:
+        subprocess.run(["docker", "rm", "-f", getattr(c, "container", "none")],
+                       capture_output=True)
+
+
+def test_deploy_image_refuses_a_work_dir_elsewhere():
+    """A work directory mounted at another path than the host's: a clear error, status 1."""
+    deploy_image()
+    host = tempfile.mkdtemp(prefix="proctor-it-elsewhere-")
+    try:
+        p = subprocess.run(["docker", "run", "--rm", "-e", "ASAN_OPTIONS=detect_leaks=0",
+                            "-e", "BACKEND=tcp://127.0.0.1:1", "-v",
+                            "/var/run/docker.sock:/var/run/docker.sock", "-v",
+                            "%s:/var/lib/proctord" % host, DEPLOY_TAG],
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(host, ignore_errors=True)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    want = ("the work directory /var/lib/proctord is %s on the Docker host, and the engine binds "
+            "job directories by their host path: mount it at the same path (-v %s:%s)"
+            % (host, host, host))
+    assert want in p.stdout + p.stderr, p.stdout + p.stderr
