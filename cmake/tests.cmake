@@ -108,8 +108,18 @@ if(BUILD_TESTING)
   add_test(NAME cli.proctord_refuses_broken_policies_at_start
            COMMAND sh -c "d=$(mktemp -d) && cp policies/*.lua $d/ && printf 'return 42\\n' > $d/results.lua && out=$($<TARGET_FILE:proctord> --policies $d --tmpdir $d/tmp tcp://127.0.0.1:1 2>&1); rc=$?; rm -rf $d; echo \"$out\"; test $rc -ne 0 && echo \"$out\" | grep -q 'results.lua'"
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  # inginious-agent-docker's options: accepted with the same meaning, or a clear message.
+  add_test(NAME cli.python_agent_options
+           COMMAND sh -c "set -e; p=$<TARGET_FILE:proctord>; $p --fs local --version | grep -q '^proctord '; \
+$p --fs-help | grep -q 'local filesystem only'; \
+$p --debugmode --version 2>&1 | grep -q 'no equivalent; ignored'; \
+! $p --fs s3 tcp://127.0.0.1:1 2>/tmp/proctor-opt.$$; grep -q 'local filesystem only' /tmp/proctor-opt.$$; \
+! $p --runtime runc tcp://127.0.0.1:1 2>/tmp/proctor-opt.$$; grep -q 'policies/runtimes.lua' /tmp/proctor-opt.$$; \
+! $p --debugger tcp://127.0.0.1:1 2>/tmp/proctor-opt.$$; grep -q 'not supported' /tmp/proctor-opt.$$; \
+$p --disable-autorestart --version | grep -q '^proctord '; rm -f /tmp/proctor-opt.$$")
   set_tests_properties(cli.check_policies_shipped cli.check_policies_broken
-    cli.proctord_refuses_broken_policies_at_start PROPERTIES LABELS lua TIMEOUT 60)
+    cli.proctord_refuses_broken_policies_at_start cli.python_agent_options
+    PROPERTIES LABELS lua TIMEOUT 60)
 endif()
 
 if(BUILD_TESTING)

@@ -393,7 +393,12 @@ int main(int argc, char **argv)
         OPT_DRAIN,
         OPT_LOGFMT,
         OPT_VERSION,
-        OPT_METRICS
+        OPT_METRICS,
+        OPT_FS,
+        OPT_FSHELP,
+        OPT_DEBUGMODE,
+        OPT_RUNTIME,
+        OPT_DEBUGGER
     };
     static const struct option opts[] = {
         {"friendly-name", required_argument, NULL, OPT_FRIENDLY},
@@ -415,6 +420,12 @@ int main(int argc, char **argv)
         {"log-format", required_argument, NULL, OPT_LOGFMT},
         {"version", no_argument, NULL, OPT_VERSION},
         {"metrics", required_argument, NULL, OPT_METRICS},
+        // inginious-agent-docker's other options: the same meaning, or a clear message.
+        {"fs", required_argument, NULL, OPT_FS},
+        {"fs-help", no_argument, NULL, OPT_FSHELP},
+        {"debugmode", no_argument, NULL, OPT_DEBUGMODE},
+        {"runtime", required_argument, NULL, OPT_RUNTIME},
+        {"debugger", no_argument, NULL, OPT_DEBUGGER},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -526,6 +537,33 @@ int main(int argc, char **argv)
         case OPT_METRICS:
             metrics_addr = optarg;
             break;
+        case OPT_FS:
+            if (strcmp(optarg, "local")) {
+                fprintf(stderr,
+                        "proctord: --fs %s: proctord reads tasks from the local "
+                        "filesystem only (--fs local, the default; --tasks DIR)\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case OPT_FSHELP:
+            printf("proctord reads tasks from the local filesystem only: --fs local (the "
+                   "default), with --tasks DIR.\n");
+            return 0;
+        case OPT_DEBUGMODE:
+            // The Python agent's asyncio debug mode: nothing of the kind here.
+            fprintf(stderr, "proctord: --debugmode (the Python agent's asyncio debug mode) has "
+                            "no equivalent; ignored (-v gives debug logs)\n");
+            break;
+        case OPT_RUNTIME:
+            fprintf(stderr, "proctord: --runtime: runtimes are mapped to environment types by "
+                            "policies/runtimes.lua (see policies/README.md); the engine's runtimes "
+                            "are found without it\n");
+            return 2;
+        case OPT_DEBUGGER:
+            fprintf(stderr, "proctord: --debugger (INGInious HEAD) is not supported: give the "
+                            "task network and longer limits through policies/limits.lua\n");
+            return 2;
         case OPT_VERSION:
             printf("proctord %s\n", PROCTOR_VERSION);
             return 0;
