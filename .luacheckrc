@@ -5,7 +5,7 @@ max_line_length = 120
 -- What the sandbox (lua/agent/sandbox.lua) gives every policy file, read-only.
 local sandbox_globals = {
     "MiB", "GiB", "bytes", "KiB_bytes", "MiB_bytes", "GiB_bytes", "seconds", "minutes", "hours",
-    "schema",
+    "schema", "extend",
 }
 -- What it blocks ("blocked function: NAME" at run time).
 local sandbox_blocked = {

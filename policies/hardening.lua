@@ -32,7 +32,8 @@ SYS_CHROOT (privilege separation) and AUDIT_WRITE (login records).
 Test it:  busted tests/policies/hardening_spec.lua   (from the repository root)
 ]]
 
-local defaults = {
+-- extend("hardening", { defaults = {...} }) replaces entries of this table (policies/README.md).
+local defaults = schema.with_overrides({
     pids_limit = 1024,              -- processes and threads per container (secure default;
                                     -- INGInious: none, so a fork bomb starves the host)
     no_new_privileges = true,       -- setuid binaries cannot gain privileges (secure default)
@@ -49,9 +50,9 @@ local defaults = {
     max_students = 8,               -- student containers one job may have alive at once
                                     -- (each may use its parent's memory; agent cap: 64)
     max_students_total = 512,       -- student containers one job may start in all (agent cap: 4096)
-    -- Optional: stricter student containers, e.g.
-    -- student_pids_limit = 256,
-}
+    student_pids_limit = false,     -- optional: processes of a student container (false: pids_limit),
+                                    -- e.g. 256 for stricter student containers
+}, ..., "hardening.lua defaults")
 schema.check_keys(defaults, {
     "pids_limit", "no_new_privileges", "cap_drop", "keep_with_network", "nofile", "max_output_bytes",
     "max_frame_bytes", "max_students", "max_students_total", "student_pids_limit",

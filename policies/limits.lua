@@ -34,7 +34,8 @@ Test it:  busted tests/policies/limits_spec.lua   (from the repository root)
 Check it: proctord --check-policies DIR
 ]]
 
-local defaults = {
+-- extend("limits", { defaults = {...} }) replaces entries of this table (policies/README.md).
+local defaults = schema.with_overrides({
     time_s = seconds(30),           -- CPU time when the task sets none (INGInious: 30 s)
     hard_time_factor = 3,           -- wall time = this × CPU time when the task sets none (INGInious: 3)
     memory_mib = MiB(200),          -- memory when the task sets none (INGInious: 200 MiB)
@@ -46,18 +47,23 @@ local defaults = {
                                     -- (INGInious: 1800 s, so a debugging student is not cut off)
     allow_network_grading = true,   -- false: no grading container gets a network unless it publishes
                                     -- ports (secure, but tasks using network_grading then run offline)
-}
+    -- Optional ceilings (false: none). A task asking for more is refused with a clear text
+    -- rather than silently cut, e.g. max_task_time_s = hours(1).
+    max_task_time_s = false,        -- CPU time a task may ask for (limits.time)
+    max_task_hard_time_s = false,   -- wall time a task may ask for (given, or factor × time)
+    max_task_memory_mib = false,    -- memory a task may ask for (refused with INGInious's memory text)
+    too_much_time = "This task asks for more time than this agent allows (%d s). "
+        .. "Please contact your course administrator.", -- refusal of the two time ceilings
+}, ..., "limits.lua defaults")
 schema.check_keys(defaults, {
     "time_s", "hard_time_factor", "memory_mib", "min_memory_mib", "min_time_s", "max_time_s",
-    "ports_time_s", "allow_network_grading",
+    "ports_time_s", "allow_network_grading", "max_task_time_s", "max_task_hard_time_s",
+    "max_task_memory_mib", "too_much_time",
 }, "limits.lua defaults")
 
 -- INGInious's text, shown to the student as is.
 local NOT_ENOUGH_MEMORY =
     "Not enough memory on agent (available: %dMB). Please contact your course administrator."
-
--- Optional: refuse tasks that ask for more than an hour of CPU.
--- local MAX_TASK_TIME_S = hours(1)
 
 local function optional_int(req, key)
     local v = req[key]
@@ -71,26 +77,41 @@ local function between(v, lo, hi)
     return math.max(lo, math.min(v, hi))
 end
 
--- CPU and wall time: defaults, then 3 × time for a missing or zero hard_time.
+local function too_long(ceiling)
+    return nil, string.format(defaults.too_much_time, ceiling)
+end
+
+-- CPU and wall time: defaults, then 3 × time for a missing or zero hard_time; the optional
+-- ceilings refuse.
 local function task_times(req)
     local time = optional_int(req, "time_s") or defaults.time_s
+    if defaults.max_task_time_s and time > defaults.max_task_time_s then
+        return too_long(defaults.max_task_time_s)
+    end
     time = between(time, defaults.min_time_s, defaults.max_time_s)
     local hard = optional_int(req, "hard_time_s")
     if hard == nil or hard == 0 then
         hard = between(time, 0, defaults.max_time_s // defaults.hard_time_factor) * defaults.hard_time_factor
     end
+    if defaults.max_task_hard_time_s and hard > defaults.max_task_hard_time_s then
+        return too_long(defaults.max_task_hard_time_s)
+    end
     hard = between(hard, defaults.min_time_s, defaults.max_time_s)
     return time, hard
 end
 
--- Memory: default, floor, then refuse above what one slot may use.
+-- Memory: default, floor, then refuse above what one slot (or the optional ceiling) allows.
 local function task_memory(req)
     local mem = optional_int(req, "memory_mib") or defaults.memory_mib
     if mem < defaults.min_memory_mib then
         return defaults.min_memory_mib
     end
-    if mem > req.max_memory_mib then
-        return nil, string.format(NOT_ENOUGH_MEMORY, req.max_memory_mib)
+    local ceiling = req.max_memory_mib
+    if defaults.max_task_memory_mib then
+        ceiling = math.min(ceiling, defaults.max_task_memory_mib)
+    end
+    if mem > ceiling then
+        return nil, string.format(NOT_ENOUGH_MEMORY, ceiling)
     end
     return mem
 end
@@ -101,6 +122,9 @@ local function clamp_limits(req)
         return nil, refusal
     end
     local time, hard = task_times(req)
+    if not time then
+        return nil, hard
+    end
     if req.needs_ports then
         time, hard = defaults.ports_time_s, defaults.ports_time_s
     end

@@ -17,10 +17,11 @@ A choice it cannot accept is replaced by the built-in default (lowest free ports
 Test it:  busted tests/policies/ports_spec.lua   (from the repository root)
 ]]
 
-local defaults = {
+-- extend("ports", { defaults = {...} }) replaces entries of this table (policies/README.md).
+local defaults = schema.with_overrides({
     order = "lowest",  -- "lowest": lowest free ports first (predictable, easy to firewall);
                        -- "highest": highest first (keeps the low end of the pool for other uses)
-}
+}, ..., "ports.lua defaults")
 schema.check_keys(defaults, { "order" }, "ports.lua defaults")
 
 -- INGInious's text, shown to the student as is.

@@ -26,7 +26,8 @@ the known list become "error"; a grade that is not finite (nan, inf) is refused.
 Test it:  busted tests/policies/results_spec.lua   (from the repository root)
 ]]
 
-local defaults = {
+-- extend("results", { defaults = {...} }) replaces entries of this table (policies/README.md).
+local defaults = schema.with_overrides({
     result = "error",             -- result when the grader sets none (INGInious: "error")
     text = "",                    -- feedback when the grader sets none
     success_grade = 100.0,        -- grade of a "success" without grade, in percent (INGInious: 100.0)
@@ -34,7 +35,7 @@ local defaults = {
     unknown_result = "error",     -- what a result outside KNOWN_RESULTS becomes (the frontend shows it as an error)
     keep_state_when_absent = false, -- INGInious erases the task state when the grader sets none;
                                     -- true keeps req.prev_state instead
-}
+}, ..., "results.lua defaults")
 schema.check_keys(defaults, {
     "result", "text", "success_grade", "other_grade", "unknown_result", "keep_state_when_absent",
 }, "results.lua defaults")

@@ -19,8 +19,9 @@ default (the same table as below).
 Test it:  busted tests/policies/runtimes_spec.lua   (from the repository root)
 ]]
 
--- Tried in order on every runtime name: the first runtime that yields a type keeps it.
-local defaults = {
+-- extend("runtimes", { defaults = {...} }) replaces entries of this table (policies/README.md).
+local defaults = schema.with_overrides({
+    -- Tried in order on every runtime name: the first runtime that yields a type keeps it.
     rules = {
         -- substring of the runtime name -> environment type and its properties
         { match = "runc", envtype = "docker", run_as_root = false, enables_gpu = false, shared_kernel = true },
@@ -30,11 +31,12 @@ local defaults = {
         -- gVisor: a user-space kernel, so root inside is not root on the host
         { match = "runsc", envtype = "gvisor", run_as_root = true, enables_gpu = false, shared_kernel = false },
         { match = "nvidia", envtype = "nvidia", run_as_root = false, enables_gpu = true, shared_kernel = true },
-        -- Optional: offer crun under its own type instead of "docker":
+        -- To offer crun under its own type instead of "docker", give `rules` with this entry
+        -- in place of the crun one above:
         -- { match = "crun", envtype = "crun", run_as_root = false, enables_gpu = false, shared_kernel = true },
     },
     ssh_suffix = "-ssh",  -- with --ssh every type is offered again as "<type>-ssh" (INGInious 0.9)
-}
+}, ..., "runtimes.lua defaults")
 schema.check_keys(defaults, { "rules", "ssh_suffix" }, "runtimes.lua defaults")
 for i, rule in ipairs(defaults.rules) do
     schema.check_keys(rule, { "match", "envtype", "run_as_root", "enables_gpu", "shared_kernel" },

@@ -7,7 +7,11 @@
 -- optional `examples` table of self-checks run at load time:
 --   examples = { clamp_limits = { { input = {...}, output = {...} },
 --                                 { input = {...}, refuse = "reason" } } }
--- A hook the file does not define falls back to the agent's built-in default.
+-- A hook the file does not define falls back to the agent's built-in default,
+-- which is the shipped file of the same name (policies/<name>.lua, embedded).
+-- A file may also take a shipped file and change only what it names:
+--   return extend("limits", { defaults = { memory_mib = MiB(512) },
+--                             clamp_student = function(shipped, req) ... end })
 -- Every failure raises "file:line: message" (line 0 is never used: when no
 -- better line is known, the line of the file's final `return` is given).
 
@@ -28,9 +32,14 @@ M.HOOKS = {
 M.FILES = { "limits", "ports", "runtimes", "results", "hardening" }
 
 local schema, sandbox -- set by M.init
+-- name -> { text = ..., chunkname = ... }: the shipped files extend() starts from.
+local shipped_files = {}
+-- The sandbox base of the file being loaded (extend() runs the shipped file in it).
+local loading_base
 
-function M.init(schema_module, sandbox_module)
+function M.init(schema_module, sandbox_module, shipped)
     schema, sandbox = schema_module, sandbox_module
+    shipped_files = shipped or {}
 end
 
 -- "@/etc/proctor/policies/limits.lua" -> "/etc/proctor/policies/limits.lua"
@@ -100,6 +109,60 @@ local function check_returned(name, chunkname, line, ret)
     end
 end
 
+-- extend(name, spec): the table the shipped file `name` returns, with
+--   spec.defaults   entries of its `defaults` table replaced (an unknown key or a value of
+--                   another type is refused at the line of the extend() call);
+--   spec.<hook>     function(shipped, req): called instead of the shipped hook, with the
+--                   shipped hook as its first argument (call it, adjust its answer);
+--   spec.examples   the file's own examples (the shipped file's examples are not run:
+--                   they describe the shipped defaults).
+-- Only while a file loads (at its top level).
+local function extend(name, spec)
+    if not loading_base then
+        error("extend() can only be called while a policy file loads", 2)
+    end
+    local hooks = M.HOOKS[name]
+    local shipped = shipped_files[name]
+    if not hooks or not shipped then
+        error("extend: no shipped policy file named " .. schema.dump(name), 2)
+    end
+    spec = spec or {}
+    if type(spec) ~= "table" then
+        error("extend: the second argument must be a table, got " .. type(spec), 2)
+    end
+    local allowed = { "defaults", "examples" }
+    for _, hook in ipairs(hooks) do allowed[#allowed + 1] = hook end
+    local ok, why = pcall(schema.check_keys, spec, allowed, "extend(\"" .. name .. "\")")
+    if not ok then error(why, 2) end
+    if spec.defaults ~= nil and type(spec.defaults) ~= "table" then
+        error("extend: defaults must be a table, got " .. type(spec.defaults), 2)
+    end
+    for _, hook in ipairs(hooks) do
+        if spec[hook] ~= nil and type(spec[hook]) ~= "function" then
+            error(string.format("extend: %s must be a function(shipped, req), got %s", hook,
+                type(spec[hook])), 2)
+        end
+    end
+    local chunk = assert(load(shipped.text, shipped.chunkname, "t", sandbox.new_env(loading_base)))
+    -- The shipped file receives the overrides as its chunk argument (`...`).
+    local loaded, ret = pcall(chunk, spec.defaults or {})
+    if not loaded then
+        if type(ret) == "table" and ret.override_error then error(ret.override_error, 2) end
+        error(ret, 0)
+    end
+    local out = { examples = spec.examples }
+    for _, hook in ipairs(hooks) do
+        local wrapper, inner = spec[hook], ret[hook]
+        if wrapper then
+            out[hook] = function(req) return wrapper(inner, req) end
+        else
+            out[hook] = inner
+        end
+    end
+    return out
+end
+M.extend = extend
+
 -- Loads policy `name` from `text`. `chunkname` is "@<path>", `base` comes from
 -- sandbox.new_base. Returns { name, functions = {hook = fn}, missing = {hook...} }.
 -- `skip_examples`: the agent restarting a generation whose examples already
@@ -110,6 +173,7 @@ function M.load_policy(name, text, chunkname, base, skip_examples)
     end
     local env = sandbox.new_env(base)
     local chunk, err = load(text, chunkname, "t", env)
+    loading_base = base
     if not chunk then
         if not err:find("^[^\n]-:%d+:") then
             err = display_name(chunkname) .. ":1: " .. err
@@ -117,6 +181,7 @@ function M.load_policy(name, text, chunkname, base, skip_examples)
         error(err, 0)
     end
     local ret = chunk()
+    loading_base = nil
     local line = return_line(text)
     check_returned(name, chunkname, line, ret)
     local policy = { name = name, functions = {}, missing = {} }

@@ -83,6 +83,7 @@ end
 -- Builds the frozen base from the globals table `G` (the host's _G).
 -- opts.print: what `print` does (the daemon logs; busted may collect lines).
 -- opts.units, opts.schema: the helper modules exported to policies.
+-- opts.extend: the loader's extend(name, spec), exported as is.
 function M.new_base(G, opts)
     opts = opts or {}
     local base = {}
@@ -109,6 +110,7 @@ function M.new_base(G, opts)
     if opts.schema then
         base.schema = M.readonly(opts.schema, "schema")
     end
+    base.extend = opts.extend
     return M.readonly(base, "the sandbox")
 end
 

@@ -73,6 +73,39 @@ function M.check_keys(tbl, known, what)
     return tbl
 end
 
+local function kind(v)
+    return math.type(v) or type(v)
+end
+
+-- The `defaults` table of a shipped policy file with the entries that an
+-- admin's extend(name, { defaults = overrides }) replaces (a shipped file
+-- passes its chunk argument `...` as `overrides`; nil when loaded on its own).
+-- An override must name an entry of `defaults` and keep its kind (integer,
+-- float, string, boolean, table); an entry whose shipped value is `false` is an
+-- optional knob and takes any value. A bad override raises the table
+-- { override_error = "what: ..." }, which extend() reports at the admin's line.
+function M.with_overrides(defaults, overrides, what)
+    if overrides == nil then return defaults end
+    local out = {}
+    for k, v in pairs(defaults) do out[k] = v end
+    for k, v in pairs(overrides) do
+        local shipped = defaults[k]
+        if shipped == nil then
+            local names = {}
+            for n in pairs(defaults) do names[#names + 1] = tostring(n) end
+            table.sort(names)
+            error({ override_error = string.format("%s: unknown key '%s' (known: %s)", what,
+                tostring(k), table.concat(names, ", ")) }, 0)
+        end
+        if shipped ~= false and kind(v) ~= kind(shipped) then
+            error({ override_error = string.format("%s: '%s' must be a %s, got %s", what,
+                tostring(k), kind(shipped), kind(v)) }, 0)
+        end
+        out[k] = v
+    end
+    return out
+end
+
 -- A deterministic one-line rendering, for messages and example failures.
 function M.dump(v, depth)
     depth = depth or 0

@@ -1,8 +1,8 @@
 /*
  * The public API of policy.h, on the agent's side: lifecycle of the policy
  * host, and each decision asked of the policy worker (policy_worker.c) with
- * the built-in default of policy_default.c when the policy does not decide,
- * then C's checks and hard caps on whatever answered.
+ * the built-in default (the shipped files, policy_builtin.c) when the admin's
+ * policy does not decide, then C's checks and hard caps on whatever answered.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +12,7 @@
 #include "core/util.h"
 #include "core/value.h"
 #include "policy/policy.h"
+#include "policy/policy_builtin.h"
 #include "policy/policy_internal.h"
 #include "policy/policy_wire.h"
 #include "policy/policy_worker.h"
@@ -24,11 +25,17 @@ static int result_keys_check(const struct policy_result *r, char *reason, size_t
 struct policy_host *policy_host_new(const char *dir, const struct policy_config *cfg, char *err,
                                     size_t errlen)
 {
-    struct policy_gen *gen = policy_worker_gen_new(dir, cfg, err, errlen);
-    if (!gen)
+    struct policy_builtin *builtin = policy_builtin_new(cfg, err, errlen);
+    if (!builtin)
         return NULL;
+    struct policy_gen *gen = policy_worker_gen_new(dir, cfg, err, errlen);
+    if (!gen) {
+        policy_builtin_free(builtin);
+        return NULL;
+    }
     struct policy_host *host = xcalloc(1, sizeof *host);
     host->dir = dir ? xstrdup(dir) : NULL;
+    host->builtin = builtin;
     host->cfg = *cfg;
     host->gen = gen;
     host->generation = 1;
@@ -41,6 +48,7 @@ void policy_host_free(struct policy_host *host)
     if (!host)
         return;
     policy_worker_gen_free(host->gen);
+    policy_builtin_free(host->builtin);
     free(host->dir);
     free(host);
 }
@@ -84,7 +92,7 @@ uint64_t policy_host_generation(const struct policy_host *host)
 
 uint64_t policy_host_failures(const struct policy_host *host)
 {
-    return host->failures;
+    return host->failures + policy_builtin_failures(host->builtin);
 }
 
 /* ---- public: decisions ------------------------------------------------------ */
@@ -106,7 +114,7 @@ int policy_limits(struct policy_host *host, const struct policy_limits_req *req,
         if (!ret)
             wire_get_raw(&rep.rd, out, sizeof *out);
     } else {
-        ret = policy_default_limits(&host->cfg, req, out, reason, reasonlen);
+        ret = policy_builtin_limits(host->builtin, req, out, reason, reasonlen);
     }
     if (!ret)
         policy_cap_limits(&host->cfg, out);
@@ -131,7 +139,7 @@ int policy_student_limits(struct policy_host *host, const struct policy_student_
         if (!ret)
             wire_get_raw(&rep.rd, out, sizeof *out);
     } else {
-        ret = policy_default_student(req, out);
+        ret = policy_builtin_student(host->builtin, req, out, reason, reasonlen);
     }
     if (!ret)
         policy_cap_student(req, out);
@@ -169,7 +177,7 @@ int policy_ports(struct policy_host *host, const struct policy_ports_req *req, u
     if (decided)
         ret = rep.verdict;
     else
-        ret = policy_default_ports(req, chosen, reason, reasonlen);
+        ret = policy_builtin_ports(host->builtin, req, chosen, reason, reasonlen);
     policy_worker_reply_done(&rep);
     free(b.data);
     return ret;
@@ -213,7 +221,7 @@ int policy_runtimes(struct policy_host *host, const char *const *names, size_t n
         decided = false;
     }
     if (!decided)
-        policy_default_runtimes(names, nnames, ssh, out, max, nout);
+        policy_builtin_runtimes(host->builtin, names, nnames, ssh, out, max, nout);
     policy_worker_reply_done(&rep);
     free(b.data);
     return 0;
@@ -253,7 +261,7 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
             policy_result_deinit(out);
     } else {
         policy_result_deinit(out); // what a rejected answer left behind
-        ret = policy_default_results(raw, prev_state, out, reason, reasonlen);
+        ret = policy_builtin_results(host->builtin, raw, prev_state, out, reason, reasonlen);
     }
     if (!ret) {
         ret = result_keys_check(out, reason, reasonlen);
@@ -293,7 +301,7 @@ int policy_hardening(struct policy_host *host, const struct policy_hardening_req
     if (decided)
         ret = rep.verdict;
     else
-        policy_default_hardening(req, out);
+        ret = policy_builtin_hardening(host->builtin, req, out, reason, reasonlen);
     if (!ret)
         policy_cap_hardening(&host->cfg, req, out);
     policy_worker_reply_done(&rep);

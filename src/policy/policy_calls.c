@@ -1,8 +1,9 @@
 /*
  * The hooks of the policy worker, one pair per hook: the input table the
  * policy gets, built from the request, and the check of its answer table
- * into the C struct of policy.h (types, ranges, unknown keys; then the same
- * validity checks as the built-in defaults).
+ * into the C struct of policy.h (types, ranges, unknown keys, then the
+ * checks of policy_checks.c). The built-in defaults (policy_builtin.c) go
+ * through the very same pairs.
  */
 #include <errno.h>
 #include <limits.h>
@@ -464,7 +465,7 @@ static int take_hardening(lua_State *L, int t, struct policy_call *c)
     out->nofile_hard = v[4].i;
     out->max_output_bytes = v[5].i;
     out->max_frame_bytes = v[6].i;
-    policy_default_student_caps(c->req, out);
+    policy_missing_student_caps(c->req, out);
     if (v[7].seen)
         out->max_students = v[7].i;
     if (v[8].seen)

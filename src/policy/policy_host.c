@@ -10,7 +10,8 @@
  * built by the embedded lua/agent/sandbox.lua. Every call goes through
  * policy_state_call(): protected, its answer checked against a C schema
  * (policy_calls.c); a failure is sent back with its kind and message, and the
- * agent then uses the built-in default of policy_default.c. What the Lua
+ * agent then uses the built-in default (policy_builtin.c, which runs the
+ * shipped files through this same code in the agent's process). What the Lua
  * budget cannot stop (a C library function that never returns) the agent
  * stops by killing this process.
  */
@@ -27,6 +28,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "policy/policy_lua_embedded.h"
+#include "policy/policy_shipped_embedded.h"
 
 #define HOOK_STEP 100            /* instructions between two budget ticks */
 #define CALL_BUDGET_TICKS 50000  /* 5 M instructions per call */
@@ -53,7 +55,9 @@ struct policy_state *policy_state_new(struct policy_setup *s, char *err, size_t 
 {
     struct policy_state *st = s->st;
     int ret = 0;
-    st->mem_cap = POLICY_STATE_MEMORY_CAP;
+    st->mem_cap = s->mem_cap ? s->mem_cap : POLICY_STATE_MEMORY_CAP;
+    st->call_ticks = s->call_ticks ? s->call_ticks : CALL_BUDGET_TICKS;
+    st->call_deadline_ms = s->call_deadline_ms ? s->call_deadline_ms : POLICY_CALL_DEADLINE_MS;
     st->L = lua_newstate(host_alloc, st);
     if (!st->L) {
         util_err(err, errlen, "cannot create a Lua state");
@@ -350,6 +354,22 @@ static void load_host_module(lua_State *L, int mods, size_t i)
     lua_setfield(L, mods, m->name); // ...
 }
 
+// Pushes { name = { text = ..., chunkname = "@(built-in)/name.lua" } } of the
+// embedded shipped files: what extend() starts from.
+static void push_shipped(lua_State *L)
+{
+    lua_createtable(L, 0, (int)ARRAY_SIZE(policy_shipped_files)); // shipped
+    for (size_t i = 0; i < ARRAY_SIZE(policy_shipped_files); i++) {
+        const struct policy_shipped_file *f = &policy_shipped_files[i];
+        lua_createtable(L, 0, 2);                                        // shipped file
+        lua_pushlstring(L, (const char *)f->text, f->len);               // shipped file text
+        lua_setfield(L, -2, "text");                                     // shipped file
+        lua_pushfstring(L, "@" POLICY_BUILTIN_PREFIX "%s.lua", f->name); // shipped file chunk
+        lua_setfield(L, -2, "chunkname");                                // shipped file
+        lua_setfield(L, -2, f->name);                                    // shipped
+    }
+}
+
 // Stores the hook functions of one loaded policy table into the hooks table.
 static void register_hooks(lua_State *L, struct policy_setup *s, const char *file, int policy,
                            int hooks_tbl)
@@ -365,8 +385,8 @@ static void register_hooks(lua_State *L, struct policy_setup *s, const char *fil
         } else {
             lua_pop(L, 1); // ... functions
             if (!s->quiet)
-                log_info(LOG_POLICY, "%s.lua defines no %s(): the built-in default is used", file,
-                         policy_hooks[h].fn);
+                log_info(LOG_POLICY, "%s.lua defines no %s(): the shipped one (built in) is used",
+                         file, policy_hooks[h].fn);
         }
     }
     lua_pop(L, 1); // ...
@@ -391,7 +411,8 @@ static int l_state_setup(lua_State *L)
     lua_getfield(L, -1, "init");      // ctx mods loader init
     lua_getfield(L, mods, "schema");  // ctx mods loader init schema
     lua_getfield(L, mods, "sandbox"); // ctx mods loader init schema sandbox
-    lua_call(L, 2, 0);                // ctx mods loader
+    push_shipped(L);                  // ctx mods loader init schema sandbox shipped
+    lua_call(L, 3, 0);                // ctx mods loader
     lua_pop(L, 1);                    // ctx mods
 
     lua_getfield(L, mods, "sandbox");                // ctx mods sandbox
@@ -407,6 +428,10 @@ static int l_state_setup(lua_State *L)
     lua_setfield(L, -2, "units");                    // ... opts
     lua_getfield(L, mods, "schema");                 // ... opts schema
     lua_setfield(L, -2, "schema");                   // ... opts
+    lua_getfield(L, mods, "loader");                 // ... opts loader
+    lua_getfield(L, -1, "extend");                   // ... opts loader extend
+    lua_setfield(L, -3, "extend");                   // ... opts loader
+    lua_pop(L, 1);                                   // ... opts
     lua_call(L, 2, 1);                               // ctx mods sandbox base
     int base = lua_gettop(L);
 
@@ -457,7 +482,7 @@ static int l_policy_trampoline(lua_State *L)
         c->line = ar.linedefined;
     }
     policy_calls[c->hook].push(L, c); // ctx hooks fn req
-    budget_start(st, CALL_BUDGET_TICKS, POLICY_CALL_DEADLINE_MS);
+    budget_start(st, st->call_ticks, st->call_deadline_ms);
     lua_call(L, 1, 2); // ctx hooks answer reason
     budget_stop(st);
     if (lua_isnil(L, -2)) {

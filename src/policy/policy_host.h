@@ -35,7 +35,9 @@ struct policy_state {
     const char *where_src;    /* what sh->where holds: source and line */
     int where_line;
     char budget_msg[POLICY_LOCATION_MAX + 96];
-    int hooks_ref; /* registry: { fn name = function } */
+    long call_ticks;           /* instruction budget of one call, in ticks of 100 */
+    uint64_t call_deadline_ms; /* wall clock of one call */
+    int hooks_ref;             /* registry: { fn name = function } */
     struct policy_conv conv;
     bool has_hook[POLICY_HOOK_COUNT];
 };
@@ -97,6 +99,11 @@ struct policy_setup {
     struct policy_state *st;
     bool examples; /* run the files' examples (not when restarting a known-good generation) */
     bool quiet;    /* do not log what the first load already logged */
+    /* 0 for each: the policy worker's bounds (POLICY_STATE_MEMORY_CAP, 5 M instructions and
+     * POLICY_CALL_DEADLINE_MS per call); the built-in state sets its own (policy_builtin.c). */
+    size_t mem_cap;
+    long call_ticks;
+    uint64_t call_deadline_ms;
     const char *paths[POLICY_FILE_COUNT]; /* NULL: no such file */
     const char *texts[POLICY_FILE_COUNT];
     size_t lens[POLICY_FILE_COUNT];

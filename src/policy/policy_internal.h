@@ -1,8 +1,9 @@
 /**
  * @file policy_internal.h
- * What the policy files share, without Lua: the built-in
- * safe defaults of every hook (the same decisions as the shipped policies/),
- * and the checks and hard caps C applies after any answer, Lua or built-in.
+ * What the policy files share, without Lua: the checks and hard caps C
+ * applies after any answer (policy_checks.c), whether an admin's file or the
+ * built-in defaults (the shipped policies/<name>.lua, embedded: policy_builtin.h)
+ * gave it, and what the agent and its policy worker share.
  * Nothing outside src/policy includes this header.
  */
 #pragma once
@@ -14,9 +15,10 @@
 #include "policy/policy.h"
 
 /** INGInious's user-visible texts (must match upstream byte for byte). */
-#define POLICY_TEXT_NO_MEMORY                                                                      \
-    "Not enough memory on agent (available: %dMB). Please contact your course administrator."
 #define POLICY_TEXT_NO_PORTS "No ports are available right now. Please retry later."
+
+/** Chunk names of the embedded shipped files: "@(built-in)/limits.lua". */
+#define POLICY_BUILTIN_PREFIX "(built-in)/"
 
 /** Docker refuses memory limits below 6 MiB. */
 #define POLICY_MIN_MEMORY_MIB 6
@@ -30,25 +32,11 @@
 /** max_per_slot of INGInious: host RAM MiB / concurrency (at least 1 slot). */
 int64_t policy_max_memory_per_slot(const struct policy_config *cfg);
 
-/* ---- built-in defaults (same behaviour as policies/<name>.lua) -------------- */
-
-int policy_default_limits(const struct policy_config *cfg, const struct policy_limits_req *req,
-                          struct policy_limits *out, char *reason, size_t reasonlen);
-int policy_default_student(const struct policy_student_req *req, struct policy_student_limits *out);
-int policy_default_ports(const struct policy_ports_req *req, uint16_t *chosen, char *reason,
-                         size_t reasonlen);
-/** Never fails. Writes at most `max` entries. */
-void policy_default_runtimes(const char *const *names, size_t nnames, bool ssh,
-                             struct policy_runtime *out, size_t max, size_t *nout);
 /**
- * Validates raw (borrowed) as policies/results.lua does. 0 with *out filled
- * (caller releases with policy_result_deinit), or -EPERM with a reason.
+ * max_students / max_students_total of a hardening answer that leaves them out
+ * (8 and 512, as policies/hardening.lua; 0 and 0 for a student container).
  */
-int policy_default_results(const struct value *raw, const char *prev_state,
-                           struct policy_result *out, char *reason, size_t reasonlen);
-void policy_default_hardening(const struct policy_hardening_req *req, struct policy_hardening *out);
-/** The built-in max_students / max_students_total (0 and 0 for a student container). */
-void policy_default_student_caps(const struct policy_hardening_req *req,
+void policy_missing_student_caps(const struct policy_hardening_req *req,
                                  struct policy_hardening *out);
 
 /* ---- checks and caps applied after every answer ------------------------ */

@@ -30,8 +30,11 @@ struct policy_gen {
     uint64_t retry_at_ms;    /* after a failed restart, no new one before */
 };
 
+struct policy_builtin;
+
 struct policy_host {
-    char *dir; /* NULL: built-in defaults only */
+    char *dir;                      /* NULL: built-in defaults only */
+    struct policy_builtin *builtin; /* the shipped files, in this process (policy_builtin.h) */
     struct policy_config cfg;
     struct policy_gen *gen;
     uint64_t generation;

@@ -15,7 +15,6 @@ local units = module("units")
 local schema = module("schema")
 local sandbox = module("sandbox")
 local loader = module("loader")
-loader.init(schema, sandbox)
 
 local function read(path)
     local f = assert(io.open(path, "rb"))
@@ -23,6 +22,14 @@ local function read(path)
     f:close()
     return text
 end
+
+-- The shipped files that extend() starts from (proctord embeds the same files).
+local shipped = {}
+for _, name in ipairs(loader.FILES) do
+    local path = root .. "/policies/" .. name .. ".lua"
+    shipped[name] = { text = read(path), chunkname = "@" .. path }
+end
+loader.init(schema, sandbox, shipped)
 
 local printed = {}
 
@@ -48,6 +55,7 @@ function P.new_base()
         end,
         units = units,
         schema = schema,
+        extend = loader.extend,
     })
 end
 

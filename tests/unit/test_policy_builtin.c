@@ -1,6 +1,9 @@
-// Unit tests of the built-in defaults (no Lua): INGInious's limits clamping,
-// result validation and the checks C applies after every policy answer.
+// Unit tests of the built-in defaults (the shipped policies/*.lua embedded in
+// the binary), through policy.h without a policy directory: INGInious's limits
+// clamping, result validation, hardening; and the checks C applies after
+// every policy answer.
 
+#include "policy/policy.h"
 #include "policy/policy_internal.h"
 
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include "core/value.h"
 
 static const struct policy_config cfg = {.concurrency = 3, .host_memory_mib = 1000};
+static struct policy_host *host;
 
 static void test_limits(void)
 {
@@ -51,7 +55,7 @@ static void test_limits(void)
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct policy_limits out = {0};
         char reason[POLICY_REASON_MAX] = "";
-        int ret = policy_default_limits(&cfg, &cases[i].req, &out, reason, sizeof reason);
+        int ret = policy_limits(host, &cases[i].req, &out, reason, sizeof reason);
         REQUIRE(ret == cases[i].ret, "case %zu: ret %d", i, ret);
         if (ret) {
             REQUIRE(!strcmp(reason, "Not enough memory on agent (available: 333MB). Please contact "
@@ -102,16 +106,53 @@ static void test_caps(void)
     return;
 }
 
+static void test_student(void)
+{
+    static const struct {
+        struct policy_student_req req;
+        int64_t time, hard, mem;
+    } cases[] = {
+        {{30, 90, 200, 0, 0, 0, "x"}, 30, 90, 200},      // 0 inherits
+        {{30, 90, 200, -5, 500, 100, "x"}, 30, 90, 100}, // more than the parent is cut
+        {{30, 90, 200, 10, 20, 5, "x"}, 10, 20, 20},     // memory floor
+        {{30, 90, 10, 0, 0, 5, "x"}, 30, 90, 10},        // the floor never lifts above the parent
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct policy_student_limits out = {0};
+        char reason[POLICY_REASON_MAX] = "";
+        REQUIRE(policy_student_limits(host, &cases[i].req, &out, reason, sizeof reason) == 0,
+                "case %zu: %s", i, reason);
+        CHECK(out.time_s == cases[i].time && out.hard_time_s == cases[i].hard &&
+                  out.memory_mib == cases[i].mem,
+              "case %zu: %lld %lld %lld", i, (long long)out.time_s, (long long)out.hard_time_s,
+              (long long)out.memory_mib);
+    }
+}
+
 static void test_hardening(void)
 {
     struct policy_hardening_req grading = {"x", false, 200, false};
     struct policy_hardening h;
-    policy_default_hardening(&grading, &h);
+    char reason[POLICY_REASON_MAX] = "";
+    REQUIRE(policy_hardening(host, &grading, &h, reason, sizeof reason) == 0, "%s", reason);
     REQUIRE(h.max_students == 8 && h.max_students_total == 512, "built-in: %lld %lld",
             (long long)h.max_students, (long long)h.max_students_total);
+    CHECK(h.pids_limit == 1024 && h.no_new_privileges && h.nofile_soft == 1024 &&
+              h.nofile_hard == 1024 && h.max_output_bytes == 128 << 20 &&
+              h.max_frame_bytes == 128 << 20,
+          "shipped values");
+    static const char *const offline[] = {
+        "NET_RAW", "MKNOD", "SETPCAP", "SETFCAP", "SYS_CHROOT", "NET_BIND_SERVICE", "AUDIT_WRITE"};
+    REQUIRE(h.ncap_drop == ARRAY_SIZE(offline), "caps without a network: %zu", h.ncap_drop);
+    for (size_t i = 0; i < ARRAY_SIZE(offline); i++)
+        CHECK_STR_EQ(h.cap_drop[i], offline[i]);
+    struct policy_hardening_req networked = {"x", false, 200, true};
+    REQUIRE(policy_hardening(host, &networked, &h, reason, sizeof reason) == 0, "%s", reason);
+    CHECK(h.ncap_drop == 4, "sshd keeps its capabilities: %zu", h.ncap_drop);
     struct policy_hardening_req student = {"x", true, 200, false};
-    policy_default_hardening(&student, &h);
+    REQUIRE(policy_hardening(host, &student, &h, reason, sizeof reason) == 0, "%s", reason);
     REQUIRE(h.max_students == 0 && h.max_students_total == 0, "student containers: 0");
+    CHECK(h.pids_limit == 1024, "no student_pids_limit by default");
     return;
 }
 
@@ -121,10 +162,10 @@ static void test_ports(void)
     uint16_t chosen[POLICY_MAX_PORTS] = {0};
     char err[128] = "";
     struct policy_ports_req req = {"j", 2, pool, 3};
-    REQUIRE(policy_default_ports(&req, chosen, err, sizeof err) == 0, "two of three");
+    REQUIRE(policy_ports(host, &req, chosen, err, sizeof err) == 0, "two of three");
     REQUIRE(chosen[0] == 10 && chosen[1] == 11, "lowest first");
     req.count = 4;
-    REQUIRE(policy_default_ports(&req, chosen, err, sizeof err) == -EPERM, "too few");
+    REQUIRE(policy_ports(host, &req, chosen, err, sizeof err) == -EPERM, "too few");
     REQUIRE(!strcmp(err, "No ports are available right now. Please retry later."), "%s", err);
     req.count = 2;
     uint16_t dup[] = {11, 11}, stranger[] = {10, 99};
@@ -144,14 +185,14 @@ static void test_runtimes(void)
                            "nvidia"};
     struct policy_runtime out[8];
     size_t n = 0;
-    policy_default_runtimes(names, ARRAY_SIZE(names), true, out, 8, &n);
+    REQUIRE(policy_runtimes(host, names, ARRAY_SIZE(names), true, out, 8, &n) == 0, "never fails");
     REQUIRE(n == 6, "docker, docker-ssh, kata, kata-ssh, nvidia, nvidia-ssh: %zu", n);
     REQUIRE(!strcmp(out[0].envtype, "docker") && !strcmp(out[0].runtime, "io.containerd.runc.v2"),
             "first wins");
     REQUIRE(!strcmp(out[1].envtype, "docker-ssh"), "ssh variant: %s", out[1].envtype);
     REQUIRE(!strcmp(out[2].envtype, "kata") && out[2].run_as_root && !out[2].shared_kernel, "kata");
     REQUIRE(!strcmp(out[4].envtype, "nvidia") && out[4].enables_gpu, "nvidia");
-    policy_default_runtimes(names, ARRAY_SIZE(names), false, out, 2, &n);
+    REQUIRE(policy_runtimes(host, names, ARRAY_SIZE(names), false, out, 2, &n) == 0, "bounded");
     REQUIRE(n == 2, "bounded by max: %zu", n);
     return;
 }
@@ -167,7 +208,7 @@ static void test_results(void)
     struct value *p = value_map_put(&raw, "problems");
     value_set_map(p);
     value_set_str(value_map_put(p, "q.1-a_b"), "fine");
-    REQUIRE(policy_default_results(&raw, "s", &r, reason, sizeof reason) == 0, "%s", reason);
+    REQUIRE(policy_results(host, &raw, "s", &r, reason, sizeof reason) == 0, "%s", reason);
     REQUIRE(!strcmp(r.result, "error"), "unknown result becomes error: %s", r.result);
     REQUIRE(r.grade == 12.35, "Python's round(12.345, 2): %.17g", r.grade);
     const struct value *q = value_map_get(&r.problems, "q.1-a_b");
@@ -175,7 +216,7 @@ static void test_results(void)
     policy_result_deinit(&r);
 
     value_set_str(value_map_put(p, "bad id"), "x");
-    REQUIRE(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "bad id");
+    REQUIRE(policy_results(host, &raw, "", &r, reason, sizeof reason) == -EPERM, "bad id");
     REQUIRE(strstr(reason, "bad id") != NULL, "%s", reason);
     value_deinit(&raw);
 
@@ -183,26 +224,26 @@ static void test_results(void)
     struct value *t = value_map_put(&raw, "tests");
     value_set_map(t);
     value_set_map(value_map_put(t, "x*"));
-    REQUIRE(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "map value");
+    REQUIRE(policy_results(host, &raw, "", &r, reason, sizeof reason) == -EPERM, "map value");
     value_deinit(&raw);
 
     value_set_map(&raw);
     value_set_bool(value_map_put(&raw, "grade"), true);
-    REQUIRE(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "bool grade");
+    REQUIRE(policy_results(host, &raw, "", &r, reason, sizeof reason) == -EPERM, "bool grade");
     value_deinit(&raw);
 
     value_set_map(&raw);
     value_set_float(value_map_put(&raw, "grade"), NAN);
-    REQUIRE(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "nan grade");
+    REQUIRE(policy_results(host, &raw, "", &r, reason, sizeof reason) == -EPERM, "nan grade");
     value_deinit(&raw);
 
     value_set_map(&raw);
     value_set_str(value_map_put(&raw, "archive"), "not decoded by the caller");
-    REQUIRE(policy_default_results(&raw, "", &r, reason, sizeof reason) == -EPERM, "archive");
+    REQUIRE(policy_results(host, &raw, "", &r, reason, sizeof reason) == -EPERM, "archive");
     value_deinit(&raw);
 
     value_set_map(&raw);
-    REQUIRE(policy_default_results(&raw, "old", &r, reason, sizeof reason) == 0, "empty map");
+    REQUIRE(policy_results(host, &raw, "old", &r, reason, sizeof reason) == 0, "empty map");
     REQUIRE(!strcmp(r.result, "error") && r.grade == 0.0 && !strcmp(r.state, ""), "defaults");
     REQUIRE(r.problems.type == VALUE_MAP && r.tests.type == VALUE_MAP && r.custom.type == VALUE_MAP,
             "maps");
@@ -238,12 +279,18 @@ static void test_checks(void)
 
 int main(void)
 {
+    char err[POLICY_REASON_MAX + 128] = "";
+    host = policy_host_new(NULL, &cfg, err, sizeof err);
+    REQUIRE_OR_EXIT(host != NULL, "policy_host_new: %s", err);
     test_limits();
+    test_student();
     test_caps();
     test_hardening();
     test_ports();
     test_runtimes();
     test_results();
     test_checks();
-    return check_finish("test_policy_default");
+    CHECK(policy_host_failures(host) == 0, "no built-in hook failed");
+    policy_host_free(host);
+    return check_finish("test_policy_builtin");
 }
