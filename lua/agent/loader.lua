@@ -34,8 +34,9 @@ M.FILES = { "limits", "ports", "runtimes", "results", "hardening" }
 local schema, sandbox -- set by M.init
 -- name -> { text = ..., chunkname = ... }: the shipped files extend() starts from.
 local shipped_files = {}
--- The sandbox base of the file being loaded (extend() runs the shipped file in it).
-local loading_base
+-- The file being loaded: its sandbox base (extend() runs the shipped file in
+-- it), its chunk name and the line of its final `return`.
+local loading_base, loading_chunkname, loading_line
 
 function M.init(schema_module, sandbox_module, shipped)
     schema, sandbox = schema_module, sandbox_module
@@ -117,6 +118,18 @@ end
 --   spec.examples   the file's own examples (the shipped file's examples are not run:
 --                   they describe the shipped defaults).
 -- Only while a file loads (at its top level).
+-- Raises "file:line: message" at the admin's extend() call: the line of the
+-- call when Lua still knows it, else (`return extend(...)` is a tail call, which
+-- leaves no trace of its caller) the line of the file's final `return`.
+local function extend_error(fmt, ...)
+    local _, where = pcall(error, "", 4) -- pcall, extend_error, extend, the caller
+    local file = display_name(loading_chunkname)
+    if type(where) ~= "string" or where:sub(1, #file + 1) ~= file .. ":" then
+        where = string.format("%s:%d: ", file, loading_line)
+    end
+    error(where .. string.format(fmt, ...), 0)
+end
+
 local function extend(name, spec)
     if not loading_base then
         error("extend() can only be called while a policy file loads", 2)
@@ -124,30 +137,29 @@ local function extend(name, spec)
     local hooks = M.HOOKS[name]
     local shipped = shipped_files[name]
     if not hooks or not shipped then
-        error("extend: no shipped policy file named " .. schema.dump(name), 2)
+        extend_error("extend: no shipped policy file named %s", schema.dump(name))
     end
     spec = spec or {}
     if type(spec) ~= "table" then
-        error("extend: the second argument must be a table, got " .. type(spec), 2)
+        extend_error("extend: the second argument must be a table, got %s", type(spec))
     end
     local allowed = { "defaults", "examples" }
     for _, hook in ipairs(hooks) do allowed[#allowed + 1] = hook end
     local ok, why = pcall(schema.check_keys, spec, allowed, "extend(\"" .. name .. "\")")
-    if not ok then error(why, 2) end
+    if not ok then extend_error("%s", (tostring(why):gsub("^[^\n]-:%d+: ", ""))) end
     if spec.defaults ~= nil and type(spec.defaults) ~= "table" then
-        error("extend: defaults must be a table, got " .. type(spec.defaults), 2)
+        extend_error("extend: defaults must be a table, got %s", type(spec.defaults))
     end
     for _, hook in ipairs(hooks) do
         if spec[hook] ~= nil and type(spec[hook]) ~= "function" then
-            error(string.format("extend: %s must be a function(shipped, req), got %s", hook,
-                type(spec[hook])), 2)
+            extend_error("extend: %s must be a function(shipped, req), got %s", hook, type(spec[hook]))
         end
     end
     local chunk = assert(load(shipped.text, shipped.chunkname, "t", sandbox.new_env(loading_base)))
     -- The shipped file receives the overrides as its chunk argument (`...`).
     local loaded, ret = pcall(chunk, spec.defaults or {})
     if not loaded then
-        if type(ret) == "table" and ret.override_error then error(ret.override_error, 2) end
+        if type(ret) == "table" and ret.override_error then extend_error("%s", ret.override_error) end
         error(ret, 0)
     end
     local out = { examples = spec.examples }
@@ -173,7 +185,7 @@ function M.load_policy(name, text, chunkname, base, skip_examples)
     end
     local env = sandbox.new_env(base)
     local chunk, err = load(text, chunkname, "t", env)
-    loading_base = base
+    loading_base, loading_chunkname, loading_line = base, chunkname, return_line(text)
     if not chunk then
         if not err:find("^[^\n]-:%d+:") then
             err = display_name(chunkname) .. ":1: " .. err
@@ -182,7 +194,7 @@ function M.load_policy(name, text, chunkname, base, skip_examples)
     end
     local ret = chunk()
     loading_base = nil
-    local line = return_line(text)
+    local line = loading_line
     check_returned(name, chunkname, line, ret)
     local policy = { name = name, functions = {}, missing = {} }
     for _, hook in ipairs(M.HOOKS[name]) do

@@ -48,7 +48,8 @@ struct policy_builtin *policy_builtin_new(const struct policy_config *cfg, char 
                              .quiet = true,
                              .mem_cap = SIZE_MAX,
                              .call_ticks = BUILTIN_CALL_TICKS,
-                             .call_deadline_ms = BUILTIN_DEADLINE_MS};
+                             .call_deadline_ms = BUILTIN_DEADLINE_MS,
+                             .in_agent = true};
     char paths[POLICY_FILE_COUNT][64];
     for (size_t i = 0; i < POLICY_FILE_COUNT; i++) {
         for (size_t k = 0; k < ARRAY_SIZE(policy_shipped_files); k++) {

@@ -58,6 +58,7 @@ struct policy_state *policy_state_new(struct policy_setup *s, char *err, size_t 
     st->mem_cap = s->mem_cap ? s->mem_cap : POLICY_STATE_MEMORY_CAP;
     st->call_ticks = s->call_ticks ? s->call_ticks : CALL_BUDGET_TICKS;
     st->call_deadline_ms = s->call_deadline_ms ? s->call_deadline_ms : POLICY_CALL_DEADLINE_MS;
+    st->in_agent = s->in_agent;
     st->L = lua_newstate(host_alloc, st);
     if (!st->L) {
         util_err(err, errlen, "cannot create a Lua state");
@@ -249,7 +250,10 @@ static void budget_start(struct policy_state *st, long ticks, uint64_t deadline_
     st->sh->where[0] = '\0';
     st->where_src = NULL;
     st->where_line = 0;
-    lua_sethook(st->L, budget_hook, LUA_MASKCOUNT | LUA_MASKCALL, HOOK_STEP);
+    // In the worker, also every call: the agent that kills it reads where a C function was
+    // called from. Nobody kills the agent's own built-in state: counting is enough there.
+    lua_sethook(st->L, budget_hook, st->in_agent ? LUA_MASKCOUNT : LUA_MASKCOUNT | LUA_MASKCALL,
+                HOOK_STEP);
 }
 
 static void budget_stop(struct policy_state *st)

@@ -37,6 +37,7 @@ struct policy_state {
     char budget_msg[POLICY_LOCATION_MAX + 96];
     long call_ticks;           /* instruction budget of one call, in ticks of 100 */
     uint64_t call_deadline_ms; /* wall clock of one call */
+    bool in_agent;             /* the built-in state, in the agent's process */
     int hooks_ref;             /* registry: { fn name = function } */
     struct policy_conv conv;
     bool has_hook[POLICY_HOOK_COUNT];
@@ -104,6 +105,7 @@ struct policy_setup {
     size_t mem_cap;
     long call_ticks;
     uint64_t call_deadline_ms;
+    bool in_agent; /* the built-in state (policy_builtin.c), not the policy worker */
     const char *paths[POLICY_FILE_COUNT]; /* NULL: no such file */
     const char *texts[POLICY_FILE_COUNT];
     size_t lens[POLICY_FILE_COUNT];

@@ -487,7 +487,7 @@ static int read_policy_files(const char *dir, struct policy_gen *gen, char *err,
         ret = util_read_file(path, POLICY_FILE_MAX, &gen->texts[i], &gen->lens[i]);
         if (ret == -ENOENT) {
             ret = 0;
-            log_info(LOG_POLICY, "%s: absent, the built-in defaults of its hooks are used", path);
+            log_info(LOG_POLICY, "%s: absent, the shipped file (built in) decides its hooks", path);
             free(path);
             continue;
         }

@@ -54,6 +54,30 @@ describe("schema", function()
         end)
     end)
 
+    context("with_overrides", function()
+        local shipped = { time_s = 30, factor = 3.0, name = "x", on = true, knob = false, list = { 1 } }
+        it("without overrides is the table itself", function()
+            assert.equal(shipped, schema.with_overrides(shipped, nil, "t"))
+        end)
+        it("replaces what it names in a copy", function()
+            local out = schema.with_overrides(shipped, { time_s = 10, knob = 256, list = {} }, "t")
+            assert.same({ time_s = 10, factor = 3.0, name = "x", on = true, knob = 256, list = {} }, out)
+            assert.equal(30, shipped.time_s)
+        end)
+        local bad = {
+            { "an unknown key", { tme = 1 }, "t: unknown key 'tme' (known: factor, knob, list, name, on, time_s)" },
+            { "a float for an integer", { time_s = 10.0 }, "t: 'time_s' must be a integer, got float" },
+            { "a string for a boolean", { on = "yes" }, "t: 'on' must be a boolean, got string" },
+        }
+        for _, c in ipairs(bad) do
+            it("refuses " .. c[1], function()
+                local ok, err = pcall(schema.with_overrides, shipped, c[2], "t")
+                assert.is_false(ok)
+                assert.same({ override_error = c[3] }, err)
+            end)
+        end
+    end)
+
     context("same", function()
         it("tells integers from floats", function()
             assert.is_false(schema.same(1, 1.0))

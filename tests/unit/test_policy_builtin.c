@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "common/utf8.h"
@@ -251,6 +253,70 @@ static void test_results(void)
     value_deinit(&raw);
 }
 
+// A directory holding one file, limits.lua, with `text`. Caller removes it.
+static char *dir_with_limits(const char *text)
+{
+    char tmpl[] = "/tmp/proctor-builtin-test-XXXXXX";
+    REQUIRE_OR_EXIT(mkdtemp(tmpl) != NULL, "mkdtemp");
+    char *path = xasprintf("%s/limits.lua", tmpl);
+    FILE *f = fopen(path, "w");
+    REQUIRE_OR_EXIT(f && fputs(text, f) >= 0 && fclose(f) == 0, "write %s", path);
+    free(path);
+    return xstrdup(tmpl);
+}
+
+static void remove_dir(char *dir)
+{
+    char *path = xasprintf("%s/limits.lua", dir);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(dir);
+}
+
+// extend() in the policy worker: the embedded shipped file with one default
+// changed and one hook wrapped; the other file's hooks are the built-in ones.
+static void test_extend(void)
+{
+    char *dir = dir_with_limits("return extend('limits', {\n"
+                                "    defaults = { memory_mib = MiB(300), max_task_time_s = 60 },\n"
+                                "    clamp_student = function(shipped, req)\n"
+                                "        local out = shipped(req)\n"
+                                "        out.memory_mib = 7\n"
+                                "        return out\n"
+                                "    end,\n"
+                                "})\n");
+    char err[POLICY_REASON_MAX + 128] = "";
+    struct policy_host *h = policy_host_new(dir, &cfg, err, sizeof err);
+    REQUIRE_OR_EXIT(h != NULL, "extend: %s", err);
+    struct policy_limits l = {0};
+    char reason[POLICY_REASON_MAX] = "";
+    struct policy_limits_req req = {0};
+    REQUIRE(policy_limits(h, &req, &l, reason, sizeof reason) == 0, "%s", reason);
+    CHECK(l.memory_mib == 300 && l.time_s == 30 && l.hard_time_s == 90, "memory overridden: %lld",
+          (long long)l.memory_mib);
+    req.has_time = true;
+    req.time_s = 61;
+    REQUIRE(policy_limits(h, &req, &l, reason, sizeof reason) == -EPERM, "the ceiling refuses");
+    CHECK_STR_EQ(reason, "This task asks for more time than this agent allows (60 s). Please "
+                         "contact your course administrator.");
+    struct policy_student_req sr = {30, 90, 200, 0, 0, 0, "x"};
+    struct policy_student_limits s = {0};
+    REQUIRE(policy_student_limits(h, &sr, &s, reason, sizeof reason) == 0, "%s", reason);
+    CHECK(s.memory_mib == 7 && s.time_s == 30, "wrapped: %lld", (long long)s.memory_mib);
+    CHECK(policy_host_failures(h) == 0, "no failure");
+    policy_host_free(h);
+    remove_dir(dir);
+
+    // A typo in an override: refused at load, with the admin's file:line.
+    dir = dir_with_limits("\nreturn extend('limits', { defaults = { memry_mib = 512 } })\n");
+    REQUIRE(policy_check_dir(dir, err, sizeof err) == -EINVAL, "a typo is refused");
+    char *want = xasprintf("/limits.lua:2: limits.lua defaults: unknown key 'memry_mib'");
+    CHECK(strstr(err, want) != NULL, "%s", err);
+    free(want);
+    remove_dir(dir);
+}
+
 static void test_checks(void)
 {
     REQUIRE(policy_cap_name_valid("NET_RAW") && policy_cap_name_valid("CAP_NET_RAW") &&
@@ -290,6 +356,7 @@ int main(void)
     test_runtimes();
     test_results();
     test_checks();
+    test_extend();
     CHECK(policy_host_failures(host) == 0, "no built-in hook failed");
     policy_host_free(host);
     return check_finish("test_policy_builtin");
