@@ -1,5 +1,6 @@
-// Unit tests of the Lua policy host: the shipped policies agree with the
-// built-in defaults, and every way a policy can go wrong (raise, loop, eat
+// Unit tests of the Lua policy host: the shipped policies decide the same in
+// the policy worker (as an admin's copy of them) and built in (embedded, in the
+// agent's process), and every way a policy can go wrong (raise, loop, eat
 // memory, answer nonsense, set a global, lose a function, break on reload)
 // gives the documented fallback while the process keeps running.
 //
@@ -141,7 +142,7 @@ static void expect_load_error(const char *what, const char *file, const char *te
     remove_dir(dir);
 }
 
-/* ---- the shipped policies agree with the built-in defaults ---------------- */
+/* ---- the shipped files decide alike in the worker and built in ------------- */
 
 static void test_shipped_limits(struct policy_host *host, struct policy_host *builtin)
 {
