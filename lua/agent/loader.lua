@@ -31,6 +31,10 @@ M.HOOKS = {
 -- Load order, which is also the order of the report of --check-policies.
 M.FILES = { "limits", "ports", "runtimes", "results", "hardening" }
 
+-- Hook made by extend() -> the admin's function it calls: the agent names the
+-- admin's file:line, not this file's, when it rejects such a hook's answer.
+M.wrappers = setmetatable({}, { __mode = "k" })
+
 local schema, sandbox -- set by M.init
 -- name -> { text = ..., chunkname = ... }: the shipped files extend() starts from.
 local shipped_files = {}
@@ -167,6 +171,7 @@ local function extend(name, spec)
         local wrapper, inner = spec[hook], ret[hook]
         if wrapper then
             out[hook] = function(req) return wrapper(inner, req) end
+            M.wrappers[out[hook]] = wrapper
         else
             out[hook] = inner
         end

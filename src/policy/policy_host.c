@@ -449,6 +449,10 @@ static int l_state_setup(lua_State *L)
     lua_pushvalue(L, -1);                                      // ... base hooks hooks
     st->hooks_ref = luaL_ref(L, LUA_REGISTRYINDEX);            // ... base hooks
     int hooks_tbl = lua_gettop(L);
+    lua_getfield(L, mods, "loader");                   // ... base hooks loader
+    lua_getfield(L, -1, "wrappers");                   // ... base hooks loader wrappers
+    st->wrappers_ref = luaL_ref(L, LUA_REGISTRYINDEX); // ... base hooks loader
+    lua_pop(L, 1);                                     // ... base hooks
 
     for (size_t i = 0; i < POLICY_FILE_COUNT; i++) {
         if (!s->paths[i])
@@ -480,7 +484,14 @@ static int l_policy_trampoline(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->hooks_ref); // ctx hooks
     lua_getfield(L, -1, policy_hooks[c->hook].fn);    // ctx hooks fn
     lua_Debug ar;
-    lua_pushvalue(L, -1);                                   // ctx hooks fn fn
+    // Where the hook is defined: for a hook of extend(), the admin's function it wraps.
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->wrappers_ref); // ctx hooks fn wrappers
+    lua_pushvalue(L, -2);                                // ctx hooks fn wrappers fn
+    if (lua_rawget(L, -2) != LUA_TFUNCTION) {            // ctx hooks fn wrappers who
+        lua_pop(L, 1);                                   // ctx hooks fn wrappers
+        lua_pushvalue(L, -2);                            // ctx hooks fn wrappers fn
+    }
+    lua_remove(L, -2);                                      // ctx hooks fn who
     if (lua_getinfo(L, ">S", &ar) && ar.source[0] == '@') { // ctx hooks fn
         util_strlcpy(c->source, ar.source + 1, sizeof c->source);
         c->line = ar.linedefined;

@@ -39,6 +39,7 @@ struct policy_state {
     uint64_t call_deadline_ms; /* wall clock of one call */
     bool in_agent;             /* the built-in state, in the agent's process */
     int hooks_ref;             /* registry: { fn name = function } */
+    int wrappers_ref;          /* registry: loader.wrappers { extend()'s hook = admin's fn } */
     struct policy_conv conv;
     bool has_hook[POLICY_HOOK_COUNT];
 };

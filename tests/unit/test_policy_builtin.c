@@ -353,6 +353,27 @@ static void test_extend(void)
     policy_host_free(h);
     remove_dir(dir);
 
+    // A wrapper whose answer the agent rejects: the shipped hook, with its own
+    // defaults, decides that call.
+    dir = dir_with_limits("return extend('limits', {\n"
+                          "    defaults = { memory_mib = MiB(300) },\n"
+                          "    clamp_limits = function(shipped, req)\n"
+                          "        local out = shipped(req)\n"
+                          "        out.memory_mib = 3\n"
+                          "        return out\n"
+                          "    end,\n"
+                          "})\n");
+    h = policy_host_new(dir, &cfg, err, sizeof err);
+    REQUIRE_OR_EXIT(h != NULL, "extend: %s", err);
+    req.has_time = false;
+    REQUIRE(policy_limits(h, &req, &l, reason, sizeof reason) == 0, "%s", reason);
+    CHECK(l.memory_mib == 200 && l.time_s == 30, "the shipped default decides: %lld",
+          (long long)l.memory_mib);
+    CHECK(policy_host_failures(h) == 1, "one failure: %llu",
+          (unsigned long long)policy_host_failures(h));
+    policy_host_free(h);
+    remove_dir(dir);
+
     // A typo in an override: refused at load, with the admin's file:line.
     dir = dir_with_limits("\nreturn extend('limits', { defaults = { memry_mib = 512 } })\n");
     REQUIRE(policy_check_dir(dir, err, sizeof err) == -EINVAL, "a typo is refused");
