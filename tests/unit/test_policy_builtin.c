@@ -261,9 +261,10 @@ static double cpu_us(void)
     return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
 
-// What the built-in calls of one job cost the agent (CPU): clamp_limits, harden
-// and validate_result of a small result. Must stay well below 0.5 ms even in a
-// sanitizer build (about 30 us in a release build, 70 us under ASan+UBSan).
+// A thousand jobs' built-in calls in a row (clamp_limits, harden and
+// validate_result of a small result) all answer. What they cost is printed
+// for the reader (about 30 us per job in a release build, 70 us under
+// ASan+UBSan); speed is the benchmark's to measure, not a test's to assert.
 static void test_cost(void)
 {
     enum { JOBS = 1000 };
@@ -295,7 +296,6 @@ static void test_cost(void)
     value_deinit(&raw);
     printf("built-in policy calls of one job: %.1f us of CPU\n", per_job);
     CHECK(failed == 0, "%d calls failed: %s", failed, reason);
-    CHECK(per_job < 500, "%.1f us per job", per_job);
 }
 
 // A directory holding one file, limits.lua, with `text`. Caller removes it.
