@@ -46,14 +46,6 @@ struct daemon {
     msgpack_sbuffer sb;
 };
 
-/** What the metrics collect rather than count. */
-static void collect_metrics(void *data)
-{
-    struct daemon *d = data;
-    if (d->agent)
-        metric_set(METRIC_POLICY_FAILURES, NULL, (double)agent_policy_failures(d->agent));
-}
-
 static void send_sb(struct daemon *d)
 {
     if (backend_link_send(d->link, &d->sb))
@@ -618,7 +610,6 @@ int main(int argc, char **argv)
     if (service_init(d.loop))
         log_warn(LOG_MAIN, "systemd asked for a watchdog but it could not be armed");
     metric_set(METRIC_SLOTS, NULL, (double)cfg.concurrency);
-    metrics_on_render(collect_metrics, &d);
     if (metrics_addr) {
         d.metrics = metrics_http_start(d.loop, metrics_addr, err, sizeof err);
         if (!d.metrics) {

@@ -70,6 +70,18 @@ void metric_add(enum metric_id id, const char *label, double v)
         s->value += v;
 }
 
+// Two label values are kept as one string, "value1\x1fvalue2" (US cannot be in
+// either: it is replaced by a space).
+void metric_add2(enum metric_id id, const char *l1, const char *l2, double v)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s\x1f%s", l1 ? l1 : "", l2 ? l2 : "");
+    for (char *p = key; *p; p++)
+        if (*p == '\x1f' && p != key + strlen(l1 ? l1 : ""))
+            *p = ' ';
+    metric_add(id, key, v);
+}
+
 void metric_set(enum metric_id id, const char *label, double v)
 {
     struct series *s = series(id, label);
@@ -118,16 +130,32 @@ void metrics_reset(void)
 
 /* ---- text format 0.0.4 ------------------------------------------------------ */
 
-/** `{name="value"` with the value escaped (backslash, quote, newline); no closing brace. */
-static void put_label(struct buf *b, const char *name, const char *value)
+/** `name="value"` with the value escaped (backslash, quote, newline), up to `end`. */
+static void put_pair(struct buf *b, const char *name, size_t nlen, const char *value,
+                     const char *end)
 {
-    PROCTOR_REQUIRE(buf_add(b, "{", 1) == 0 && buf_add(b, name, strlen(name)) == 0 &&
-                    buf_add(b, "=\"", 2) == 0);
-    for (const char *p = value; *p; p++) {
+    PROCTOR_REQUIRE(buf_add(b, name, nlen) == 0 && buf_add(b, "=\"", 2) == 0);
+    for (const char *p = value; p < end; p++) {
         const char *esc = *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : *p == '\n' ? "\\n" : NULL;
         PROCTOR_REQUIRE(esc ? buf_add(b, esc, 2) == 0 : buf_add(b, p, 1) == 0);
     }
     PROCTOR_REQUIRE(buf_add(b, "\"", 1) == 0);
+}
+
+/** `{name="value"` or `{n1="v1",n2="v2"` (names "n1,n2", values "v1\x1fv2"); no closing brace. */
+static void put_label(struct buf *b, const char *names, const char *value)
+{
+    PROCTOR_REQUIRE(buf_add(b, "{", 1) == 0);
+    const char *comma = strchr(names, ',');
+    const char *us = strchr(value, '\x1f');
+    if (!comma || !us) {
+        put_pair(b, names, comma ? (size_t)(comma - names) : strlen(names), value,
+                 value + strlen(value));
+        return;
+    }
+    put_pair(b, names, (size_t)(comma - names), value, us);
+    PROCTOR_REQUIRE(buf_add(b, ",", 1) == 0);
+    put_pair(b, comma + 1, strlen(comma + 1), us + 1, us + 1 + strlen(us + 1));
 }
 
 PROCTOR_PRINTF(2, 3) static void put(struct buf *b, const char *fmt, ...)

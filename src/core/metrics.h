@@ -29,7 +29,8 @@
     X(BACKEND_RECONNECTS, "proctord_backend_reconnects_total", COUNTER,                            \
       "New connections to the backend after the first.", NULL)                                     \
     X(POLICY_FAILURES, "proctord_policy_failures_total", COUNTER,                                  \
-      "Policy calls that failed and got the built-in decision.", NULL)                             \
+      "Policy calls that failed, by hook and kind (builtin: the shipped file itself failed).",     \
+      "hook,kind")                                                                                 \
     X(CONTAINER_BYTES, "proctord_container_bytes_received_total", COUNTER,                         \
       "Bytes read from grading containers' output.", NULL)
 
@@ -44,9 +45,11 @@ enum metric_id {
 
 /**
  * Adds v to a counter or gauge series. `label` is the value of the family's
- * one label (NULL for a family without one); it is escaped when rendered.
+ * label (NULL for a family without one); it is escaped when rendered. A family
+ * with two labels ("hook,kind") takes metric_add2.
  */
 void metric_add(enum metric_id id, const char *label, double v);
+void metric_add2(enum metric_id id, const char *label1, const char *label2, double v);
 /** Sets a gauge series, or a counter collected from a total kept elsewhere. */
 void metric_set(enum metric_id id, const char *label, double v);
 /** Observes v (seconds) in a histogram series. */

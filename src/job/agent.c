@@ -571,11 +571,6 @@ int agent_job_status(const struct agent *a, const char *id, struct agent_job_sta
     return -ENOENT;
 }
 
-uint64_t agent_policy_failures(const struct agent *a)
-{
-    return policy_host_failures(a->policy);
-}
-
 int agent_reload_policies(struct agent *a)
 {
     char err[1024] = "";

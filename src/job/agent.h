@@ -85,8 +85,6 @@ struct agent_job_status {
 };
 /** 0 and *st filled, or -ENOENT for a job the agent does not have. */
 int agent_job_status(const struct agent *a, const char *job_id, struct agent_job_status *st);
-/** Policy calls that failed and got the built-in decision, since start. */
-uint64_t agent_policy_failures(const struct agent *a);
 
 /**
  * Starts discovery: removes containers an earlier run with the same agent id

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "policy/policy_host.h"
 #include "policy/policy_internal.h"
@@ -98,6 +99,7 @@ static int builtin_call(struct policy_builtin *b, struct policy_call *c)
     int ret = c->verdict;
     if (!decided) {
         b->failures++;
+        metric_add2(METRIC_POLICY_FAILURES, policy_hooks[c->hook].fn, "builtin", 1);
         log_error(LOG_POLICY, "the built-in %s() failed (a bug of the shipped policies): %s",
                   policy_hooks[c->hook].fn, c->msg);
         if (c->trace)

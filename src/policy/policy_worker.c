@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "core/value.h"
 #include "policy/policy.h"
@@ -80,6 +81,12 @@ const struct policy_hook_info policy_hooks[POLICY_HOOK_COUNT] = {
 
 const char *const policy_files[POLICY_FILE_COUNT] = {"limits", "ports", "runtimes", "results",
                                                      "hardening"};
+
+static const char *const policy_failure_names[POLICY_FAILURE_COUNT] = {
+#define X(name, text) #name,
+    POLICY_FAILURES(X)
+#undef X
+};
 
 const char *const policy_failure_texts[POLICY_FAILURE_COUNT] = {
 #define X(name, text) text,
@@ -149,6 +156,7 @@ void policy_worker_report_failure(struct policy_host *host, enum policy_hook hoo
 {
     struct policy_gen *gen = host->gen;
     host->failures++;
+    metric_add2(METRIC_POLICY_FAILURES, policy_hooks[hook].fn, policy_failure_names[kind], 1);
     if (gen->logged[hook] & (1u << kind))
         return;
     gen->logged[hook] |= 1u << kind;

@@ -754,7 +754,12 @@ def test_metrics(tasks_dir):
     import urllib.request
     from prometheus_client.parser import text_string_to_metric_families
     port = harness.free_port()
-    c = harness.Cluster(tasks=tasks_dir, concurrency=2, friendly_name="it-metrics",
+    # An admin's limits.lua whose hook raises: each job falls back to the shipped
+    # hook, and the failure is counted by hook and kind.
+    pol = tempfile.mkdtemp(prefix="proctor-it-metrics-pol-")
+    with open(os.path.join(pol, "limits.lua"), "w") as f:
+        f.write("return { clamp_limits = function(req) error('broken on purpose') end }\n")
+    c = harness.Cluster(tasks=tasks_dir, concurrency=2, friendly_name="it-metrics", policies=pol,
                         extra_args=["--metrics", "127.0.0.1:%d" % port])
     url = "http://127.0.0.1:%d/metrics" % port
 
@@ -792,7 +797,8 @@ def test_metrics(tasks_dir):
         for phase in ("create", "attach", "start", "run", "report"):
             assert m[("proctord_job_phase_seconds_count", (("phase", phase),))] >= 1, (phase, m)
         assert m[("proctord_container_bytes_received_total", ())] > 0, m
-        assert ("proctord_policy_failures_total", ()) in m, m
+        assert m[("proctord_policy_failures_total",
+                  (("hook", "clamp_limits"), ("kind", "ERROR")))] == 2, m
         # Only GET /metrics.
         try:
             urllib.request.urlopen(url.replace("/metrics", "/other"), timeout=10)
@@ -805,6 +811,7 @@ def test_metrics(tasks_dir):
             assert False, "405 expected"
         except urllib.error.HTTPError as e:
             assert e.code == 405
+    shutil.rmtree(pol, ignore_errors=True)
     assert not harness.containers(c.agent_label())
 
 

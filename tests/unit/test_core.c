@@ -1051,6 +1051,15 @@ static void test_metrics(void)
                     "proctord_job_duration_seconds_sum 1007.3\n"
                     "proctord_job_duration_seconds_count 3\n") != NULL,
           "%s", t);
+    // Two labels.
+    metric_add2(METRIC_POLICY_FAILURES, "clamp_limits", "ERROR", 1);
+    metric_add2(METRIC_POLICY_FAILURES, "clamp_limits", "ERROR", 1);
+    metric_add2(METRIC_POLICY_FAILURES, "harden", "builtin", 1);
+    AUTO_FREE char *t3 = metrics_render(&len);
+    CHECK(strstr(t3,
+                 "proctord_policy_failures_total{hook=\"clamp_limits\",kind=\"ERROR\"} 2\n"
+                 "proctord_policy_failures_total{hook=\"harden\",kind=\"builtin\"} 1\n") != NULL,
+          "%s", t3);
     // A family without a label shows 0 before its first use.
     CHECK(strstr(t, "proctord_backend_reconnects_total 0\n") != NULL, "%s", t);
     // No input makes the registry grow without bound.
