@@ -46,6 +46,14 @@ struct daemon {
     msgpack_sbuffer sb;
 };
 
+/** A job took or gave back a slot: systemd's status line and the metrics. */
+static void slots_changed(struct daemon *d, long delta)
+{
+    d->running += delta;
+    service_status(d->running, (long)d->concurrency);
+    metric_set(METRIC_SLOTS_USED, NULL, (double)d->running);
+}
+
 static void send_sb(struct daemon *d)
 {
     if (backend_link_send(d->link, &d->sb))
@@ -59,8 +67,7 @@ static void sink_started(void *data, const char *job_id)
     if (!backend_encode_job_started(&d->sb, job_id))
         send_sb(d);
     msgpack_sbuffer_clear(&d->sb);
-    service_status(++d->running, (long)d->concurrency);
-    metric_set(METRIC_SLOTS_USED, NULL, (double)d->running);
+    slots_changed(d, +1);
 }
 
 static void sink_done(void *data, const struct backend_job_done *done)
@@ -88,8 +95,7 @@ static void sink_done(void *data, const struct backend_job_done *done)
             log_error(LOG_MAIN, "job %s: could not queue the result for the backend", done->job_id);
     }
     msgpack_sbuffer_clear(&d->sb);
-    service_status(--d->running, (long)d->concurrency);
-    metric_set(METRIC_SLOTS_USED, NULL, (double)d->running);
+    slots_changed(d, -1);
     metric_add(METRIC_JOBS, done->result, 1);
 }
 
@@ -642,7 +648,6 @@ int main(int argc, char **argv)
     log_info(LOG_MAIN, "proctord stopped");
 out:
     metrics_http_stop(d.metrics);
-    metrics_on_render(NULL, NULL);
     metrics_reset();
     // Jobs first (they may still queue results), then the link flushes them.
     agent_free(d.agent);

@@ -74,18 +74,21 @@ void metric_add(enum metric_id id, const char *label, double v)
 // either: it is replaced by a space).
 void metric_add2(enum metric_id id, const char *l1, const char *l2, double v)
 {
-    char key[256];
-    snprintf(key, sizeof key, "%s\x1f%s", l1 ? l1 : "", l2 ? l2 : "");
-    for (char *p = key; *p; p++)
-        if (*p == '\x1f' && p != key + strlen(l1 ? l1 : ""))
-            *p = ' ';
+    char a[128], b[128], key[256];
+    snprintf(a, sizeof a, "%s", l1 ? l1 : "");
+    snprintf(b, sizeof b, "%s", l2 ? l2 : "");
+    for (char *p = a; (p = strchr(p, '\x1f'));)
+        *p = ' ';
+    for (char *p = b; (p = strchr(p, '\x1f'));)
+        *p = ' ';
+    snprintf(key, sizeof key, "%s\x1f%s", a, b);
     metric_add(id, key, v);
 }
 
 void metric_set(enum metric_id id, const char *label, double v)
 {
     struct series *s = series(id, label);
-    if (s && families[id].type != HISTOGRAM)
+    if (s && families[id].type == GAUGE)
         s->value = v;
 }
 
@@ -193,19 +196,8 @@ static void put_name(struct buf *b, const char *name, const char *suffix, const 
     }
 }
 
-static void (*collect_fn)(void *);
-static void *collect_data;
-
-void metrics_on_render(void (*fn)(void *data), void *data)
-{
-    collect_fn = fn;
-    collect_data = data;
-}
-
 char *metrics_render(size_t *len)
 {
-    if (collect_fn)
-        collect_fn(collect_data);
     struct buf b = {0};
     static const char *const types[] = {"counter", "gauge", "histogram"};
     for (size_t id = 0; id < METRIC_COUNT; id++) {

@@ -50,7 +50,7 @@ enum metric_id {
  */
 void metric_add(enum metric_id id, const char *label, double v);
 void metric_add2(enum metric_id id, const char *label1, const char *label2, double v);
-/** Sets a gauge series, or a counter collected from a total kept elsewhere. */
+/** Sets a gauge series. */
 void metric_set(enum metric_id id, const char *label, double v);
 /** Observes v (seconds) in a histogram series. */
 void metric_observe(enum metric_id id, const char *label, double v);
@@ -60,5 +60,3 @@ double metric_get(enum metric_id id, const char *label);
 char *metrics_render(size_t *len);
 /** Forgets every series (tests, and the end of the process). */
 void metrics_reset(void);
-/** Called at the start of each render, to set what is collected rather than counted. */
-void metrics_on_render(void (*fn)(void *data), void *data);
