@@ -187,13 +187,16 @@ int util_rmtree(const char *path)
     return rmtree_at(AT_FDCWD, path);
 }
 
-static int copy_file(const char *src, const char *dst, mode_t mode)
+/** Copies the file src to the entry `name` of the directory dfd (never through a link there). */
+static int copy_file(const char *src, int dfd, const char *name, mode_t mode, bool excl)
 {
     int ret = 0;
     int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return -errno;
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode & 07777);
+    int out =
+        openat(dfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (excl ? O_EXCL : O_TRUNC),
+               mode & 07777);
     if (out < 0) {
         ret = -errno;
         goto out;
@@ -239,6 +242,8 @@ struct copy_ctx {
     size_t entries;        /* copied so far */
     struct stat *followed; /* directories already copied through a link */
     size_t nfollowed;
+    bool excl;               /* the destination may be written by others: create, never reuse */
+    const char *const *skip; /* names not copied from the top directory */
 };
 
 /** True if the link `s` may be followed: a directory under ctx->root, not on the current path. */
@@ -260,44 +265,69 @@ static bool copy_may_follow(const struct copy_ctx *c, const char *s, const struc
     return true;
 }
 
-static int copy_link(const char *s, const char *t)
+static int copy_link(const char *s, int dfd, const char *name)
 {
     char target[4096];
     ssize_t n = readlink(s, target, sizeof target - 1);
     if (n < 0)
         return -errno;
     target[n] = '\0';
-    return symlink(target, t) < 0 ? -errno : 0;
+    return symlinkat(target, dfd, name) < 0 ? -errno : 0;
 }
 
-static int copytree_at(struct copy_ctx *c, const char *src, const char *dst)
+static bool copy_skipped(const struct copy_ctx *c, const char *name)
+{
+    if (c->depth != 1 || !c->skip)
+        return false;
+    for (const char *const *k = c->skip; *k; k++)
+        if (!strcmp(*k, name))
+            return true;
+    return false;
+}
+
+static int copy_entries(struct copy_ctx *c, const char *src, const struct stat *st, int dfd);
+
+/** Copies the directory src to the entry `name` of dfd, created with src's mode. */
+static int copy_dir(struct copy_ctx *c, const char *src, int dfd, const char *name)
 {
     struct stat st;
     if (stat(src, &st) < 0)
         return -errno;
     if (!S_ISDIR(st.st_mode))
         return -ENOTDIR;
+    if (mkdirat(dfd, name, st.st_mode & 07777) < 0 && (c->excl || errno != EEXIST))
+        return -errno;
+    // The directory just made is opened without following a link: whoever
+    // else writes the destination cannot redirect what follows.
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int ret = copy_entries(c, src, &st, fd);
+    close(fd);
+    return ret;
+}
+
+/** Copies the entries of the directory src (stat st) into the open directory dfd. */
+static int copy_entries(struct copy_ctx *c, const char *src, const struct stat *st, int dfd)
+{
     if (c->depth >= UTIL_COPY_MAX_DEPTH)
         return -ELOOP;
-    if (mkdir(dst, st.st_mode & 07777) < 0 && errno != EEXIST)
-        return -errno;
     DIR *d = opendir(src);
     if (!d)
         return -errno;
-    c->dev[c->depth] = st.st_dev;
-    c->ino[c->depth] = st.st_ino;
+    c->dev[c->depth] = st->st_dev;
+    c->ino[c->depth] = st->st_ino;
     c->depth++;
     int ret = 0;
     struct dirent *e;
     while (!ret && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || copy_skipped(c, e->d_name))
             continue;
         if (++c->entries > UTIL_COPY_MAX_ENTRIES) {
             ret = -EFBIG;
             break;
         }
         AUTO_FREE char *s = xasprintf("%s/%s", src, e->d_name);
-        AUTO_FREE char *t = xasprintf("%s/%s", dst, e->d_name);
         struct stat lst, tst;
         if (lstat(s, &lst) < 0) {
             ret = -errno;
@@ -311,13 +341,13 @@ static int copytree_at(struct copy_ctx *c, const char *src, const char *dst)
             if (stat(s, &tst) == 0 && S_ISDIR(tst.st_mode) && copy_may_follow(c, s, &tst)) {
                 c->followed = xrealloc(c->followed, (c->nfollowed + 1) * sizeof *c->followed);
                 c->followed[c->nfollowed++] = tst;
-                ret = copytree_at(c, s, t);
+                ret = copy_dir(c, s, dfd, e->d_name);
             } else
-                ret = copy_link(s, t);
+                ret = copy_link(s, dfd, e->d_name);
         } else if (S_ISDIR(lst.st_mode)) {
-            ret = copytree_at(c, s, t);
+            ret = copy_dir(c, s, dfd, e->d_name);
         } else if (S_ISREG(lst.st_mode)) {
-            ret = copy_file(s, t, lst.st_mode);
+            ret = copy_file(s, dfd, e->d_name, lst.st_mode, c->excl);
         }
     }
     c->depth--;
@@ -325,7 +355,8 @@ static int copytree_at(struct copy_ctx *c, const char *src, const char *dst)
     return ret;
 }
 
-int util_copytree(const char *src, const char *dst, const char *root)
+static int copytree(const char *src, const char *dst, const char *root, bool excl,
+                    const char *const *skip)
 {
     struct copy_ctx *c = xcalloc(1, sizeof *c);
     char real[PATH_MAX];
@@ -335,10 +366,36 @@ int util_copytree(const char *src, const char *dst, const char *root)
         while (c->root_len > 1 && real[c->root_len - 1] == '/')
             real[--c->root_len] = '\0';
     }
-    int ret = copytree_at(c, src, dst);
+    c->excl = excl;
+    c->skip = skip;
+    int ret = 0;
+    struct stat st;
+    if (stat(src, &st) < 0)
+        ret = -errno;
+    else if (!S_ISDIR(st.st_mode))
+        ret = -ENOTDIR;
+    if (!ret && !excl && mkdir(dst, st.st_mode & 07777) < 0 && errno != EEXIST)
+        ret = -errno;
+    int fd = ret ? -1 : open(dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (!ret && fd < 0)
+        ret = -errno;
+    if (!ret)
+        ret = copy_entries(c, src, &st, fd);
+    if (fd >= 0)
+        close(fd);
     free(c->followed);
     free(c);
     return ret;
+}
+
+int util_copytree(const char *src, const char *dst, const char *root)
+{
+    return copytree(src, dst, root, false, NULL);
+}
+
+int util_copytree_into(const char *src, const char *dst, const char *root, const char *const *skip)
+{
+    return copytree(src, dst, root, true, skip);
 }
 
 int util_mkdirs(const char *path, unsigned mode)

@@ -81,6 +81,15 @@ int util_rmtree(const char *path);
  * 0 or -errno.
  */
 int util_copytree(const char *src, const char *dst, const char *root);
+/**
+ * Copies the entries of the directory src into the existing directory dst,
+ * for a destination that someone else may write meanwhile: dst itself and
+ * every directory made below it are opened without following a link, and no
+ * entry is reused or replaced (one already there is -EEXIST). Names in `skip`
+ * (NULL-terminated, may be NULL) are not copied from src's top level.
+ * Otherwise as util_copytree. 0 or -errno.
+ */
+int util_copytree_into(const char *src, const char *dst, const char *root, const char *const *skip);
 /** mkdir -p with a mode. */
 int util_mkdirs(const char *path, unsigned mode);
 /** Reads a whole small file into a fresh NUL-terminated string (limit bytes max). */

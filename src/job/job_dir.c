@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,35 +10,6 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "job/job_internal.h"
-
-/** Copies src to dst, or makes dst empty when src is absent (dst's parent exists). */
-static int copy_optional(const char *src, const char *dst, const char *root)
-{
-    struct stat st;
-    if (stat(src, &st) < 0 || !S_ISDIR(st.st_mode))
-        return mkdir(dst, 0755) < 0 && errno != EEXIST ? -errno : 0;
-    return util_copytree(src, dst, root);
-}
-
-/** What the worker thread needs to fill a job directory: copies, owned by it. */
-struct dir_work {
-    char *dir;      /* the job directory, already created */
-    char *task_src; /* NULL for a taskless job */
-    char *common_src;
-    char *common_student_src;
-    char *root; /* the course directory: links to directories are followed only inside it */
-};
-
-static void dir_work_free(void *p)
-{
-    struct dir_work *w = p;
-    free(w->dir);
-    free(w->task_src);
-    free(w->common_src);
-    free(w->common_student_src);
-    free(w->root);
-    free(w);
-}
 
 /*
  * The job directory J, and the security invariant it keeps: no path the agent
@@ -63,76 +35,129 @@ static void dir_work_free(void *p)
  * are upstream's, so INGInious's own images keep working.
  */
 
-/**
- * Worker thread, before any container exists: moves J/task/<name> (as copied
- * from the task) to `dst`, or creates `dst` empty when the task has no such
- * directory (anything but a directory there is dropped), and leaves an empty
- * mount point in its place.
- */
-static int split_out(const char *parent, const char *name, const char *dst, mode_t mode)
+/* What the worker thread needs to fill a job directory: copies, owned by it. */
+struct dir_work {
+    char *dir;      /* the job directory */
+    char *task_src; /* NULL for a taskless job */
+    char *common_src;
+    char *root;  /* the course directory: links to directories are followed only inside it */
+    bool layout; /* lay the directory out first (a cold start) */
+};
+
+static void dir_work_free(void *p)
 {
-    AUTO_FREE char *src = xasprintf("%s/%s", parent, name);
-    struct stat st;
-    int ret = 0;
-    if (lstat(src, &st) < 0)
-        ret = errno == ENOENT ? 0 : -errno;
-    else if (S_ISDIR(st.st_mode))
-        ret = rename(src, dst) < 0 ? -errno : 1;
-    else if (unlink(src) < 0)
-        ret = -errno;
-    if (ret == 0 && mkdir(dst, mode) < 0)
-        ret = -errno;
-    if (ret >= 0 && chmod(dst, mode) < 0)
-        ret = -errno;
-    if (ret >= 0 && mkdir(src, 0755) < 0)
-        ret = -errno;
-    return ret < 0 ? ret : 0;
+    struct dir_work *w = p;
+    free(w->dir);
+    free(w->task_src);
+    free(w->common_src);
+    free(w->root);
+    free(w);
 }
 
-/** Runs on the worker thread: copies the task (spec CONTAINER_PROTOCOL §5.2, layout above). */
+/* The directories of J below it, their modes, and the mount points inside
+ * them (made here, so that the engine never creates anything in J). */
+static const struct {
+    const char *path;
+    mode_t mode;
+} layout[] = {
+    {"task", 0777},        {"task/student", 0755},    {"task/systemfiles", 0755},
+    {"student", 0777},     {"student/scripts", 0755}, {"scripts", 0777},
+    {"systemfiles", 0755}, {"sockets", 0777},         {"links", 0700},
+    {"course", 0755},      {"course/common", 0755},   {"course/common/student", 0755},
+};
+
+int job_dir_layout(const char *dir)
+{
+    if (chmod(dir, 0755) < 0)
+        return -errno;
+    for (size_t i = 0; i < ARRAY_SIZE(layout); i++) {
+        AUTO_FREE char *p = xasprintf("%s/%s", dir, layout[i].path);
+        // chmod: mkdir's mode goes through the umask.
+        if (mkdir(p, layout[i].mode) < 0 || chmod(p, layout[i].mode) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+/**
+ * The directory `name` of the task tree `parent`, to copy from: NULL when
+ * there is none, or when it is a link that leads out of `root` (then, as for
+ * any entry that is not a directory, the task has none).
+ */
+static char *source_dir(const char *parent, const char *name, const char *root)
+{
+    char *p = xasprintf("%s/%s", parent, name);
+    struct stat lst, st;
+    char real[PATH_MAX], rroot[PATH_MAX];
+    bool ok = lstat(p, &lst) == 0 && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+    if (ok && S_ISLNK(lst.st_mode)) {
+        size_t n = root && realpath(root, rroot) ? strlen(rroot) : 0;
+        ok = n && realpath(p, real) && !strncmp(real, rroot, n) && (real[n] == '/' || !real[n]);
+    }
+    if (!ok) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/** Copies parent[/name] (when it is a directory) into J/dst, skipping `skip` at its top. */
+static int fill_from(const struct dir_work *w, const char *parent, const char *name,
+                     const char *dst, const char *const *skip)
+{
+    AUTO_FREE char *src = name ? source_dir(parent, name, w->root) : NULL;
+    if (name && !src)
+        return 0;
+    struct stat st;
+    if (!name && (stat(parent, &st) < 0 || !S_ISDIR(st.st_mode)))
+        return 0;
+    AUTO_FREE char *to = xasprintf("%s/%s", w->dir, dst);
+    return util_copytree_into(src ? src : parent, to, w->root, skip);
+}
+
+/**
+ * Runs on the worker thread: copies the task into J (spec CONTAINER_PROTOCOL
+ * §5.2, layout above). J's directories may already be mounted in a waiting
+ * (pooled) container: nothing there is reused or followed (util_copytree_into).
+ */
 static int dir_work_fill(void *p)
 {
     struct dir_work *w = p;
-    AUTO_FREE char *task = xasprintf("%s/task", w->dir);
-    AUTO_FREE char *student = xasprintf("%s/student", w->dir);
-    AUTO_FREE char *scripts = xasprintf("%s/scripts", w->dir);
-    AUTO_FREE char *sysfiles = xasprintf("%s/systemfiles", w->dir);
-    AUTO_FREE char *sockets = xasprintf("%s/sockets", w->dir);
-    AUTO_FREE char *links = xasprintf("%s/links", w->dir);
-    AUTO_FREE char *course = xasprintf("%s/course", w->dir);
-    AUTO_FREE char *common = xasprintf("%s/course/common", w->dir);
-    AUTO_FREE char *common_student = xasprintf("%s/course/common/student", w->dir);
-    int ret = chmod(w->dir, 0755) < 0 ? -errno : 0;
-    if (!ret && w->task_src) {
-        ret = util_copytree(w->task_src, task, w->root);
-        if (!ret && mkdir(course, 0755) < 0)
-            ret = -errno;
-        if (!ret)
-            ret = copy_optional(w->common_src, common, w->root);
-        if (!ret)
-            ret = copy_optional(w->common_student_src, common_student, w->root);
-    } else if (!ret) {
-        // Taskless job: nothing to copy, only the mount points.
-        if (mkdir(task, 0777) < 0 || mkdir(course, 0755) < 0 || mkdir(common, 0755) < 0 ||
-            mkdir(common_student, 0755) < 0)
-            ret = -errno;
-    }
-    if (!ret && chmod(task, 0777) < 0)
-        ret = -errno;
+    int ret = w->layout ? job_dir_layout(w->dir) : 0;
+    if (ret || !w->task_src)
+        return ret; /* a taskless job: only the mount points */
+    static const char *const task_skip[] = {"student", "systemfiles", NULL};
+    static const char *const student_skip[] = {"scripts", NULL};
+    static const char *const common_skip[] = {"student", NULL};
+    AUTO_FREE char *student = source_dir(w->task_src, "student", w->root);
+    ret = fill_from(w, w->task_src, NULL, "task", task_skip);
     if (!ret)
-        ret = split_out(task, "student", student, 0777);
+        ret = fill_from(w, w->task_src, "systemfiles", "systemfiles", NULL);
+    if (!ret && student)
+        ret = fill_from(w, student, NULL, "student", student_skip);
+    if (!ret && student)
+        ret = fill_from(w, student, "scripts", "scripts", NULL);
     if (!ret)
-        ret = split_out(student, "scripts", scripts, 0777);
+        ret = fill_from(w, w->common_src, NULL, "course/common", common_skip);
     if (!ret)
-        ret = split_out(task, "systemfiles", sysfiles, 0755);
-    if (!ret && (mkdir(sockets, 0777) < 0 || chmod(sockets, 0777) < 0))
-        ret = -errno;
-    if (!ret && mkdir(links, 0700) < 0)
-        ret = -errno;
+        ret = fill_from(w, w->common_src, "student", "course/common/student", NULL);
     return ret;
 }
 
-/** Creates the job directory and has the worker fill it (copying never blocks the loop). */
+static struct dir_work *dir_work_new(const struct job *j)
+{
+    const struct job_host *h = j->host;
+    struct dir_work *w = xcalloc(1, sizeof *w);
+    w->dir = xstrdup(j->dir);
+    if (j->course_id) {
+        w->task_src = xasprintf("%s/%s/%s", h->tasks_dir, j->course_id, j->task_id);
+        w->common_src = xasprintf("%s/%s/$common", h->tasks_dir, j->course_id);
+        w->root = xasprintf("%s/%s", h->tasks_dir, j->course_id);
+    }
+    return w;
+}
+
+/** Creates the job directory and has the worker lay it out and fill it (never on the loop). */
 int job_dir_make(struct job *j, void (*done)(int ret, void *data), char *reason, size_t reasonlen)
 {
     const struct job_host *h = j->host;
@@ -145,16 +170,16 @@ int job_dir_make(struct job *j, void (*done)(int ret, void *data), char *reason,
         return -err;
     }
     j->dir = xstrdup(tmpl);
-    struct dir_work *w = xcalloc(1, sizeof *w);
-    w->dir = xstrdup(j->dir);
-    if (j->course_id) {
-        w->task_src = xasprintf("%s/%s/%s", h->tasks_dir, j->course_id, j->task_id);
-        w->common_src = xasprintf("%s/%s/$common", h->tasks_dir, j->course_id);
-        w->common_student_src = xasprintf("%s/%s/$common/student", h->tasks_dir, j->course_id);
-        w->root = xasprintf("%s/%s", h->tasks_dir, j->course_id);
-    }
+    struct dir_work *w = dir_work_new(j);
+    w->layout = true;
     j->dir_task = worker_submit(h->worker, dir_work_fill, w, dir_work_free, done, j);
     return 0;
+}
+
+void job_dir_fill(struct job *j, void (*done)(int ret, void *data))
+{
+    j->dir_task =
+        worker_submit(j->host->worker, dir_work_fill, dir_work_new(j), dir_work_free, done, j);
 }
 
 static int rmtree_work(void *p)

@@ -153,6 +153,11 @@ void job_report_plain(struct job *j, const char *result, const char *text, bool 
  * the loop); done(ret, j) follows on the loop. 0, or -errno with reason set.
  */
 int job_dir_make(struct job *j, void (*done)(int ret, void *data), char *reason, size_t reasonlen);
+/** Lays out an empty job directory (mkdtemp'd): its directories and mount points. 0 or -errno. */
+int job_dir_layout(const char *dir);
+/** Fills j->dir, laid out already (a pooled container may have it mounted); done(ret, j) on
+ * the loop. */
+void job_dir_fill(struct job *j, void (*done)(int ret, void *data));
 /** The grading container's bind mounts ("src:dst:mode"), NULL-terminated; free with
  * job_dir_binds_free. */
 char **job_dir_grading_binds(const struct job *j);

@@ -853,6 +853,38 @@ static void test_trees(void)
     CHECK(util_read_file(copied, 100, &content, &len) == 0 && len == 10);
     free(content);
     CHECK(util_read_file(copied, 5, &content, &len) == -ENOMEM);
+    // Into a directory someone else writes (a pooled container's): skip names
+    // from the top, never reuse an entry, never follow a link planted there.
+    AUTO_FREE char *into = xasprintf("%s/into", tmpl);
+    AUTO_FREE char *into_sub = xasprintf("%s/into/sub", tmpl);
+    AUTO_FREE char *into_link = xasprintf("%s/into/link", tmpl);
+    AUTO_FREE char *into_run = xasprintf("%s/into/sub/run", tmpl);
+    AUTO_FREE char *into_secret = xasprintf("%s/into/secret", tmpl);
+    CHECK(util_mkdirs(into, 0777) == 0);
+    const char *const skip[] = {"host", "shared", NULL};
+    CHECK(util_copytree_into(src, into, src, skip) == 0);
+    CHECK(stat(into_run, &st) == 0 && (st.st_mode & 0777) == 0755 && st.st_size == 10);
+    CHECK(lstat(into_link, &st) == 0 && S_ISLNK(st.st_mode));
+    AUTO_FREE char *into_host = xasprintf("%s/into/host", tmpl);
+    CHECK(lstat(into_host, &st) < 0 && errno == ENOENT);
+    CHECK(util_copytree_into(src, into, src, skip) == -EEXIST);
+    CHECK(util_rmtree(into_sub) == 0 && unlink(into_link) == 0);
+    CHECK(symlink(outside, into_sub) == 0); /* planted: sub -> a host directory */
+    CHECK(util_copytree_into(src, into, src, skip) == -EEXIST);
+    CHECK(unlink(into_sub) == 0 && mkdir(into_sub, 0777) == 0);
+    CHECK(util_copytree_into(src, into, src, skip) == -EEXIST); /* sub exists: not reused */
+    CHECK(util_rmtree(into_sub) == 0);
+    unlink(into_link);                      /* a failed copy may have made it: plant ours */
+    CHECK(symlink(secret, into_link) == 0); /* planted where a link goes */
+    CHECK(util_copytree_into(src, into, src, skip) == -EEXIST);
+    CHECK(lstat(into_secret, &st) < 0);
+    AUTO_FREE char *secret_dir_run = xasprintf("%s/outside/run", tmpl);
+    CHECK(lstat(secret_dir_run, &st) < 0 && errno == ENOENT); /* nothing written outside */
+    // The destination itself may not be a link.
+    AUTO_FREE char *into2 = xasprintf("%s/into2", tmpl);
+    CHECK(symlink(outside, into2) == 0);
+    int r2 = util_copytree_into(src, into2, src, NULL);
+    CHECK(r2 == -ELOOP || r2 == -ENOTDIR);
     // A directory the container made unreadable is still removed.
     CHECK(chmod(sub, 0) == 0);
     CHECK(util_rmtree(tmpl) == 0);
