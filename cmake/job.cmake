@@ -3,6 +3,7 @@ add_library(proctor_job STATIC
   src/job/discovery.c
   src/job/container.c
   src/job/job.c
+  src/job/pool.c
   src/job/job_student.c
   src/job/job_report.c
   src/job/job_dir.c)

@@ -75,7 +75,8 @@ set(POLICY_SHIPPED_SOURCES
   ${CMAKE_SOURCE_DIR}/policies/ports.lua
   ${CMAKE_SOURCE_DIR}/policies/runtimes.lua
   ${CMAKE_SOURCE_DIR}/policies/results.lua
-  ${CMAKE_SOURCE_DIR}/policies/hardening.lua)
+  ${CMAKE_SOURCE_DIR}/policies/hardening.lua
+  ${CMAKE_SOURCE_DIR}/policies/pool.lua)
 set(POLICY_SHIPPED_HEADER ${CMAKE_BINARY_DIR}/generated/policy/policy_shipped_embedded.h)
 add_custom_command(
   OUTPUT ${POLICY_SHIPPED_HEADER}

@@ -36,14 +36,27 @@ if(BUILD_TESTING)
     cli_runs_leave_each_other_alone drain_has_a_deadline time_caps_are_hard
     intern_arguments_follow_the_image_protocol result_key_order json_logs systemd_notify metrics
     deploy_image_grades_the_demo_course deploy_image_refuses_a_work_dir_elsewhere)
-  foreach(t ${PROCTOR_AGENT_TESTS})
-    add_test(NAME agent.${t}
-             COMMAND ${PROCTOR_PYTHON} -m pytest -q -x -p no:cacheprovider
-                     ${CMAKE_SOURCE_DIR}/tests/integration/test_agent.py -k "test_${t}")
-    set_tests_properties(agent.${t} PROPERTIES LABELS integration TIMEOUT 300
-      ENVIRONMENT "PROCTOR_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/integration"
-      RESOURCE_LOCK docker_agent)
-  endforeach()
+  # One ctest test per test function of FILE, named PREFIX.<t>; extra environment in ARGN.
+  function(proctor_pytests prefix file)
+    foreach(t ${PYTESTS})
+      add_test(NAME ${prefix}.${t}
+               COMMAND ${PROCTOR_PYTHON} -m pytest -q -x -p no:cacheprovider
+                       ${CMAKE_SOURCE_DIR}/tests/integration/${file} -k "test_${t}")
+      set_tests_properties(${prefix}.${t} PROPERTIES LABELS integration TIMEOUT 300
+        ENVIRONMENT "PROCTOR_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/integration;${ARGN}"
+        RESOURCE_LOCK docker_agent)
+    endforeach()
+  endfunction()
+  set(PYTESTS ${PROCTOR_AGENT_TESTS})
+  proctor_pytests(agent test_agent.py)
+  # The same suite once more without the warm pool (--no-pool; agent.* runs with it, the
+  # default environment warmed before the first job): every result must be the same.
+  # Left out: tests of the agent's own surface (logs, metrics, notify, the deploy image).
+  set(PROCTOR_COLD_TESTS ${PROCTOR_AGENT_TESTS})
+  list(REMOVE_ITEM PROCTOR_COLD_TESTS json_logs systemd_notify metrics
+       deploy_image_grades_the_demo_course deploy_image_refuses_a_work_dir_elsewhere)
+  set(PYTESTS ${PROCTOR_COLD_TESTS})
+  proctor_pytests(agent_cold test_agent.py PROCTOR_TEST_POOL=off)
 endif()
 
 if(BUILD_TESTING)
@@ -129,4 +142,15 @@ if(BUILD_TESTING)
   target_include_directories(test_task_yaml PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME task_yaml COMMAND test_task_yaml ${CMAKE_SOURCE_DIR})
   set_tests_properties(task_yaml PROPERTIES LABELS unit TIMEOUT 60)
+endif()
+
+if(BUILD_TESTING)
+  # The warm pool end to end (tests/integration/test_pool.py).
+  set(PROCTOR_POOL_TESTS
+    warm_job_gets_its_own_limits kill_of_a_warm_job
+    warm_container_killed_while_waiting_is_never_handed_out new_image_replaces_warm_containers
+    policy_reload_replaces_warm_containers sigkill_and_restart_leave_no_warm_container
+    no_pool_flag)
+  set(PYTESTS ${PROCTOR_POOL_TESTS})
+  proctor_pytests(pool test_pool.py)
 endif()

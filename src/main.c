@@ -293,7 +293,8 @@ static void stop_now(struct daemon *d)
     log_info(LOG_MAIN, "stopping now: removing the containers of %zu job(s)",
              agent_job_count(d->agent));
     agent_abandon_jobs(d->agent);
-    if (agent_job_count(d->agent) == 0) {
+    agent_close(d->agent); /* and the warm pool's containers */
+    if (agent_idle(d->agent)) {
         loop_stop(d->loop);
         return;
     }
@@ -314,7 +315,7 @@ static void on_sigterm(struct loop *loop, int signo, void *data)
     log_info(LOG_MAIN,
              "SIGTERM: draining %zu running job(s) for at most %ld s; send it again to stop now",
              agent_job_count(d->agent), d->drain_timeout_s);
-    if (agent_job_count(d->agent) == 0) {
+    if (agent_idle(d->agent)) {
         loop_stop(d->loop);
         return;
     }
@@ -339,6 +340,10 @@ static void usage(FILE *f)
                "  --debug-host HOST        host announced for SSH debug (default: SSH debug off)\n"
                "  --debug-ports A-B        host ports for SSH debug (default 64120-64130)\n"
                "  --ssh                    also offer the -ssh environment types\n"
+               "  --no-pool                no warm grading containers (default: as many as\n"
+               "                           policies/pool.lua says)\n"
+               "  --warm ENVTYPE/NAME      warm this environment from the start, as if a job\n"
+               "                           had just used it (repeatable, up to 16)\n"
                "  --agent-id ID            label value marking this agent's containers\n"
                "                           (default: proctord-<random>, drawn once and kept\n"
                "                           in --tmpdir, which one agent locks for itself)\n"
@@ -382,6 +387,8 @@ int main(int argc, char **argv)
         OPT_DHOST,
         OPT_DPORTS,
         OPT_SSH,
+        OPT_NOPOOL,
+        OPT_WARM,
         OPT_ID,
         OPT_NOAUTO,
         OPT_MAXTIME,
@@ -408,6 +415,8 @@ int main(int argc, char **argv)
         {"debug-host", required_argument, NULL, OPT_DHOST},
         {"debug-ports", required_argument, NULL, OPT_DPORTS},
         {"ssh", no_argument, NULL, OPT_SSH},
+        {"no-pool", no_argument, NULL, OPT_NOPOOL},
+        {"warm", required_argument, NULL, OPT_WARM},
         {"agent-id", required_argument, NULL, OPT_ID},
         {"disable-autorestart", no_argument, NULL, OPT_NOAUTO},
         {"max-time", required_argument, NULL, OPT_MAXTIME},
@@ -435,8 +444,11 @@ int main(int argc, char **argv)
         .tmp_dir = "./agent_data",
         .debug_port_min = 64120,
         .debug_port_max = 64130,
+        .pool = true,
     };
     const char *check_dir = NULL;
+    const char *warm[16];
+    size_t nwarm = 0;
     char *agent_id = NULL;
     const char *metrics_addr = NULL;
     long drain_timeout_s = DRAIN_TIMEOUT_DEFAULT_S;
@@ -487,6 +499,13 @@ int main(int argc, char **argv)
         }
         case OPT_SSH:
             cfg.ssh = true;
+            break;
+        case OPT_NOPOOL:
+            cfg.pool = false;
+            break;
+        case OPT_WARM:
+            if (nwarm < ARRAY_SIZE(warm))
+                warm[nwarm++] = optarg;
             break;
         case OPT_ID:
             agent_id = xstrdup(optarg);
@@ -608,6 +627,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "proctord: cannot create the event loop\n");
         goto out;
     }
+    cfg.warm = warm;
+    cfg.nwarm = nwarm;
     d.agent = agent_new(d.loop, &cfg, &sink, err, sizeof err);
     if (!d.agent) {
         fprintf(stderr, "proctord: %s\n", err);

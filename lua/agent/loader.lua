@@ -26,10 +26,11 @@ M.HOOKS = {
     runtimes = { "map_runtimes" },
     results = { "validate_result" },
     hardening = { "harden" },
+    pool = { "size_pool" },
 }
 
 -- Load order, which is also the order of the report of --check-policies.
-M.FILES = { "limits", "ports", "runtimes", "results", "hardening" }
+M.FILES = { "limits", "ports", "runtimes", "results", "hardening", "pool" }
 
 -- Hook made by extend() -> the admin's function it calls: the agent names the
 -- admin's file:line, not this file's, when it rejects such a hook's answer.

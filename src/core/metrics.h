@@ -32,7 +32,10 @@
       "Policy calls that failed, by hook and kind (builtin: the shipped file itself failed).",     \
       "hook,kind")                                                                                 \
     X(CONTAINER_BYTES, "proctord_container_bytes_received_total", COUNTER,                         \
-      "Bytes read from grading containers' output.", NULL)
+      "Bytes read from grading containers' output.", NULL)                                         \
+    X(POOL_CLAIMS, "proctord_pool_claims_total", COUNTER,                                          \
+      "Jobs that could use a warm container: hit (served from the pool) or miss (cold).",          \
+      "result")
 
 enum metric_id {
 #define X(id, name, type, help, label) METRIC_##id,

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "job/agent_internal.h"
+#include "job/pool.h"
 
 static int64_t host_memory_mib(void)
 {
@@ -39,6 +40,11 @@ static void on_event(const struct docker_event *ev, void *data)
             return;
         }
     }
+    if (a->pool && pool_on_event(a->pool, ev))
+        return;
+    // A container taken from the pool keeps the pool's label: its job knows it by id.
+    for (struct job *j = a->jobs; j; j = job_next(j))
+        job_on_event(j, ev);
 }
 
 /*
@@ -249,6 +255,20 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
         .envtypes = &a->envtypes,
         .agent = a,
     };
+    if (cfg->pool) {
+        a->pool = pool_new(&a->host, a->concurrency, true);
+        a->host.pool = a->pool;
+        for (size_t i = 0; i < cfg->nwarm; i++) {
+            const char *slash = strchr(cfg->warm[i], '/');
+            if (!slash || slash == cfg->warm[i] || !slash[1]) {
+                util_err(err, errlen, "--warm takes ENVTYPE/NAME (e.g. docker/default), not '%s'",
+                         cfg->warm[i]);
+                goto fail;
+            }
+            AUTO_FREE char *envtype = xstrndup(cfg->warm[i], (size_t)(slash - cfg->warm[i]));
+            pool_prewarm(a->pool, envtype, slash + 1);
+        }
+    }
     return a;
 fail:
     agent_free(a);
@@ -273,6 +293,9 @@ void agent_free(struct agent *a)
         a->jobs = job_next(j);
         job_free(j);
     }
+    if (a->pool && !pool_empty(a->pool))
+        log_warn(LOG_JOB, "warm containers still there at exit: left to the next start's clean-up");
+    pool_free(a->pool);
     // Runs the job directory removals still queued, then joins the thread.
     worker_free(a->worker);
     docker_req_cancel(a->disc_req);
@@ -522,6 +545,19 @@ void agent_abandon_jobs(struct agent *a)
 void agent_close(struct agent *a)
 {
     a->closing = true;
+    if (a->pool)
+        pool_drain(a->pool);
+}
+
+bool agent_idle(const struct agent *a)
+{
+    return !a->jobs && (!a->pool || pool_empty(a->pool));
+}
+
+void agent_pool_empty(struct agent *a)
+{
+    if (agent_idle(a) && a->sink.idle)
+        a->sink.idle(a->sink.data);
 }
 
 void agent_stop_jobs(struct agent *a, const char *text)
@@ -554,7 +590,7 @@ void agent_job_finished(struct agent *a, struct job *j)
         break;
     }
     job_free(j);
-    if (!a->jobs && a->sink.idle)
+    if (agent_idle(a) && a->sink.idle)
         a->sink.idle(a->sink.data);
 }
 
@@ -581,5 +617,7 @@ int agent_reload_policies(struct agent *a)
     else
         log_info(LOG_POLICY, "policies reloaded (generation %llu)",
                  (unsigned long long)policy_host_generation(a->policy));
+    if (!ret && a->pool)
+        pool_policy_reloaded(a->pool);
     return ret;
 }

@@ -30,7 +30,7 @@ struct agent_sink {
     void (*job_done)(void *data, const struct backend_job_done *done);
     void (*ssh_debug)(void *data, const char *job_id, const char *host, int port, const char *user,
                       const char *password);
-    /** Optional: the last job still running has finished (agent_job_count() is 0). */
+    /** Optional: the last job has finished and no warm container is left (agent_idle()). */
     void (*idle)(void *data);
     void *data;
 };
@@ -57,6 +57,10 @@ struct agent_config {
     int64_t max_output_bytes; /* everything one job's container may send */
     const char *docker_host;  /* NULL = $DOCKER_HOST or the default socket */
     long docker_timeout_ms;   /* one non-streaming engine call; 0 = DOCKER_DEFAULT_TIMEOUT_MS */
+    bool pool; /* keep warm grading containers (pool.h; sized by policies/pool.lua) */
+    /* "<envtype>/<name>" of environments to warm from the start (--warm), as if just used */
+    const char *const *warm;
+    size_t nwarm;
 };
 
 /**
@@ -115,8 +119,13 @@ void agent_kill_job(struct agent *a, const struct backend_kill_job *msg);
  * remove their containers without reporting anything.
  */
 void agent_abandon_jobs(struct agent *a);
-/** Graceful stop: jobs running go on, new ones are answered with a crash at once. */
+/**
+ * Graceful stop: jobs running go on, new ones are answered with a crash at
+ * once; the warm pool's containers are removed.
+ */
 void agent_close(struct agent *a);
+/** No job left and no warm container left (the sink's `idle` says when this becomes true). */
+bool agent_idle(const struct agent *a);
 /**
  * End of a drain: every job still running is killed and reported as a crash
  * with `text` (borrowed); its containers are removed as usual.

@@ -33,7 +33,8 @@ struct agent {
     uint16_t *ports_free;
     size_t nports_free;
     bool ports_enabled;
-    struct job *jobs; /* singly linked */
+    struct pool *pool; /* NULL: no warm pool */
+    struct job *jobs;  /* singly linked */
     size_t njobs;
     /* discovery in progress */
     struct docker_req *disc_req;

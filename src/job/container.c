@@ -19,17 +19,10 @@
 #define WAIT_RETRY_MS 1000
 
 static const char *const phase_names[] = {
-    [CT_NEW] = "new",
-    [CT_CREATING] = "creating",
-    [CT_ATTACHING] = "attaching",
-    [CT_READY] = "ready",
-    [CT_STARTING] = "starting",
-    [CT_RUNNING] = "running",
-    [CT_DRAINING] = "draining",
-    [CT_INSPECTING] = "inspecting",
-    [CT_ENDED] = "ended",
-    [CT_REMOVING] = "removing",
-    [CT_GONE] = "gone",
+    [CT_NEW] = "new",         [CT_CREATING] = "creating", [CT_ATTACHING] = "attaching",
+    [CT_READY] = "ready",     [CT_STARTING] = "starting", [CT_PARKED] = "parked",
+    [CT_RUNNING] = "running", [CT_DRAINING] = "draining", [CT_INSPECTING] = "inspecting",
+    [CT_ENDED] = "ended",     [CT_REMOVING] = "removing", [CT_GONE] = "gone",
 };
 
 const char *ct_phase_name(enum ct_phase p)
@@ -269,6 +262,7 @@ static long on_wall(struct loop *loop, uint64_t id, void *data)
 
 static void ct_cpu_sample(struct container *c, int64_t ns)
 {
+    ns = ns > c->cpu_base_ns ? ns - c->cpu_base_ns : 0;
     c->cpu_ns = ns;
     if (c->exited || c->outcome != CT_OUT_NONE || ns <= c->time_s * 1000000000ll)
         return;
@@ -305,6 +299,24 @@ static void on_cpu_stat(int status, const char *err, int64_t total_ns, void *dat
     ct_cpu_sample(c, total_ns);
 }
 
+/** -> RUNNING: the limits count from now. */
+static void ct_run(struct container *c)
+{
+    struct loop *loop = c->host->loop;
+    c->phase = CT_RUNNING;
+    c->t_running = ct_now(c);
+    c->wall_timer = loop_timer_add(loop, (long)(c->hard_time_s * 1000), on_wall, c);
+    uint64_t ns;
+    if (docker_cpu_read_cgroup(c->id, &ns) == 0) {
+        c->cpu_base_ns = (int64_t)ns;
+        c->cpu_timer = loop_timer_add(loop, CPU_POLL_MS, on_cpu_poll, c);
+    } else {
+        // The stats stream counts from the container's start: a parked one's
+        // wait (the runner's start-up, a few ms) counts too.
+        c->cpu_req = docker_cpu_watch(c->host->docker, c->id, on_cpu_stat, c);
+    }
+}
+
 static void on_started(int status, const char *err, void *data)
 {
     struct container *c = data;
@@ -316,21 +328,47 @@ static void on_started(int status, const char *err, void *data)
         return;
     }
     c->ran = true;
-    c->phase = CT_RUNNING;
-    c->t_running = ct_now(c);
     log_info(LOG_JOB, "%s: container %.12s started", c->log_name, c->id);
-    struct loop *loop = c->host->loop;
-    c->wall_timer = loop_timer_add(loop, (long)(c->hard_time_s * 1000), on_wall, c);
-    uint64_t ns;
-    if (docker_cpu_read_cgroup(c->id, &ns) == 0)
-        c->cpu_timer = loop_timer_add(loop, CPU_POLL_MS, on_cpu_poll, c);
+    if (c->want_park)
+        c->phase = CT_PARKED;
     else
-        c->cpu_req = docker_cpu_watch(c->host->docker, c->id, on_cpu_stat, c);
+        ct_run(c);
     c->wait_req = docker_container_wait(c->host->docker, c->id, on_wait, c);
     if (!c->wait_req)
         ct_cause(c, CT_OUT_ERROR, CT_ERR_WAIT); /* the `die` event ends it */
     if (c->stop_asked || c->outcome != CT_OUT_NONE)
         ct_kill(c); /* stopped while starting */
+    else if (c->phase == CT_PARKED && c->ops->parked)
+        c->ops->parked(c, c->data);
+}
+
+int ct_claim(struct container *c, int64_t time_s, int64_t hard_time_s)
+{
+    if (c->phase != CT_PARKED || c->exited || c->outcome != CT_OUT_NONE)
+        return -EALREADY;
+    c->time_s = time_s;
+    c->hard_time_s = hard_time_s;
+    ct_run(c);
+    return 0;
+}
+
+void ct_adopt(struct container *c, const char *role, const char *name, uint64_t t0,
+              const struct ct_ops *ops, void *data)
+{
+    if (c->id && c->phase != CT_GONE && strcmp(c->role, role)) {
+        metric_add(METRIC_CONTAINERS, c->role, -1);
+        metric_add(METRIC_CONTAINERS, role, 1);
+    }
+    c->role = role;
+    free(c->log_name);
+    c->log_name = xstrdup(name);
+    c->ops = ops;
+    c->data = data;
+    // The milestones so far happened before this owner's clock: reached at once.
+    c->t0 = t0;
+    uint64_t now = ct_now(c);
+    c->t_created = c->t_created ? now : 0;
+    c->t_attached = c->t_attached ? now : 0;
 }
 
 void ct_start(struct container *c)
@@ -392,6 +430,11 @@ static void on_attach_close(struct docker_attach *at, int error, const char *err
         // cannot be supervised, so it is stopped as soon as it runs.
         ct_cause(c, CT_OUT_ERROR, CT_ERR_START);
         c->stop_asked = true;
+        break;
+    case CT_PARKED:
+        // Waiting for a job, now deaf: it can never be handed out.
+        ct_cause(c, CT_OUT_ERROR, CT_ERR_START);
+        ct_kill(c);
         break;
     case CT_DRAINING:
         ct_after_exit(c);
@@ -521,6 +564,7 @@ int ct_create(struct container *c, const struct ct_spec *s)
     c->hard_time_s = s->hard_time_s;
     c->role = s->role;
     c->want_attach = s->attach;
+    c->want_park = s->park;
     c->req = docker_container_create(c->host->docker, &spec, on_created, c);
     if (!c->req)
         return -EIO;
@@ -539,6 +583,7 @@ void ct_stop(struct container *c, enum ct_outcome why)
     case CT_READY:
         ct_end_soon(c); /* never ran */
         break;
+    case CT_PARKED:
     case CT_RUNNING:
         ct_kill(c);
         break;
@@ -550,16 +595,18 @@ void ct_stop(struct container *c, enum ct_outcome why)
 
 void ct_on_event(struct container *c, const char *action, int exit_code)
 {
-    bool alive = c->phase == CT_RUNNING || c->phase == CT_DRAINING || c->phase == CT_INSPECTING;
+    bool alive = c->phase == CT_PARKED || c->phase == CT_RUNNING || c->phase == CT_DRAINING ||
+                 c->phase == CT_INSPECTING;
     if (!strcmp(action, "oom") && alive) {
         // Even after the exit: the kernel's verdict is why it ended.
         if (c->outcome == CT_OUT_NONE || c->outcome == CT_OUT_EXIT) {
             c->outcome = CT_OUT_OVERFLOW;
             c->error = CT_ERR_NONE;
         }
-        if (c->phase == CT_RUNNING)
+        if (c->phase == CT_RUNNING || c->phase == CT_PARKED)
             ct_kill(c);
-    } else if (!strcmp(action, "die") && c->phase == CT_RUNNING && !c->exited) {
+    } else if (!strcmp(action, "die") && (c->phase == CT_RUNNING || c->phase == CT_PARKED) &&
+               !c->exited) {
         // The wait long-poll normally tells first; the event is the backup.
         ct_exited(c, exit_code, true);
     }

@@ -11,8 +11,11 @@
  *              create failed -> ENDED(ERROR; nothing to remove)
  *   ATTACHING  attach ready -> READY;  stream closed / stop asked -> ENDED(never ran)
  *   READY      ct_start -> STARTING;   stream closed / stop asked -> ENDED(never ran)
- *   STARTING   started -> RUNNING (stop asked meanwhile: kill at once)
+ *   STARTING   started -> park ? PARKED : RUNNING (stop asked meanwhile: kill at once)
  *              start failed -> ENDED(never ran, ERROR)
+ *   PARKED     (a pooled container: started, waiting for its input, no limit armed)
+ *              ct_claim -> RUNNING (the limits count from here)
+ *              wait answered / `die` event -> as RUNNING (it died waiting: never claim it)
  *   RUNNING    wait answered / `die` event -> attach stream open ? DRAINING : next
  *              wall timer, CPU over the limit, `oom` event, ct_stop -> kill (stays RUNNING)
  *   DRAINING   stream closed / grace timer -> next
@@ -49,6 +52,7 @@ enum ct_phase {
     CT_ATTACHING,
     CT_READY,
     CT_STARTING,
+    CT_PARKED,
     CT_RUNNING,
     CT_DRAINING,
     CT_INSPECTING,
@@ -80,6 +84,8 @@ struct container;
 struct ct_ops {
     /** Created (and attached): the owner sends its input, then calls ct_start. */
     void (*ready)(struct container *c, void *data);
+    /** Optional: a parked container (ct_spec.park) is started and waits for ct_claim. */
+    void (*parked)(struct container *c, void *data);
     /** Attach stream data (attached containers only). */
     void (*data)(struct container *c, int stream, const void *p, size_t n, void *data);
     /** The outcome is known (see ct_outcome etc.). */
@@ -104,6 +110,7 @@ struct ct_spec {
     const struct docker_port_binding *ports;
     size_t nports;
     bool attach; /* open the attach stream before start (the grading container) */
+    bool park;   /* start it without limits and let it wait for ct_claim (the warm pool) */
 };
 
 struct container {
@@ -112,7 +119,7 @@ struct container {
     enum ct_error error;
     int exit_code;  /* CT_OUT_EXIT */
     bool ran;       /* start succeeded */
-    int64_t cpu_ns; /* last CPU time sample (cgroup or stats), -1 = none yet */
+    int64_t cpu_ns; /* last CPU time sample (cgroup or stats) since the claim, -1 = none yet */
     char *id;       /* NULL until created */
     /* ms since ct_init's t0 when each phase was reached (0 = not reached) */
     uint64_t t_created, t_attached, t_running, t_exited;
@@ -125,6 +132,7 @@ struct container {
     const char *role; /* ct_spec's (a literal) */
     uint64_t t0;
     int64_t time_s, hard_time_s;
+    int64_t cpu_base_ns;         /* the cgroup's CPU time when it was claimed (parked containers) */
     struct docker_req *req;      /* create/start/inspect/delete in flight */
     struct docker_req *wait_req; /* death notification */
     struct docker_req *cpu_req;  /* stats stream when the cgroup is not readable */
@@ -132,7 +140,7 @@ struct container {
     struct docker_attach *attach;
     uint64_t wall_timer, cpu_timer, grace_timer, retry_timer, notify_timer;
     unsigned wait_retries;
-    bool want_attach, stream_closed, exited, stop_asked, remove_asked;
+    bool want_attach, want_park, stream_closed, exited, stop_asked, remove_asked;
 };
 
 /** Prepares a container record; `name` labels its log lines (copied). */
@@ -142,6 +150,18 @@ void ct_init(struct container *c, const struct job_host *host, const char *name,
 int ct_create(struct container *c, const struct ct_spec *spec);
 /** READY -> STARTING. */
 void ct_start(struct container *c);
+/**
+ * Hands the container to a new owner (the job that takes a pooled one):
+ * its callbacks, role (a literal, for the metrics), log name and clock (t0)
+ * are the new owner's from now on.
+ */
+void ct_adopt(struct container *c, const char *role, const char *name, uint64_t t0,
+              const struct ct_ops *ops, void *data);
+/**
+ * PARKED -> RUNNING with these limits: the wall clock and the CPU time count
+ * from now. 0, or -EALREADY when it is not parked (it died meanwhile).
+ */
+int ct_claim(struct container *c, int64_t time_s, int64_t hard_time_s);
 /** Writes to its stdin (attached containers): 0 or -errno. */
 int ct_write(struct container *c, const void *p, size_t n);
 /**

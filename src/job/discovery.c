@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "job/agent_internal.h"
+#include "job/pool.h"
 
 /*
  * Discovery: removes the containers an earlier run with this agent id left
@@ -192,6 +193,8 @@ static void on_images(int status, const char *err, const struct docker_image *im
         }
     }
     build_hello_envs(a);
+    if (a->pool)
+        pool_envs_changed(a->pool);
     log_info(LOG_JOB, "discovered %zu environment(s) from %zu image(s)", a->nenvs, n);
     for (size_t i = 0; i < a->nenvs; i++)
         log_info(LOG_JOB, "  %s/%s -> %.19s (runtime %s)", a->envs[i].envtype, a->envs[i].name,
@@ -255,7 +258,8 @@ static void on_orphans(int status, const char *err, const struct docker_containe
             if (strcmp(list[i].labels[l].key, JOB_LABEL_JOB))
                 continue;
             for (struct job *j = a->jobs; j; j = job_next(j))
-                known |= !strcmp(job_id(j), list[i].labels[l].value);
+                known |= job_owns_label(j, list[i].labels[l].value);
+            known |= a->pool && pool_owns(a->pool, list[i].labels[l].value);
         }
         if (known)
             continue;

@@ -48,7 +48,10 @@ void job_free(struct job *j)
 {
     if (!j)
         return;
-    ct_deinit(&j->grading);
+    docker_req_cancel(j->update_req);
+    ct_deinit(&j->cold);
+    pool_entry_free(j->pooled); /* its container is gone (or left to the next start) */
+    free(j->pooled_label);
     students_free(j);
     if (j->nports)
         agent_ports_give(j->host->agent, j->ports_host, j->nports);
@@ -73,7 +76,7 @@ void job_free(struct job *j)
 
 void job_maybe_finished(struct job *j)
 {
-    if (j->phase == JOB_CLEANING && j->grading.phase == CT_GONE && !j->students)
+    if (j->phase == JOB_CLEANING && j->grading->phase == CT_GONE && !j->students)
         agent_job_finished(j->host->agent, j);
 }
 
@@ -85,7 +88,7 @@ static void job_end(struct job *j)
     j->phase = JOB_CLEANING;
     job_report(j);
     students_remove_all(j);
-    ct_remove(&j->grading);
+    ct_remove(j->grading);
     job_maybe_finished(j);
 }
 
@@ -93,7 +96,7 @@ void job_fail(struct job *j, enum job_reason r, const char *text)
 {
     job_set_reason(j, r, text);
     if (j->phase == JOB_RUNNING)
-        ct_stop(&j->grading, CT_OUT_STOPPED);
+        ct_stop(j->grading, CT_OUT_STOPPED);
 }
 
 /* ---- parameters ----------------------------------------------------------------- */
@@ -211,7 +214,7 @@ int job_send(struct job *j, const struct value *msg)
     if (!ret)
         ret = msg_frame_encode(&frame, sb.data, sb.size);
     if (!ret)
-        ret = ct_write(&j->grading, frame.data, frame.len);
+        ret = ct_write(j->grading, frame.data, frame.len);
     buf_deinit(&frame);
     msgpack_sbuffer_destroy(&sb);
     return ret;
@@ -368,6 +371,11 @@ static void grading_data(struct container *c, int stream, const void *p, size_t 
 static void grading_ended(struct container *c, void *data)
 {
     struct job *j = data;
+    if (j->pooled && j->phase == JOB_PREPARING) {
+        // A pooled container that died before its claim: the claim's end decides.
+        j->pooled_lost = true;
+        return;
+    }
     switch (c->outcome) {
     case CT_OUT_TIMEOUT:
         job_set_reason(j, REASON_TIMEOUT, NULL);
@@ -403,7 +411,7 @@ static int job_create_grading(struct job *j)
     for (size_t i = 0; i < j->nports; i++)
         pb[i] = (struct docker_port_binding){.container_port = j->ports_cont[i],
                                              .host_port = j->ports_host[i]};
-    char **binds = job_dir_grading_binds(j);
+    char **binds = job_dir_grading_binds(j->dir);
     struct ct_spec spec = {
         .image = j->env.image_id,
         .runtime = j->env.runtime,
@@ -419,7 +427,7 @@ static int job_create_grading(struct job *j)
         .nports = j->nports,
         .attach = true,
     };
-    int ret = ct_create(&j->grading, &spec);
+    int ret = ct_create(j->grading, &spec);
     job_dir_binds_free(binds);
     return ret;
 }
@@ -434,11 +442,108 @@ static void on_dir_ready(int ret, void *data)
     } else if (!j->reason && job_create_grading(j)) {
         job_set_reason(j, REASON_CRASH, TXT_CANNOT_CREATE);
     }
-    if (j->grading.phase == CT_NEW) {
+    if (j->grading->phase == CT_NEW) {
         job_end(j);
         return;
     }
     j->phase = JOB_RUNNING;
+}
+
+/* ---- a warm start (pool.h) ------------------------------------------------------------ */
+
+/** The pooled container cannot serve: the pool removes it, the job starts cold. */
+static void job_pool_fallback(struct job *j)
+{
+    struct pool_entry *e = j->pooled;
+    log_info(LOG_JOB, "job %s: the warm container could not be used; starting cold", j->id);
+    j->pooled = NULL;
+    j->grading = &j->cold;
+    free(j->dir); /* the pool removes the directory with its container */
+    j->dir = NULL;
+    pool_discard(j->host->pool, e);
+    char reason[POLICY_REASON_MAX] = "";
+    if (job_dir_make(j, on_dir_ready, reason, sizeof reason)) {
+        job_set_reason(j, REASON_CRASH, *reason ? reason : TXT_UNKNOWN_ERROR);
+        job_end(j);
+    }
+}
+
+/** One step of the claim done (the directory filled, the limits updated). */
+static void job_claim_step(struct job *j)
+{
+    if (--j->claim_pending)
+        return;
+    if (j->reason) {
+        job_end(j); /* stopped meanwhile: the container is the job's, removed as usual */
+        return;
+    }
+    if (j->claim_err || j->pooled_lost ||
+        ct_claim(j->grading, j->limits.time_s, j->limits.hard_time_s)) {
+        job_pool_fallback(j);
+        return;
+    }
+    j->phase = JOB_RUNNING;
+    log_info(LOG_JOB, "job %s: container %.12s started (warm)", j->id, j->grading->id);
+    if (job_send_start(j))
+        job_fail(j, REASON_CRASH, TXT_UNKNOWN_ERROR);
+}
+
+static void on_pooled_dir(int ret, void *data)
+{
+    struct job *j = data;
+    j->dir_task = NULL;
+    if (ret) {
+        log_warn(LOG_JOB, "job %s: filling the warm directory %s failed: %s", j->id, j->dir,
+                 strerror(-ret));
+        j->claim_err = ret;
+    }
+    job_claim_step(j);
+}
+
+static void on_pooled_update(int status, const char *err, void *data)
+{
+    struct job *j = data;
+    j->update_req = NULL;
+    if (status) {
+        log_warn(LOG_JOB, "job %s: updating the warm container's limits failed: %s", j->id,
+                 err ? err : strerror(status < 0 ? -status : EIO));
+        j->claim_err = -EIO;
+    }
+    job_claim_step(j);
+}
+
+/** Takes a waiting container that fits, if any: true when the warm start is under way. */
+static bool job_take_pooled(struct job *j, const struct pool_want *w)
+{
+    const struct job_host *h = j->host;
+    struct pool_entry *e = pool_take(h->pool, w);
+    if (!e)
+        return false;
+    j->pooled = e;
+    j->pooled_label = xstrdup(pool_entry_label(e));
+    j->grading = pool_entry_container(e);
+    AUTO_FREE char *name = xasprintf("job %s", j->id);
+    ct_adopt(j->grading, "grading", name, j->started_ms, &grading_ops, j);
+    j->dir = xstrdup(pool_entry_dir(e));
+    log_info(LOG_JOB, "job %s: warm container %.12s", j->id, j->grading->id);
+    struct docker_update u;
+    j->claim_pending = 2;
+    if (pool_entry_update(e, w, &u)) {
+        j->update_req = docker_container_update(h->docker, j->grading->id, &u, on_pooled_update, j);
+        if (!j->update_req) {
+            j->claim_err = -EIO;
+            j->claim_pending--;
+        }
+    } else {
+        j->claim_pending--;
+    }
+    job_dir_fill(j, on_pooled_dir);
+    return true;
+}
+
+bool job_owns_label(const struct job *j, const char *label)
+{
+    return !strcmp(j->id, label) || (j->pooled_label && !strcmp(j->pooled_label, label));
 }
 
 /* ---- start -------------------------------------------------------------------------- */
@@ -496,6 +601,17 @@ static int job_prepare(struct job *j, const struct backend_new_job *msg, char *r
     msg_framer_deinit(&j->framer);
     msg_framer_init(&j->framer, j->hard.max_frame_bytes > 0 ? (size_t)j->hard.max_frame_bytes
                                                             : (size_t)64 << 20);
+    if (h->pool) {
+        struct pool_want w = {.env = &j->env,
+                              .envtype = j->envtype,
+                              .envname = j->envname,
+                              .memory_mib = j->limits.memory_mib,
+                              .hard = &j->hard,
+                              .plain = !j->nports && !j->limits.network};
+        pool_note_arrival(h->pool, &w);
+        if (job_take_pooled(j, &w))
+            return 0;
+    }
     return job_dir_make(j, on_dir_ready, reason, reasonlen);
 }
 
@@ -520,7 +636,8 @@ struct job *job_start(const struct job_host *h, const struct backend_new_job *ms
     j->prev_state = xstrdup(st && st->type == VALUE_STR ? st->u.s.ptr : "");
     msg_framer_init(&j->framer, (size_t)64 << 20);
     AUTO_FREE char *name = xasprintf("job %s", j->id);
-    ct_init(&j->grading, h, name, j->started_ms, &grading_ops, j);
+    j->grading = &j->cold;
+    ct_init(j->grading, h, name, j->started_ms, &grading_ops, j);
     log_info(LOG_JOB, "job %s: %s/%s on %s/%s", j->id, msg->course_id ? msg->course_id : "-",
              msg->task_id ? msg->task_id : "-", msg->environment_type, msg->environment);
 
@@ -564,7 +681,7 @@ void job_abandon(struct job *j)
 
 int job_status(const struct job *j, struct agent_job_status *st)
 {
-    const struct container *c = &j->grading;
+    const struct container *c = j->grading;
     *st = (struct agent_job_status){
         .phase = j->phase == JOB_PREPARING  ? "preparing"
                  : j->phase == JOB_CLEANING ? "reporting"
@@ -581,8 +698,8 @@ int job_status(const struct job *j, struct agent_job_status *st)
 
 void job_on_event(struct job *j, const struct docker_event *ev)
 {
-    if (j->grading.id && !strcmp(ev->id, j->grading.id)) {
-        ct_on_event(&j->grading, ev->action, ev->exit_code);
+    if (j->grading->id && !strcmp(ev->id, j->grading->id)) {
+        ct_on_event(j->grading, ev->action, ev->exit_code);
         return;
     }
     struct student *s = student_by_container(j, ev->id);

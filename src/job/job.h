@@ -26,6 +26,9 @@ void job_stop(struct job *j, const char *text);
 /** The backend forgot the job: stop and clean up without reporting. */
 void job_abandon(struct job *j);
 const char *job_id(const struct job *j);
+/** Whether a container labelled org.proctor.job=`label` is this job's (its id, or its pooled
+ * container's label). */
+bool job_owns_label(const struct job *j, const char *label);
 /** Where the job stands (agent_job_status). 0. */
 int job_status(const struct job *j, struct agent_job_status *st);
 /** Docker event for one of its containers (die/oom). */

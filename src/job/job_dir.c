@@ -200,16 +200,16 @@ void job_dir_remove(struct job *j)
 
 /* ---- mounts: every source is agent-owned (layout above) ------------------------ */
 
-char **job_dir_grading_binds(const struct job *j)
+char **job_dir_grading_binds(const char *dir)
 {
     char **b = xcalloc(8, sizeof *b);
-    b[0] = xasprintf("%s/task:/task:rw", j->dir);
-    b[1] = xasprintf("%s/student:/task/student:rw", j->dir);
-    b[2] = xasprintf("%s/scripts:/task/student/scripts:rw", j->dir);
-    b[3] = xasprintf("%s/systemfiles:/task/systemfiles:rw", j->dir);
-    b[4] = xasprintf("%s/sockets:/sockets:rw", j->dir);
-    b[5] = xasprintf("%s/course/common:/course/common:ro", j->dir);
-    b[6] = xasprintf("%s/course/common/student:/course/common/student:ro", j->dir);
+    b[0] = xasprintf("%s/task:/task:rw", dir);
+    b[1] = xasprintf("%s/student:/task/student:rw", dir);
+    b[2] = xasprintf("%s/scripts:/task/student/scripts:rw", dir);
+    b[3] = xasprintf("%s/systemfiles:/task/systemfiles:rw", dir);
+    b[4] = xasprintf("%s/sockets:/sockets:rw", dir);
+    b[5] = xasprintf("%s/course/common:/course/common:ro", dir);
+    b[6] = xasprintf("%s/course/common/student:/course/common/student:ro", dir);
     return b;
 }
 

@@ -38,6 +38,7 @@ struct env {
 };
 
 struct job;
+struct pool;
 
 struct job_host {
     struct loop *loop;
@@ -53,6 +54,7 @@ struct job_host {
     int cgroup_version;     /* 1 or 2 (0: unknown) */
     /* {envtype: true} of every environment, for the runner's `start` (rebuilt by discovery) */
     const struct value *envtypes;
+    struct pool *pool;   /* the warm pool (pool.h); NULL: none */
     struct agent *agent; /* for the calls below only */
 };
 
@@ -65,3 +67,5 @@ int agent_ports_take(struct agent *a, const char *job_id, size_t n, uint16_t *ou
 void agent_ports_give(struct agent *a, const uint16_t *ports, size_t n);
 /** Called by a job once it has reported and released everything: unlinks and frees it. */
 void agent_job_finished(struct agent *a, struct job *j);
+/** Called by the pool when a drain has removed its last container. */
+void agent_pool_empty(struct agent *a);

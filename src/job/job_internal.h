@@ -7,9 +7,15 @@
  * A job owns one grading container and the student containers it asked
  * for, each a `struct container` (container.h). Its phases:
  *
- *   PREPARING  the worker fills the job directory
- *              dir ready, no reason to stop -> RUNNING (grading container created)
- *              dir failed, or stopped meanwhile -> CLEANING
+ *   PREPARING  cold: the worker fills the job directory
+ *                dir ready, no reason to stop -> RUNNING (grading container created)
+ *                dir failed, or stopped meanwhile -> CLEANING
+ *              warm (a pooled container fits, pool.h): the worker fills the directory
+ *              the container has mounted, and Docker updates its limits if they differ
+ *                both done -> RUNNING (claimed: `start` sent, the limits count)
+ *                stopped meanwhile -> CLEANING
+ *                either failed, or the container died waiting -> it goes back to the
+ *                pool for removal, and the job starts cold (PREPARING again)
  *   RUNNING    the grading container is made, runs, is judged
  *              grading container ended (or could not be made) -> CLEANING
  *   CLEANING   reported; every container being removed
@@ -25,6 +31,7 @@
 #include "job/container.h"
 #include "job/job.h"
 #include "job/job_host.h"
+#include "job/pool.h"
 
 // User-visible texts: the exact strings INGInious's agent sends, so students
 // and admins see what they know (spec BACKEND_PROTOCOL §4.3, CONTAINER §5.1).
@@ -103,7 +110,14 @@ struct job {
     struct worker_task *dir_task; /* filling it, on the worker thread */
     uint64_t started_ms;          /* BackendNewJob received */
 
-    struct container grading;
+    struct container *grading; /* &cold, or a pooled container taken for this job */
+    struct container cold;     /* the grading container made for this job */
+    struct pool_entry *pooled; /* the pool's record of *grading, when taken from the pool */
+    char *pooled_label;        /* its org.proctor.job label (the pool's) */
+    unsigned claim_pending;    /* pooled: fill and update still running */
+    int claim_err;             /* pooled: one of them failed */
+    bool pooled_lost;          /* pooled: it ended before the claim */
+    struct docker_req *update_req;
     struct msg_framer framer;
     size_t output_bytes, stderr_logged;
     uint64_t bad_msgs;   /* malformed container messages skipped */
@@ -160,7 +174,7 @@ int job_dir_layout(const char *dir);
 void job_dir_fill(struct job *j, void (*done)(int ret, void *data));
 /** The grading container's bind mounts ("src:dst:mode"), NULL-terminated; free with
  * job_dir_binds_free. */
-char **job_dir_grading_binds(const struct job *j);
+char **job_dir_grading_binds(const char *dir);
 /** A student container's bind mounts; `link` is its parent socket's hard link. */
 char **job_dir_student_binds(const struct job *j, const char *link);
 void job_dir_binds_free(char **binds);

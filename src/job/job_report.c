@@ -98,7 +98,7 @@ static void report_result(struct job *j)
 /** The job's duration and the phases its grading container went through, in seconds. */
 static void job_observe(const struct job *j)
 {
-    const struct container *c = &j->grading;
+    const struct container *c = j->grading;
     uint64_t now = util_now_ms() - j->started_ms;
     metric_observe(METRIC_JOB_SECONDS, NULL, (double)now / 1000);
     // Each phase from the previous milestone reached (0 = not reached).
@@ -129,9 +129,9 @@ void job_report(struct job *j)
     log_info(LOG_JOB,
              "job %s: timings created %llu, attached %llu, running %llu, exited %llu, "
              "reported %llu ms",
-             j->id, (unsigned long long)j->grading.t_created,
-             (unsigned long long)j->grading.t_attached, (unsigned long long)j->grading.t_running,
-             (unsigned long long)j->grading.t_exited,
+             j->id, (unsigned long long)j->grading->t_created,
+             (unsigned long long)j->grading->t_attached, (unsigned long long)j->grading->t_running,
+             (unsigned long long)j->grading->t_exited,
              (unsigned long long)(util_now_ms() - j->started_ms));
     job_observe(j);
     if (j->bad_msgs > JOB_BAD_MSG_LOGS)
@@ -157,7 +157,7 @@ void job_report(struct job *j)
         break;
     case REASON_CRASH:
         log_info(LOG_JOB, "job %s: crash: %s", j->id, j->crash_text);
-        job_report_plain(j, "crash", j->crash_text, j->grading.ran);
+        job_report_plain(j, "crash", j->crash_text, j->grading->ran);
         break;
     case REASON_NONE:
         if (!j->has_result) {

@@ -163,7 +163,7 @@ static enum student_refusal student_over_cap(const struct job *j, const char *si
         if (!o->replied && !strcmp(o->socket_id, sid))
             return REFUSE_DUPLICATE;
     }
-    if (j->reason || j->phase != JOB_RUNNING || j->grading.exited)
+    if (j->reason || j->phase != JOB_RUNNING || j->grading->exited)
         return REFUSE_ENDING;
     if ((int64_t)alive >= j->hard.max_students)
         return REFUSE_AT_ONCE;
@@ -196,7 +196,7 @@ static int student_create(struct student *s, const struct env *env, const char *
         return -EPERM;
     }
     AUTO_FREE char *netmode = ssh             ? xstrdup("bridge")
-                              : share_network ? xasprintf("container:%s", j->grading.id)
+                              : share_network ? xasprintf("container:%s", j->grading->id)
                                               : xstrdup("none");
     // 0.9.x's intern (agent_version 3) needs its runtime and its parent's
     // environment type to choose its mode; HEAD's takes no argument.

@@ -190,6 +190,37 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
                    struct policy_result *out, char *reason, size_t reasonlen);
 void policy_result_deinit(struct policy_result *r);
 
+/* ---- warm pool (beyond INGInious) --------------------------------------- */
+
+/** One environment jobs asked for recently. */
+struct policy_pool_env {
+    const char *envtype, *name; /* borrowed */
+    int64_t waiting;            /* warm containers now */
+    int64_t arrivals_1m;        /* jobs for it in the last minute */
+    int64_t arrivals_10m;       /* ... in the last ten minutes */
+    int64_t idle_s;             /* seconds since its last job */
+    int64_t memory_mib;         /* the last job's memory limit */
+    bool available;             /* the agent still offers it */
+};
+
+struct policy_pool_req {
+    const struct policy_pool_env *envs;
+    size_t nenvs;
+    int64_t slots, slots_in_use;
+};
+
+/**
+ * How many warm grading containers each environment should have: sizes[i]
+ * for envs[i] (C caps them after: POOL_MAX_PER_ENV, POOL_MAX_TOTAL, the slots).
+ * Never fails: a broken policy falls back to the shipped one; if even that
+ * fails, every size is 0 (the pool empties; jobs start cold).
+ */
+int policy_pool(struct policy_host *host, const struct policy_pool_req *req, int64_t *sizes);
+/** The largest size a policy may answer for one environment (C caps it further). */
+#define POLICY_MAX_POOL 64
+/** At most this many environments in one request (the pool bounds what it tracks). */
+#define POLICY_MAX_POOL_ENVS 64
+
 /* ---- hardening (beyond INGInious) -------------------------------------- */
 
 struct policy_hardening_req {

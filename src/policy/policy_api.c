@@ -309,6 +309,56 @@ int policy_hardening(struct policy_host *host, const struct policy_hardening_req
     return ret;
 }
 
+int policy_pool(struct policy_host *host, const struct policy_pool_req *req, int64_t *sizes)
+{
+    struct buf b = {0};
+    struct policy_reply rep = {0};
+    char refusal[POLICY_REASON_MAX];
+    size_t n = req->nenvs < POLICY_MAX_POOL_ENVS ? req->nenvs : POLICY_MAX_POOL_ENVS;
+    for (size_t i = 0; i < req->nenvs; i++)
+        sizes[i] = 0;
+    policy_worker_request_start(&b, POLICY_HOOK_POOL);
+    wire_i64(&b, req->slots);
+    wire_i64(&b, req->slots_in_use);
+    wire_i64(&b, (int64_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const struct policy_pool_env *e = &req->envs[i];
+        wire_str(&b, e->envtype);
+        wire_str(&b, e->name);
+        wire_i64(&b, e->waiting);
+        wire_i64(&b, e->arrivals_1m);
+        wire_i64(&b, e->arrivals_10m);
+        wire_i64(&b, e->idle_s);
+        wire_i64(&b, e->memory_mib);
+        wire_u8(&b, e->available);
+    }
+    bool decided = policy_worker_call(host, POLICY_HOOK_POOL, &b, refusal, sizeof refusal, &rep);
+    if (decided && rep.verdict == 0) {
+        int64_t got = wire_get_i64(&rep.rd);
+        bool ok = !rep.rd.bad && got == (int64_t)n;
+        for (size_t i = 0; ok && i < n; i++) {
+            sizes[i] = wire_get_i64(&rep.rd);
+            ok = !rep.rd.bad && sizes[i] >= 0 && sizes[i] <= POLICY_MAX_POOL;
+        }
+        if (!ok) {
+            policy_worker_report_failure(host, POLICY_HOOK_POOL, POLICY_FAILURE_WORKER,
+                                         "the policy worker answered malformed pool sizes", NULL);
+            decided = false;
+        }
+    } else if (decided) { // this hook never refuses: a refusal is a broken answer
+        log_warn(LOG_POLICY, "size_pool() refused (%s); using the built-in default", refusal);
+        decided = false;
+    }
+    if (!decided) {
+        struct policy_pool_req r = *req;
+        r.nenvs = n;
+        policy_builtin_pool(host->builtin, &r, sizes);
+    }
+    policy_worker_reply_done(&rep);
+    free(b.data);
+    return 0;
+}
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static bool take_results(struct wire_rd *rd, struct policy_result *out)

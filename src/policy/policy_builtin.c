@@ -195,3 +195,17 @@ int policy_builtin_hardening(struct policy_builtin *b, const struct policy_harde
                             .reasonlen = reasonlen};
     return builtin_call(b, &c);
 }
+
+void policy_builtin_pool(struct policy_builtin *b, const struct policy_pool_req *req,
+                         int64_t *sizes)
+{
+    char refusal[POLICY_REASON_MAX];
+    struct policy_call c = {.hook = POLICY_HOOK_POOL,
+                            .req = req,
+                            .out = sizes,
+                            .reason = refusal,
+                            .reasonlen = sizeof refusal};
+    if (builtin_call(b, &c) != 0) // logged; this hook never refuses
+        for (size_t i = 0; i < req->nenvs; i++)
+            sizes[i] = 0;
+}

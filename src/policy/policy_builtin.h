@@ -36,6 +36,9 @@ int policy_builtin_student(struct policy_builtin *b, const struct policy_student
 int policy_builtin_ports(struct policy_builtin *b, const struct policy_ports_req *req,
                          uint16_t *chosen, char *reason, size_t reasonlen);
 /** Writes at most `max` entries (the first ones); none when the built-in hook fails. */
+/** Never fails: every size 0 when the shipped file fails. */
+void policy_builtin_pool(struct policy_builtin *b, const struct policy_pool_req *req,
+                         int64_t *sizes);
 void policy_builtin_runtimes(struct policy_builtin *b, const char *const *names, size_t nnames,
                              bool ssh, struct policy_runtime *out, size_t max, size_t *nout);
 /** 0 with *out filled (release with policy_result_deinit), or -EPERM with a reason. */

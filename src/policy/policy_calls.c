@@ -30,6 +30,8 @@ static void push_results(lua_State *L, struct policy_call *c);
 static int take_results(lua_State *L, int t, struct policy_call *c);
 static void push_hardening(lua_State *L, struct policy_call *c);
 static int take_hardening(lua_State *L, int t, struct policy_call *c);
+static void push_pool(lua_State *L, struct policy_call *c);
+static int take_pool(lua_State *L, int t, struct policy_call *c);
 
 const struct policy_call_fns policy_calls[POLICY_HOOK_COUNT] = {
     [POLICY_HOOK_LIMITS] = {push_limits, take_limits},
@@ -38,6 +40,7 @@ const struct policy_call_fns policy_calls[POLICY_HOOK_COUNT] = {
     [POLICY_HOOK_RUNTIMES] = {push_runtimes, take_runtimes},
     [POLICY_HOOK_RESULTS] = {push_results, take_results},
     [POLICY_HOOK_HARDENING] = {push_hardening, take_hardening},
+    [POLICY_HOOK_POOL] = {push_pool, take_pool},
 };
 
 /* ---- hooks: limits ------------------------------------------------------- */
@@ -472,4 +475,81 @@ static int take_hardening(lua_State *L, int t, struct policy_call *c)
         out->max_students_total = v[8].i;
     policy_conv_push_field(L, t, "cap_drop"); // ... caps
     return take_caps(L, cv, lua_gettop(L), out, c->err, sizeof c->err);
+}
+
+/* ---- hooks: pool --------------------------------------------------------- */
+
+static void push_pool(lua_State *L, struct policy_call *c)
+{
+    const struct policy_pool_req *req = c->req;
+    lua_createtable(L, 0, 4);                                                  // req
+    lua_createtable(L, (int)(req->nenvs > INT_MAX ? INT_MAX : req->nenvs), 0); // req envs
+    for (size_t i = 0; i < req->nenvs; i++) {
+        const struct policy_pool_env *e = &req->envs[i];
+        lua_createtable(L, 0, 9); // req envs env
+        AUTO_FREE char *key = xasprintf("%s/%s", e->envtype, e->name);
+        policy_conv_set_str(L, "key", key);
+        policy_conv_set_str(L, "envtype", e->envtype);
+        policy_conv_set_str(L, "name", e->name);
+        policy_conv_set_int(L, "waiting", e->waiting);
+        policy_conv_set_int(L, "arrivals_1m", e->arrivals_1m);
+        policy_conv_set_int(L, "arrivals_10m", e->arrivals_10m);
+        policy_conv_set_int(L, "idle_s", e->idle_s);
+        policy_conv_set_int(L, "memory_mib", e->memory_mib);
+        policy_conv_set_bool(L, "available", e->available);
+        lua_rawseti(L, -2, (lua_Integer)i + 1); // req envs
+    }
+    lua_setfield(L, -2, "environments"); // req
+    policy_conv_set_int(L, "slots", req->slots);
+    policy_conv_set_int(L, "slots_in_use", req->slots_in_use);
+    policy_conv_set_int(L, "host_memory_mib", c->st->cfg.host_memory_mib);
+}
+
+static const struct policy_field pool_fields[] = {{"sizes", POLICY_FIELD_TABLE, 0, 0, false}};
+
+// sizes: { ["<envtype>/<name>"] = n }, keys among the request's environments.
+static int take_pool(lua_State *L, int t, struct policy_call *c)
+{
+    const struct policy_pool_req *req = c->req;
+    int64_t *sizes = c->out;
+    struct policy_conv *cv = &c->st->conv;
+    struct policy_field_val v[1];
+    int ret = policy_conv_read_fields(L, cv, t, pool_fields, 1, v, c->err, sizeof c->err);
+    if (ret)
+        return ret;
+    for (size_t i = 0; i < req->nenvs; i++)
+        sizes[i] = 0;
+    policy_conv_push_field(L, t, "sizes"); // ... sizes
+    int st = lua_gettop(L);
+    ret = policy_conv_table(L, cv, st, c->err, sizeof c->err);
+    lua_pushnil(L);                   // ... sizes nil
+    while (!ret && lua_next(L, st)) { // ... sizes key n
+        size_t i = req->nenvs;
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            const char *k = lua_tostring(L, -2);
+            for (i = 0; i < req->nenvs; i++) {
+                const struct policy_pool_env *e = &req->envs[i];
+                size_t tl = strlen(e->envtype);
+                if (!strncmp(k, e->envtype, tl) && k[tl] == '/' && !strcmp(k + tl + 1, e->name))
+                    break;
+            }
+        }
+        if (i == req->nenvs) {
+            util_err(c->err, sizeof c->err,
+                     "sizes: key %s is not \"<envtype>/<name>\" of an environment of the request",
+                     lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                    : policy_conv_kind(L, -2));
+            ret = -EINVAL;
+        } else if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
+                   lua_tointeger(L, -1) > POLICY_MAX_POOL) {
+            util_err(c->err, sizeof c->err, "sizes[\"%s\"] must be an integer in 0..%d",
+                     lua_tostring(L, -2), POLICY_MAX_POOL);
+            ret = -EINVAL;
+        } else {
+            sizes[i] = (int64_t)lua_tointeger(L, -1);
+        }
+        lua_pop(L, 1); // ... sizes key
+    }
+    lua_settop(L, st - 1);
+    return ret;
 }

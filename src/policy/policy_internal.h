@@ -97,6 +97,7 @@ enum policy_hook {
     POLICY_HOOK_RUNTIMES,
     POLICY_HOOK_RESULTS,
     POLICY_HOOK_HARDENING,
+    POLICY_HOOK_POOL,
     POLICY_HOOK_COUNT
 };
 
@@ -106,8 +107,8 @@ struct policy_hook_info {
 };
 extern const struct policy_hook_info policy_hooks[POLICY_HOOK_COUNT];
 
-#define POLICY_FILE_COUNT 5
-/** Load order: limits ports runtimes results hardening. */
+#define POLICY_FILE_COUNT 6
+/** Load order: limits ports runtimes results hardening pool. */
 extern const char *const policy_files[POLICY_FILE_COUNT];
 
 #define POLICY_FAILURES(X)                                                                         \

@@ -123,6 +123,9 @@ static int serve_call(struct policy_state *st, struct wire_rd *r, struct buf *b)
     size_t nruntimes = 0;
     struct value raw;
     struct policy_results_call resc = {NULL, NULL};
+    struct policy_pool_req poolreq = {0};
+    struct policy_pool_env *poolenvs = NULL;
+    int64_t poolsizes[POLICY_MAX_POOL_ENVS];
     bool decided = false;
     value_set_nil(&raw);
 
@@ -183,6 +186,34 @@ static int serve_call(struct policy_state *st, struct wire_rd *r, struct buf *b)
         c.out = runtimes;
         break;
     }
+    case POLICY_HOOK_POOL: {
+        poolreq.slots = wire_get_i64(r);
+        poolreq.slots_in_use = wire_get_i64(r);
+        int64_t n = wire_get_i64(r);
+        if (n < 0 || n > POLICY_MAX_POOL_ENVS) {
+            r->bad = true;
+            break;
+        }
+        poolenvs = xcalloc((size_t)n + 1, sizeof *poolenvs);
+        for (int64_t i = 0; i < n; i++) {
+            struct policy_pool_env *e = &poolenvs[i];
+            e->envtype = wire_get_str(r, NULL);
+            e->name = wire_get_str(r, NULL);
+            e->waiting = wire_get_i64(r);
+            e->arrivals_1m = wire_get_i64(r);
+            e->arrivals_10m = wire_get_i64(r);
+            e->idle_s = wire_get_i64(r);
+            e->memory_mib = wire_get_i64(r);
+            e->available = wire_get_u8(r);
+            if (!e->envtype || !e->name)
+                r->bad = true;
+        }
+        poolreq.envs = poolenvs;
+        poolreq.nenvs = (size_t)n;
+        c.req = &poolreq;
+        c.out = poolsizes;
+        break;
+    }
     case POLICY_HOOK_RESULTS:
         if (wire_get_u8(r)) {
             wire_get_value(r, &raw);
@@ -222,6 +253,11 @@ static int serve_call(struct policy_state *st, struct wire_rd *r, struct buf *b)
         case POLICY_HOOK_RESULTS:
             put_results(b, &out.results);
             break;
+        case POLICY_HOOK_POOL:
+            wire_i64(b, (int64_t)poolreq.nenvs);
+            for (size_t i = 0; i < poolreq.nenvs; i++)
+                wire_i64(b, poolsizes[i]);
+            break;
         case POLICY_HOOK_COUNT:
             break;
         }
@@ -234,6 +270,7 @@ out:
     free(free_ports);
     free(names);
     free(runtimes);
+    free(poolenvs);
     return ret;
 }
 

@@ -77,10 +77,11 @@
 const struct policy_hook_info policy_hooks[POLICY_HOOK_COUNT] = {
     {"clamp_limits", "limits"},   {"clamp_student", "limits"},    {"choose_ports", "ports"},
     {"map_runtimes", "runtimes"}, {"validate_result", "results"}, {"harden", "hardening"},
+    {"size_pool", "pool"},
 };
 
-const char *const policy_files[POLICY_FILE_COUNT] = {"limits", "ports", "runtimes", "results",
-                                                     "hardening"};
+const char *const policy_files[POLICY_FILE_COUNT] = {"limits",  "ports",     "runtimes",
+                                                     "results", "hardening", "pool"};
 
 static const char *const policy_failure_names[POLICY_FAILURE_COUNT] = {
 #define X(name, text) #name,

@@ -202,6 +202,13 @@ class Cluster:
                     self.tasks, "--tmpdir", tmp, "--debug-host", "127.0.0.1"]
             if self.policies:
                 argv += ["--policies", self.policies]
+            # The suite runs with the warm pool (the default), its default environment warm
+            # before the first job, and in CI once more without a pool (PROCTOR_TEST_POOL=off).
+            if "--no-pool" not in self.extra_args:
+                if os.environ.get("PROCTOR_TEST_POOL") == "off":
+                    argv += ["--no-pool"]
+                else:
+                    argv += ["--warm", "docker/default"]
         else:
             argv = [self.bin("inginious-agent-docker"), "--concurrency", str(self.concurrency),
                     "--friendly-name", self.friendly_name, "--tasks", self.tasks, "--tmpdir", tmp,
@@ -233,12 +240,23 @@ class Cluster:
             return name in envs.get(envtype, ())
         wait_for(ready, timeout, "environment %s/%s to be advertised" % (envtype, name))
 
+    def pool_warmed(self):
+        """Whether this cluster's agent is proctord with its default environment warmed."""
+        argv = self.agent.argv if self.agent else self.agent_argv()
+        return self.agent_kind == "proctord" and "--warm" in argv
+
+    def wait_warm(self, timeout=60):
+        """With --warm: waits for the first warm container, so the first job is a warm one."""
+        if self.pool_warmed():
+            self.agent.wait_log(r"pool pool-\d+: container \w+ waiting for a job", timeout)
+
     def __enter__(self):
         try:
             self.start_backend()
             self.start_agent()
             self.start_client()
             self.wait_environment()
+            self.wait_warm()
         except BaseException:
             self.close()
             raise
@@ -303,6 +321,19 @@ def containers(label_filter):
     out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=" + label_filter],
                          check=True, capture_output=True, text=True).stdout.split()
     return out
+
+
+def exists(container_id):
+    """Whether a container with this id (or id prefix) exists."""
+    return bool(subprocess.run(["docker", "ps", "-aq", "--filter", "id=" + container_id],
+                               check=True, capture_output=True, text=True).stdout.split())
+
+
+def grading_container(cluster, job_id):
+    """The id (12 digits) of a job's grading container, from proctord's log. A warm one
+    (README: "Warm pool") keeps the label org.proctor.job=pool-<n> it was made with."""
+    m = re.search(r"job %s: container (\w{12}) started" % re.escape(job_id), cluster.agent.log())
+    return m.group(1) if m else None
 
 
 def require_docker():

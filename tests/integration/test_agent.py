@@ -172,14 +172,18 @@ def test_kill_from_client(cluster):
 
 def test_kill_removes_student_containers(cluster):
     res = cluster.submit("it", "student_forever", {"@state": "st"})
-    # Both the grading and the student container exist (labelled with the job).
-    harness.wait_for(lambda: len(harness.containers("org.proctor.job=" + res.job_id)) >= 2
-                     and harness.containers("org.proctor.role=student"), 60,
+    # Both the grading and the student container exist (the student one labelled with the job;
+    # the grading one too unless it came from the warm pool).
+    harness.wait_for(lambda: harness.containers("org.proctor.job=%s" % res.job_id) and
+                     harness.containers("org.proctor.role=student") and
+                     harness.grading_container(cluster, res.job_id), 60,
                      "the student container to start")
+    grading = harness.grading_container(cluster, res.job_id)
+    assert harness.exists(grading)
     cluster.kill(res)
     assert res.wait(60)["result"] == ("killed", "")
-    harness.wait_for(lambda: not harness.containers("org.proctor.job=" + res.job_id), 30,
-                     "the job's containers to be removed")
+    harness.wait_for(lambda: not harness.containers("org.proctor.job=" + res.job_id) and
+                     not harness.exists(grading), 30, "the job's containers to be removed")
 
 
 def test_sigterm_drains_running_jobs(cluster):
@@ -543,13 +547,16 @@ def test_two_agents_on_one_engine_leave_each_other_alone(tasks_dir):
         # B dies mid-job and comes back with the same work directory: it keeps
         # its id, and removes what it left, and only that.
         b_id = b.agent_id()
+        b_grading = harness.grading_container(b, rb.job_id)
+        a_grading = harness.grading_container(a, ra.job_id)
         b.agent.stop(signal.SIGKILL)
-        assert harness.containers("org.proctor.job=" + rb.job_id), "B's container should be left"
+        assert harness.exists(b_grading), "B's container should be left"
         b.start_agent()
         b.agent.wait_log(r"removing leftover container", 60)
         assert b.agent_id() == b_id
-        harness.wait_for(lambda: not harness.containers("org.proctor.job=" + rb.job_id), 60,
+        harness.wait_for(lambda: not harness.exists(b_grading), 60,
                          "B's leftover container to be removed")
+        assert harness.exists(a_grading)
         assert ra.wait(90)["result"] == ("success", "slept")
         assert "removing leftover" not in a.agent.log()
     for c in (a, b):
@@ -797,8 +804,10 @@ def test_metrics(tasks_dir):
         for phase in ("create", "attach", "start", "run", "report"):
             assert m[("proctord_job_phase_seconds_count", (("phase", phase),))] >= 1, (phase, m)
         assert m[("proctord_container_bytes_received_total", ())] > 0, m
+        # One per job, and one when the pool warmed the environment before its first job
+        # (--warm: the limits of a job without limits).
         assert m[("proctord_policy_failures_total",
-                  (("hook", "clamp_limits"), ("kind", "ERROR")))] == 2, m
+                  (("hook", "clamp_limits"), ("kind", "ERROR")))] == 2 + c.pool_warmed(), m
         # Only GET /metrics.
         try:
             urllib.request.urlopen(url.replace("/metrics", "/other"), timeout=10)
