@@ -94,6 +94,7 @@ add_library(proctor_policy STATIC
   src/policy/policy_host.c
   src/policy/policy_calls.c
   src/policy/policy_conv.c
+  src/policy/policy_fields.c
   src/policy/policy_wire.c
   src/policy/policy_builtin.c
   src/policy/policy_checks.c
@@ -109,6 +110,12 @@ if(BUILD_TESTING)
   target_include_directories(test_policy_host PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME policy_host COMMAND test_policy_host ${CMAKE_SOURCE_DIR})
   set_tests_properties(policy_host PROPERTIES LABELS unit)
+
+  add_executable(test_policy_fields tests/unit/test_policy_fields.c)
+  target_link_libraries(test_policy_fields PRIVATE proctor_policy)
+  target_include_directories(test_policy_fields PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+  add_test(NAME policy_fields COMMAND test_policy_fields)
+  set_tests_properties(policy_fields PROPERTIES LABELS unit)
 
   add_executable(test_policy_builtin tests/unit/test_policy_builtin.c)
   target_link_libraries(test_policy_builtin PRIVATE proctor_policy)

@@ -13,11 +13,18 @@
 #include "core/value.h"
 #include "policy/policy.h"
 #include "policy/policy_builtin.h"
+#include "policy/policy_fields.h"
 #include "policy/policy_internal.h"
 #include "policy/policy_wire.h"
 #include "policy/policy_worker.h"
 
-static bool take_results(struct wire_rd *rd, struct policy_result *out);
+static void put_int(struct buf *b, int64_t i);
+static void put_fields(struct buf *b, const struct policy_fieldset *set, const void *s);
+static bool take_fields(struct policy_host *host, enum policy_hook hook,
+                        const struct policy_reply *rep, const struct policy_fieldset *set,
+                        void *out);
+static bool take_results(const struct value *answer, struct policy_result *out, char *err,
+                         size_t errlen);
 static int result_keys_check(const struct policy_result *r, char *reason, size_t reasonlen);
 
 /* ---- public: lifecycle ---------------------------------------------------- */
@@ -102,20 +109,16 @@ int policy_limits(struct policy_host *host, const struct policy_limits_req *req,
 {
     struct buf b = {0};
     struct policy_reply rep = {0};
-    struct policy_limits_req copy = *req;
-    copy.environment_type = copy.environment = NULL; // pointers mean nothing to the worker
     policy_worker_request_start(&b, POLICY_HOOK_LIMITS);
-    wire_raw(&b, &copy, sizeof copy);
-    wire_str(&b, req->environment_type);
-    wire_str(&b, req->environment);
+    put_fields(&b, &policy_fields_limits_req, req);
     int ret = 0;
-    if (policy_worker_call(host, POLICY_HOOK_LIMITS, &b, reason, reasonlen, &rep)) {
+    bool decided = policy_worker_call(host, POLICY_HOOK_LIMITS, &b, reason, reasonlen, &rep);
+    if (decided && rep.verdict == 0)
+        decided = take_fields(host, POLICY_HOOK_LIMITS, &rep, &policy_fields_limits, out);
+    if (decided)
         ret = rep.verdict;
-        if (!ret)
-            wire_get_raw(&rep.rd, out, sizeof *out);
-    } else {
+    else
         ret = policy_builtin_limits(host->builtin, req, out, reason, reasonlen);
-    }
     if (!ret)
         policy_cap_limits(&host->cfg, out);
     policy_worker_reply_done(&rep);
@@ -128,19 +131,16 @@ int policy_student_limits(struct policy_host *host, const struct policy_student_
 {
     struct buf b = {0};
     struct policy_reply rep = {0};
-    struct policy_student_req copy = *req;
-    copy.environment = NULL;
     policy_worker_request_start(&b, POLICY_HOOK_STUDENT);
-    wire_raw(&b, &copy, sizeof copy);
-    wire_str(&b, req->environment);
+    put_fields(&b, &policy_fields_student_req, req);
     int ret = 0;
-    if (policy_worker_call(host, POLICY_HOOK_STUDENT, &b, reason, reasonlen, &rep)) {
+    bool decided = policy_worker_call(host, POLICY_HOOK_STUDENT, &b, reason, reasonlen, &rep);
+    if (decided && rep.verdict == 0)
+        decided = take_fields(host, POLICY_HOOK_STUDENT, &rep, &policy_fields_student, out);
+    if (decided)
         ret = rep.verdict;
-        if (!ret)
-            wire_get_raw(&rep.rd, out, sizeof *out);
-    } else {
+    else
         ret = policy_builtin_student(host->builtin, req, out, reason, reasonlen);
-    }
     if (!ret)
         policy_cap_student(req, out);
     policy_worker_reply_done(&rep);
@@ -158,19 +158,36 @@ int policy_ports(struct policy_host *host, const struct policy_ports_req *req, u
     struct buf b = {0};
     struct policy_reply rep = {0};
     policy_worker_request_start(&b, POLICY_HOOK_PORTS);
-    wire_str(&b, req->job_id);
-    wire_i64(&b, (int64_t)req->count);
-    wire_i64(&b, (int64_t)req->nfree);
-    wire_raw(&b, req->free, req->nfree * sizeof *req->free);
+    wire_map(&b, 3); // {job_id, count, free = {port...}}
+    wire_key(&b, "job_id");
+    wire_key(&b, req->job_id ? req->job_id : "");
+    wire_key(&b, "count");
+    put_int(&b, (int64_t)req->count);
+    wire_key(&b, "free");
+    struct value list;
+    value_set_array(&list);
+    for (size_t i = 0; i < req->nfree; i++)
+        value_set_int(value_array_push(&list), req->free[i]);
+    wire_value(&b, &list);
+    value_deinit(&list);
     int ret = 0;
     bool decided = policy_worker_call(host, POLICY_HOOK_PORTS, &b, reason, reasonlen, &rep);
     if (decided && rep.verdict == 0) {
-        char why[128];
-        wire_get_raw(&rep.rd, chosen, req->count * sizeof *chosen);
+        char why[POLICY_REASON_MAX] = "";
+        const struct value *ports = value_map_get(rep.answer, "ports");
+        bool ok = ports && ports->type == VALUE_ARRAY && ports->u.a.len == req->count;
+        for (size_t i = 0; ok && i < req->count; i++) {
+            const struct value *p = &ports->u.a.items[i];
+            ok = p->type == VALUE_INT && p->u.i >= 1 && p->u.i <= 65535;
+            chosen[i] = ok ? (uint16_t)p->u.i : 0;
+        }
         // The worker checked the choice; the pool is ours, so check it again.
-        if (rep.rd.bad || !policy_ports_valid(req, chosen, why, sizeof why)) {
-            policy_worker_report_failure(host, POLICY_HOOK_PORTS, POLICY_FAILURE_WORKER,
-                                         "the policy worker answered ports outside the pool", NULL);
+        if (!ok || !policy_ports_valid(req, chosen, why, sizeof why)) {
+            char text[POLICY_REASON_MAX + 64];
+            util_err(text, sizeof text, "the policy worker answered ports outside the pool%s%s",
+                     why[0] ? ": " : "", why);
+            policy_worker_report_failure(host, POLICY_HOOK_PORTS, POLICY_FAILURE_WORKER, text,
+                                         NULL);
             decided = false;
         }
     }
@@ -191,28 +208,39 @@ int policy_runtimes(struct policy_host *host, const char *const *names, size_t n
     char refusal[POLICY_REASON_MAX];
     size_t wmax = max < 256 ? max : 256; // the worker's bound on this answer
     policy_worker_request_start(&b, POLICY_HOOK_RUNTIMES);
-    wire_u8(&b, ssh);
-    wire_i64(&b, (int64_t)wmax);
-    wire_i64(&b, (int64_t)nnames);
+    wire_map(&b, 3); // {ssh, max, runtimes = {name...}}
+    wire_key(&b, "ssh");
+    struct value v;
+    value_set_bool(&v, ssh);
+    wire_value(&b, &v);
+    wire_key(&b, "max");
+    put_int(&b, (int64_t)wmax);
+    wire_key(&b, "runtimes");
+    value_set_array(&v);
     for (size_t i = 0; i < nnames; i++)
-        wire_str(&b, names[i] ? names[i] : "");
+        value_set_str(value_array_push(&v), names[i] ? names[i] : "");
+    wire_value(&b, &v);
+    value_deinit(&v);
     *nout = 0;
     bool decided =
         policy_worker_call(host, POLICY_HOOK_RUNTIMES, &b, refusal, sizeof refusal, &rep);
     if (decided && rep.verdict == 0) {
-        int64_t n = wire_get_i64(&rep.rd);
-        bool ok = !rep.rd.bad && n >= 0 && (size_t)n <= wmax;
-        for (int64_t i = 0; ok && i < n; i++) {
-            wire_get_raw(&rep.rd, &out[i], sizeof out[i]);
-            out[i].runtime[sizeof out[i].runtime - 1] = '\0';
-            out[i].envtype[sizeof out[i].envtype - 1] = '\0';
-            ok = !rep.rd.bad && policy_envtype_valid(out[i].envtype);
+        char why[POLICY_REASON_MAX] = "";
+        const struct value *list = value_map_get(rep.answer, "runtimes");
+        bool ok = list && list->type == VALUE_ARRAY && list->u.a.len <= wmax;
+        for (size_t i = 0; ok && i < list->u.a.len; i++) {
+            memset(&out[i], 0, sizeof out[i]);
+            ok = !policy_fields_get(&list->u.a.items[i], &policy_fields_runtime, &out[i], why,
+                                    sizeof why) &&
+                 policy_envtype_valid(out[i].envtype);
         }
         if (ok) {
-            *nout = (size_t)n;
+            *nout = list->u.a.len;
         } else {
-            policy_worker_report_failure(host, POLICY_HOOK_RUNTIMES, POLICY_FAILURE_WORKER,
-                                         "the policy worker answered a malformed runtime list",
+            char text[POLICY_REASON_MAX + 64];
+            util_err(text, sizeof text, "the policy worker answered a malformed runtime list%s%s",
+                     why[0] ? ": " : "", why);
+            policy_worker_report_failure(host, POLICY_HOOK_RUNTIMES, POLICY_FAILURE_WORKER, text,
                                          NULL);
             decided = false;
         }
@@ -233,10 +261,13 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
     struct buf b = {0};
     struct policy_reply rep = {0};
     policy_worker_request_start(&b, POLICY_HOOK_RESULTS);
-    wire_u8(&b, raw != NULL);
-    if (raw)
+    wire_map(&b, raw ? 2 : 1); // {result = raw (absent: none sent), prev_state}
+    if (raw) {
+        wire_key(&b, "result");
         wire_value(&b, raw);
-    wire_str(&b, prev_state);
+    }
+    wire_key(&b, "prev_state");
+    wire_key(&b, prev_state ? prev_state : "");
     memset(out, 0, sizeof *out);
     int ret = 0;
     bool decided = false;
@@ -250,9 +281,11 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
     } else {
         decided = policy_worker_call(host, POLICY_HOOK_RESULTS, &b, reason, reasonlen, &rep);
     }
-    if (decided && rep.verdict == 0 && !take_results(&rep.rd, out)) {
-        policy_worker_report_failure(host, POLICY_HOOK_RESULTS, POLICY_FAILURE_WORKER,
-                                     "the policy worker answered a malformed result", NULL);
+    char why[POLICY_REASON_MAX] = "";
+    if (decided && rep.verdict == 0 && !take_results(rep.answer, out, why, sizeof why)) {
+        char text[POLICY_REASON_MAX + 64];
+        util_err(text, sizeof text, "the policy worker answered a malformed result: %s", why);
+        policy_worker_report_failure(host, POLICY_HOOK_RESULTS, POLICY_FAILURE_WORKER, text, NULL);
         decided = false;
     }
     if (decided) {
@@ -278,23 +311,25 @@ int policy_hardening(struct policy_host *host, const struct policy_hardening_req
 {
     struct buf b = {0};
     struct policy_reply rep = {0};
-    struct policy_hardening_req copy = *req;
-    copy.environment = NULL;
     policy_worker_request_start(&b, POLICY_HOOK_HARDENING);
-    wire_raw(&b, &copy, sizeof copy);
-    wire_str(&b, req->environment);
+    put_fields(&b, &policy_fields_hardening_req, req);
     int ret = 0;
     bool decided = policy_worker_call(host, POLICY_HOOK_HARDENING, &b, reason, reasonlen, &rep);
     if (decided && rep.verdict == 0) {
-        wire_get_raw(&rep.rd, out, sizeof *out);
-        bool ok = !rep.rd.bad && out->ncap_drop <= POLICY_MAX_CAPS;
-        for (size_t i = 0; ok && i < out->ncap_drop; i++) {
-            out->cap_drop[i][sizeof out->cap_drop[i] - 1] = '\0';
-            ok = policy_cap_name_valid(out->cap_drop[i]);
+        memset(out, 0, sizeof *out);
+        decided = take_fields(host, POLICY_HOOK_HARDENING, &rep, &policy_fields_hardening, out);
+        const struct value *caps = decided ? value_map_get(rep.answer, "cap_drop") : NULL;
+        bool ok = caps && caps->type == VALUE_ARRAY && caps->u.a.len <= POLICY_MAX_CAPS;
+        for (size_t i = 0; ok && i < caps->u.a.len; i++) {
+            const struct value *c = &caps->u.a.items[i];
+            ok = c->type == VALUE_STR && c->u.s.len < sizeof out->cap_drop[0] &&
+                 policy_cap_name_valid(c->u.s.ptr);
+            if (ok)
+                util_strlcpy(out->cap_drop[out->ncap_drop++], c->u.s.ptr, sizeof out->cap_drop[0]);
         }
-        if (!ok) {
+        if (decided && !ok) {
             policy_worker_report_failure(host, POLICY_HOOK_HARDENING, POLICY_FAILURE_WORKER,
-                                         "the policy worker answered malformed hardening", NULL);
+                                         "the policy worker answered a malformed cap_drop", NULL);
             decided = false;
         }
     }
@@ -311,22 +346,62 @@ int policy_hardening(struct policy_host *host, const struct policy_hardening_req
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static bool take_results(struct wire_rd *rd, struct policy_result *out)
+static void put_int(struct buf *b, int64_t i)
 {
-    const char *result = wire_get_str(rd, NULL), *text = wire_get_str(rd, NULL);
-    const char *state = wire_get_str(rd, NULL);
-    out->grade = wire_get_f64(rd);
-    if (rd->bad || !result || !text || !state || !policy_result_name_valid(result))
+    struct value v;
+    value_set_int(&v, i);
+    wire_value(b, &v);
+}
+
+// The map of s's named fields.
+static void put_fields(struct buf *b, const struct policy_fieldset *set, const void *s)
+{
+    struct value map;
+    value_set_map(&map);
+    policy_fields_put(&map, set, s);
+    wire_value(b, &map);
+    value_deinit(&map);
+}
+
+// The worker's answer into out, checked field by field; false (counted, logged)
+// when it is not what `set` says.
+static bool take_fields(struct policy_host *host, enum policy_hook hook,
+                        const struct policy_reply *rep, const struct policy_fieldset *set,
+                        void *out)
+{
+    char why[POLICY_REASON_MAX], text[POLICY_REASON_MAX + 64];
+    if (!policy_fields_get(rep->answer, set, out, why, sizeof why))
+        return true;
+    util_err(text, sizeof text, "the policy worker's answer is malformed: %s", why);
+    policy_worker_report_failure(host, hook, POLICY_FAILURE_WORKER, text, NULL);
+    return false;
+}
+
+static bool take_results(const struct value *answer, struct policy_result *out, char *err,
+                         size_t errlen)
+{
+    static const char *const names[] = {"problems", "tests", "custom"};
+    struct value *dst[] = {&out->problems, &out->tests, &out->custom};
+    struct policy_result_view v = {0};
+    if (policy_fields_get(answer, &policy_fields_result, &v, err, errlen))
         return false;
-    out->result = xstrdup(result);
-    out->text = xstrdup(text);
-    out->state = xstrdup(state);
-    // Each is valid (a nil value) even when the message ends early.
-    wire_get_value(rd, &out->problems);
-    wire_get_value(rd, &out->tests);
-    wire_get_value(rd, &out->custom);
-    return !rd->bad && out->problems.type == VALUE_MAP && out->tests.type == VALUE_MAP &&
-           out->custom.type == VALUE_MAP;
+    if (!policy_result_name_valid(v.result)) {
+        util_err(err, errlen, "'result' = '%.64s' is not a known result", v.result);
+        return false;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        if (value_map_get(answer, names[i])->type != VALUE_MAP) {
+            util_err(err, errlen, "field '%s' must be a map", names[i]);
+            return false;
+        }
+    }
+    out->result = xstrdup(v.result);
+    out->text = xstrdup(v.text);
+    out->state = xstrdup(v.state);
+    out->grade = v.grade;
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        value_copy(dst[i], value_map_get(answer, names[i]));
+    return true;
 }
 
 /*

@@ -125,6 +125,10 @@ enum policy_failure {
         POLICY_FAILURE_COUNT
 };
 extern const char *const policy_failure_texts[POLICY_FAILURE_COUNT];
+/** The kinds' names ("ERROR", ...): on the worker's socket and in the metrics. */
+extern const char *const policy_failure_names[POLICY_FAILURE_COUNT];
+/** The kind named `name` into *kind; false for an unknown name (or NULL). */
+bool policy_failure_by_name(const char *name, enum policy_failure *kind);
 
 /** Requests on the worker's socket. */
 enum policy_op { POLICY_OP_LOAD = 1, POLICY_OP_CALL = 2 };
