@@ -79,6 +79,16 @@ int policy_host_reload(struct policy_host *host, char *err, size_t errlen);
  * worker of its own that is gone on return. 0 or -EINVAL.
  */
 int policy_check_dir(const char *dir, char *err, size_t errlen);
+/**
+ * Writes what `proctor test-policies` runs busted with into dir (an existing,
+ * empty directory): dir/lua/agent/<module>.lua (the host Lua embedded in this
+ * binary), dir/policies/<name>.lua (the shipped policies embedded in it: the
+ * built-in defaults) and dir/preload.lua (the busted helper that loads policies
+ * through that loader and sandbox). 0, or -errno with err.
+ */
+int policy_export_embedded(const char *dir, char *err, size_t errlen);
+/** Removes what policy_export_embedded wrote, and dir itself when it is then empty. */
+void policy_export_remove(const char *dir);
 /** Number of successful loads so far (1 after policy_host_new). */
 uint64_t policy_host_generation(const struct policy_host *host);
 /** How many times a hook failed and its default was used, since start. */
