@@ -118,6 +118,7 @@ add_library(proctor_policy STATIC
   src/policy/policy_builtin.c
   src/policy/policy_checks.c
   src/policy/policy_export.c
+  src/policy/policy_explain.c
   ${POLICY_EMBED_HEADER}
   ${POLICY_SHIPPED_HEADER}
   ${POLICY_HELPER_HEADER})
@@ -152,12 +153,6 @@ printf '%s\\n' \"$out\"; [ $rc -ne 0 ] && [ $rc -ne 124 ] && \
 printf '%s' \"$out\" | grep -q 'stuck/limits.lua:4: loading did not finish'"
                    sh $<TARGET_FILE:proctord> ${CMAKE_SOURCE_DIR}/tests/lua/fixtures/stuck)
   set_tests_properties(policy_check_stuck PROPERTIES LABELS unit TIMEOUT 60)
-
-  # proctor test-policies: an admin's specs in a directory outside the repository.
-  add_test(NAME cli.test_policies
-           COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli/test_test_policies.sh $<TARGET_FILE:proctor>
-                   ${CMAKE_SOURCE_DIR}/tests/policies)
-  set_tests_properties(cli.test_policies PROPERTIES LABELS unit TIMEOUT 120)
 
   # busted runs the specs of every policy file and of the host Lua, through
   # the same loader and sandbox as proctord: one ctest test per spec file, so

@@ -139,6 +139,16 @@ static void status_clear(struct cli *c)
     c->status_shown = false;
 }
 
+/** --explain: one line per policy decision on stderr (the status line, if any, is redrawn). */
+static void on_explain(void *data, const char *line)
+{
+    struct cli *c = data;
+    if (c->status_shown)
+        fputs("\r\033[K", stderr);
+    c->status_shown = false;
+    fprintf(stderr, "explain: %s\n", line);
+}
+
 /** On a terminal: one line, rewritten in place, with the job's phase and its times. */
 static long on_status(struct loop *loop, uint64_t id, void *data)
 {
@@ -300,6 +310,9 @@ static void usage(FILE *f)
         "  --env TYPE/NAME       environment (default docker/<task.yaml environment_id>)\n"
         "  --time S --hard-time S --memory MB   limits (default: task.yaml's, else the policy's)\n"
         "  --debug               ask the runner for stdout/stderr\n"
+        "  --explain             one line per policy decision on stderr: the hook, the\n"
+        "                        file:line that answered, its input and what the job got,\n"
+        "                        and whether the shipped file answered instead of DIR's\n"
         "  -v                    the agent's logs (default: warnings only)\n"
         "envs: the environments of the local Docker engine, as a table (--json: as JSON).\n"
         "test-policies: run busted specs (default DIR/spec) against the policies in DIR, in\n"
@@ -492,16 +505,25 @@ int main(int argc, char **argv)
         O_MEM,
         O_DEBUG,
         O_SSH,
-        O_JSON
+        O_JSON,
+        O_EXPLAIN
     };
     static const struct option opts[] = {
-        {"tasks", required_argument, NULL, O_TASKS}, {"policies", required_argument, NULL, O_POL},
-        {"tmpdir", required_argument, NULL, O_TMP},  {"input", required_argument, NULL, O_INPUT},
-        {"file", required_argument, NULL, O_FILE},   {"env", required_argument, NULL, O_ENV},
-        {"time", required_argument, NULL, O_TIME},   {"hard-time", required_argument, NULL, O_HARD},
-        {"memory", required_argument, NULL, O_MEM},  {"debug", no_argument, NULL, O_DEBUG},
-        {"ssh", no_argument, NULL, O_SSH},           {"json", no_argument, NULL, O_JSON},
-        {"verbose", no_argument, NULL, 'v'},         {0},
+        {"tasks", required_argument, NULL, O_TASKS},
+        {"policies", required_argument, NULL, O_POL},
+        {"tmpdir", required_argument, NULL, O_TMP},
+        {"input", required_argument, NULL, O_INPUT},
+        {"file", required_argument, NULL, O_FILE},
+        {"env", required_argument, NULL, O_ENV},
+        {"time", required_argument, NULL, O_TIME},
+        {"hard-time", required_argument, NULL, O_HARD},
+        {"memory", required_argument, NULL, O_MEM},
+        {"debug", no_argument, NULL, O_DEBUG},
+        {"ssh", no_argument, NULL, O_SSH},
+        {"json", no_argument, NULL, O_JSON},
+        {"explain", no_argument, NULL, O_EXPLAIN},
+        {"verbose", no_argument, NULL, 'v'},
+        {0},
     };
     struct agent_config cfg = {
         .friendly_name = "proctor", .concurrency = 1, .tasks_dir = "./tasks"};
@@ -557,6 +579,9 @@ int main(int argc, char **argv)
             break;
         case O_JSON:
             c.envs_json = true;
+            break;
+        case O_EXPLAIN:
+            policy_explain_set(on_explain, &c);
             break;
         case 'v':
             log_set_level(LOG_LEVEL_DEBUG);

@@ -89,6 +89,15 @@ int policy_check_dir(const char *dir, char *err, size_t errlen);
 int policy_export_embedded(const char *dir, char *err, size_t errlen);
 /** Removes what policy_export_embedded wrote, and dir itself when it is then empty. */
 void policy_export_remove(const char *dir);
+/**
+ * Decisions you can see: fn(data, line) gets one line per hook call of every
+ * policy host of this process (which hook, the file:line that answered, its
+ * input, what the job got, and whether the shipped file answered because the
+ * admin's was missing or failed); NULL stops it. Without a callback, the
+ * lines are logged at debug level. For `proctor run --explain`.
+ */
+typedef void (*policy_explain_fn)(void *data, const char *line);
+void policy_explain_set(policy_explain_fn fn, void *data);
 /** Number of successful loads so far (1 after policy_host_new). */
 uint64_t policy_host_generation(const struct policy_host *host);
 /** How many times a hook failed and its default was used, since start. */

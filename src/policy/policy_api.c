@@ -13,11 +13,15 @@
 #include "core/value.h"
 #include "policy/policy.h"
 #include "policy/policy_builtin.h"
+#include "policy/policy_explain.h"
 #include "policy/policy_fields.h"
 #include "policy/policy_internal.h"
 #include "policy/policy_wire.h"
 #include "policy/policy_worker.h"
 
+static void explain(struct policy_host *host, enum policy_hook hook, bool by_worker,
+                    const struct policy_reply *rep, const struct value *in, int ret,
+                    const struct value *out, const char *reason);
 static void put_int(struct buf *b, int64_t i);
 static void put_fields(struct buf *b, const struct policy_fieldset *set, const void *s);
 static bool take_fields(struct policy_host *host, enum policy_hook hook,
@@ -111,6 +115,7 @@ int policy_limits(struct policy_host *host, const struct policy_limits_req *req,
     struct policy_reply rep = {0};
     policy_worker_request_start(&b, POLICY_HOOK_LIMITS);
     put_fields(&b, &policy_fields_limits_req, req);
+    host->last_failure[0] = '\0';
     int ret = 0;
     bool decided = policy_worker_call(host, POLICY_HOOK_LIMITS, &b, reason, reasonlen, &rep);
     if (decided && rep.verdict == 0)
@@ -121,6 +126,20 @@ int policy_limits(struct policy_host *host, const struct policy_limits_req *req,
         ret = policy_builtin_limits(host->builtin, req, out, reason, reasonlen);
     if (!ret)
         policy_cap_limits(&host->cfg, out);
+    if (policy_explaining()) {
+        struct value in, o;
+        value_set_map(&in);
+        policy_fields_put(&in, &policy_fields_limits_req, req);
+        value_set_int(value_map_put(&in, "max_memory_mib"), policy_max_memory_per_slot(&host->cfg));
+        value_set_int(value_map_put(&in, "host_memory_mib"), host->cfg.host_memory_mib);
+        value_set_int(value_map_put(&in, "concurrency"), host->cfg.concurrency);
+        value_set_map(&o);
+        if (!ret)
+            policy_fields_put(&o, &policy_fields_limits, out);
+        explain(host, POLICY_HOOK_LIMITS, decided, &rep, &in, ret, &o, reason);
+        value_deinit(&in);
+        value_deinit(&o);
+    }
     policy_worker_reply_done(&rep);
     free(b.data);
     return ret;
@@ -133,6 +152,7 @@ int policy_student_limits(struct policy_host *host, const struct policy_student_
     struct policy_reply rep = {0};
     policy_worker_request_start(&b, POLICY_HOOK_STUDENT);
     put_fields(&b, &policy_fields_student_req, req);
+    host->last_failure[0] = '\0';
     int ret = 0;
     bool decided = policy_worker_call(host, POLICY_HOOK_STUDENT, &b, reason, reasonlen, &rep);
     if (decided && rep.verdict == 0)
@@ -143,6 +163,17 @@ int policy_student_limits(struct policy_host *host, const struct policy_student_
         ret = policy_builtin_student(host->builtin, req, out, reason, reasonlen);
     if (!ret)
         policy_cap_student(req, out);
+    if (policy_explaining()) {
+        struct value in, o;
+        value_set_map(&in);
+        policy_fields_put(&in, &policy_fields_student_req, req);
+        value_set_map(&o);
+        if (!ret)
+            policy_fields_put(&o, &policy_fields_student, out);
+        explain(host, POLICY_HOOK_STUDENT, decided, &rep, &in, ret, &o, reason);
+        value_deinit(&in);
+        value_deinit(&o);
+    }
     policy_worker_reply_done(&rep);
     free(b.data);
     return ret;
@@ -169,7 +200,7 @@ int policy_ports(struct policy_host *host, const struct policy_ports_req *req, u
     for (size_t i = 0; i < req->nfree; i++)
         value_set_int(value_array_push(&list), req->free[i]);
     wire_value(&b, &list);
-    value_deinit(&list);
+    host->last_failure[0] = '\0';
     int ret = 0;
     bool decided = policy_worker_call(host, POLICY_HOOK_PORTS, &b, reason, reasonlen, &rep);
     if (decided && rep.verdict == 0) {
@@ -195,6 +226,23 @@ int policy_ports(struct policy_host *host, const struct policy_ports_req *req, u
         ret = rep.verdict;
     else
         ret = policy_builtin_ports(host->builtin, req, chosen, reason, reasonlen);
+    if (policy_explaining()) {
+        struct value in, o;
+        value_set_map(&in);
+        value_set_str(value_map_put(&in, "job_id"), req->job_id ? req->job_id : "");
+        value_set_int(value_map_put(&in, "count"), (int64_t)req->count);
+        *value_map_put(&in, "free") = list; // moved: freed with in
+        value_set_nil(&list);
+        value_set_map(&o);
+        struct value *ports = value_map_put(&o, "ports");
+        value_set_array(ports);
+        for (size_t i = 0; !ret && i < req->count; i++)
+            value_set_int(value_array_push(ports), chosen[i]);
+        explain(host, POLICY_HOOK_PORTS, decided, &rep, &in, ret, &o, reason);
+        value_deinit(&in);
+        value_deinit(&o);
+    }
+    value_deinit(&list);
     policy_worker_reply_done(&rep);
     free(b.data);
     return ret;
@@ -220,7 +268,7 @@ int policy_runtimes(struct policy_host *host, const char *const *names, size_t n
     for (size_t i = 0; i < nnames; i++)
         value_set_str(value_array_push(&v), names[i] ? names[i] : "");
     wire_value(&b, &v);
-    value_deinit(&v);
+    host->last_failure[0] = '\0';
     *nout = 0;
     bool decided =
         policy_worker_call(host, POLICY_HOOK_RUNTIMES, &b, refusal, sizeof refusal, &rep);
@@ -250,6 +298,25 @@ int policy_runtimes(struct policy_host *host, const char *const *names, size_t n
     }
     if (!decided)
         policy_builtin_runtimes(host->builtin, names, nnames, ssh, out, max, nout);
+    if (policy_explaining()) {
+        struct value in, o;
+        value_set_map(&in);
+        *value_map_put(&in, "runtimes") = v; // moved: freed with in
+        value_set_nil(&v);
+        value_set_bool(value_map_put(&in, "ssh"), ssh);
+        value_set_map(&o);
+        struct value *list = value_map_put(&o, "runtimes");
+        value_set_array(list);
+        for (size_t i = 0; i < *nout; i++) {
+            struct value *e = value_array_push(list);
+            value_set_map(e);
+            policy_fields_put(e, &policy_fields_runtime, &out[i]);
+        }
+        explain(host, POLICY_HOOK_RUNTIMES, decided, &rep, &in, 0, &o, NULL);
+        value_deinit(&in);
+        value_deinit(&o);
+    }
+    value_deinit(&v);
     policy_worker_reply_done(&rep);
     free(b.data);
     return 0;
@@ -269,6 +336,7 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
     wire_key(&b, "prev_state");
     wire_key(&b, prev_state ? prev_state : "");
     memset(out, 0, sizeof *out);
+    host->last_failure[0] = '\0';
     int ret = 0;
     bool decided = false;
     // A result larger than the policies' heap cannot be handed to them: the
@@ -301,6 +369,24 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
         if (ret)
             policy_result_deinit(out);
     }
+    if (policy_explaining()) {
+        struct value in, o;
+        value_set_map(&in);
+        if (raw)
+            value_copy(value_map_put(&in, "result"), raw);
+        value_set_str(value_map_put(&in, "prev_state"), prev_state ? prev_state : "");
+        value_set_map(&o);
+        if (!ret) {
+            struct policy_result_view view = {out->result, out->text, out->state, out->grade};
+            policy_fields_put(&o, &policy_fields_result, &view);
+            value_copy(value_map_put(&o, "problems"), &out->problems);
+            value_copy(value_map_put(&o, "tests"), &out->tests);
+            value_copy(value_map_put(&o, "custom"), &out->custom);
+        }
+        explain(host, POLICY_HOOK_RESULTS, decided, &rep, &in, ret, &o, reason);
+        value_deinit(&in);
+        value_deinit(&o);
+    }
     policy_worker_reply_done(&rep);
     free(b.data);
     return ret;
@@ -313,6 +399,7 @@ int policy_hardening(struct policy_host *host, const struct policy_hardening_req
     struct policy_reply rep = {0};
     policy_worker_request_start(&b, POLICY_HOOK_HARDENING);
     put_fields(&b, &policy_fields_hardening_req, req);
+    host->last_failure[0] = '\0';
     int ret = 0;
     bool decided = policy_worker_call(host, POLICY_HOOK_HARDENING, &b, reason, reasonlen, &rep);
     if (decided && rep.verdict == 0) {
@@ -339,12 +426,67 @@ int policy_hardening(struct policy_host *host, const struct policy_hardening_req
         ret = policy_builtin_hardening(host->builtin, req, out, reason, reasonlen);
     if (!ret)
         policy_cap_hardening(&host->cfg, req, out);
+    if (policy_explaining()) {
+        struct value in, o;
+        value_set_map(&in);
+        policy_fields_put(&in, &policy_fields_hardening_req, req);
+        value_set_map(&o);
+        if (!ret) {
+            policy_fields_put(&o, &policy_fields_hardening, out);
+            struct value *caps = value_map_put(&o, "cap_drop");
+            value_set_array(caps);
+            for (size_t i = 0; i < out->ncap_drop; i++)
+                value_set_str(value_array_push(caps), out->cap_drop[i]);
+        }
+        explain(host, POLICY_HOOK_HARDENING, decided, &rep, &in, ret, &o, reason);
+        value_deinit(&in);
+        value_deinit(&o);
+    }
     policy_worker_reply_done(&rep);
     free(b.data);
     return ret;
 }
 
 /* ---- helpers ------------------------------------------------------------- */
+
+// One line of --explain (or of the debug log): by_worker says whether the
+// admin's hook answered; otherwise the shipped one did, and why is said.
+static void explain(struct policy_host *host, enum policy_hook hook, bool by_worker,
+                    const struct policy_reply *rep, const struct value *in, int ret,
+                    const struct value *out, const char *reason)
+{
+    struct policy_explain_who who = {0};
+    char why[POLICY_LOCATION_MAX + 64] = "";
+    char src[2 * POLICY_LOCATION_MAX + 64];
+    if (by_worker) {
+        who.source = rep->source ? rep->source : policy_hooks[hook].file;
+        who.line = rep->line;
+        // extend() without a wrapper: the shipped hook, with the admin's defaults.
+        if (!strncmp(who.source, POLICY_BUILTIN_PREFIX, strlen(POLICY_BUILTIN_PREFIX))) {
+            snprintf(src, sizeof src, "%s/%s.lua (extend() of %s:%d)", host->dir ? host->dir : "",
+                     policy_hooks[hook].file, who.source, who.line);
+            who.source = src;
+            who.line = 0;
+        }
+    } else {
+        who.source = policy_builtin_last(host->builtin, &who.line);
+        who.fallback = host->dir != NULL;
+        size_t f = 0;
+        while (f < POLICY_FILE_COUNT && strcmp(policy_files[f], policy_hooks[hook].file))
+            f++;
+        if (host->last_failure[0])
+            who.why = host->last_failure;
+        else if (host->dir && f < POLICY_FILE_COUNT && !host->gen->paths[f])
+            util_err(why, sizeof why, "%s/%s.lua: no such file", host->dir,
+                     policy_hooks[hook].file);
+        else if (host->dir)
+            util_err(why, sizeof why, "%s/%s.lua defines no %s()", host->dir,
+                     policy_hooks[hook].file, policy_hooks[hook].fn);
+        if (!who.why)
+            who.why = why;
+    }
+    policy_explain_emit(hook, &who, in, ret, out, reason);
+}
 
 static void put_int(struct buf *b, int64_t i)
 {

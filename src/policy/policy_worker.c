@@ -172,6 +172,7 @@ void policy_worker_report_failure(struct policy_host *host, enum policy_hook hoo
 {
     struct policy_gen *gen = host->gen;
     host->failures++;
+    util_strlcpy(host->last_failure, msg ? msg : "", sizeof host->last_failure);
     metric_add2(METRIC_POLICY_FAILURES, policy_hooks[hook].fn, policy_failure_names[kind], 1);
     if (gen->logged[hook] & (1u << kind))
         return;

@@ -39,6 +39,7 @@ struct policy_host {
     struct policy_gen *gen;
     uint64_t generation;
     uint64_t failures;
+    char last_failure[POLICY_REASON_MAX + POLICY_LOCATION_MAX]; /* of the current call (explain) */
 };
 
 /** The answer of one call (a map of named fields, see policy_serve.c). */

@@ -15,6 +15,7 @@
 #include "core/util.h"
 #include "core/value.h"
 #include "policy/policy.h"
+#include "policy/policy_explain.h"
 
 static void test_round_trip(void)
 {
@@ -165,9 +166,40 @@ static void test_policy_answers(void)
     }
 }
 
+// --explain's rendering: compact JSON, bounded whatever the value.
+static void test_explain_render(void)
+{
+    struct value v;
+    value_set_map(&v);
+    value_set_int(value_map_put(&v, "time_s"), 10);
+    value_set_str(value_map_put(&v, "text"), "a \"quoted\"\nline");
+    value_set_bin(value_map_put(&v, "archive"), "\x00\x01", 2);
+    char buf[256];
+    policy_explain_render(&v, buf, sizeof buf);
+    CHECK_STR_EQ(
+        buf, "{\"time_s\":10,\"text\":\"a \\\"quoted\\\"\\u000aline\",\"archive\":\"<2 bytes>\"}");
+    struct value *list = value_map_put(&v, "list");
+    value_set_array(list);
+    for (int i = 0; i < 10000; i++)
+        value_set_int(value_array_push(list), i);
+    char small[64];
+    policy_explain_render(&v, small, sizeof small);
+    CHECK(strlen(small) < sizeof small && strcmp(small + strlen(small) - 3, "...") == 0,
+          "bounded, and says so: %s", small);
+    value_deinit(&v);
+    char big[400];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    value_set_str(&v, big);
+    policy_explain_render(&v, buf, sizeof buf);
+    CHECK(strlen(buf) == 1 + 80 + 4, "a long string is cut at 80 bytes: %zu", strlen(buf));
+    value_deinit(&v);
+}
+
 int main(void)
 {
     test_round_trip();
+    test_explain_render();
     test_errors();
     test_policy_answers();
     return check_finish("test_policy_fields");
