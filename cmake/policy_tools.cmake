@@ -1,5 +1,6 @@
 # The admin's tools around policies (issue 11): `proctor test-policies`,
-# `proctor run --explain` and proctord's decision lines at debug level.
+# `proctor run --explain` and proctord's decision lines at debug level; and
+# proctord's --runtime (issue 14), which feeds the runtimes policy.
 if(BUILD_TESTING)
   # proctor test-policies: an admin's specs in a directory outside the repository.
   add_test(NAME cli.test_policies
@@ -16,6 +17,9 @@ if(BUILD_TESTING)
   add_test(NAME agent.explain_debug_log
            COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli/test_explain_debug_log.sh
                    $<TARGET_FILE:proctord>)
-  set_tests_properties(cli.explain agent.explain_debug_log
+  # proctord --runtime (inginious-agent-docker's) feeds the runtimes policy.
+  add_test(NAME agent.runtime_option
+           COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli/test_runtime_option.sh $<TARGET_FILE:proctord>)
+  set_tests_properties(cli.explain agent.explain_debug_log agent.runtime_option
     PROPERTIES LABELS integration TIMEOUT 120 RESOURCE_LOCK docker_agent)
 endif()

@@ -184,6 +184,17 @@ struct policy_runtime {
 int policy_runtimes(struct policy_host *host, const char *const *names, size_t nnames, bool ssh,
                     struct policy_runtime *out, size_t max, size_t *nout);
 
+/** Most runtimes proctord's command line may give (--runtime, repeatable). */
+#define POLICY_MAX_CLI_RUNTIMES 32
+/**
+ * The runtimes given on proctord's command line (`--runtime RUNTIME ENVTYPE
+ * [root] [shared]`, as inginious-agent-docker's): every map_runtimes() call of
+ * this process gets them as req.forced (the shipped runtimes.lua then offers
+ * exactly them instead of its rules). Copied; n <= POLICY_MAX_CLI_RUNTIMES
+ * (else -EINVAL); n == 0 clears them.
+ */
+int policy_set_cli_runtimes(const struct policy_runtime *rts, size_t n);
+
 /* ---- results ----------------------------------------------------------- */
 
 struct policy_result {

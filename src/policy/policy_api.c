@@ -31,7 +31,25 @@ static bool take_results(const struct value *answer, struct policy_result *out, 
                          size_t errlen);
 static int result_keys_check(const struct policy_result *r, char *reason, size_t reasonlen);
 
+static struct policy_runtime cli_runtimes[POLICY_MAX_CLI_RUNTIMES];
+static size_t n_cli_runtimes;
+
 /* ---- public: lifecycle ---------------------------------------------------- */
+
+int policy_set_cli_runtimes(const struct policy_runtime *rts, size_t n)
+{
+    if (n > POLICY_MAX_CLI_RUNTIMES)
+        return -EINVAL;
+    memcpy(cli_runtimes, rts, n * sizeof *rts);
+    n_cli_runtimes = n;
+    return 0;
+}
+
+const struct policy_runtime *policy_cli_runtimes(size_t *n)
+{
+    *n = n_cli_runtimes;
+    return cli_runtimes;
+}
 
 struct policy_host *policy_host_new(const char *dir, const struct policy_config *cfg, char *err,
                                     size_t errlen)
@@ -256,7 +274,7 @@ int policy_runtimes(struct policy_host *host, const char *const *names, size_t n
     char refusal[POLICY_REASON_MAX];
     size_t wmax = max < 256 ? max : 256; // the worker's bound on this answer
     policy_worker_request_start(&b, POLICY_HOOK_RUNTIMES);
-    wire_map(&b, 3); // {ssh, max, runtimes = {name...}}
+    wire_map(&b, n_cli_runtimes ? 4 : 3); // {ssh, max, runtimes = {name...}, forced = {...}}
     wire_key(&b, "ssh");
     struct value v;
     value_set_bool(&v, ssh);
@@ -268,6 +286,17 @@ int policy_runtimes(struct policy_host *host, const char *const *names, size_t n
     for (size_t i = 0; i < nnames; i++)
         value_set_str(value_array_push(&v), names[i] ? names[i] : "");
     wire_value(&b, &v);
+    struct value forced;
+    value_set_array(&forced);
+    for (size_t i = 0; i < n_cli_runtimes; i++) {
+        struct value *e = value_array_push(&forced);
+        value_set_map(e);
+        policy_fields_put(e, &policy_fields_runtime, &cli_runtimes[i]);
+    }
+    if (n_cli_runtimes) {
+        wire_key(&b, "forced");
+        wire_value(&b, &forced);
+    }
     host->last_failure[0] = '\0';
     *nout = 0;
     bool decided =
@@ -304,6 +333,10 @@ int policy_runtimes(struct policy_host *host, const char *const *names, size_t n
         *value_map_put(&in, "runtimes") = v; // moved: freed with in
         value_set_nil(&v);
         value_set_bool(value_map_put(&in, "ssh"), ssh);
+        if (n_cli_runtimes) {
+            *value_map_put(&in, "forced") = forced; // moved too
+            value_set_nil(&forced);
+        }
         value_set_map(&o);
         struct value *list = value_map_put(&o, "runtimes");
         value_set_array(list);
@@ -317,6 +350,7 @@ int policy_runtimes(struct policy_host *host, const char *const *names, size_t n
         value_deinit(&o);
     }
     value_deinit(&v);
+    value_deinit(&forced);
     policy_worker_reply_done(&rep);
     free(b.data);
     return 0;

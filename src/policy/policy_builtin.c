@@ -166,7 +166,8 @@ void policy_builtin_runtimes(struct policy_builtin *b, const char *const *names,
     memset(all, 0, sizeof all); // the bytes past each name too, as the worker's answer has them
     size_t n = 0;
     char refusal[POLICY_REASON_MAX];
-    struct policy_runtimes_call rc = {names, nnames, ssh, all, ARRAY_SIZE(all), &n};
+    struct policy_runtimes_call rc = {names, nnames, ssh, all, ARRAY_SIZE(all), &n, NULL, 0};
+    rc.forced = policy_cli_runtimes(&rc.nforced);
     struct policy_call c = {.hook = POLICY_HOOK_RUNTIMES,
                             .req = &rc,
                             .out = all,

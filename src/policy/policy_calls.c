@@ -126,6 +126,14 @@ static void push_runtimes(lua_State *L, struct policy_call *c)
     policy_conv_push_strs(L, rc->names, rc->nnames); // req names
     lua_setfield(L, -2, "runtimes");                 // req
     policy_conv_set_bool(L, "ssh", rc->ssh);
+    if (rc->nforced) {
+        lua_createtable(L, (int)rc->nforced, 0); // req forced
+        for (size_t i = 0; i < rc->nforced; i++) {
+            policy_conv_push_fields(L, &policy_fields_runtime, &rc->forced[i]); // req forced e
+            lua_rawseti(L, -2, (lua_Integer)i + 1);                             // req forced
+        }
+        lua_setfield(L, -2, "forced"); // req
+    }
 }
 
 static const struct policy_field runtimes_f[] = {POLICY_F_TABLE("runtimes", false)};

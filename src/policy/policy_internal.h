@@ -29,6 +29,9 @@
 /** Upper bound of nofile (the kernel's nr_open ceiling). */
 #define POLICY_MAX_NOFILE INT64_C(1073741816)
 
+/** What policy_set_cli_runtimes() set (borrowed; *n may be 0). */
+const struct policy_runtime *policy_cli_runtimes(size_t *n);
+
 /** max_per_slot of INGInious: host RAM MiB / concurrency (at least 1 slot). */
 int64_t policy_max_memory_per_slot(const struct policy_config *cfg);
 

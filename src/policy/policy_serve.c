@@ -175,8 +175,9 @@ static int serve_call(struct policy_state *st, struct wire_rd *r, struct buf *b)
     uint16_t *free_ports = NULL, chosen[POLICY_MAX_PORTS];
     struct policy_runtimes_call rc = {0};
     const char **names = NULL;
-    struct policy_runtime *runtimes = NULL;
+    struct policy_runtime *runtimes = NULL, forced[POLICY_MAX_CLI_RUNTIMES];
     size_t nruntimes = 0;
+    memset(forced, 0, sizeof forced);
     struct policy_results_call resc = {NULL, NULL};
     struct value msg, rep;
     const struct value *req = NULL;
@@ -241,6 +242,19 @@ static int serve_call(struct policy_state *st, struct wire_rd *r, struct buf *b)
         for (size_t i = 0; i < list->u.a.len; i++)
             names[i] = list->u.a.items[i].type == VALUE_STR ? list->u.a.items[i].u.s.ptr : "";
         runtimes = xcalloc((size_t)max + 1, sizeof *runtimes);
+        const struct value *fl = value_map_get(req, "forced");
+        if (fl && (fl->type != VALUE_ARRAY || fl->u.a.len > POLICY_MAX_CLI_RUNTIMES)) {
+            util_err(err, sizeof err, "runtimes request: field 'forced' must be a short list");
+            ret = -EINVAL;
+            break;
+        }
+        for (size_t i = 0; !ret && fl && i < fl->u.a.len; i++)
+            ret = policy_fields_get(&fl->u.a.items[i], &policy_fields_runtime, &forced[i], err,
+                                    sizeof err);
+        if (ret)
+            break;
+        rc.forced = forced;
+        rc.nforced = fl ? fl->u.a.len : 0;
         rc.ssh = policy_fields_bool(req, "ssh", false);
         rc.names = names;
         rc.nnames = list->u.a.len;
