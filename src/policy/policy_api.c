@@ -27,8 +27,7 @@ static void put_fields(struct buf *b, const struct policy_fieldset *set, const v
 static bool take_fields(struct policy_host *host, enum policy_hook hook,
                         const struct policy_reply *rep, const struct policy_fieldset *set,
                         void *out);
-static bool take_results(const struct value *answer, struct policy_result *out, char *err,
-                         size_t errlen);
+static bool take_results(struct value *answer, struct policy_result *out, char *err, size_t errlen);
 static int result_keys_check(const struct policy_result *r, char *reason, size_t reasonlen);
 
 static struct policy_runtime cli_runtimes[POLICY_MAX_CLI_RUNTIMES];
@@ -404,20 +403,27 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
             policy_result_deinit(out);
     }
     if (policy_explaining()) {
+        // A result may be large: its trees are lent to the maps (shallow), not copied.
+        static const char *const lent[] = {"result", "problems", "tests", "custom"};
         struct value in, o;
         value_set_map(&in);
-        if (raw)
-            value_copy(value_map_put(&in, "result"), raw);
         value_set_str(value_map_put(&in, "prev_state"), prev_state ? prev_state : "");
+        if (raw)
+            *value_map_put(&in, "result") = *raw;
         value_set_map(&o);
         if (!ret) {
             struct policy_result_view view = {out->result, out->text, out->state, out->grade};
             policy_fields_put(&o, &policy_fields_result, &view);
-            value_copy(value_map_put(&o, "problems"), &out->problems);
-            value_copy(value_map_put(&o, "tests"), &out->tests);
-            value_copy(value_map_put(&o, "custom"), &out->custom);
+            *value_map_put(&o, "problems") = out->problems;
+            *value_map_put(&o, "tests") = out->tests;
+            *value_map_put(&o, "custom") = out->custom;
         }
         explain(host, POLICY_HOOK_RESULTS, decided, &rep, &in, ret, &o, reason);
+        for (size_t i = 0; i < ARRAY_SIZE(lent); i++) { // given back before the maps are freed
+            struct value *v = (struct value *)value_map_get(i ? &o : &in, lent[i]);
+            if (v)
+                value_set_nil(v);
+        }
         value_deinit(&in);
         value_deinit(&o);
     }
@@ -553,8 +559,8 @@ static bool take_fields(struct policy_host *host, enum policy_hook hook,
     return false;
 }
 
-static bool take_results(const struct value *answer, struct policy_result *out, char *err,
-                         size_t errlen)
+// Moves the answer's maps into out (a result may be large: no copy).
+static bool take_results(struct value *answer, struct policy_result *out, char *err, size_t errlen)
 {
     static const char *const names[] = {"problems", "tests", "custom"};
     struct value *dst[] = {&out->problems, &out->tests, &out->custom};
@@ -575,8 +581,11 @@ static bool take_results(const struct value *answer, struct policy_result *out, 
     out->text = xstrdup(v.text);
     out->state = xstrdup(v.state);
     out->grade = v.grade;
-    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-        value_copy(dst[i], value_map_get(answer, names[i]));
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        struct value *m = (struct value *)value_map_get(answer, names[i]);
+        *dst[i] = *m;
+        value_set_nil(m);
+    }
     return true;
 }
 

@@ -43,6 +43,8 @@ static void put(struct out *o, const char *s, size_t n)
         return;
     if (o->used + n + 4 > o->len) {
         size_t room = o->len > o->used + 4 ? o->len - o->used - 4 : 0;
+        while (room > 0 && room < n && ((unsigned char)s[room] & 0xC0) == 0x80)
+            room--; // not inside a UTF-8 sequence
         memcpy(o->p + o->used, s, room);
         o->used += room;
         memcpy(o->p + o->used, "...", 3);
@@ -64,6 +66,8 @@ static void put_str(struct out *o, const char *s, size_t n)
     char esc[8];
     puts_(o, "\"");
     size_t shown = n > STR_MAX ? STR_MAX : n;
+    while (shown > 0 && shown < n && ((unsigned char)s[shown] & 0xC0) == 0x80)
+        shown--; // not inside a UTF-8 sequence
     for (size_t i = 0; i < shown && !o->full; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch == '"' || ch == '\\') {
@@ -74,7 +78,11 @@ static void put_str(struct out *o, const char *s, size_t n)
             snprintf(esc, sizeof esc, "\\u%04x", ch);
             puts_(o, esc);
         } else {
-            put(o, (const char *)&s[i], 1);
+            // A UTF-8 sequence goes out whole or not at all (see put()).
+            size_t seq = ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : ch >= 0xC0 ? 2 : 1;
+            seq = seq > shown - i ? shown - i : seq;
+            put(o, &s[i], seq);
+            i += seq - 1;
         }
     }
     puts_(o, n > shown ? "...\"" : "\"");

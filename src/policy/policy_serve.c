@@ -103,13 +103,17 @@ static void put_verdict(struct value *rep, bool decided, const struct policy_cal
     value_set_int(value_map_put(rep, "line"), c->line);
 }
 
-static void put_results(struct value *ans, const struct policy_result *r)
+// Moves r's maps into the answer (a result may be large: no copy).
+static void put_results(struct value *ans, struct policy_result *r)
 {
     struct policy_result_view v = {r->result, r->text, r->state, r->grade};
     policy_fields_put(ans, &policy_fields_result, &v);
-    value_copy(value_map_put(ans, "problems"), &r->problems);
-    value_copy(value_map_put(ans, "tests"), &r->tests);
-    value_copy(value_map_put(ans, "custom"), &r->custom);
+    *value_map_put(ans, "problems") = r->problems;
+    value_set_nil(&r->problems);
+    *value_map_put(ans, "tests") = r->tests;
+    value_set_nil(&r->tests);
+    *value_map_put(ans, "custom") = r->custom;
+    value_set_nil(&r->custom);
 }
 
 static void put_hardening(struct value *ans, const struct policy_hardening *h)

@@ -217,7 +217,8 @@ bool policy_worker_call(struct policy_host *host, enum policy_hook hook, const s
     const char *trace = policy_fields_str(&rep->v, "trace");
     rep->source = policy_fields_str(&rep->v, "source");
     rep->line = (int)policy_fields_int(&rep->v, "line", 0);
-    rep->answer = value_map_get(&rep->v, "answer");
+    // Ours to take apart (a result's maps are moved out of it, not copied).
+    rep->answer = (struct value *)value_map_get(&rep->v, "answer");
     if (!ret &&
         ((decided && rep->verdict != 0 && rep->verdict != -EPERM) ||
          (decided && rep->verdict == -EPERM && !refusal) ||

@@ -47,9 +47,9 @@ struct policy_reply {
     char *msg;      /* owned: release with policy_worker_reply_done */
     struct value v; /* the reply map, owned */
     int verdict;
-    const struct value *answer; /* borrowed from v: the answer map (decided, verdict 0) */
-    const char *source;         /* borrowed from v: the file that answered, or NULL */
-    int line;                   /* and its line (0: unknown) */
+    struct value *answer; /* in v: the answer map (decided, verdict 0); its parts may be moved */
+    const char *source;   /* borrowed from v: the file that answered, or NULL */
+    int line;             /* and its line (0: unknown) */
 };
 
 /**

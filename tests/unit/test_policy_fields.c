@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "common/utf8.h"
 #include "core/util.h"
 #include "core/value.h"
 #include "policy/policy.h"
@@ -193,6 +194,16 @@ static void test_explain_render(void)
     value_set_str(&v, big);
     policy_explain_render(&v, buf, sizeof buf);
     CHECK(strlen(buf) == 1 + 80 + 4, "a long string is cut at 80 bytes: %zu", strlen(buf));
+    value_deinit(&v);
+    // Cut where a UTF-8 sequence begins, in a string and at the end of the line.
+    char accents[3 * 100 + 1] = ""; // euro signs: 3 bytes each, 80 is no multiple of 3
+    for (int i = 0; i < 100; i++)
+        strcat(accents, "\xe2\x82\xac");
+    value_set_str(&v, accents);
+    policy_explain_render(&v, buf, sizeof buf);
+    CHECK(utf8_valid(buf, strlen(buf)), "a cut string stays valid UTF-8: %s", buf);
+    policy_explain_render(&v, small, 31);
+    CHECK(utf8_valid(small, strlen(small)), "a cut line stays valid UTF-8: %s", small);
     value_deinit(&v);
 }
 
