@@ -1,9 +1,9 @@
 /*
  * The hooks of the policy worker, one pair per hook: the input table the
  * policy gets, built from the request, and the check of its answer table
- * into the C struct of policy.h (types, ranges, unknown keys, then the
- * checks of policy_checks.c). The built-in defaults (policy_builtin.c) go
- * through the very same pairs.
+ * into the C struct of policy.h (by named field: types, ranges, unknown keys,
+ * policy_fields.h through policy_conv.h; then the checks of policy_checks.c).
+ * The built-in defaults (policy_builtin.c) go through the very same pairs.
  */
 #include <errno.h>
 #include <inttypes.h>

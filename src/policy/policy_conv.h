@@ -1,8 +1,11 @@
 /**
  * @file policy_conv.h
- * Values between C and Lua, in the policy worker: the agent's value trees
- * pushed as Lua tables (the forms of lua/agent/schema.lua), and policy answers
- * converted back to C under caps, with the schema checks of flat answer tables.
+ * Values between C and Lua, in the policy worker and the built-in state: the
+ * one place where C values become Lua tables and back. The agent's value trees
+ * pushed as Lua tables (the forms of lua/agent/schema.lua), C structs pushed
+ * and read by their named fields (policy_fields.h: the same descriptions as
+ * the messages to and from the worker), and policy answers converted back to
+ * C under caps.
  *
  * An answer converted to C is counted: a table shared by several places of an
  * answer (`t = {t, t}` k times is 2^k nodes) or a string repeated many times
