@@ -68,6 +68,8 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "docker.io | docker-ce, busybox-static")
+# `proctor test-policies` runs the admin's specs with busted under lua5.4.
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "lua-busted, lua5.4")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/packaging/conffiles)
 file(WRITE ${CMAKE_BINARY_DIR}/packaging/conffiles "/etc/default/proctord\n")
 include(CPack)
