@@ -125,8 +125,8 @@ static void put_hardening(struct value *ans, const struct policy_hardening *h)
         value_set_str(value_array_push(caps), h->cap_drop[i]);
 }
 
-// A list of integers in [lo, hi] (of at most max entries) into a new array
-// (caller frees). NULL with err when it is not.
+// A list of at most max port numbers (1..65535) into a new array (caller
+// frees). NULL with err when it is not.
 static uint16_t *get_ports(const struct value *list, size_t max, size_t *n, char *err,
                            size_t errlen)
 {
