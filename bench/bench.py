@@ -1,14 +1,17 @@
-"""The benchmark driver: proctord vs the Python agent vs the raw Docker floor.
+"""The benchmark driver: proctord (cold and warm) vs the Python agent vs the raw Docker floor.
 
-For every workload it grades the same jobs three ways, one system at a time:
-  proctord  - build/proctord behind a fresh real inginious-backend, jobs submitted
-              with the real INGInious Python client;
+For every workload it grades the same jobs four ways, one system at a time:
+  proctord  - build/proctord without its warm pool (--no-pool) behind a fresh real
+              inginious-backend, jobs submitted with the real INGInious Python client;
+  warm      - the same proctord with its warm pool (--warm docker/default);
   python    - inginious-agent-docker (PyPI, pinned) in the same setting;
   floor     - no agent, no backend: the bare Docker API sequence (floor.py).
 Each (workload, system) pair gets its own backend and agent process, so peak
-memory and CPU belong to that workload only. Jobs are submitted closed-loop:
-exactly `concurrency` jobs are in flight and the agent has that many slots, so
-latency (submit to result) never includes queueing in the backend.
+memory and CPU belong to that workload only. Closed-loop workloads keep exactly
+`concurrency` jobs in flight and give the agent that many slots, so latency
+(submit to result) never includes queueing in the backend; the open-loop one
+submits at Poisson arrival times (the same schedule for every system) and
+measures from each job's scheduled arrival.
 
 Writes <out>/results.json (raw figures, every latency), then report.md and
 chart.png through report.py. Exit status: 0 when every job graded as expected
@@ -21,6 +24,7 @@ import logging
 import os
 import platform
 import queue
+import random
 import re
 import shutil
 import signal
@@ -42,21 +46,28 @@ TASKS = os.path.join(HERE, "courses")
 COURSE = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-SYSTEMS = ("proctord", "python", "floor", "baseline")
-DEFAULT_SYSTEMS = ("proctord", "python", "floor")
+SYSTEMS = ("proctord", "warm", "python", "floor", "baseline")
+DEFAULT_SYSTEMS = ("proctord", "warm", "python", "floor")
+# The systems that are a proctord (the others take their part of a workload's
+# "systems" when it names "proctord").
+PROCTORDS = ("proctord", "warm", "baseline")
 HOSTILE_IMAGE = "proctor/bench-hostile"
 BASE_INPUT = {"@username": "student", "@lang": "en", "@state": "", "@attempts": "1"}
 
 
-def workloads(smoke, jobs):
+def workloads(smoke, jobs, open_rate=1.0, open_jobs=None):
     """(name, task, jobs, concurrency, inputdata, debug, memory MiB, expected stdout bytes;
-    systems: the ones it runs on when not all)."""
+    systems: the ones it runs on when not all; open_rate: open-loop arrivals per second)."""
     n = jobs or (5 if smoke else 200)
     mb = 1 if smoke else 50
     frames = 1 if smoke else 16
     return [
         {"name": "trivial-c1", "task": "trivial", "jobs": n, "concurrency": 1},
         {"name": "trivial-c4", "task": "trivial", "jobs": n, "concurrency": 4},
+        # Open loop: Poisson arrivals below capacity, as students submit; 4 agent
+        # slots (the floor: one thread per arrival).
+        {"name": "trivial-open", "task": "trivial", "jobs": open_jobs or (5 if smoke else 120),
+         "concurrency": 4, "open_rate": open_rate},
         {"name": "output-%dmb" % mb, "task": "output", "jobs": 1, "concurrency": 1,
          "input": {"mb": str(mb)}, "debug": True, "memory": 512, "stdout_bytes": mb << 20},
         {"name": "student", "task": "student", "jobs": 2 if smoke else 20, "concurrency": 1},
@@ -64,7 +75,7 @@ def workloads(smoke, jobs):
         # (bench/images/hostile). No floor: it has no agent to attack.
         {"name": "hostile-%dmb" % frames, "task": "hostile", "jobs": 1 if smoke else 2,
          "concurrency": 1, "input": {"frames": "frames%d" % frames}, "frame_mib": frames,
-         "systems": ["proctord", "python"]},
+         "systems": ["proctord", "python"]},  # and the other proctords
     ]
 
 
@@ -298,15 +309,168 @@ def check_result(wl, values):
     return None
 
 
-# ---- closed-loop drivers -----------------------------------------------------
+# ---- the warm pool: what it served, what it holds ----------------------------
 
-PROCTORD_AGENT_ID = "proctord-bench-proctord"
-BASELINE_AGENT_ID = "proctord-bench-baseline"
+POOL_ROLE = "org.proctor.role=pool"
+# proctord's log lines about warm containers (src/job/pool.c, src/job/job.c).
+WAITING_RX = re.compile(r"pool \S+: container (\w{12}) waiting for a job")
+ENDED_RX = re.compile(r"pool \S+: container (\w{12}) ended while waiting")
+TAKEN_RX = re.compile(r"job \S+: warm container (\w{12})")
+SERVED_RX = re.compile(r"job \S+: container \w{12} started \(warm\)")
+FALLBACK_RX = re.compile(r"job \S+: the warm container could not be used; starting cold")
+
+
+def pool_waiting(log):
+    """Ids (12 digits) of the warm containers proctord's log shows waiting, unclaimed."""
+    return (set(WAITING_RX.findall(log)) - set(TAKEN_RX.findall(log))
+            - set(ENDED_RX.findall(log)))
+
+
+def cgroup_memory(pid, cid):
+    """Bytes charged to a container's memory cgroup, from its init process's
+    /proc/<pid>/cgroup (v2: memory.current; v1: memory.usage_in_bytes), or a
+    search of /sys/fs/cgroup for the container id; None if not found."""
+    candidates = []
+    try:
+        with open("/proc/%d/cgroup" % pid) as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                if controllers == "":
+                    candidates.append(os.path.join("/sys/fs/cgroup", path.lstrip("/"),
+                                                   "memory.current"))
+                elif "memory" in controllers.split(","):
+                    candidates.append(os.path.join("/sys/fs/cgroup", controllers,
+                                                   path.lstrip("/"), "memory.usage_in_bytes"))
+    except (OSError, ValueError):
+        pass
+    # The paths seen from a cgroup namespace are relative to its root: look for
+    # the id itself (systemd driver: docker-<id>.scope; cgroupfs: .../<id>).
+    for pattern in ("/sys/fs/cgroup/system.slice/docker-%s.scope/memory.current",
+                    "/sys/fs/cgroup/memory/system.slice/docker-%s.scope/memory.usage_in_bytes",
+                    "/sys/fs/cgroup/docker/%s/memory.current",
+                    "/sys/fs/cgroup/memory/docker/%s/memory.usage_in_bytes"):
+        candidates.append(pattern % cid)
+    for path in candidates:
+        try:
+            with open(path) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def shim_rss_kib(pid):
+    """(VmRSS, RssAnon) in KiB of the containerd-shim that is the parent of a
+    container's init process, or None if it is not one (or not visible)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open("/proc/%d/comm" % ppid) as f:
+            if not f.read().startswith("containerd-shim"):
+                return None
+        rss = anon = None
+        with open("/proc/%d/status" % ppid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("RssAnon:"):
+                    anon = int(line.split()[1])
+        return (rss, anon) if rss is not None and anon is not None else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pool_footprint(agent_id, settle=10.0):
+    """Memory held by an agent's warm containers once its pool stopped changing
+    (none being created, the same running set twice in a row, or `settle`
+    seconds): their number, the sum of their cgroups' memory, and of their
+    shims' RSS and anonymous memory (None when a figure could not be read)."""
+    deadline = time.monotonic() + settle
+    prev = None
+    while True:
+        ps = subprocess.run(["docker", "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.State}}",
+                             "--filter", "label=%s=%s" % (harness.AGENT_LABEL, agent_id),
+                             "--filter", "label=" + POOL_ROLE],
+                            capture_output=True, text=True).stdout.split("\n")
+        states = dict(line.split(" ", 1) for line in ps if " " in line)
+        running = sorted(c for c, st in states.items() if st == "running")
+        busy = any(st == "created" for st in states.values())
+        if (running and not busy and running == prev) or time.monotonic() > deadline:
+            break
+        prev = running
+        time.sleep(0.25)
+    out = {"pool_containers": len(running), "pool_cgroup_mib": 0.0, "pool_shim_rss_mib": 0.0,
+           "pool_shim_anon_mib": 0.0}
+    for cid in running:
+        pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", cid],
+                             capture_output=True, text=True).stdout.strip()
+        pid = int(pid) if pid.isdigit() else 0
+        mem = cgroup_memory(pid, cid) if pid else None
+        if mem is None:
+            out["pool_cgroup_mib"] = None
+        elif out["pool_cgroup_mib"] is not None:
+            out["pool_cgroup_mib"] += mem / 2**20
+        shim = shim_rss_kib(pid) if pid else None
+        if shim is None:
+            out["pool_shim_rss_mib"] = out["pool_shim_anon_mib"] = None
+        elif out["pool_shim_rss_mib"] is not None:
+            out["pool_shim_rss_mib"] += shim[0] / 1024.0
+            out["pool_shim_anon_mib"] += shim[1] / 1024.0
+    return out
+
+
+# ---- drivers -------------------------------------------------------------------
+
+# Fixed agent ids, so that leftover_containers() knows each proctord's label.
+AGENT_IDS = {"proctord": "proctord-bench-proctord", "warm": "proctord-bench-warm",
+             "baseline": "proctord-bench-baseline"}
+
+
+def arrivals(n, rate, seed):
+    """Open-loop submit times (seconds from the start): a Poisson process of
+    `rate` jobs/s drawn from a seeded generator, so every system gets the same."""
+    rng = random.Random(seed)
+    t, out = 0.0, []
+    for _ in range(n):
+        t += rng.expovariate(rate)
+        out.append(t)
+    return out
+
+
+def proctord_help(build_dir):
+    """proctord's --help text (to see which options an older build knows)."""
+    r = subprocess.run([os.path.join(build_dir, "proctord"), "--help"], capture_output=True,
+                       text=True)
+    return r.stdout + r.stderr
 
 
 class BenchCluster(harness.Cluster):
     """harness.Cluster (which already takes an environment for the agent and
-    stops the client's loop on close), named for the benchmark's logs."""
+    stops the client's loop on close), named for the benchmark's logs. The
+    benchmark decides the pool flags itself: the harness's (a warm default
+    environment, or PROCTOR_TEST_POOL=off) are dropped."""
+
+    def __init__(self, *a, pool_args=(), **kw):
+        super().__init__(*a, **kw)
+        self.pool_args = list(pool_args)
+
+    def agent_argv(self):
+        argv = super().agent_argv()
+        if self.agent_kind != "proctord":
+            return argv
+        n_own = len(self.extra_args) + 1  # the benchmark's own arguments and the address
+        head, tail = argv[:-n_own], argv[-n_own:]
+        kept = []
+        i = 0
+        while i < len(head):
+            if head[i] == "--no-pool":
+                i += 1
+            elif head[i] == "--warm":
+                i += 2
+            else:
+                kept.append(head[i])
+                i += 1
+        return kept + self.pool_args + tail
 
 
 def run_agent(system, wl, args, workdir):
@@ -314,16 +478,22 @@ def run_agent(system, wl, args, workdir):
     warm = harness.Task(TASKS, COURSE, "trivial")
     conc, n = wl["concurrency"], wl["jobs"]
     data = dict(BASE_INPUT, **wl.get("input", {}))
-    # A fixed agent id, so that leftover_containers() knows proctord's label.
-    # "baseline" is proctord too, built from another tree (--baseline DIR).
-    is_proctord = system in ("proctord", "baseline")
-    extra = []
+    # "proctord" runs cold, "warm" with its pool; "baseline" is proctord too,
+    # built from another tree (--baseline DIR), cold if that build has a pool.
+    is_proctord = system in PROCTORDS
+    extra, pool_args = [], []
     if is_proctord:
-        extra = ["--agent-id", PROCTORD_AGENT_ID if system == "proctord" else BASELINE_AGENT_ID]
+        extra = ["--agent-id", AGENT_IDS[system]]
+        if system == "warm":
+            pool_args = ["--warm", "docker/default"]
+        elif system == "proctord" or args.baseline_has_pool:
+            pool_args = ["--no-pool"]
+    pooled = system == "warm"
     cluster = BenchCluster(agent="proctord" if is_proctord else system, tasks=TASKS,
                            concurrency=conc,
                            build_dir=args.baseline if system == "baseline" else args.build,
-                           workdir=workdir, friendly_name="bench-%s" % system, extra_args=extra)
+                           workdir=workdir, friendly_name="bench-%s" % system, extra_args=extra,
+                           pool_args=pool_args)
     env = dict(os.environ)
     if is_proctord and args.proctor_log:
         env["PROCTOR_LOG"] = args.proctor_log
@@ -335,14 +505,16 @@ def run_agent(system, wl, args, workdir):
         sampler.start()
         done = queue.Queue()
 
-        def submit(i, t, inputdata, debug):
+        def submit(i, t, inputdata, debug, at=None):
             rec = {"i": i}
 
             def callback(*values):
                 rec["t_done"] = time.monotonic()
                 rec["values"] = dict(zip(harness.Result.FIELDS, values))
                 done.put(rec)
-            rec["t_submit"] = time.monotonic()
+            # Open loop: latency counts from the scheduled arrival, however late
+            # the submission itself was.
+            rec["t_submit"] = at if at is not None else time.monotonic()
             job_id = cluster.client.new_job(0, t, inputdata, callback, "proctor-bench", debug)
             if job_id is None:
                 raise RuntimeError("the client refused job %d" % i)
@@ -354,27 +526,52 @@ def run_agent(system, wl, args, workdir):
         err = check_result({}, rec["values"])
         if err:
             out["errors"].append("warm-up: " + err)
+        if pooled:
+            # The warm-up took the warm container: every system starts the
+            # window idle, so this one with its pool refilled.
+            try:
+                harness.wait_for(lambda: pool_waiting(cluster.agent.log()), 60,
+                                 "a warm container after the warm-up")
+            except TimeoutError as e:
+                out["errors"].append(str(e))
 
+        log_at = len(cluster.agent.log())
         eng = engine_pids()
         cpu0, eng0 = tree_cpu(pid), engine_cpu(eng)
         fine0, tids0 = tree_cpu_precise(pid)
         t0 = time.monotonic()
         recs, submitted = [], 0
-        while submitted < min(conc, n):
-            submit(submitted, task, dict(data), wl.get("debug", False))
-            submitted += 1
-        while len(recs) < n:
-            rec = done.get(timeout=wl.get("timeout", 900))
-            recs.append(rec)
-            if submitted < n:
+        if "schedule" in wl:
+            for i, at in enumerate(wl["schedule"]):
+                delay = t0 + at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                submit(i, task, dict(data), wl.get("debug", False), at=t0 + at)
+            while len(recs) < n:
+                recs.append(done.get(timeout=wl.get("timeout", 900)))
+        else:
+            while submitted < min(conc, n):
                 submit(submitted, task, dict(data), wl.get("debug", False))
                 submitted += 1
+            while len(recs) < n:
+                rec = done.get(timeout=wl.get("timeout", 900))
+                recs.append(rec)
+                if submitted < n:
+                    submit(submitted, task, dict(data), wl.get("debug", False))
+                    submitted += 1
         t1 = time.monotonic()
         cpu1, eng1 = tree_cpu(pid), engine_cpu(eng)
         fine1, tids1 = tree_cpu_precise(pid)
         out["rss_mib"] = sampler.stop()
         out["anon_mib"] = sampler.anon_mib
         out["nprocs"] = sampler.nprocs
+        if is_proctord:
+            window_log = cluster.agent.log()[log_at:]
+            # Taken, then claimed: served warm. Taken but unusable: fell back cold.
+            out["warm_jobs"] = len(SERVED_RX.findall(window_log))
+            out["warm_fallbacks"] = len(FALLBACK_RX.findall(window_log))
+        if pooled:
+            out.update(pool_footprint(AGENT_IDS[system]))
         out["lifetime"] = stop_with_rusage(cluster.agent)
     for rec in recs:
         err = check_result(wl, rec["values"])
@@ -427,6 +624,24 @@ def run_floor(wl, args, workdir):
     state = {"next": 0}
     recs = []
 
+    def grade_one(i, at=None):
+        """Grades job i; `at`: its scheduled arrival (open loop), which its
+        latency then counts from (up to the exit code read, as grade's own)."""
+        t_submit = time.monotonic()
+        ph = {}
+        try:
+            result, latency = fl.grade(COURSE, wl["task"], dict(data),
+                                       debug=wl.get("debug", False), memory_mib=mem, phases=ph)
+            err = check_result(wl, result)
+        except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+            latency, err = time.monotonic() - t_submit, "floor: %s" % e
+        if at is not None:
+            latency += t_submit - at
+        with lock:
+            recs.append({"i": i, "latency": latency, "t_done": time.monotonic(), "phases": ph})
+            if err:
+                out["errors"].append("job %d: %s" % (i, err))
+
     def worker():
         try:
             while True:
@@ -435,29 +650,32 @@ def run_floor(wl, args, workdir):
                     if i >= n:
                         return
                     state["next"] += 1
-                t_submit = time.monotonic()
-                ph = {}
-                try:
-                    result, latency = fl.grade(COURSE, wl["task"], dict(data),
-                                               debug=wl.get("debug", False), memory_mib=mem,
-                                               phases=ph)
-                    err = check_result(wl, result)
-                except Exception as e:  # noqa: BLE001 - recorded, the run goes on
-                    latency, err = time.monotonic() - t_submit, "floor: %s" % e
-                with lock:
-                    recs.append({"i": i, "latency": latency, "t_done": time.monotonic(),
-                                 "phases": ph})
-                    if err:
-                        out["errors"].append("job %d: %s" % (i, err))
+                grade_one(i)
+        finally:
+            fl.close_thread()
+
+    def arrival(i, at):
+        try:
+            grade_one(i, at)
         finally:
             fl.close_thread()
 
     eng = engine_pids()
     eng0, self0 = engine_cpu(eng), os.times()
     t0 = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(conc)]
-    for t in threads:
-        t.start()
+    if "schedule" in wl:
+        # Open loop: one thread per arrival, started at its scheduled time.
+        threads = []
+        for i, at in enumerate(wl["schedule"]):
+            delay = t0 + at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            threads.append(threading.Thread(target=arrival, args=(i, t0 + at)))
+            threads[-1].start()
+    else:
+        threads = [threading.Thread(target=worker) for _ in range(conc)]
+        for t in threads:
+            t.start()
     for t in threads:
         t.join()
     t1 = time.monotonic()
@@ -478,13 +696,11 @@ def run_floor(wl, args, workdir):
 
 
 def leftover_containers(systems):
-    """Containers this benchmark left behind: the floor's, and proctord's (which
-    labels its containers with its agent id). The Python agent labels nothing."""
+    """Containers this benchmark left behind: the floor's, and each proctord's
+    (which labels its containers, warm ones included, with its agent id). The
+    Python agent labels nothing."""
     labels = [floor.LABEL_ROLE]
-    if "proctord" in systems:
-        labels.append("%s=%s" % (harness.AGENT_LABEL, PROCTORD_AGENT_ID))
-    if "baseline" in systems:
-        labels.append("%s=%s" % (harness.AGENT_LABEL, BASELINE_AGENT_ID))
+    labels += ["%s=%s" % (harness.AGENT_LABEL, AGENT_IDS[s]) for s in systems if s in AGENT_IDS]
     out = []
     for label in labels:
         out += subprocess.run(["docker", "ps", "-aq", "--filter", "label=" + label],
@@ -514,8 +730,10 @@ def run_part(system, wl, args, work, rnd, rounds):
     key = "%s/%s" % (wl["name"], system)
     wdir = os.path.join(work, "%s-%s-%d" % (wl["name"], system, rnd))
     os.makedirs(wdir)
-    print("bench: %-22s round %d/%d: %d jobs at concurrency %d ..." % (
-        key, rnd + 1, rounds, wl["jobs"], wl["concurrency"]), end="", flush=True)
+    how = ("open loop at %.2f/s" % wl["open_rate"] if "open_rate" in wl
+           else "at concurrency %d" % wl["concurrency"])
+    print("bench: %-22s round %d/%d: %d jobs %s ..." % (key, rnd + 1, rounds, wl["jobs"], how),
+          end="", flush=True)
     load0 = os.getloadavg()[0]
     try:
         if system == "floor":
@@ -529,7 +747,9 @@ def run_part(system, wl, args, work, rnd, rounds):
     if r["errors"]:
         print(" BROKEN: %s" % "; ".join(r["errors"][:3]), flush=True)
     else:
-        print(" p50 %.0f ms, %.2f jobs/s" % (r["p50_ms"], r["throughput"]), flush=True)
+        print(" p50 %.0f ms, %.2f jobs/s%s" % (
+            r["p50_ms"], r["throughput"],
+            ", %d served warm" % r["warm_jobs"] if system == "warm" else ""), flush=True)
     return r
 
 
@@ -554,6 +774,15 @@ def merge(parts):
     for k in ("cpu_per_job_ms", "engine_cpu_per_job_ms", "driver_cpu_per_job_ms"):
         if all(k in p for p in parts):
             out[k] = sum(p[k] * p["jobs"] for p in parts) / n
+    for k in ("warm_jobs", "warm_fallbacks"):
+        if all(k in p for p in parts):
+            out[k] = sum(p[k] for p in parts)
+    # What the pool holds at the end of each round: the largest.
+    for k in ("pool_containers", "pool_cgroup_mib", "pool_shim_rss_mib", "pool_shim_anon_mib"):
+        if all(p.get(k) is not None for p in parts):
+            out[k] = max(p[k] for p in parts)
+        elif all(k in p for p in parts):
+            out[k] = None
     if all("lifetime" in p for p in parts):
         out["lifetime"] = {"cpu_s": sum(p["lifetime"]["cpu_s"] for p in parts),
                            "maxrss_mib": max(p["lifetime"]["maxrss_mib"] for p in parts)}
@@ -583,6 +812,12 @@ def main():
                          "as the system 'baseline' in the same rounds: an A/B of two builds")
     ap.add_argument("--workloads", help="subset of workload names, comma-separated")
     ap.add_argument("--proctor-log", default="", help="PROCTOR_LOG for proctord (e.g. debug)")
+    ap.add_argument("--open-rate", type=float, default=1.0, metavar="R",
+                    help="arrivals per second of the open-loop workload (default 1)")
+    ap.add_argument("--open-jobs", type=int, metavar="N",
+                    help="jobs of the open-loop workload (default 120, smoke 5)")
+    ap.add_argument("--open-seed", type=int, default=12,
+                    help="seed of the open-loop arrival times (the same for every system)")
     ap.add_argument("--rounds", type=int,
                     help="split each workload into this many turns per system (default 4, smoke 1)")
     args = ap.parse_args()
@@ -599,7 +834,9 @@ def main():
         systems.append("baseline")
     if "baseline" in systems and not args.baseline:
         ap.error("the system 'baseline' needs --baseline DIR")
-    wls = workloads(args.smoke, args.jobs)
+    if args.open_rate <= 0:
+        ap.error("--open-rate must be positive")
+    wls = workloads(args.smoke, args.jobs, args.open_rate, args.open_jobs)
     if args.workloads:
         keep = set(args.workloads.split(","))
         wls = [w for w in wls if w["name"] in keep or w["task"] in keep]
@@ -609,11 +846,19 @@ def main():
     harness.require_docker()
     if any(w["task"] == "hostile" for w in wls):
         build_hostile_image()
-    if "proctord" in systems and not os.access(os.path.join(args.build, "proctord"), os.X_OK):
+    if (set(systems) & {"proctord", "warm"}
+            and not os.access(os.path.join(args.build, "proctord"), os.X_OK)):
         sys.exit("bench: %s/proctord is missing (build it first)" % args.build)
     if args.baseline and not os.access(os.path.join(args.baseline, "proctord"), os.X_OK):
         sys.exit("bench: %s/proctord is missing (build the baseline first)" % args.baseline)
+    # The baseline runs cold; a build from before the pool has no --no-pool.
+    args.baseline_has_pool = bool(args.baseline) and "--no-pool" in proctord_help(args.baseline)
+    if "warm" in systems and "--warm " not in proctord_help(args.build):
+        sys.exit("bench: %s/proctord has no --warm (no warm pool in that build)" % args.build)
 
+    for wl in wls:
+        if "open_rate" in wl:
+            wl["seed"] = args.open_seed
     doc = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "smoke": args.smoke,
            "machine": machine(), "workloads": wls, "systems": systems, "rounds": args.rounds, "runs": {}}
     failed = False
@@ -622,7 +867,7 @@ def main():
         rounds = max(1, min(args.rounds, wl["jobs"]))
         allowed = wl.get("systems", SYSTEMS)
         if "proctord" in allowed:
-            allowed = list(allowed) + ["baseline"]
+            allowed = list(allowed) + list(PROCTORDS)
         wsys = [s for s in systems if s in allowed]
         if not wsys:
             continue
@@ -632,8 +877,12 @@ def main():
             # machine's load during the run weighs on all of them alike.
             order = wsys[rnd % len(wsys):] + wsys[:rnd % len(wsys)]
             share = wl["jobs"] // rounds + (1 if rnd < wl["jobs"] % rounds else 0)
+            part_wl = dict(wl, jobs=share)
+            if "open_rate" in wl:
+                # The same arrival times for every system of the round.
+                part_wl["schedule"] = arrivals(share, wl["open_rate"], wl["seed"] + rnd)
             for system in order:
-                part = run_part(system, dict(wl, jobs=share), args, work, rnd, rounds)
+                part = run_part(system, part_wl, args, work, rnd, rounds)
                 parts[system].append(part)
                 left = leftover_containers(systems)
                 if left:

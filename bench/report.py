@@ -12,10 +12,21 @@ TARGETS_TEXT = {
     "throughput": "proctord throughput >= 2 x Python agent at concurrency 4",
     "rss": "proctord peak RSS <= 1/8 of the Python agent's",
     "cpu": "proctord CPU per job <= 1/20 of the Python agent's",
+    "warm-open": "proctord (warm) p50 <= 0.35 x floor, open loop (issue 12)",
+    "warm-c1": "proctord (warm) p50 <= 0.5 x floor, concurrency 1 (issue 12)",
+    "warm-c1-tput": "proctord (warm) throughput >= 0.95 x floor, concurrency 1 (issue 12)",
+    "warm-student": "proctord (warm) p50 <= 0.6 x floor, student (issue 12)",
 }
-LABELS = {"proctord": "proctord", "python": "Python agent", "floor": "floor (no agent)",
-          "baseline": "proctord (baseline build)"}
-COLORS = {"proctord": "#2a7ab9", "python": "#e3a21a", "floor": "#7f7f7f", "baseline": "#8fbfe0"}
+# Issue 12's targets: (key, workload, metric, limit, "le" or "ge"), warm against the floor.
+WARM_TARGETS = (("warm-open", "trivial-open", "p50_ms", 0.35, "le"),
+                ("warm-c1", "trivial-c1", "p50_ms", 0.5, "le"),
+                ("warm-c1-tput", "trivial-c1", "throughput", 0.95, "ge"),
+                ("warm-student", "student", "p50_ms", 0.6, "le"))
+LABELS = {"proctord": "proctord", "warm": "proctord (warm)", "python": "Python agent",
+          "floor": "floor (no agent)", "baseline": "proctord (baseline build)"}
+COLORS = {"proctord": "#2a7ab9", "warm": "#c0392b", "python": "#e3a21a", "floor": "#7f7f7f",
+          "baseline": "#8fbfe0"}
+PROCTORDS = ("proctord", "warm", "baseline")
 
 
 def fmt(v, digits=1):
@@ -40,7 +51,7 @@ def wl_systems(doc, wl):
     """The systems a workload ran on (some skip the floor)."""
     allowed = list(wl.get("systems", doc["systems"]))
     if "proctord" in allowed:
-        allowed.append("baseline")
+        allowed += PROCTORDS
     return [s for s in doc["systems"] if s in allowed]
 
 
@@ -71,7 +82,20 @@ def targets(doc):
         if r is not None:
             rows.append(("cpu", wl["name"], p["cpu_per_job_ms"], py["cpu_per_job_ms"], r, 1 / 20,
                          r <= 1 / 20))
+    for key, wname, m, lim, how in WARM_TARGETS:
+        w = runs.get("%s/warm" % wname)
+        fl = runs.get("%s/floor" % wname)
+        r = ratio(metric(w, m), metric(fl, m))
+        if r is not None:
+            rows.append((key, wname, w[m], fl[m], r, lim, r <= lim if how == "le" else r >= lim))
     return rows
+
+
+def conc_text(wl):
+    """The concurrency column: closed-loop slots, or the open loop's rate and slots."""
+    if "open_rate" in wl:
+        return "open %.2g/s (%d slots)" % (wl["open_rate"], wl["concurrency"])
+    return "%d" % wl["concurrency"]
 
 
 def missing_metrics(doc):
@@ -79,6 +103,7 @@ def missing_metrics(doc):
             "python": ("p50_ms", "p95_ms", "max_ms", "throughput", "rss_mib", "cpu_per_job_ms"),
             "floor": ("p50_ms", "p95_ms", "max_ms", "throughput")}
     need["baseline"] = need["proctord"]
+    need["warm"] = need["proctord"] + ("warm_jobs", "pool_containers", "pool_cgroup_mib")
     out = []
     for wl in doc["workloads"]:
         for system in wl_systems(doc, wl):
@@ -100,7 +125,11 @@ def markdown(doc):
         "",
         "Latency is client submit to result (floor: first API call to exit code read); "
         "throughput is jobs / (last result - first submit); jobs are submitted closed-loop "
-        "with exactly *concurrency* jobs in flight. Peak RSS is the sum of VmHWM over the "
+        "with exactly *concurrency* jobs in flight, except for the open-loop workload, "
+        "submitted at seeded Poisson arrival times (the same for every system) to an agent "
+        "with 4 slots (the floor: one thread per arrival), whose latency counts from each "
+        "job's scheduled arrival. proctord runs without its warm pool (`--no-pool`), "
+        "proctord (warm) with it (`--warm docker/default`). Peak RSS is the sum of VmHWM over the "
         "agent's processes; CPU/job is the agent's utime+stime during the measured window "
         "divided by the jobs; engine CPU/job is dockerd+containerd over the same window. "
         "Each workload is split into %d round(s) per system (fresh backend and agent each), "
@@ -119,9 +148,9 @@ def markdown(doc):
             r = doc["runs"].get("%s/%s" % (wl["name"], system)) or {"errors": ["not run"]}
             life = r.get("lifetime") or {}
             load = r.get("loadavg_1m")
-            lines.append("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
+            lines.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
                          "| %d |" % (
-                             wl["name"], LABELS[system], wl["jobs"], wl["concurrency"],
+                             wl["name"], LABELS[system], wl["jobs"], conc_text(wl),
                              fmt(r.get("p50_ms")), fmt(r.get("p95_ms")), fmt(r.get("max_ms")),
                              fmt(r.get("throughput"), 2), fmt(r.get("rss_mib")),
                              fmt(r.get("anon_mib")), fmt(r.get("cpu_per_job_ms"), 2),
@@ -144,6 +173,8 @@ def markdown(doc):
             fmt(ratio(g("proctord", "cpu_per_job_ms"), g("python", "cpu_per_job_ms")), 3),
             fmt(ratio(g("proctord", "engine_cpu_per_job_ms"),
                       g("python", "engine_cpu_per_job_ms")), 3)))
+    if "warm" in doc["systems"]:
+        lines += warm_section(doc)
     if "baseline" in doc["systems"]:
         lines += ["", "## This build against the baseline build", "",
                   "Both are proctord, run in the same rounds (--baseline): a ratio below 1 means "
@@ -164,7 +195,10 @@ def markdown(doc):
                 fmt(ratio(g("proctord", "rss_mib"), g("baseline", "rss_mib")), 3),
                 fmt(ratio(g("proctord", "engine_cpu_per_job_ms"),
                           g("baseline", "engine_cpu_per_job_ms")), 3)))
-    lines += ["", "## Targets", "", "| target | workload | proctord | reference | ratio | limit | |",
+    lines += ["", "## Targets", "",
+              "Issue 5's targets hold proctord (cold) to the floor and the Python agent; issue "
+              "12's hold proctord (warm) to the floor.", "",
+              "| target | workload | value | reference | ratio | limit | |",
               "|---|---|--:|--:|--:|--:|---|"]
     for key, wname, pv, rv, r, lim, met in targets(doc):
         lines.append("| %s | %s | %s | %s | %.3f | %.3f | %s |" % (
@@ -175,21 +209,27 @@ def markdown(doc):
               "Mean duration of each step in ms (means, so that the steps add up). proctord's "
               "steps come from the timings line it logs for each job; "
               "\"outside the agent\" is the client-measured latency minus proctord's own "
-              "received-to-result time: the client, the backend and ZeroMQ.", ""]
+              "received-to-result time: the client, the backend and ZeroMQ. A warm job's "
+              "container was created, attached and started before it arrived: its create and "
+              "attach marks are when it took the container, its start mark the end of the "
+              "claim (job directory filled, limits updated); the means mix warm and cold "
+              "jobs.", ""]
     for wl in doc["workloads"]:
-        p = doc["runs"].get("%s/proctord" % wl["name"]) or {}
+        ps = [(s, doc["runs"].get("%s/%s" % (wl["name"], s)) or {}) for s in ("proctord", "warm")]
         fl = doc["runs"].get("%s/floor" % wl["name"]) or {}
-        if not p.get("phases_ms") and not fl.get("phases_ms"):
+        if not any(p.get("phases_ms") for _, p in ps) and not fl.get("phases_ms"):
             continue
         row = ["**%s**" % wl["name"]]
-        if p.get("phases_ms"):
+        for system, p in ps:
+            if not p.get("phases_ms"):
+                continue
             steps = ", ".join("%s %.1f" % kv for kv in p["phases_ms"].items())
             if p.get("internal_ms") and p.get("latencies_ms"):
                 n = len(p["internal_ms"])
                 outside = (sum(p["latencies_ms"]) - sum(p["internal_ms"])) / n
                 steps += "; agent total %.1f, outside the agent %.1f" % (
                     sum(p["internal_ms"]) / n, outside)
-            row.append("proctord: " + steps)
+            row.append("%s: %s" % (LABELS[system], steps))
         if fl.get("phases_ms"):
             row.append("floor: " + ", ".join("%s %.1f" % kv for kv in fl["phases_ms"].items())
                        + "; total %.1f" % (sum(fl["latencies_ms"]) / len(fl["latencies_ms"])))
@@ -199,6 +239,48 @@ def markdown(doc):
         lines += ["", "## Errors", ""] + ["- %s: %s" % (k, e) for k, e in errs[:50]]
     lines += ["", "![chart](chart.png)", ""]
     return "\n".join(lines)
+
+
+def warm_section(doc):
+    """proctord (warm) against the floor and cold proctord, and what its pool held."""
+    out = ["", "## The warm pool", "",
+           "proctord (warm) against the floor and against proctord without its pool (cold), in "
+           "the same rounds: a ratio below 1 means warm is faster or lighter (jobs/s: above 1, "
+           "more jobs per second).", "",
+           "| workload | p50 warm/floor | p95 warm/floor | jobs/s warm/floor | p50 warm/cold "
+           "| p95 warm/cold | jobs/s warm/cold | CPU/job warm/cold | engine CPU/job warm/cold |",
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for wl in doc["workloads"]:
+        g = lambda s, k: metric(doc["runs"].get("%s/%s" % (wl["name"], s)), k)  # noqa: E731
+        if g("warm", "p50_ms") is None:
+            continue
+        out.append("| %s | %s |" % (wl["name"], " | ".join(
+            fmt(ratio(g("warm", k), g(ref, k)), 3) for ref, k in (
+                ("floor", "p50_ms"), ("floor", "p95_ms"), ("floor", "throughput"),
+                ("proctord", "p50_ms"), ("proctord", "p95_ms"), ("proctord", "throughput"),
+                ("proctord", "cpu_per_job_ms"), ("proctord", "engine_cpu_per_job_ms")))))
+    out += ["", "Served warm: the measured jobs that took a waiting container and ran in it "
+            "(proctord logs `job <id>: warm container <id>`, then `container <id> started "
+            "(warm)`); the others started cold: the pool was empty or refilling, the job's "
+            "spec did not fit, or (\"fell back\") the container it took could not be used. "
+            "Memory held: the pool's waiting containers after the window, once its refill "
+            "finished (at most 10 s): their number, the sum of their memory cgroups' usage "
+            "(memory.current, or memory.usage_in_bytes on cgroup v1: page cache included), "
+            "and the RSS (and anonymous part) of their containerd-shim processes (RSS counts "
+            "the pages shims share). The largest of the rounds. The agent's own memory is in "
+            "the results table.", "",
+            "| workload | jobs | served warm | fell back | containers waiting "
+            "| their cgroups MiB | their shims' RSS MiB | shims' anon MiB |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for wl in doc["workloads"]:
+        r = doc["runs"].get("%s/warm" % wl["name"])
+        if not r or "warm_jobs" not in r:
+            continue
+        out.append("| %s | %d | %d | %s | %s | %s | %s | %s |" % (
+            wl["name"], wl["jobs"], r["warm_jobs"], fmt(r.get("warm_fallbacks"), 0),
+            fmt(r.get("pool_containers"), 0), fmt(r.get("pool_cgroup_mib")),
+            fmt(r.get("pool_shim_rss_mib")), fmt(r.get("pool_shim_anon_mib"))))
+    return out
 
 
 def hostile_section(doc):

@@ -5,6 +5,7 @@
 #   P/share/proctor/environments/              build.sh and the example Dockerfiles
 #                                              (builds images from the installed runtime)
 #   P/share/proctor/policies/                  the shipped policy files and their README
+#   P/share/proctor/policies/spec/             their busted specs (examples to copy)
 #   P/share/man/man8/proctord.8, man1/proctor.1
 #   P/etc/proctor/policies/                    the admin's policy directory (/etc when P is /usr)
 # and the test `install.layout` checks that tree from a throwaway prefix.
@@ -28,6 +29,11 @@ install(DIRECTORY examples/environments/default examples/environments/student
         DESTINATION ${CMAKE_INSTALL_DATADIR}/proctor/environments)
 install(DIRECTORY policies/ DESTINATION ${CMAKE_INSTALL_DATADIR}/proctor/policies
         FILES_MATCHING PATTERN "*.lua" PATTERN "README.md")
+# The specs of the shipped files: examples for `proctor test-policies` to copy.
+install(FILES tests/policies/limits_spec.lua tests/policies/ports_spec.lua
+              tests/policies/runtimes_spec.lua tests/policies/results_spec.lua
+              tests/policies/hardening_spec.lua
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/proctor/policies/spec)
 install(FILES man/proctord.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES man/proctor.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 # The admin's directory starts empty: a file missing there is the built-in one.
@@ -62,6 +68,8 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "docker.io | docker-ce, busybox-static")
+# `proctor test-policies` runs the admin's specs with busted under lua5.4.
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "lua-busted, lua5.4")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/packaging/conffiles)
 file(WRITE ${CMAKE_BINARY_DIR}/packaging/conffiles "/etc/default/proctord\n")
 include(CPack)

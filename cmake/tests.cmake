@@ -127,7 +127,10 @@ if(BUILD_TESTING)
 $p --fs-help | grep -q 'local filesystem only'; \
 $p --debugmode --version 2>&1 | grep -q 'no equivalent; ignored'; \
 ! $p --fs s3 tcp://127.0.0.1:1 2>/tmp/proctor-opt.$$; grep -q 'local filesystem only' /tmp/proctor-opt.$$; \
-! $p --runtime runc tcp://127.0.0.1:1 2>/tmp/proctor-opt.$$; grep -q 'policies/runtimes.lua' /tmp/proctor-opt.$$; \
+! $p --runtime runc tcp://127.0.0.1:1 2>/tmp/proctor-opt.$$; grep -q 'needs at least 2 arguments' /tmp/proctor-opt.$$; \
+! $p --runtime runc docker gpu tcp://127.0.0.1:1 2>/tmp/proctor-opt.$$; grep -q 'unknown flag gpu' /tmp/proctor-opt.$$; \
+! $p --runtime 'runc docker gpu' tcp://127.0.0.1:1 2>/tmp/proctor-opt.$$; grep -q 'unknown flag gpu' /tmp/proctor-opt.$$; \
+$p --runtime runc docker shared --runtime kata-runtime kata root --version | grep -q '^proctord '; \
 ! $p --debugger tcp://127.0.0.1:1 2>/tmp/proctor-opt.$$; grep -q 'not supported' /tmp/proctor-opt.$$; \
 $p --disable-autorestart --version | grep -q '^proctord '; rm -f /tmp/proctor-opt.$$")
   set_tests_properties(cli.check_policies_shipped cli.check_policies_broken

@@ -7,6 +7,10 @@ Input
   req.runtimes  list of strings  the runtime names of the engine's /info, in the engine's order
                                  (e.g. "io.containerd.runc.v2", "io.containerd.runtime.v1.linux", "runc")
   req.ssh       boolean          the agent was started with --ssh: add the "-ssh" types too
+  req.forced    list or nil      the runtimes given on proctord's command line, as
+                                 inginious-agent-docker's `--runtime RUNTIME ENVTYPE [root] [shared]`:
+                                 { { runtime =, envtype =, run_as_root =, enables_gpu = false,
+                                     shared_kernel = }, ... }; absent when none was given
 Output
   { runtimes = { { runtime = "runc", envtype = "docker", run_as_root = false,
                    enables_gpu = false, shared_kernel = true }, ... } }
@@ -36,8 +40,11 @@ local defaults = schema.with_overrides({
         -- { match = "crun", envtype = "crun", run_as_root = false, enables_gpu = false, shared_kernel = true },
     },
     ssh_suffix = "-ssh",  -- with --ssh every type is offered again as "<type>-ssh" (INGInious 0.9)
+    -- proctord --runtime (as inginious-agent-docker's): the runtimes given there are offered
+    -- instead of the rules above, and no "-ssh" types are added (as upstream). false: ignore it.
+    cli_runtimes = true,
 }, ..., "runtimes.lua defaults")
-schema.check_keys(defaults, { "rules", "ssh_suffix" }, "runtimes.lua defaults")
+schema.check_keys(defaults, { "rules", "ssh_suffix", "cli_runtimes" }, "runtimes.lua defaults")
 for i, rule in ipairs(defaults.rules) do
     schema.check_keys(rule, { "match", "envtype", "run_as_root", "enables_gpu", "shared_kernel" },
         "runtimes.lua defaults.rules[" .. i .. "]")
@@ -56,9 +63,34 @@ local function envtypes_of(rule, ssh)
     return { rule.envtype }
 end
 
+-- --runtime given to proctord: those entries, in order (a later one for the same type
+-- replaces the earlier, as upstream's); one the engine does not have is left out.
+local function forced_runtimes(req)
+    local known, out, at = {}, {}, {}
+    for _, name in ipairs(req.runtimes) do known[name] = true end
+    for _, f in ipairs(req.forced) do
+        if not known[f.runtime] then
+            print("runtimes.lua: --runtime " .. f.runtime .. " " .. f.envtype
+                .. ": the engine has no runtime " .. f.runtime .. "; left out")
+        else
+            local e = entry(f.runtime, f, f.envtype)
+            if at[f.envtype] then
+                out[at[f.envtype]] = e
+            else
+                out[#out + 1] = e
+                at[f.envtype] = #out
+            end
+        end
+    end
+    return { runtimes = out }
+end
+
 local function map_runtimes(req)
     if type(req.runtimes) ~= "table" then
         error("req.runtimes must be a list of names, got " .. schema.dump(req.runtimes), 2)
+    end
+    if defaults.cli_runtimes and type(req.forced) == "table" and #req.forced > 0 then
+        return forced_runtimes(req)
     end
     local out, taken = {}, {}
     for _, name in ipairs(req.runtimes) do
@@ -82,6 +114,12 @@ return {
         map_runtimes = {
             { input = { runtimes = { "io.containerd.runc.v2", "io.containerd.runtime.v1.linux", "runc" }, ssh = false },
               output = { runtimes = { { runtime = "io.containerd.runc.v2", envtype = "docker", run_as_root = false,
+                                        enables_gpu = false, shared_kernel = true } } } },
+            -- proctord --runtime runc mydocker shared
+            { input = { runtimes = { "runc" }, ssh = true,
+                        forced = { { runtime = "runc", envtype = "mydocker", run_as_root = false,
+                                     enables_gpu = false, shared_kernel = true } } },
+              output = { runtimes = { { runtime = "runc", envtype = "mydocker", run_as_root = false,
                                         enables_gpu = false, shared_kernel = true } } } },
         },
     },

@@ -344,6 +344,10 @@ static void usage(FILE *f)
                "                           policies/pool.lua says)\n"
                "  --warm ENVTYPE/NAME      warm this environment from the start, as if a job\n"
                "                           had just used it (repeatable, up to 16)\n"
+               "  --runtime RUNTIME ENVTYPE [root] [shared]\n"
+               "                           offer Docker runtime RUNTIME as environment type\n"
+               "                           ENVTYPE (repeatable; as inginious-agent-docker's:\n"
+               "                           replaces the runtimes policy's rules, no -ssh types)\n"
                "  --agent-id ID            label value marking this agent's containers\n"
                "                           (default: proctord-<random>, drawn once and kept\n"
                "                           in --tmpdir, which one agent locks for itself)\n"
@@ -362,6 +366,57 @@ static void usage(FILE *f)
                "  --version                the version, then exit\n"
                "\n"
                "Signals: SIGHUP reloads the policies; SIGTERM drains running jobs then exits.\n");
+}
+
+/*
+ * --runtime RUNTIME ENVTYPE [root] [shared], as inginious-agent-docker's: the
+ * words after RUNTIME are taken from argv (ENVTYPE, then the flags), or from
+ * RUNTIME itself when it holds spaces (--runtime "runc docker shared"), up to
+ * the next option or the backend address (a word with "://", which upstream's
+ * argparse would swallow). As upstream: `shared` wins over `root`; no GPU.
+ * 0, or -EINVAL with the message printed.
+ */
+static int parse_runtime(int argc, char **argv, const char *first, struct policy_runtime *rt)
+{
+    char words[4][POLICY_NAME_MAX];
+    size_t n = 0;
+    AUTO_FREE char *copy = xstrdup(first);
+    char *save = NULL;
+    for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+        if (n == ARRAY_SIZE(words) || strlen(w) >= POLICY_NAME_MAX) {
+            fprintf(stderr, "proctord: --runtime %s: RUNTIME ENVTYPE [root] [shared]\n", first);
+            return -EINVAL;
+        }
+        util_strlcpy(words[n++], w, sizeof words[n - 1]);
+    }
+    // The envtype, then the flags, from the next words of argv.
+    while (n < ARRAY_SIZE(words) && optind < argc && argv[optind][0] != '-' &&
+           !strstr(argv[optind], "://")) {
+        if (strlen(argv[optind]) >= POLICY_NAME_MAX)
+            break;
+        util_strlcpy(words[n++], argv[optind++], sizeof words[0]);
+    }
+    if (n < 2) {
+        fprintf(stderr, "proctord: --runtime needs at least 2 arguments: RUNTIME ENVTYPE "
+                        "[root] [shared] (e.g. --runtime runc docker shared)\n");
+        return -EINVAL;
+    }
+    memset(rt, 0, sizeof *rt);
+    util_strlcpy(rt->runtime, words[0], sizeof rt->runtime);
+    util_strlcpy(rt->envtype, words[1], sizeof rt->envtype);
+    for (size_t i = 2; i < n; i++) {
+        if (!strcmp(words[i], "root")) {
+            rt->run_as_root = true;
+        } else if (!strcmp(words[i], "shared")) {
+            rt->shared_kernel = true;
+        } else {
+            fprintf(stderr, "proctord: --runtime: unknown flag %s (root or shared)\n", words[i]);
+            return -EINVAL;
+        }
+    }
+    if (rt->shared_kernel)
+        rt->run_as_root = false; // as upstream: root on a shared kernel is forbidden
+    return 0;
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -449,6 +504,8 @@ int main(int argc, char **argv)
     const char *check_dir = NULL;
     const char *warm[16];
     size_t nwarm = 0;
+    struct policy_runtime runtimes[POLICY_MAX_CLI_RUNTIMES];
+    size_t n_runtimes = 0;
     char *agent_id = NULL;
     const char *metrics_addr = NULL;
     long drain_timeout_s = DRAIN_TIMEOUT_DEFAULT_S;
@@ -573,10 +630,14 @@ int main(int argc, char **argv)
                             "no equivalent; ignored (-v gives debug logs)\n");
             break;
         case OPT_RUNTIME:
-            fprintf(stderr, "proctord: --runtime: runtimes are mapped to environment types by "
-                            "policies/runtimes.lua (see policies/README.md); the engine's runtimes "
-                            "are found without it\n");
-            return 2;
+            if (n_runtimes == ARRAY_SIZE(runtimes)) {
+                fprintf(stderr, "proctord: at most %d --runtime\n", POLICY_MAX_CLI_RUNTIMES);
+                return 2;
+            }
+            if (parse_runtime(argc, argv, optarg, &runtimes[n_runtimes]))
+                return 2;
+            n_runtimes++;
+            break;
         case OPT_DEBUGGER:
             fprintf(stderr, "proctord: --debugger (INGInious HEAD) is not supported: give the "
                             "task network and longer limits through policies/limits.lua\n");
@@ -604,7 +665,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *backend_addr = argv[optind];
-    cfg.agent_id = agent_id; /* NULL: the one kept in --tmpdir */
+    policy_set_cli_runtimes(runtimes, n_runtimes); // map_runtimes() gets them as req.forced
+    cfg.agent_id = agent_id;                       /* NULL: the one kept in --tmpdir */
 
     int ret = 1;
     char err[1024] = "";

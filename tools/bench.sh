@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The benchmark (bench/README.md): proctord vs inginious-agent-docker vs the
-# raw Docker floor, on this machine. Installs what it needs, builds proctord
-# (Release) and the example grading images, then runs bench/bench.py, which
-# writes results/<timestamp>/{report.md,chart.png,results.json}.
+# The benchmark (bench/README.md): proctord (cold, and warm with its pool) vs
+# inginious-agent-docker vs the raw Docker floor, on this machine. Installs what
+# it needs, builds proctord (Release) and the example grading images, then runs
+# bench/bench.py, which writes results/<timestamp>/{report.md,chart.png,results.json}.
 #
-# usage: tools/bench.sh [--smoke] [--jobs N] [other bench/bench.py options]
+# usage: tools/bench.sh [--smoke] [--jobs N] [--open-rate R] [other bench/bench.py options]
 #   --smoke   a few jobs per workload (CI); fails only if the benchmark broke
 #             (a job did not grade, a metric is missing), never on a target.
+#   --systems proctord,warm,python,floor (the default; baseline with --baseline DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$(tools/setup.sh | tail -n 1)

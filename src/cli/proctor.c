@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/task_yaml.h"
@@ -136,6 +137,16 @@ static void status_clear(struct cli *c)
     if (c->status_shown)
         fputs("\r\033[K", stderr);
     c->status_shown = false;
+}
+
+/** --explain: one line per policy decision on stderr (the status line, if any, is redrawn). */
+static void on_explain(void *data, const char *line)
+{
+    struct cli *c = data;
+    if (c->status_shown)
+        fputs("\r\033[K", stderr);
+    c->status_shown = false;
+    fprintf(stderr, "explain: %s\n", line);
 }
 
 /** On a terminal: one line, rewritten in place, with the job's phase and its times. */
@@ -286,6 +297,7 @@ static void usage(FILE *f)
         "usage: proctor run [options] COURSE TASK\n"
         "       proctor envs [--ssh] [--json]\n"
         "       proctor check-policies DIR\n"
+        "       proctor test-policies DIR [SPEC...]\n"
         "       proctor --version\n"
         "\n"
         "run: grade one submission locally with the real Docker engine (no backend) and\n"
@@ -298,8 +310,14 @@ static void usage(FILE *f)
         "  --env TYPE/NAME       environment (default docker/<task.yaml environment_id>)\n"
         "  --time S --hard-time S --memory MB   limits (default: task.yaml's, else the policy's)\n"
         "  --debug               ask the runner for stdout/stderr\n"
+        "  --explain             one line per policy decision on stderr: the hook, the\n"
+        "                        file:line that answered, its input and what the job got,\n"
+        "                        and whether the shipped file answered instead of DIR's\n"
         "  -v                    the agent's logs (default: warnings only)\n"
-        "envs: the environments of the local Docker engine, as a table (--json: as JSON).\n");
+        "envs: the environments of the local Docker engine, as a table (--json: as JSON).\n"
+        "test-policies: run busted specs (default DIR/spec) against the policies in DIR, in\n"
+        "proctord's loader and sandbox; proctor.load(name) in a spec is DIR/<name>.lua, or the\n"
+        "shipped file when DIR has none. Exit status: busted's.\n");
 }
 
 /** A task author's typo gets a clear error here, not the backend's "Task unavailable". */
@@ -346,6 +364,94 @@ static int add_input(struct value *input, const char *spec, bool file)
     return 0;
 }
 
+/*
+ * proctor test-policies DIR [SPEC...]: the admin's busted specs (default
+ * DIR/spec) against the policy directory DIR, with the host Lua, the shipped
+ * policies and the busted helper embedded in this binary written to a fresh
+ * directory (the same loader and sandbox as proctord, wherever proctor is
+ * installed). The exit status is busted's (0: every spec passed).
+ */
+static int test_policies(int argc, char **argv)
+{
+    char err[1024] = "";
+    AUTO_FREE char *dir = realpath(argv[2], NULL);
+    struct stat st;
+    if (!dir || stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "proctor: no policy directory %s\n", argv[2]);
+        return 2;
+    }
+    AUTO_FREE char *default_specs = xasprintf("%s/spec", dir);
+    if (argc == 3 && (stat(default_specs, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        fprintf(stderr,
+                "proctor: no specs to run: give SPEC files or directories, or put *_spec.lua "
+                "files in %s (examples to copy: share/proctor/policies/spec/)\n",
+                default_specs);
+        return 2;
+    }
+    const char *tmp_base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    AUTO_FREE char *tmp = xasprintf("%s/proctor-test-policies-XXXXXX", tmp_base);
+    if (!mkdtemp(tmp)) {
+        fprintf(stderr, "proctor: %s: %s\n", tmp, strerror(errno));
+        return 2;
+    }
+    if (policy_export_embedded(tmp, err, sizeof err)) {
+        fprintf(stderr, "proctor: %s\n", err);
+        policy_export_remove(tmp);
+        return 2;
+    }
+    const char *busted = getenv("PROCTOR_BUSTED") ? getenv("PROCTOR_BUSTED") : "busted";
+    AUTO_FREE char *helper = xasprintf("--helper=%s/preload.lua", tmp);
+    // An empty configuration: a .busted in the admin's working directory must not
+    // change the helper or what runs.
+    AUTO_FREE char *config = xasprintf("%s/busted.conf", tmp);
+    AUTO_FREE char *config_arg = xasprintf("--config-file=%s", config);
+    FILE *cf = fopen(config, "w");
+    if (!cf || fputs("return {}\n", cf) < 0 || fclose(cf) != 0) {
+        fprintf(stderr, "proctor: %s: %s\n", config, strerror(errno));
+        unlink(config);
+        policy_export_remove(tmp);
+        return 2;
+    }
+    size_t n = 0, max = (size_t)argc + 8;
+    const char **args = xcalloc(max, sizeof *args);
+    args[n++] = busted;
+    args[n++] = config_arg;
+    args[n++] = "--lua=lua5.4";
+    args[n++] = helper;
+    args[n++] = "--pattern=_spec";
+    args[n++] = "--output=utfTerminal";
+    if (argc == 3)
+        args[n++] = default_specs;
+    for (int i = 3; i < argc; i++)
+        args[n++] = argv[i];
+    fflush(NULL);
+    int status = 2;
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("PROCTOR_ROOT", tmp, 1);
+        setenv("PROCTOR_POLICIES", dir, 1);
+        execvp(busted, (char *const *)args);
+        fprintf(stderr, "proctor: cannot run %s: %s (Debian: apt-get install lua-busted)\n", busted,
+                strerror(errno));
+        _exit(127);
+    }
+    if (pid < 0) {
+        fprintf(stderr, "proctor: fork: %s\n", strerror(errno));
+    } else {
+        int ws = 0;
+        while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+            ;
+        status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+    }
+    free(args);
+    unlink(config);
+    policy_export_remove(tmp);
+    if (status != 0 && status != 127)
+        fprintf(stderr, "\nproctor: the specs against %s failed (busted exit status %d)\n", dir,
+                status);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -360,6 +466,13 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "--version")) {
         printf("proctor %s\n", PROCTOR_VERSION);
         return 0;
+    }
+    if (!strcmp(cmd, "test-policies")) {
+        if (argc < 3) {
+            usage(stderr);
+            return 2;
+        }
+        return test_policies(argc, argv);
     }
     if (!strcmp(cmd, "check-policies")) {
         if (argc != 3) {
@@ -392,16 +505,25 @@ int main(int argc, char **argv)
         O_MEM,
         O_DEBUG,
         O_SSH,
-        O_JSON
+        O_JSON,
+        O_EXPLAIN
     };
     static const struct option opts[] = {
-        {"tasks", required_argument, NULL, O_TASKS}, {"policies", required_argument, NULL, O_POL},
-        {"tmpdir", required_argument, NULL, O_TMP},  {"input", required_argument, NULL, O_INPUT},
-        {"file", required_argument, NULL, O_FILE},   {"env", required_argument, NULL, O_ENV},
-        {"time", required_argument, NULL, O_TIME},   {"hard-time", required_argument, NULL, O_HARD},
-        {"memory", required_argument, NULL, O_MEM},  {"debug", no_argument, NULL, O_DEBUG},
-        {"ssh", no_argument, NULL, O_SSH},           {"json", no_argument, NULL, O_JSON},
-        {"verbose", no_argument, NULL, 'v'},         {0},
+        {"tasks", required_argument, NULL, O_TASKS},
+        {"policies", required_argument, NULL, O_POL},
+        {"tmpdir", required_argument, NULL, O_TMP},
+        {"input", required_argument, NULL, O_INPUT},
+        {"file", required_argument, NULL, O_FILE},
+        {"env", required_argument, NULL, O_ENV},
+        {"time", required_argument, NULL, O_TIME},
+        {"hard-time", required_argument, NULL, O_HARD},
+        {"memory", required_argument, NULL, O_MEM},
+        {"debug", no_argument, NULL, O_DEBUG},
+        {"ssh", no_argument, NULL, O_SSH},
+        {"json", no_argument, NULL, O_JSON},
+        {"explain", no_argument, NULL, O_EXPLAIN},
+        {"verbose", no_argument, NULL, 'v'},
+        {0},
     };
     struct agent_config cfg = {
         .friendly_name = "proctor", .concurrency = 1, .tasks_dir = "./tasks"};
@@ -457,6 +579,9 @@ int main(int argc, char **argv)
             break;
         case O_JSON:
             c.envs_json = true;
+            break;
+        case O_EXPLAIN:
+            policy_explain_set(on_explain, &c);
             break;
         case 'v':
             log_set_level(LOG_LEVEL_DEBUG);

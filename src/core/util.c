@@ -242,7 +242,8 @@ struct copy_ctx {
     size_t entries;        /* copied so far */
     struct stat *followed; /* directories already copied through a link */
     size_t nfollowed;
-    bool excl;               /* the destination may be written by others: create, never reuse */
+    size_t links; /* links followed on the current path (the kernel resolves 40 at most) */
+    bool excl;    /* the destination may be written by others: create, never reuse */
     const char *const *skip; /* names not copied from the top directory */
 };
 
@@ -338,10 +339,13 @@ static int copy_entries(struct copy_ctx *c, const char *src, const struct stat *
             // directories are followed so the task sees their content, but
             // only inside the root, and never round a cycle: a task must
             // not copy host files into a container, nor loop for ever.
-            if (stat(s, &tst) == 0 && S_ISDIR(tst.st_mode) && copy_may_follow(c, s, &tst)) {
+            if (c->links < UTIL_COPY_MAX_LINKS && stat(s, &tst) == 0 && S_ISDIR(tst.st_mode) &&
+                copy_may_follow(c, s, &tst)) {
                 c->followed = xrealloc(c->followed, (c->nfollowed + 1) * sizeof *c->followed);
                 c->followed[c->nfollowed++] = tst;
+                c->links++;
                 ret = copy_dir(c, s, dfd, e->d_name);
+                c->links--;
             } else
                 ret = copy_link(s, dfd, e->d_name);
         } else if (S_ISDIR(lst.st_mode)) {

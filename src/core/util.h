@@ -72,11 +72,15 @@ uint64_t util_now_ns(void);
 int util_rmtree(const char *path);
 #define UTIL_COPY_MAX_DEPTH 64
 #define UTIL_COPY_MAX_ENTRIES 200000
+/* Directory links followed along one path: below the kernel's 40 per path resolution, so that
+ * no source path ever fails with ELOOP (deeper links are copied as links). */
+#define UTIL_COPY_MAX_LINKS 32
 /**
  * Recursively copies a directory tree: files keep their mode, links to files
  * are copied as links. A link to a directory is followed only when it
- * resolves under `root` (NULL: never) and is not one of the directories being
- * copied (a cycle); otherwise it is copied as a link. At most
+ * resolves under `root` (NULL: never), is not one of the directories being
+ * copied (a cycle), and fewer than UTIL_COPY_MAX_LINKS links were followed to
+ * get there; otherwise it is copied as a link. At most
  * UTIL_COPY_MAX_DEPTH levels and UTIL_COPY_MAX_ENTRIES entries: -ELOOP/-EFBIG.
  * 0 or -errno.
  */

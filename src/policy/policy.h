@@ -79,6 +79,25 @@ int policy_host_reload(struct policy_host *host, char *err, size_t errlen);
  * worker of its own that is gone on return. 0 or -EINVAL.
  */
 int policy_check_dir(const char *dir, char *err, size_t errlen);
+/**
+ * Writes what `proctor test-policies` runs busted with into dir (an existing,
+ * empty directory): dir/lua/agent/<module>.lua (the host Lua embedded in this
+ * binary), dir/policies/<name>.lua (the shipped policies embedded in it: the
+ * built-in defaults) and dir/preload.lua (the busted helper that loads policies
+ * through that loader and sandbox). 0, or -errno with err.
+ */
+int policy_export_embedded(const char *dir, char *err, size_t errlen);
+/** Removes what policy_export_embedded wrote, and dir itself when it is then empty. */
+void policy_export_remove(const char *dir);
+/**
+ * Decisions you can see: fn(data, line) gets one line per hook call of every
+ * policy host of this process (which hook, the file:line that answered, its
+ * input, what the job got, and whether the shipped file answered because the
+ * admin's was missing or failed); NULL stops it. Without a callback, the
+ * lines are logged at debug level. For `proctor run --explain`.
+ */
+typedef void (*policy_explain_fn)(void *data, const char *line);
+void policy_explain_set(policy_explain_fn fn, void *data);
 /** Number of successful loads so far (1 after policy_host_new). */
 uint64_t policy_host_generation(const struct policy_host *host);
 /** How many times a hook failed and its default was used, since start. */
@@ -164,6 +183,17 @@ struct policy_runtime {
  */
 int policy_runtimes(struct policy_host *host, const char *const *names, size_t nnames, bool ssh,
                     struct policy_runtime *out, size_t max, size_t *nout);
+
+/** Most runtimes proctord's command line may give (--runtime, repeatable). */
+#define POLICY_MAX_CLI_RUNTIMES 32
+/**
+ * The runtimes given on proctord's command line (`--runtime RUNTIME ENVTYPE
+ * [root] [shared]`, as inginious-agent-docker's): every map_runtimes() call of
+ * this process gets them as req.forced (the shipped runtimes.lua then offers
+ * exactly them instead of its rules). Copied; n <= POLICY_MAX_CLI_RUNTIMES
+ * (else -EINVAL); n == 0 clears them.
+ */
+int policy_set_cli_runtimes(const struct policy_runtime *rts, size_t n);
 
 /* ---- results ----------------------------------------------------------- */
 

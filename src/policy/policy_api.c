@@ -13,14 +13,42 @@
 #include "core/value.h"
 #include "policy/policy.h"
 #include "policy/policy_builtin.h"
+#include "policy/policy_explain.h"
+#include "policy/policy_fields.h"
 #include "policy/policy_internal.h"
 #include "policy/policy_wire.h"
 #include "policy/policy_worker.h"
 
-static bool take_results(struct wire_rd *rd, struct policy_result *out);
+static void explain(struct policy_host *host, enum policy_hook hook, bool by_worker,
+                    const struct policy_reply *rep, const struct value *in, int ret,
+                    const struct value *out, const char *reason);
+static void put_int(struct buf *b, int64_t i);
+static void put_fields(struct buf *b, const struct policy_fieldset *set, const void *s);
+static bool take_fields(struct policy_host *host, enum policy_hook hook,
+                        const struct policy_reply *rep, const struct policy_fieldset *set,
+                        void *out);
+static bool take_results(struct value *answer, struct policy_result *out, char *err, size_t errlen);
 static int result_keys_check(const struct policy_result *r, char *reason, size_t reasonlen);
 
+static struct policy_runtime cli_runtimes[POLICY_MAX_CLI_RUNTIMES];
+static size_t n_cli_runtimes;
+
 /* ---- public: lifecycle ---------------------------------------------------- */
+
+int policy_set_cli_runtimes(const struct policy_runtime *rts, size_t n)
+{
+    if (n > POLICY_MAX_CLI_RUNTIMES)
+        return -EINVAL;
+    memcpy(cli_runtimes, rts, n * sizeof *rts);
+    n_cli_runtimes = n;
+    return 0;
+}
+
+const struct policy_runtime *policy_cli_runtimes(size_t *n)
+{
+    *n = n_cli_runtimes;
+    return cli_runtimes;
+}
 
 struct policy_host *policy_host_new(const char *dir, const struct policy_config *cfg, char *err,
                                     size_t errlen)
@@ -102,22 +130,33 @@ int policy_limits(struct policy_host *host, const struct policy_limits_req *req,
 {
     struct buf b = {0};
     struct policy_reply rep = {0};
-    struct policy_limits_req copy = *req;
-    copy.environment_type = copy.environment = NULL; // pointers mean nothing to the worker
     policy_worker_request_start(&b, POLICY_HOOK_LIMITS);
-    wire_raw(&b, &copy, sizeof copy);
-    wire_str(&b, req->environment_type);
-    wire_str(&b, req->environment);
+    put_fields(&b, &policy_fields_limits_req, req);
+    host->last_failure[0] = '\0';
     int ret = 0;
-    if (policy_worker_call(host, POLICY_HOOK_LIMITS, &b, reason, reasonlen, &rep)) {
+    bool decided = policy_worker_call(host, POLICY_HOOK_LIMITS, &b, reason, reasonlen, &rep);
+    if (decided && rep.verdict == 0)
+        decided = take_fields(host, POLICY_HOOK_LIMITS, &rep, &policy_fields_limits, out);
+    if (decided)
         ret = rep.verdict;
-        if (!ret)
-            wire_get_raw(&rep.rd, out, sizeof *out);
-    } else {
+    else
         ret = policy_builtin_limits(host->builtin, req, out, reason, reasonlen);
-    }
     if (!ret)
         policy_cap_limits(&host->cfg, out);
+    if (policy_explaining()) {
+        struct value in, o;
+        value_set_map(&in);
+        policy_fields_put(&in, &policy_fields_limits_req, req);
+        value_set_int(value_map_put(&in, "max_memory_mib"), policy_max_memory_per_slot(&host->cfg));
+        value_set_int(value_map_put(&in, "host_memory_mib"), host->cfg.host_memory_mib);
+        value_set_int(value_map_put(&in, "concurrency"), host->cfg.concurrency);
+        value_set_map(&o);
+        if (!ret)
+            policy_fields_put(&o, &policy_fields_limits, out);
+        explain(host, POLICY_HOOK_LIMITS, decided, &rep, &in, ret, &o, reason);
+        value_deinit(&in);
+        value_deinit(&o);
+    }
     policy_worker_reply_done(&rep);
     free(b.data);
     return ret;
@@ -128,21 +167,30 @@ int policy_student_limits(struct policy_host *host, const struct policy_student_
 {
     struct buf b = {0};
     struct policy_reply rep = {0};
-    struct policy_student_req copy = *req;
-    copy.environment = NULL;
     policy_worker_request_start(&b, POLICY_HOOK_STUDENT);
-    wire_raw(&b, &copy, sizeof copy);
-    wire_str(&b, req->environment);
+    put_fields(&b, &policy_fields_student_req, req);
+    host->last_failure[0] = '\0';
     int ret = 0;
-    if (policy_worker_call(host, POLICY_HOOK_STUDENT, &b, reason, reasonlen, &rep)) {
+    bool decided = policy_worker_call(host, POLICY_HOOK_STUDENT, &b, reason, reasonlen, &rep);
+    if (decided && rep.verdict == 0)
+        decided = take_fields(host, POLICY_HOOK_STUDENT, &rep, &policy_fields_student, out);
+    if (decided)
         ret = rep.verdict;
-        if (!ret)
-            wire_get_raw(&rep.rd, out, sizeof *out);
-    } else {
+    else
         ret = policy_builtin_student(host->builtin, req, out, reason, reasonlen);
-    }
     if (!ret)
         policy_cap_student(req, out);
+    if (policy_explaining()) {
+        struct value in, o;
+        value_set_map(&in);
+        policy_fields_put(&in, &policy_fields_student_req, req);
+        value_set_map(&o);
+        if (!ret)
+            policy_fields_put(&o, &policy_fields_student, out);
+        explain(host, POLICY_HOOK_STUDENT, decided, &rep, &in, ret, &o, reason);
+        value_deinit(&in);
+        value_deinit(&o);
+    }
     policy_worker_reply_done(&rep);
     free(b.data);
     return ret;
@@ -158,19 +206,36 @@ int policy_ports(struct policy_host *host, const struct policy_ports_req *req, u
     struct buf b = {0};
     struct policy_reply rep = {0};
     policy_worker_request_start(&b, POLICY_HOOK_PORTS);
-    wire_str(&b, req->job_id);
-    wire_i64(&b, (int64_t)req->count);
-    wire_i64(&b, (int64_t)req->nfree);
-    wire_raw(&b, req->free, req->nfree * sizeof *req->free);
+    wire_map(&b, 3); // {job_id, count, free = {port...}}
+    wire_key(&b, "job_id");
+    wire_key(&b, req->job_id ? req->job_id : "");
+    wire_key(&b, "count");
+    put_int(&b, (int64_t)req->count);
+    wire_key(&b, "free");
+    struct value list;
+    value_set_array(&list);
+    for (size_t i = 0; i < req->nfree; i++)
+        value_set_int(value_array_push(&list), req->free[i]);
+    wire_value(&b, &list);
+    host->last_failure[0] = '\0';
     int ret = 0;
     bool decided = policy_worker_call(host, POLICY_HOOK_PORTS, &b, reason, reasonlen, &rep);
     if (decided && rep.verdict == 0) {
-        char why[128];
-        wire_get_raw(&rep.rd, chosen, req->count * sizeof *chosen);
+        char why[POLICY_REASON_MAX] = "";
+        const struct value *ports = value_map_get(rep.answer, "ports");
+        bool ok = ports && ports->type == VALUE_ARRAY && ports->u.a.len == req->count;
+        for (size_t i = 0; ok && i < req->count; i++) {
+            const struct value *p = &ports->u.a.items[i];
+            ok = p->type == VALUE_INT && p->u.i >= 1 && p->u.i <= 65535;
+            chosen[i] = ok ? (uint16_t)p->u.i : 0;
+        }
         // The worker checked the choice; the pool is ours, so check it again.
-        if (rep.rd.bad || !policy_ports_valid(req, chosen, why, sizeof why)) {
-            policy_worker_report_failure(host, POLICY_HOOK_PORTS, POLICY_FAILURE_WORKER,
-                                         "the policy worker answered ports outside the pool", NULL);
+        if (!ok || !policy_ports_valid(req, chosen, why, sizeof why)) {
+            char text[POLICY_REASON_MAX + 64];
+            util_err(text, sizeof text, "the policy worker answered ports outside the pool%s%s",
+                     why[0] ? ": " : "", why);
+            policy_worker_report_failure(host, POLICY_HOOK_PORTS, POLICY_FAILURE_WORKER, text,
+                                         NULL);
             decided = false;
         }
     }
@@ -178,6 +243,23 @@ int policy_ports(struct policy_host *host, const struct policy_ports_req *req, u
         ret = rep.verdict;
     else
         ret = policy_builtin_ports(host->builtin, req, chosen, reason, reasonlen);
+    if (policy_explaining()) {
+        struct value in, o;
+        value_set_map(&in);
+        value_set_str(value_map_put(&in, "job_id"), req->job_id ? req->job_id : "");
+        value_set_int(value_map_put(&in, "count"), (int64_t)req->count);
+        *value_map_put(&in, "free") = list; // moved: freed with in
+        value_set_nil(&list);
+        value_set_map(&o);
+        struct value *ports = value_map_put(&o, "ports");
+        value_set_array(ports);
+        for (size_t i = 0; !ret && i < req->count; i++)
+            value_set_int(value_array_push(ports), chosen[i]);
+        explain(host, POLICY_HOOK_PORTS, decided, &rep, &in, ret, &o, reason);
+        value_deinit(&in);
+        value_deinit(&o);
+    }
+    value_deinit(&list);
     policy_worker_reply_done(&rep);
     free(b.data);
     return ret;
@@ -191,28 +273,50 @@ int policy_runtimes(struct policy_host *host, const char *const *names, size_t n
     char refusal[POLICY_REASON_MAX];
     size_t wmax = max < 256 ? max : 256; // the worker's bound on this answer
     policy_worker_request_start(&b, POLICY_HOOK_RUNTIMES);
-    wire_u8(&b, ssh);
-    wire_i64(&b, (int64_t)wmax);
-    wire_i64(&b, (int64_t)nnames);
+    wire_map(&b, n_cli_runtimes ? 4 : 3); // {ssh, max, runtimes = {name...}, forced = {...}}
+    wire_key(&b, "ssh");
+    struct value v;
+    value_set_bool(&v, ssh);
+    wire_value(&b, &v);
+    wire_key(&b, "max");
+    put_int(&b, (int64_t)wmax);
+    wire_key(&b, "runtimes");
+    value_set_array(&v);
     for (size_t i = 0; i < nnames; i++)
-        wire_str(&b, names[i] ? names[i] : "");
+        value_set_str(value_array_push(&v), names[i] ? names[i] : "");
+    wire_value(&b, &v);
+    struct value forced;
+    value_set_array(&forced);
+    for (size_t i = 0; i < n_cli_runtimes; i++) {
+        struct value *e = value_array_push(&forced);
+        value_set_map(e);
+        policy_fields_put(e, &policy_fields_runtime, &cli_runtimes[i]);
+    }
+    if (n_cli_runtimes) {
+        wire_key(&b, "forced");
+        wire_value(&b, &forced);
+    }
+    host->last_failure[0] = '\0';
     *nout = 0;
     bool decided =
         policy_worker_call(host, POLICY_HOOK_RUNTIMES, &b, refusal, sizeof refusal, &rep);
     if (decided && rep.verdict == 0) {
-        int64_t n = wire_get_i64(&rep.rd);
-        bool ok = !rep.rd.bad && n >= 0 && (size_t)n <= wmax;
-        for (int64_t i = 0; ok && i < n; i++) {
-            wire_get_raw(&rep.rd, &out[i], sizeof out[i]);
-            out[i].runtime[sizeof out[i].runtime - 1] = '\0';
-            out[i].envtype[sizeof out[i].envtype - 1] = '\0';
-            ok = !rep.rd.bad && policy_envtype_valid(out[i].envtype);
+        char why[POLICY_REASON_MAX] = "";
+        const struct value *list = value_map_get(rep.answer, "runtimes");
+        bool ok = list && list->type == VALUE_ARRAY && list->u.a.len <= wmax;
+        for (size_t i = 0; ok && i < list->u.a.len; i++) {
+            memset(&out[i], 0, sizeof out[i]);
+            ok = !policy_fields_get(&list->u.a.items[i], &policy_fields_runtime, &out[i], why,
+                                    sizeof why) &&
+                 policy_envtype_valid(out[i].envtype);
         }
         if (ok) {
-            *nout = (size_t)n;
+            *nout = list->u.a.len;
         } else {
-            policy_worker_report_failure(host, POLICY_HOOK_RUNTIMES, POLICY_FAILURE_WORKER,
-                                         "the policy worker answered a malformed runtime list",
+            char text[POLICY_REASON_MAX + 64];
+            util_err(text, sizeof text, "the policy worker answered a malformed runtime list%s%s",
+                     why[0] ? ": " : "", why);
+            policy_worker_report_failure(host, POLICY_HOOK_RUNTIMES, POLICY_FAILURE_WORKER, text,
                                          NULL);
             decided = false;
         }
@@ -222,6 +326,30 @@ int policy_runtimes(struct policy_host *host, const char *const *names, size_t n
     }
     if (!decided)
         policy_builtin_runtimes(host->builtin, names, nnames, ssh, out, max, nout);
+    if (policy_explaining()) {
+        struct value in, o;
+        value_set_map(&in);
+        *value_map_put(&in, "runtimes") = v; // moved: freed with in
+        value_set_nil(&v);
+        value_set_bool(value_map_put(&in, "ssh"), ssh);
+        if (n_cli_runtimes) {
+            *value_map_put(&in, "forced") = forced; // moved too
+            value_set_nil(&forced);
+        }
+        value_set_map(&o);
+        struct value *list = value_map_put(&o, "runtimes");
+        value_set_array(list);
+        for (size_t i = 0; i < *nout; i++) {
+            struct value *e = value_array_push(list);
+            value_set_map(e);
+            policy_fields_put(e, &policy_fields_runtime, &out[i]);
+        }
+        explain(host, POLICY_HOOK_RUNTIMES, decided, &rep, &in, 0, &o, NULL);
+        value_deinit(&in);
+        value_deinit(&o);
+    }
+    value_deinit(&v);
+    value_deinit(&forced);
     policy_worker_reply_done(&rep);
     free(b.data);
     return 0;
@@ -233,11 +361,15 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
     struct buf b = {0};
     struct policy_reply rep = {0};
     policy_worker_request_start(&b, POLICY_HOOK_RESULTS);
-    wire_u8(&b, raw != NULL);
-    if (raw)
+    wire_map(&b, raw ? 2 : 1); // {result = raw (absent: none sent), prev_state}
+    if (raw) {
+        wire_key(&b, "result");
         wire_value(&b, raw);
-    wire_str(&b, prev_state);
+    }
+    wire_key(&b, "prev_state");
+    wire_key(&b, prev_state ? prev_state : "");
     memset(out, 0, sizeof *out);
+    host->last_failure[0] = '\0';
     int ret = 0;
     bool decided = false;
     // A result larger than the policies' heap cannot be handed to them: the
@@ -250,9 +382,11 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
     } else {
         decided = policy_worker_call(host, POLICY_HOOK_RESULTS, &b, reason, reasonlen, &rep);
     }
-    if (decided && rep.verdict == 0 && !take_results(&rep.rd, out)) {
-        policy_worker_report_failure(host, POLICY_HOOK_RESULTS, POLICY_FAILURE_WORKER,
-                                     "the policy worker answered a malformed result", NULL);
+    char why[POLICY_REASON_MAX] = "";
+    if (decided && rep.verdict == 0 && !take_results(rep.answer, out, why, sizeof why)) {
+        char text[POLICY_REASON_MAX + 64];
+        util_err(text, sizeof text, "the policy worker answered a malformed result: %s", why);
+        policy_worker_report_failure(host, POLICY_HOOK_RESULTS, POLICY_FAILURE_WORKER, text, NULL);
         decided = false;
     }
     if (decided) {
@@ -268,6 +402,31 @@ int policy_results(struct policy_host *host, const struct value *raw, const char
         if (ret)
             policy_result_deinit(out);
     }
+    if (policy_explaining()) {
+        // A result may be large: its trees are lent to the maps (shallow), not copied.
+        static const char *const lent[] = {"result", "problems", "tests", "custom"};
+        struct value in, o;
+        value_set_map(&in);
+        value_set_str(value_map_put(&in, "prev_state"), prev_state ? prev_state : "");
+        if (raw)
+            *value_map_put(&in, "result") = *raw;
+        value_set_map(&o);
+        if (!ret) {
+            struct policy_result_view view = {out->result, out->text, out->state, out->grade};
+            policy_fields_put(&o, &policy_fields_result, &view);
+            *value_map_put(&o, "problems") = out->problems;
+            *value_map_put(&o, "tests") = out->tests;
+            *value_map_put(&o, "custom") = out->custom;
+        }
+        explain(host, POLICY_HOOK_RESULTS, decided, &rep, &in, ret, &o, reason);
+        for (size_t i = 0; i < ARRAY_SIZE(lent); i++) { // given back before the maps are freed
+            struct value *v = (struct value *)value_map_get(i ? &o : &in, lent[i]);
+            if (v)
+                value_set_nil(v);
+        }
+        value_deinit(&in);
+        value_deinit(&o);
+    }
     policy_worker_reply_done(&rep);
     free(b.data);
     return ret;
@@ -278,23 +437,26 @@ int policy_hardening(struct policy_host *host, const struct policy_hardening_req
 {
     struct buf b = {0};
     struct policy_reply rep = {0};
-    struct policy_hardening_req copy = *req;
-    copy.environment = NULL;
     policy_worker_request_start(&b, POLICY_HOOK_HARDENING);
-    wire_raw(&b, &copy, sizeof copy);
-    wire_str(&b, req->environment);
+    put_fields(&b, &policy_fields_hardening_req, req);
+    host->last_failure[0] = '\0';
     int ret = 0;
     bool decided = policy_worker_call(host, POLICY_HOOK_HARDENING, &b, reason, reasonlen, &rep);
     if (decided && rep.verdict == 0) {
-        wire_get_raw(&rep.rd, out, sizeof *out);
-        bool ok = !rep.rd.bad && out->ncap_drop <= POLICY_MAX_CAPS;
-        for (size_t i = 0; ok && i < out->ncap_drop; i++) {
-            out->cap_drop[i][sizeof out->cap_drop[i] - 1] = '\0';
-            ok = policy_cap_name_valid(out->cap_drop[i]);
+        memset(out, 0, sizeof *out);
+        decided = take_fields(host, POLICY_HOOK_HARDENING, &rep, &policy_fields_hardening, out);
+        const struct value *caps = decided ? value_map_get(rep.answer, "cap_drop") : NULL;
+        bool ok = caps && caps->type == VALUE_ARRAY && caps->u.a.len <= POLICY_MAX_CAPS;
+        for (size_t i = 0; ok && i < caps->u.a.len; i++) {
+            const struct value *c = &caps->u.a.items[i];
+            ok = c->type == VALUE_STR && c->u.s.len < sizeof out->cap_drop[0] &&
+                 policy_cap_name_valid(c->u.s.ptr);
+            if (ok)
+                util_strlcpy(out->cap_drop[out->ncap_drop++], c->u.s.ptr, sizeof out->cap_drop[0]);
         }
-        if (!ok) {
+        if (decided && !ok) {
             policy_worker_report_failure(host, POLICY_HOOK_HARDENING, POLICY_FAILURE_WORKER,
-                                         "the policy worker answered malformed hardening", NULL);
+                                         "the policy worker answered a malformed cap_drop", NULL);
             decided = false;
         }
     }
@@ -304,6 +466,22 @@ int policy_hardening(struct policy_host *host, const struct policy_hardening_req
         ret = policy_builtin_hardening(host->builtin, req, out, reason, reasonlen);
     if (!ret)
         policy_cap_hardening(&host->cfg, req, out);
+    if (policy_explaining()) {
+        struct value in, o;
+        value_set_map(&in);
+        policy_fields_put(&in, &policy_fields_hardening_req, req);
+        value_set_map(&o);
+        if (!ret) {
+            policy_fields_put(&o, &policy_fields_hardening, out);
+            struct value *caps = value_map_put(&o, "cap_drop");
+            value_set_array(caps);
+            for (size_t i = 0; i < out->ncap_drop; i++)
+                value_set_str(value_array_push(caps), out->cap_drop[i]);
+        }
+        explain(host, POLICY_HOOK_HARDENING, decided, &rep, &in, ret, &o, reason);
+        value_deinit(&in);
+        value_deinit(&o);
+    }
     policy_worker_reply_done(&rep);
     free(b.data);
     return ret;
@@ -317,32 +495,35 @@ int policy_pool(struct policy_host *host, const struct policy_pool_req *req, int
     size_t n = req->nenvs < POLICY_MAX_POOL_ENVS ? req->nenvs : POLICY_MAX_POOL_ENVS;
     for (size_t i = 0; i < req->nenvs; i++)
         sizes[i] = 0;
-    policy_worker_request_start(&b, POLICY_HOOK_POOL);
-    wire_i64(&b, req->slots);
-    wire_i64(&b, req->slots_in_use);
-    wire_i64(&b, (int64_t)n);
+    // {slots, slots_in_use, environments = {{envtype, name, waiting, ...}, ...}}
+    struct value in;
+    value_set_map(&in);
+    value_set_int(value_map_put(&in, "slots"), req->slots);
+    value_set_int(value_map_put(&in, "slots_in_use"), req->slots_in_use);
+    struct value *envs = value_map_put(&in, "environments");
+    value_set_array(envs);
     for (size_t i = 0; i < n; i++) {
-        const struct policy_pool_env *e = &req->envs[i];
-        wire_str(&b, e->envtype);
-        wire_str(&b, e->name);
-        wire_i64(&b, e->waiting);
-        wire_i64(&b, e->arrivals_1m);
-        wire_i64(&b, e->arrivals_10m);
-        wire_i64(&b, e->idle_s);
-        wire_i64(&b, e->memory_mib);
-        wire_u8(&b, e->available);
+        struct value *e = value_array_push(envs);
+        value_set_map(e);
+        policy_fields_put(e, &policy_fields_pool_env, &req->envs[i]);
     }
+    policy_worker_request_start(&b, POLICY_HOOK_POOL);
+    wire_value(&b, &in);
+    host->last_failure[0] = '\0';
     bool decided = policy_worker_call(host, POLICY_HOOK_POOL, &b, refusal, sizeof refusal, &rep);
     if (decided && rep.verdict == 0) {
-        int64_t got = wire_get_i64(&rep.rd);
-        bool ok = !rep.rd.bad && got == (int64_t)n;
+        const struct value *list = value_map_get(rep.answer, "sizes");
+        bool ok = list && list->type == VALUE_ARRAY && list->u.a.len == n;
         for (size_t i = 0; ok && i < n; i++) {
-            sizes[i] = wire_get_i64(&rep.rd);
-            ok = !rep.rd.bad && sizes[i] >= 0 && sizes[i] <= POLICY_MAX_POOL;
+            const struct value *v = &list->u.a.items[i];
+            ok = v->type == VALUE_INT && v->u.i >= 0 && v->u.i <= POLICY_MAX_POOL;
+            sizes[i] = ok ? v->u.i : 0;
         }
         if (!ok) {
             policy_worker_report_failure(host, POLICY_HOOK_POOL, POLICY_FAILURE_WORKER,
-                                         "the policy worker answered malformed pool sizes", NULL);
+                                         "the policy worker's answer is malformed: 'sizes' is not "
+                                         "one size per environment",
+                                         NULL);
             decided = false;
         }
     } else if (decided) { // this hook never refuses: a refusal is a broken answer
@@ -354,6 +535,17 @@ int policy_pool(struct policy_host *host, const struct policy_pool_req *req, int
         r.nenvs = n;
         policy_builtin_pool(host->builtin, &r, sizes);
     }
+    if (policy_explaining()) {
+        struct value o;
+        value_set_map(&o);
+        struct value *list = value_map_put(&o, "sizes");
+        value_set_array(list);
+        for (size_t i = 0; i < n; i++)
+            value_set_int(value_array_push(list), sizes[i]);
+        explain(host, POLICY_HOOK_POOL, decided, &rep, &in, 0, &o, "");
+        value_deinit(&o);
+    }
+    value_deinit(&in);
     policy_worker_reply_done(&rep);
     free(b.data);
     return 0;
@@ -361,22 +553,104 @@ int policy_pool(struct policy_host *host, const struct policy_pool_req *req, int
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static bool take_results(struct wire_rd *rd, struct policy_result *out)
+// One line of --explain (or of the debug log): by_worker says whether the
+// admin's hook answered; otherwise the shipped one did, and why is said.
+static void explain(struct policy_host *host, enum policy_hook hook, bool by_worker,
+                    const struct policy_reply *rep, const struct value *in, int ret,
+                    const struct value *out, const char *reason)
 {
-    const char *result = wire_get_str(rd, NULL), *text = wire_get_str(rd, NULL);
-    const char *state = wire_get_str(rd, NULL);
-    out->grade = wire_get_f64(rd);
-    if (rd->bad || !result || !text || !state || !policy_result_name_valid(result))
+    struct policy_explain_who who = {0};
+    char why[POLICY_LOCATION_MAX + 64] = "";
+    char src[2 * POLICY_LOCATION_MAX + 64];
+    if (by_worker) {
+        who.source = rep->source ? rep->source : policy_hooks[hook].file;
+        who.line = rep->line;
+        // extend() without a wrapper: the shipped hook, with the admin's defaults.
+        if (!strncmp(who.source, POLICY_BUILTIN_PREFIX, strlen(POLICY_BUILTIN_PREFIX))) {
+            snprintf(src, sizeof src, "%s/%s.lua (extend() of %s:%d)", host->dir ? host->dir : "",
+                     policy_hooks[hook].file, who.source, who.line);
+            who.source = src;
+            who.line = 0;
+        }
+    } else {
+        who.source = policy_builtin_last(host->builtin, &who.line);
+        who.fallback = host->dir != NULL;
+        size_t f = 0;
+        while (f < POLICY_FILE_COUNT && strcmp(policy_files[f], policy_hooks[hook].file))
+            f++;
+        if (host->last_failure[0])
+            who.why = host->last_failure;
+        else if (host->dir && f < POLICY_FILE_COUNT && !host->gen->paths[f])
+            util_err(why, sizeof why, "%s/%s.lua: no such file", host->dir,
+                     policy_hooks[hook].file);
+        else if (host->dir)
+            util_err(why, sizeof why, "%s/%s.lua defines no %s()", host->dir,
+                     policy_hooks[hook].file, policy_hooks[hook].fn);
+        if (!who.why)
+            who.why = why;
+    }
+    policy_explain_emit(hook, &who, in, ret, out, reason);
+}
+
+static void put_int(struct buf *b, int64_t i)
+{
+    struct value v;
+    value_set_int(&v, i);
+    wire_value(b, &v);
+}
+
+// The map of s's named fields.
+static void put_fields(struct buf *b, const struct policy_fieldset *set, const void *s)
+{
+    struct value map;
+    value_set_map(&map);
+    policy_fields_put(&map, set, s);
+    wire_value(b, &map);
+    value_deinit(&map);
+}
+
+// The worker's answer into out, checked field by field; false (counted, logged)
+// when it is not what `set` says.
+static bool take_fields(struct policy_host *host, enum policy_hook hook,
+                        const struct policy_reply *rep, const struct policy_fieldset *set,
+                        void *out)
+{
+    char why[POLICY_REASON_MAX], text[POLICY_REASON_MAX + 64];
+    if (!policy_fields_get(rep->answer, set, out, why, sizeof why))
+        return true;
+    util_err(text, sizeof text, "the policy worker's answer is malformed: %s", why);
+    policy_worker_report_failure(host, hook, POLICY_FAILURE_WORKER, text, NULL);
+    return false;
+}
+
+// Moves the answer's maps into out (a result may be large: no copy).
+static bool take_results(struct value *answer, struct policy_result *out, char *err, size_t errlen)
+{
+    static const char *const names[] = {"problems", "tests", "custom"};
+    struct value *dst[] = {&out->problems, &out->tests, &out->custom};
+    struct policy_result_view v = {0};
+    if (policy_fields_get(answer, &policy_fields_result, &v, err, errlen))
         return false;
-    out->result = xstrdup(result);
-    out->text = xstrdup(text);
-    out->state = xstrdup(state);
-    // Each is valid (a nil value) even when the message ends early.
-    wire_get_value(rd, &out->problems);
-    wire_get_value(rd, &out->tests);
-    wire_get_value(rd, &out->custom);
-    return !rd->bad && out->problems.type == VALUE_MAP && out->tests.type == VALUE_MAP &&
-           out->custom.type == VALUE_MAP;
+    if (!policy_result_name_valid(v.result)) {
+        util_err(err, errlen, "'result' = '%.64s' is not a known result", v.result);
+        return false;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        if (value_map_get(answer, names[i])->type != VALUE_MAP) {
+            util_err(err, errlen, "field '%s' must be a map", names[i]);
+            return false;
+        }
+    }
+    out->result = xstrdup(v.result);
+    out->text = xstrdup(v.text);
+    out->state = xstrdup(v.state);
+    out->grade = v.grade;
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        struct value *m = (struct value *)value_map_get(answer, names[i]);
+        *dst[i] = *m;
+        value_set_nil(m);
+    }
+    return true;
 }
 
 /*

@@ -36,6 +36,8 @@ struct policy_builtin {
     struct policy_state *st;
     struct policy_shared sh; /* where the budget hook notes the file:line */
     uint64_t failures;
+    char last_source[POLICY_LOCATION_MAX]; /* the hook of the last call, for --explain */
+    int last_line;
 };
 
 struct policy_builtin *policy_builtin_new(const struct policy_config *cfg, char *err, size_t errlen)
@@ -79,6 +81,12 @@ struct policy_builtin *policy_builtin_new(const struct policy_config *cfg, char 
     return b;
 }
 
+const char *policy_builtin_last(const struct policy_builtin *b, int *line)
+{
+    *line = b->last_line;
+    return b->last_source;
+}
+
 uint64_t policy_builtin_failures(const struct policy_builtin *b)
 {
     return b->failures;
@@ -97,6 +105,8 @@ static int builtin_call(struct policy_builtin *b, struct policy_call *c)
 {
     bool decided = policy_state_call(b->st, c);
     int ret = c->verdict;
+    util_strlcpy(b->last_source, c->source, sizeof b->last_source);
+    b->last_line = c->line;
     if (!decided) {
         b->failures++;
         metric_add2(METRIC_POLICY_FAILURES, policy_hooks[c->hook].fn, "builtin", 1);
@@ -156,7 +166,8 @@ void policy_builtin_runtimes(struct policy_builtin *b, const char *const *names,
     memset(all, 0, sizeof all); // the bytes past each name too, as the worker's answer has them
     size_t n = 0;
     char refusal[POLICY_REASON_MAX];
-    struct policy_runtimes_call rc = {names, nnames, ssh, all, ARRAY_SIZE(all), &n};
+    struct policy_runtimes_call rc = {names, nnames, ssh, all, ARRAY_SIZE(all), &n, NULL, 0};
+    rc.forced = policy_cli_runtimes(&rc.nforced);
     struct policy_call c = {.hook = POLICY_HOOK_RUNTIMES,
                             .req = &rc,
                             .out = all,

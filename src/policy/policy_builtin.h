@@ -28,6 +28,8 @@ struct policy_builtin *policy_builtin_new(const struct policy_config *cfg, char 
 void policy_builtin_free(struct policy_builtin *b);
 /** How many calls failed (each is logged and refused). */
 uint64_t policy_builtin_failures(const struct policy_builtin *b);
+/** The file (and *line) of the hook the last call ran: borrowed, valid until the next call. */
+const char *policy_builtin_last(const struct policy_builtin *b, int *line);
 
 int policy_builtin_limits(struct policy_builtin *b, const struct policy_limits_req *req,
                           struct policy_limits *out, char *reason, size_t reasonlen);

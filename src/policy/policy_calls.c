@@ -1,11 +1,12 @@
 /*
  * The hooks of the policy worker, one pair per hook: the input table the
  * policy gets, built from the request, and the check of its answer table
- * into the C struct of policy.h (types, ranges, unknown keys, then the
- * checks of policy_checks.c). The built-in defaults (policy_builtin.c) go
- * through the very same pairs.
+ * into the C struct of policy.h (by named field: types, ranges, unknown keys,
+ * policy_fields.h through policy_conv.h; then the checks of policy_checks.c).
+ * The built-in defaults (policy_builtin.c) go through the very same pairs.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "core/util.h"
 #include "core/value.h"
 #include "policy/policy_conv.h"
+#include "policy/policy_fields.h"
 #include "policy/policy_host.h"
 #include "policy/policy_internal.h"
 
@@ -48,78 +50,29 @@ const struct policy_call_fns policy_calls[POLICY_HOOK_COUNT] = {
 static void push_limits(lua_State *L, struct policy_call *c)
 {
     const struct policy_limits_call *lc = c->req;
-    const struct policy_limits_req *req = lc->req;
-    lua_createtable(L, 0, 10); // req
-    if (req->has_time)
-        policy_conv_set_int(L, "time_s", req->time_s);
-    if (req->has_hard_time)
-        policy_conv_set_int(L, "hard_time_s", req->hard_time_s);
-    if (req->has_memory)
-        policy_conv_set_int(L, "memory_mib", req->memory_mib);
-    policy_conv_set_bool(L, "network_grading", req->network_grading);
-    policy_conv_set_bool(L, "needs_ports", req->needs_ports);
-    policy_conv_set_str(L, "environment_type", req->environment_type);
-    policy_conv_set_str(L, "environment", req->environment);
+    policy_conv_push_fields(L, &policy_fields_limits_req, lc->req); // req
     policy_conv_set_int(L, "max_memory_mib", policy_max_memory_per_slot(lc->cfg));
     policy_conv_set_int(L, "host_memory_mib", lc->cfg->host_memory_mib);
     policy_conv_set_int(L, "concurrency", lc->cfg->concurrency);
 }
 
-static const struct policy_field limits_fields[] = {
-    {"time_s", POLICY_FIELD_INT, 1, POLICY_MAX_SECONDS, false},
-    {"hard_time_s", POLICY_FIELD_INT, 1, POLICY_MAX_SECONDS, false},
-    {"memory_mib", POLICY_FIELD_INT, POLICY_MIN_MEMORY_MIB, INT64_MAX, false},
-    {"network", POLICY_FIELD_BOOL, 0, 0, false},
-};
-
 static int take_limits(lua_State *L, int t, struct policy_call *c)
 {
-    struct policy_field_val v[ARRAY_SIZE(limits_fields)];
-    int ret = policy_conv_read_fields(L, &c->st->conv, t, limits_fields, ARRAY_SIZE(v), v, c->err,
-                                      sizeof c->err);
-    if (!ret) {
-        struct policy_limits *out = c->out;
-        out->time_s = v[0].i;
-        out->hard_time_s = v[1].i;
-        out->memory_mib = v[2].i;
-        out->network = v[3].b;
-    }
-    return ret;
+    return policy_conv_read_fields(L, &c->st->conv, t, &policy_fields_limits, c->out, c->err,
+                                   sizeof c->err);
 }
 
 /* ---- hooks: student limits ----------------------------------------------- */
 
 static void push_student(lua_State *L, struct policy_call *c)
 {
-    const struct policy_student_req *req = c->req;
-    lua_createtable(L, 0, 7); // req
-    policy_conv_set_int(L, "parent_time_s", req->parent_time_s);
-    policy_conv_set_int(L, "parent_hard_time_s", req->parent_hard_time_s);
-    policy_conv_set_int(L, "parent_memory_mib", req->parent_memory_mib);
-    policy_conv_set_int(L, "time_s", req->time_s);
-    policy_conv_set_int(L, "hard_time_s", req->hard_time_s);
-    policy_conv_set_int(L, "memory_mib", req->memory_mib);
-    policy_conv_set_str(L, "environment", req->environment);
+    policy_conv_push_fields(L, &policy_fields_student_req, c->req); // req
 }
-
-static const struct policy_field student_fields[] = {
-    {"time_s", POLICY_FIELD_INT, 1, POLICY_MAX_SECONDS, false},
-    {"hard_time_s", POLICY_FIELD_INT, 1, POLICY_MAX_SECONDS, false},
-    {"memory_mib", POLICY_FIELD_INT, POLICY_MIN_MEMORY_MIB, INT64_MAX, false},
-};
 
 static int take_student(lua_State *L, int t, struct policy_call *c)
 {
-    struct policy_field_val v[ARRAY_SIZE(student_fields)];
-    int ret = policy_conv_read_fields(L, &c->st->conv, t, student_fields, ARRAY_SIZE(v), v, c->err,
-                                      sizeof c->err);
-    if (!ret) {
-        struct policy_student_limits *out = c->out;
-        out->time_s = v[0].i;
-        out->hard_time_s = v[1].i;
-        out->memory_mib = v[2].i;
-    }
-    return ret;
+    return policy_conv_read_fields(L, &c->st->conv, t, &policy_fields_student, c->out, c->err,
+                                   sizeof c->err);
 }
 
 /* ---- hooks: ports -------------------------------------------------------- */
@@ -130,23 +83,19 @@ static void push_ports(lua_State *L, struct policy_call *c)
     lua_createtable(L, 0, 3); // req
     policy_conv_set_str(L, "job_id", req->job_id);
     policy_conv_set_int(L, "count", (int64_t)req->count);
-    lua_createtable(L, (int)(req->nfree > INT_MAX ? INT_MAX : req->nfree), 0); // req free
-    for (size_t i = 0; i < req->nfree; i++) {
-        lua_pushinteger(L, req->free[i]);       // req free port
-        lua_rawseti(L, -2, (lua_Integer)i + 1); // req free
-    }
-    lua_setfield(L, -2, "free"); // req
+    policy_conv_push_ints(L, req->free, req->nfree); // req free
+    lua_setfield(L, -2, "free");                     // req
 }
 
-static const struct policy_field ports_fields[] = {{"ports", POLICY_FIELD_TABLE, 0, 0, false}};
+static const struct policy_field ports_f[] = {POLICY_F_TABLE("ports", false)};
+static const struct policy_fieldset ports_fields = {"ports answer", ports_f, 1};
 
 static int take_ports(lua_State *L, int t, struct policy_call *c)
 {
     const struct policy_ports_req *req = c->req;
     uint16_t *chosen = c->out;
-    struct policy_field_val v[1];
     int ret =
-        policy_conv_read_fields(L, &c->st->conv, t, ports_fields, 1, v, c->err, sizeof c->err);
+        policy_conv_read_fields(L, &c->st->conv, t, &ports_fields, NULL, c->err, sizeof c->err);
     if (ret)
         return ret;
     policy_conv_push_field(L, t, "ports"); // ... ports
@@ -176,58 +125,51 @@ static int take_ports(lua_State *L, int t, struct policy_call *c)
 static void push_runtimes(lua_State *L, struct policy_call *c)
 {
     const struct policy_runtimes_call *rc = c->req;
-    lua_createtable(L, 0, 2);                                                  // req
-    lua_createtable(L, (int)(rc->nnames > INT_MAX ? INT_MAX : rc->nnames), 0); // req names
-    for (size_t i = 0; i < rc->nnames; i++) {
-        lua_pushstring(L, rc->names[i] ? rc->names[i] : ""); // req names name
-        lua_rawseti(L, -2, (lua_Integer)i + 1);              // req names
-    }
-    lua_setfield(L, -2, "runtimes"); // req
+    lua_createtable(L, 0, 2);                        // req
+    policy_conv_push_strs(L, rc->names, rc->nnames); // req names
+    lua_setfield(L, -2, "runtimes");                 // req
     policy_conv_set_bool(L, "ssh", rc->ssh);
+    if (rc->nforced) {
+        lua_createtable(L, (int)rc->nforced, 0); // req forced
+        for (size_t i = 0; i < rc->nforced; i++) {
+            policy_conv_push_fields(L, &policy_fields_runtime, &rc->forced[i]); // req forced e
+            lua_rawseti(L, -2, (lua_Integer)i + 1);                             // req forced
+        }
+        lua_setfield(L, -2, "forced"); // req
+    }
 }
 
-static const struct policy_field runtimes_fields[] = {
-    {"runtimes", POLICY_FIELD_TABLE, 0, 0, false}};
-static const struct policy_field runtime_entry_fields[] = {
-    {"runtime", POLICY_FIELD_STR, 0, 0, false},
-    {"envtype", POLICY_FIELD_STR, 0, 0, false},
-    {"run_as_root", POLICY_FIELD_BOOL, 0, 0, false},
-    {"enables_gpu", POLICY_FIELD_BOOL, 0, 0, false},
-    {"shared_kernel", POLICY_FIELD_BOOL, 0, 0, false},
-};
+static const struct policy_field runtimes_f[] = {POLICY_F_TABLE("runtimes", false)};
+static const struct policy_fieldset runtimes_fields = {"runtimes answer", runtimes_f, 1};
 
-static int take_runtime_entry(lua_State *L, struct policy_conv *cv, int e,
+static int take_runtime_entry(lua_State *L, struct policy_conv *cv, int t_entry,
                               const struct policy_runtimes_call *rc, size_t i, char *err,
                               size_t errlen)
 {
-    struct policy_runtime *out = rc->out;
-    struct policy_field_val v[ARRAY_SIZE(runtime_entry_fields)];
-    int ret =
-        policy_conv_read_fields(L, cv, e, runtime_entry_fields, ARRAY_SIZE(v), v, err, errlen);
+    struct policy_runtime *out = rc->out, e;
+    memset(&e, 0, sizeof e); // the bytes past each name too: the answer is copied as is
+    int ret = policy_conv_read_fields(L, cv, t_entry, &policy_fields_runtime, &e, err, errlen);
     if (ret)
         return ret;
     bool known = false;
     for (size_t k = 0; k < rc->nnames && !known; k++)
-        known = rc->names[k] && !strcmp(rc->names[k], v[0].s);
-    if (!known || strlen(v[0].s) >= POLICY_NAME_MAX) {
-        util_err(err, errlen, "runtimes[%zu]: '%s' is not a runtime of this engine", i + 1, v[0].s);
+        known = rc->names[k] && !strcmp(rc->names[k], e.runtime);
+    if (!known) {
+        util_err(err, errlen, "runtimes[%zu]: '%s' is not a runtime of this engine", i + 1,
+                 e.runtime);
         return -EINVAL;
     }
-    if (!policy_envtype_valid(v[1].s)) {
-        util_err(err, errlen, "runtimes[%zu]: invalid envtype '%s'", i + 1, v[1].s);
+    if (!policy_envtype_valid(e.envtype)) {
+        util_err(err, errlen, "runtimes[%zu]: invalid envtype '%s'", i + 1, e.envtype);
         return -EINVAL;
     }
     for (size_t k = 0; k < i; k++) {
-        if (!strcmp(out[k].envtype, v[1].s)) {
-            util_err(err, errlen, "runtimes[%zu]: envtype '%s' given twice", i + 1, v[1].s);
+        if (!strcmp(out[k].envtype, e.envtype)) {
+            util_err(err, errlen, "runtimes[%zu]: envtype '%s' given twice", i + 1, e.envtype);
             return -EINVAL;
         }
     }
-    util_strlcpy(out[i].runtime, v[0].s, sizeof out[i].runtime);
-    util_strlcpy(out[i].envtype, v[1].s, sizeof out[i].envtype);
-    out[i].run_as_root = v[2].b;
-    out[i].enables_gpu = v[3].b;
-    out[i].shared_kernel = v[4].b;
+    out[i] = e;
     return 0;
 }
 
@@ -235,8 +177,7 @@ static int take_runtimes(lua_State *L, int t, struct policy_call *c)
 {
     const struct policy_runtimes_call *rc = c->req;
     struct policy_conv *cv = &c->st->conv;
-    struct policy_field_val v[1];
-    int ret = policy_conv_read_fields(L, cv, t, runtimes_fields, 1, v, c->err, sizeof c->err);
+    int ret = policy_conv_read_fields(L, cv, t, &runtimes_fields, NULL, c->err, sizeof c->err);
     if (ret)
         return ret;
     policy_conv_push_field(L, t, "runtimes"); // ... list
@@ -275,13 +216,6 @@ static void push_results(lua_State *L, struct policy_call *c)
     }
     policy_conv_set_str(L, "prev_state", rc->prev_state ? rc->prev_state : "");
 }
-
-static const struct policy_field results_fields[] = {
-    {"result", POLICY_FIELD_STR, 0, 0, false},  {"text", POLICY_FIELD_STR, 0, 0, false},
-    {"grade", POLICY_FIELD_NUM, 0, 0, false},   {"problems", POLICY_FIELD_TABLE, 0, 0, false},
-    {"tests", POLICY_FIELD_TABLE, 0, 0, false}, {"custom", POLICY_FIELD_TABLE, 0, 0, false},
-    {"state", POLICY_FIELD_STR, 0, 0, false},
-};
 
 // problems: a map of string ids to { result, text }.
 static int take_problems(lua_State *L, struct policy_conv *cv, int t, struct value *out, char *err,
@@ -367,23 +301,22 @@ static int take_results(lua_State *L, int t, struct policy_call *c)
 {
     struct policy_conv *cv = &c->st->conv;
     struct policy_result *out = c->out;
-    struct policy_field_val v[ARRAY_SIZE(results_fields)];
-    int ret =
-        policy_conv_read_fields(L, cv, t, results_fields, ARRAY_SIZE(v), v, c->err, sizeof c->err);
-    if (!ret && !policy_result_name_valid(v[0].s)) {
-        util_err(c->err, sizeof c->err, "'result' = '%.64s' is not a known result", v[0].s);
+    struct policy_result_view v = {0};
+    int ret = policy_conv_read_fields(L, cv, t, &policy_fields_result, &v, c->err, sizeof c->err);
+    if (!ret && !policy_result_name_valid(v.result)) {
+        util_err(c->err, sizeof c->err, "'result' = '%.64s' is not a known result", v.result);
         ret = -EINVAL;
     }
-    if (!ret && !isfinite(v[2].d)) {
+    if (!ret && !isfinite(v.grade)) {
         util_err(c->err, sizeof c->err, "'grade' is not a finite number");
         ret = -EINVAL;
     }
     if (ret)
         return ret;
-    out->result = xstrndup(v[0].s, v[0].len);
-    out->text = xstrndup(v[1].s, v[1].len);
-    out->grade = policy_round2(v[2].d);
-    out->state = xstrndup(v[6].s, v[6].len);
+    out->result = xstrdup(v.result);
+    out->text = xstrdup(v.text);
+    out->grade = policy_round2(v.grade);
+    out->state = xstrdup(v.state);
     policy_conv_push_field(L, t, "problems"); // ... problems
     ret = take_problems(L, cv, lua_gettop(L), &out->problems, c->err, sizeof c->err);
     policy_conv_push_field(L, t, "tests"); // ... problems tests
@@ -399,27 +332,8 @@ static int take_results(lua_State *L, int t, struct policy_call *c)
 
 static void push_hardening(lua_State *L, struct policy_call *c)
 {
-    const struct policy_hardening_req *req = c->req;
-    lua_createtable(L, 0, 4); // req
-    policy_conv_set_str(L, "environment", req->environment);
-    policy_conv_set_bool(L, "student", req->student);
-    policy_conv_set_int(L, "memory_mib", req->memory_mib);
-    policy_conv_set_bool(L, "network", req->network);
+    policy_conv_push_fields(L, &policy_fields_hardening_req, c->req); // req
 }
-
-static const struct policy_field hardening_fields[] = {
-    {"pids_limit", POLICY_FIELD_INT, 0, POLICY_MAX_PIDS, false},
-    {"no_new_privileges", POLICY_FIELD_BOOL, 0, 0, false},
-    {"cap_drop", POLICY_FIELD_TABLE, 0, 0, false},
-    {"nofile_soft", POLICY_FIELD_INT, 0, POLICY_MAX_NOFILE, false},
-    {"nofile_hard", POLICY_FIELD_INT, 0, POLICY_MAX_NOFILE, false},
-    {"max_output_bytes", POLICY_FIELD_INT, 1, INT64_MAX, false},
-    {"max_frame_bytes", POLICY_FIELD_INT, 1, INT64_MAX, false},
-    // Optional, so that hardening files written before they existed keep deciding;
-    // above the hard caps is cut by policy_cap_hardening, below 1 is nonsense.
-    {"max_students", POLICY_FIELD_INT, 1, INT64_MAX, true},
-    {"max_students_total", POLICY_FIELD_INT, 1, INT64_MAX, true},
-};
 
 static int take_caps(lua_State *L, struct policy_conv *cv, int list, struct policy_hardening *out,
                      char *err, size_t errlen)
@@ -448,31 +362,31 @@ static int take_hardening(lua_State *L, int t, struct policy_call *c)
 {
     struct policy_conv *cv = &c->st->conv;
     struct policy_hardening *out = c->out;
-    struct policy_field_val v[ARRAY_SIZE(hardening_fields)];
-    int ret = policy_conv_read_fields(L, cv, t, hardening_fields, ARRAY_SIZE(v), v, c->err,
-                                      sizeof c->err);
-    if (!ret && (v[3].i > v[4].i) && v[4].i != 0) {
+    memset(out, 0, sizeof *out);
+    out->max_students = out->max_students_total = -1; // absent: the built-in values below
+    int ret =
+        policy_conv_read_fields(L, cv, t, &policy_fields_hardening, out, c->err, sizeof c->err);
+    if (!ret && (out->max_students == 0 || out->max_students_total == 0)) {
+        util_err(c->err, sizeof c->err, "'%s' = 0 is out of range [1, %" PRId64 "]",
+                 out->max_students == 0 ? "max_students" : "max_students_total", INT64_MAX);
+        ret = -EINVAL;
+    }
+    if (!ret && out->nofile_soft > out->nofile_hard && out->nofile_hard != 0) {
         util_err(c->err, sizeof c->err, "nofile_soft is above nofile_hard");
         ret = -EINVAL;
     }
-    if (!ret && v[4].i == 0 && v[3].i != 0) {
+    if (!ret && out->nofile_hard == 0 && out->nofile_soft != 0) {
         util_err(c->err, sizeof c->err, "nofile_soft needs a nofile_hard");
         ret = -EINVAL;
     }
     if (ret)
         return ret;
-    memset(out, 0, sizeof *out);
-    out->pids_limit = v[0].i;
-    out->no_new_privileges = v[1].b;
-    out->nofile_soft = v[3].i;
-    out->nofile_hard = v[4].i;
-    out->max_output_bytes = v[5].i;
-    out->max_frame_bytes = v[6].i;
-    policy_missing_student_caps(c->req, out);
-    if (v[7].seen)
-        out->max_students = v[7].i;
-    if (v[8].seen)
-        out->max_students_total = v[8].i;
+    struct policy_hardening dflt;
+    policy_missing_student_caps(c->req, &dflt);
+    if (out->max_students < 0)
+        out->max_students = dflt.max_students;
+    if (out->max_students_total < 0)
+        out->max_students_total = dflt.max_students_total;
     policy_conv_push_field(L, t, "cap_drop"); // ... caps
     return take_caps(L, cv, lua_gettop(L), out, c->err, sizeof c->err);
 }
@@ -486,17 +400,9 @@ static void push_pool(lua_State *L, struct policy_call *c)
     lua_createtable(L, (int)(req->nenvs > INT_MAX ? INT_MAX : req->nenvs), 0); // req envs
     for (size_t i = 0; i < req->nenvs; i++) {
         const struct policy_pool_env *e = &req->envs[i];
-        lua_createtable(L, 0, 9); // req envs env
+        policy_conv_push_fields(L, &policy_fields_pool_env, e); // req envs env
         AUTO_FREE char *key = xasprintf("%s/%s", e->envtype, e->name);
         policy_conv_set_str(L, "key", key);
-        policy_conv_set_str(L, "envtype", e->envtype);
-        policy_conv_set_str(L, "name", e->name);
-        policy_conv_set_int(L, "waiting", e->waiting);
-        policy_conv_set_int(L, "arrivals_1m", e->arrivals_1m);
-        policy_conv_set_int(L, "arrivals_10m", e->arrivals_10m);
-        policy_conv_set_int(L, "idle_s", e->idle_s);
-        policy_conv_set_int(L, "memory_mib", e->memory_mib);
-        policy_conv_set_bool(L, "available", e->available);
         lua_rawseti(L, -2, (lua_Integer)i + 1); // req envs
     }
     lua_setfield(L, -2, "environments"); // req
@@ -505,7 +411,8 @@ static void push_pool(lua_State *L, struct policy_call *c)
     policy_conv_set_int(L, "host_memory_mib", c->st->cfg.host_memory_mib);
 }
 
-static const struct policy_field pool_fields[] = {{"sizes", POLICY_FIELD_TABLE, 0, 0, false}};
+static const struct policy_field pool_f[] = {POLICY_F_TABLE("sizes", false)};
+static const struct policy_fieldset pool_fields = {"pool answer", pool_f, ARRAY_SIZE(pool_f)};
 
 // sizes: { ["<envtype>/<name>"] = n }, keys among the request's environments.
 static int take_pool(lua_State *L, int t, struct policy_call *c)
@@ -513,8 +420,7 @@ static int take_pool(lua_State *L, int t, struct policy_call *c)
     const struct policy_pool_req *req = c->req;
     int64_t *sizes = c->out;
     struct policy_conv *cv = &c->st->conv;
-    struct policy_field_val v[1];
-    int ret = policy_conv_read_fields(L, cv, t, pool_fields, 1, v, c->err, sizeof c->err);
+    int ret = policy_conv_read_fields(L, cv, t, &pool_fields, NULL, c->err, sizeof c->err);
     if (ret)
         return ret;
     for (size_t i = 0; i < req->nenvs; i++)

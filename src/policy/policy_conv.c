@@ -16,7 +16,7 @@
 
 static size_t ptr_slot(const void *p, size_t cap);
 static int check_field(lua_State *L, struct policy_conv *cv, int idx, const struct policy_field *f,
-                       struct policy_field_val *v, char *err, size_t errlen);
+                       char *base, char *err, size_t errlen);
 
 /* ---- value <-> Lua ------------------------------------------------------ */
 
@@ -252,30 +252,38 @@ const char *policy_conv_kind(lua_State *L, int idx)
 
 // Like knot's lua_table_checkindices, plus types.
 int policy_conv_read_fields(lua_State *L, struct policy_conv *cv, int t,
-                            const struct policy_field *fields, size_t n,
-                            struct policy_field_val *vals, char *err, size_t errlen)
+                            const struct policy_fieldset *set, void *s, char *err, size_t errlen)
 {
     int ret = 0, top = lua_gettop(L);
-    memset(vals, 0, n * sizeof *vals);
+    char *base = s;
+    for (size_t i = 0; i < set->n; i++) {
+        if (set->f[i].has_off)
+            *(bool *)(base + set->f[i].has_off - 1) = false;
+    }
     lua_pushnil(L);                  // ... nil
     while (!ret && lua_next(L, t)) { // ... key val
-        size_t i = n;
+        size_t i = set->n;
         if (lua_type(L, -2) == LUA_TSTRING) {
             const char *key = lua_tostring(L, -2);
-            for (i = 0; i < n && strcmp(fields[i].name, key) != 0; i++)
+            for (i = 0; i < set->n && strcmp(set->f[i].name, key) != 0; i++)
                 ;
-            if (i == n)
+            if (i == set->n)
                 util_err(err, errlen, "unknown key '%s'", key);
         } else {
             util_err(err, errlen, "unknown key of type %s", policy_conv_kind(L, -2));
         }
-        ret = i == n ? -EINVAL : check_field(L, cv, -1, &fields[i], &vals[i], err, errlen);
+        ret = i == set->n ? -EINVAL : check_field(L, cv, -1, &set->f[i], base, err, errlen);
         lua_pop(L, 1); // ... key
     }
     lua_settop(L, top);
-    for (size_t i = 0; !ret && i < n; i++) {
-        if (!vals[i].seen && !fields[i].optional) {
-            util_err(err, errlen, "missing key '%s'", fields[i].name);
+    for (size_t i = 0; !ret && i < set->n; i++) {
+        if (set->f[i].optional)
+            continue;
+        policy_conv_push_field(L, t, set->f[i].name); // ... val
+        bool seen = !lua_isnil(L, -1);
+        lua_pop(L, 1); // ...
+        if (!seen) {
+            util_err(err, errlen, "missing key '%s'", set->f[i].name);
             ret = -EINVAL;
         }
     }
@@ -289,6 +297,56 @@ int policy_conv_push_field(lua_State *L, int t, const char *name)
 }
 
 /* ---- input tables -------------------------------------------------------- */
+
+void policy_conv_push_fields(lua_State *L, const struct policy_fieldset *set, const void *s)
+{
+    const char *base = s;
+    lua_createtable(L, 0, (int)set->n); // tbl
+    for (size_t i = 0; i < set->n; i++) {
+        const struct policy_field *f = &set->f[i];
+        if (f->has_off && !*(const bool *)(base + f->has_off - 1))
+            continue;
+        switch (f->kind) {
+        case POLICY_FIELD_INT:
+            policy_conv_set_int(L, f->name, *(const int64_t *)(base + f->off));
+            break;
+        case POLICY_FIELD_BOOL:
+            policy_conv_set_bool(L, f->name, *(const bool *)(base + f->off));
+            break;
+        case POLICY_FIELD_STR:
+            policy_conv_set_str(L, f->name, *(const char *const *)(base + f->off));
+            break;
+        case POLICY_FIELD_NUM:
+            lua_pushnumber(L, *(const double *)(base + f->off)); // tbl v
+            lua_setfield(L, -2, f->name);                        // tbl
+            break;
+        case POLICY_FIELD_NAME:
+            lua_pushlstring(L, base + f->off, strnlen(base + f->off, f->size)); // tbl v
+            lua_setfield(L, -2, f->name);                                       // tbl
+            break;
+        case POLICY_FIELD_TABLE:
+            break;
+        }
+    }
+}
+
+void policy_conv_push_ints(lua_State *L, const uint16_t *v, size_t n)
+{
+    lua_createtable(L, (int)(n > INT_MAX ? INT_MAX : n), 0); // list
+    for (size_t i = 0; i < n; i++) {
+        lua_pushinteger(L, v[i]);               // list v
+        lua_rawseti(L, -2, (lua_Integer)i + 1); // list
+    }
+}
+
+void policy_conv_push_strs(lua_State *L, const char *const *v, size_t n)
+{
+    lua_createtable(L, (int)(n > INT_MAX ? INT_MAX : n), 0); // list
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, v[i] ? v[i] : "");    // list v
+        lua_rawseti(L, -2, (lua_Integer)i + 1); // list
+    }
+}
 
 void policy_conv_set_int(lua_State *L, const char *key, int64_t v)
 {
@@ -321,33 +379,52 @@ static size_t ptr_slot(const void *p, size_t cap)
 }
 
 static int check_field(lua_State *L, struct policy_conv *cv, int idx, const struct policy_field *f,
-                       struct policy_field_val *v, char *err, size_t errlen)
+                       char *base, char *err, size_t errlen)
 {
-    static const char *const want[] = {"an integer", "a boolean", "a string", "a number",
-                                       "a table"};
+    static const char *const want[] = {"an integer", "a boolean", "a string",
+                                       "a number",   "a string",  "a table"};
     bool ok = false;
     switch (f->kind) {
     case POLICY_FIELD_INT:
         ok = lua_isinteger(L, idx);
-        v->i = ok ? lua_tointeger(L, idx) : 0;
-        if (ok && (v->i < f->min || v->i > f->max)) {
-            util_err(err, errlen, "'%s' = %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]",
-                     f->name, v->i, f->min, f->max);
-            return -EINVAL;
+        if (ok) {
+            int64_t i = lua_tointeger(L, idx);
+            if (i < f->min || i > f->max) {
+                util_err(err, errlen,
+                         "'%s' = %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]", f->name,
+                         i, f->min, f->max);
+                return -EINVAL;
+            }
+            *(int64_t *)(base + f->off) = i;
         }
         break;
     case POLICY_FIELD_BOOL:
         ok = lua_type(L, idx) == LUA_TBOOLEAN;
-        v->b = lua_toboolean(L, idx);
+        if (ok)
+            *(bool *)(base + f->off) = lua_toboolean(L, idx);
         break;
     case POLICY_FIELD_STR:
         ok = lua_type(L, idx) == LUA_TSTRING;
-        v->s = ok ? lua_tolstring(L, idx, &v->len) : NULL;
+        if (ok)
+            *(const char **)(base + f->off) = lua_tostring(L, idx);
         break;
     case POLICY_FIELD_NUM:
         ok = lua_type(L, idx) == LUA_TNUMBER;
-        v->d = lua_tonumber(L, idx);
+        if (ok)
+            *(double *)(base + f->off) = lua_tonumber(L, idx);
         break;
+    case POLICY_FIELD_NAME: {
+        size_t len = 0;
+        ok = lua_type(L, idx) == LUA_TSTRING;
+        const char *str = ok ? lua_tolstring(L, idx, &len) : NULL;
+        if (ok && (len >= f->size || memchr(str, 0, len))) {
+            util_err(err, errlen, "'%s' is longer than %zu bytes", f->name, f->size - 1);
+            return -EINVAL;
+        }
+        if (ok)
+            memcpy(base + f->off, str, len + 1);
+        break;
+    }
     case POLICY_FIELD_TABLE:
         ok = lua_type(L, idx) == LUA_TTABLE && !policy_conv_is_ref(L, idx, cv->null_ref);
         break;
@@ -357,6 +434,7 @@ static int check_field(lua_State *L, struct policy_conv *cv, int idx, const stru
                  policy_conv_kind(L, idx));
         return -EINVAL;
     }
-    v->seen = true;
+    if (f->has_off)
+        *(bool *)(base + f->has_off - 1) = true;
     return 0;
 }

@@ -1,8 +1,11 @@
 /**
  * @file policy_conv.h
- * Values between C and Lua, in the policy worker: the agent's value trees
- * pushed as Lua tables (the forms of lua/agent/schema.lua), and policy answers
- * converted back to C under caps, with the schema checks of flat answer tables.
+ * Values between C and Lua, in the policy worker and the built-in state: the
+ * one place where C values become Lua tables and back. The agent's value trees
+ * pushed as Lua tables (the forms of lua/agent/schema.lua), C structs pushed
+ * and read by their named fields (policy_fields.h: the same descriptions as
+ * the messages to and from the worker), and policy answers converted back to
+ * C under caps.
  *
  * An answer converted to C is counted: a table shared by several places of an
  * answer (`t = {t, t}` k times is 2^k nodes) or a string repeated many times
@@ -21,6 +24,7 @@
 #include <lua.h>
 
 #include "core/value.h"
+#include "policy/policy_fields.h"
 #include "policy/policy_internal.h"
 
 /** Values (keys included) one answer may hold. */
@@ -79,39 +83,23 @@ int policy_conv_to_map(lua_State *L, struct policy_conv *cv, int t, struct value
 /** "integer" or "float" for numbers, else the Lua type name (static text). */
 const char *policy_conv_kind(lua_State *L, int idx);
 
-/* ---- schema of flat answer tables -------------------------------------------- */
-
-enum policy_field_kind {
-    POLICY_FIELD_INT,
-    POLICY_FIELD_BOOL,
-    POLICY_FIELD_STR,
-    POLICY_FIELD_NUM,
-    POLICY_FIELD_TABLE
-};
-
-struct policy_field {
-    const char *name;
-    enum policy_field_kind kind;
-    int64_t min, max; /* POLICY_FIELD_INT only */
-    bool optional;    /* may be absent (its policy_field_val then has seen == false) */
-};
-
-struct policy_field_val {
-    bool seen;
-    int64_t i;
-    bool b;
-    double d;
-    const char *s; /* borrowed from the answer table, which stays on the stack */
-    size_t len;
-};
+/* ---- named fields (policy_fields.h) <-> Lua tables -------------------------------- */
 
 /**
- * Checks the answer table at t: string keys from `fields` only, each of its
- * type and range, all the non-optional ones present; fills vals[0..n).
- * 0, or -EINVAL with err.
+ * Pushes a new table holding the fields of s (borrowed), as policy_fields_put
+ * does for a value map (may raise: call protected).
+ */
+void policy_conv_push_fields(lua_State *L, const struct policy_fieldset *set, const void *s);
+/**
+ * Checks the answer table at t against set: string keys naming its fields
+ * only, each of its kind and range, all the non-optional ones present; writes
+ * them into s (strings borrowed from the answer table, which stays on the
+ * stack). Absent optional fields keep what s held. 0, or -EINVAL with err.
  */
 int policy_conv_read_fields(lua_State *L, struct policy_conv *cv, int t,
-                            const struct policy_field *fields, size_t n,
-                            struct policy_field_val *vals, char *err, size_t errlen);
+                            const struct policy_fieldset *set, void *s, char *err, size_t errlen);
 /** Pushes field `name` of the table at t (a key read_fields already checked); its type. */
 int policy_conv_push_field(lua_State *L, int t, const char *name);
+/** Pushes a list of integers, or of strings (NULL entries as ""). */
+void policy_conv_push_ints(lua_State *L, const uint16_t *v, size_t n);
+void policy_conv_push_strs(lua_State *L, const char *const *v, size_t n);

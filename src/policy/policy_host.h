@@ -82,6 +82,8 @@ struct policy_runtimes_call {
     bool ssh;
     struct policy_runtime *out;
     size_t max, *nout;
+    const struct policy_runtime *forced; /* proctord --runtime (req.forced), may be NULL */
+    size_t nforced;
 };
 
 struct policy_results_call {

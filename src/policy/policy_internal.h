@@ -29,6 +29,9 @@
 /** Upper bound of nofile (the kernel's nr_open ceiling). */
 #define POLICY_MAX_NOFILE INT64_C(1073741816)
 
+/** What policy_set_cli_runtimes() set (borrowed; *n may be 0). */
+const struct policy_runtime *policy_cli_runtimes(size_t *n);
+
 /** max_per_slot of INGInious: host RAM MiB / concurrency (at least 1 slot). */
 int64_t policy_max_memory_per_slot(const struct policy_config *cfg);
 
@@ -126,6 +129,10 @@ enum policy_failure {
         POLICY_FAILURE_COUNT
 };
 extern const char *const policy_failure_texts[POLICY_FAILURE_COUNT];
+/** The kinds' names ("ERROR", ...): on the worker's socket and in the metrics. */
+extern const char *const policy_failure_names[POLICY_FAILURE_COUNT];
+/** The kind named `name` into *kind; false for an unknown name (or NULL). */
+bool policy_failure_by_name(const char *name, enum policy_failure *kind);
 
 /** Requests on the worker's socket. */
 enum policy_op { POLICY_OP_LOAD = 1, POLICY_OP_CALL = 2 };

@@ -42,11 +42,6 @@ void wire_f64(struct buf *b, double v)
     put(b, &v, sizeof v);
 }
 
-void wire_raw(struct buf *b, const void *p, size_t n)
-{
-    put(b, p, n);
-}
-
 void wire_strn(struct buf *b, const char *s, size_t len)
 {
     wire_i64(b, s ? (int64_t)len : -1);
@@ -59,6 +54,22 @@ void wire_strn(struct buf *b, const char *s, size_t len)
 void wire_str(struct buf *b, const char *s)
 {
     wire_strn(b, s, s ? strlen(s) : 0);
+}
+
+void wire_map(struct buf *b, size_t n)
+{
+    wire_u8(b, WT_MAP);
+    wire_i64(b, (int64_t)n);
+}
+
+void wire_key(struct buf *b, const char *s)
+{
+    if (!s) {
+        wire_u8(b, WT_NIL);
+        return;
+    }
+    wire_u8(b, WT_STR);
+    wire_str(b, s);
 }
 
 void wire_value(struct buf *b, const struct value *v)
@@ -123,7 +134,8 @@ static const char *take(struct wire_rd *r, size_t n)
     return p;
 }
 
-void wire_get_raw(struct wire_rd *r, void *dst, size_t n)
+// Copies n bytes into dst (zeroes when the message is short).
+static void get_raw(struct wire_rd *r, void *dst, size_t n)
 {
     const char *p = take(r, n);
     if (p)
@@ -135,21 +147,21 @@ void wire_get_raw(struct wire_rd *r, void *dst, size_t n)
 uint8_t wire_get_u8(struct wire_rd *r)
 {
     uint8_t v;
-    wire_get_raw(r, &v, 1);
+    get_raw(r, &v, 1);
     return v;
 }
 
 int64_t wire_get_i64(struct wire_rd *r)
 {
     int64_t v;
-    wire_get_raw(r, &v, sizeof v);
+    get_raw(r, &v, sizeof v);
     return v;
 }
 
 double wire_get_f64(struct wire_rd *r)
 {
     double v;
-    wire_get_raw(r, &v, sizeof v);
+    get_raw(r, &v, sizeof v);
     return v;
 }
 

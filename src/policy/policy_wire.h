@@ -5,7 +5,8 @@
  * put functions into a `struct buf` and read back with the get functions.
  *
  * Both ends are the same binary (the worker is /proc/self/exe), so integers
- * and the plain C structs of policy.h travel in host layout. The reader never
+ * travel in host layout; every message is a map of named fields
+ * (policy_fields.h), never a C struct's bytes. The reader never
  * trusts a length: a short or malformed message sets `bad` and every later
  * get returns zero/NULL. Nothing outside src/policy includes this header.
  */
@@ -24,11 +25,16 @@
 void wire_u8(struct buf *b, uint8_t v);
 void wire_i64(struct buf *b, int64_t v);
 void wire_f64(struct buf *b, double v);
-/** n raw bytes (a C struct of policy.h, copied as is). */
-void wire_raw(struct buf *b, const void *p, size_t n);
 /** A string that may be NULL; read back NUL-terminated. */
 void wire_str(struct buf *b, const char *s);
 void wire_strn(struct buf *b, const char *s, size_t len);
+/**
+ * The head of a MAP of n entries, written without building a tree: the
+ * caller appends n keys and values (a large value is then not copied).
+ */
+void wire_map(struct buf *b, size_t n);
+/** A string value (a key of a map, or a string field's value); NULL is written as nil. */
+void wire_key(struct buf *b, const char *s);
 /** A value tree (depth <= VALUE_MAX_DEPTH: the tree comes from a checked source). */
 void wire_value(struct buf *b, const struct value *v);
 
@@ -44,8 +50,6 @@ void wire_rd_init(struct wire_rd *r, const char *p, size_t len);
 uint8_t wire_get_u8(struct wire_rd *r);
 int64_t wire_get_i64(struct wire_rd *r);
 double wire_get_f64(struct wire_rd *r);
-/** Copies n bytes into dst (zeroes when the message is short). */
-void wire_get_raw(struct wire_rd *r, void *dst, size_t n);
 /** Borrowed, NUL-terminated; NULL for a NULL string (and when bad). *len may be NULL. */
 const char *wire_get_str(struct wire_rd *r, size_t *len);
 /**

@@ -41,6 +41,7 @@
 #include "core/util.h"
 #include "core/value.h"
 #include "policy/policy.h"
+#include "policy/policy_fields.h"
 #include "policy/policy_internal.h"
 #include "policy/policy_wire.h"
 #include "policy/policy_worker.h"
@@ -83,7 +84,7 @@ const struct policy_hook_info policy_hooks[POLICY_HOOK_COUNT] = {
 const char *const policy_files[POLICY_FILE_COUNT] = {"limits",  "ports",     "runtimes",
                                                      "results", "hardening", "pool"};
 
-static const char *const policy_failure_names[POLICY_FAILURE_COUNT] = {
+const char *const policy_failure_names[POLICY_FAILURE_COUNT] = {
 #define X(name, text) #name,
     POLICY_FAILURES(X)
 #undef X
@@ -143,13 +144,28 @@ void policy_worker_gen_free(struct policy_gen *gen)
 void policy_worker_request_start(struct buf *b, enum policy_hook hook)
 {
     wire_u8(b, POLICY_OP_CALL);
-    wire_u8(b, (uint8_t)hook);
+    wire_map(b, 2);
+    wire_key(b, "hook");
+    wire_key(b, policy_hooks[hook].fn);
+    wire_key(b, "request"); // the caller appends the request's map
 }
 
 void policy_worker_reply_done(struct policy_reply *rep)
 {
+    value_deinit(&rep->v);
     free(rep->msg);
     rep->msg = NULL;
+}
+
+bool policy_failure_by_name(const char *name, enum policy_failure *kind)
+{
+    for (size_t k = 0; name && k < POLICY_FAILURE_COUNT; k++) {
+        if (!strcmp(name, policy_failure_names[k])) {
+            *kind = (enum policy_failure)k;
+            return true;
+        }
+    }
+    return false;
 }
 
 void policy_worker_report_failure(struct policy_host *host, enum policy_hook hook,
@@ -157,6 +173,7 @@ void policy_worker_report_failure(struct policy_host *host, enum policy_hook hoo
 {
     struct policy_gen *gen = host->gen;
     host->failures++;
+    util_strlcpy(host->last_failure, msg ? msg : "", sizeof host->last_failure);
     metric_add2(METRIC_POLICY_FAILURES, policy_hooks[hook].fn, policy_failure_names[kind], 1);
     if (gen->logged[hook] & (1u << kind))
         return;
@@ -185,15 +202,29 @@ bool policy_worker_call(struct policy_host *host, enum policy_hook hook, const s
     int ret = wire_send(w->fd, req, &dl);
     if (!ret)
         ret = wire_recv(w->fd, &rep->msg, &len, RESPONSE_MAX, &dl);
-    wire_rd_init(&rep->rd, rep->msg, len);
-    bool decided = !ret && wire_get_u8(&rep->rd);
-    rep->verdict = (int)wire_get_i64(&rep->rd);
-    const char *refusal = wire_get_str(&rep->rd, NULL);
-    enum policy_failure kind = (enum policy_failure)wire_get_u8(&rep->rd);
-    const char *msg = wire_get_str(&rep->rd, NULL), *trace = wire_get_str(&rep->rd, NULL);
-    if (!ret && (rep->rd.bad || (decided && rep->verdict != 0 && rep->verdict != -EPERM) ||
-                 (decided && rep->verdict == -EPERM && !refusal) ||
-                 (!decided && (kind >= POLICY_FAILURE_COUNT || !msg))))
+    struct wire_rd rd;
+    wire_rd_init(&rd, rep->msg, len);
+    value_set_nil(&rep->v);
+    if (!ret && (wire_get_value(&rd, &rep->v) || rd.off != rd.len || rep->v.type != VALUE_MAP))
+        ret = -EPROTO;
+    // The reply, by name: decided, verdict, reason (refused), failure, message and trace
+    // (not decided), source and line (who answered), answer (decided with verdict 0).
+    bool decided = policy_fields_bool(&rep->v, "decided", false);
+    rep->verdict = (int)policy_fields_int(&rep->v, "verdict", -EPROTO);
+    const char *refusal = policy_fields_str(&rep->v, "reason");
+    enum policy_failure kind = POLICY_FAILURE_WORKER;
+    bool kind_ok = policy_failure_by_name(policy_fields_str(&rep->v, "failure"), &kind);
+    const char *msg = policy_fields_str(&rep->v, "message");
+    const char *trace = policy_fields_str(&rep->v, "trace");
+    rep->source = policy_fields_str(&rep->v, "source");
+    rep->line = (int)policy_fields_int(&rep->v, "line", 0);
+    // Ours to take apart (a result's maps are moved out of it, not copied).
+    rep->answer = (struct value *)value_map_get(&rep->v, "answer");
+    if (!ret &&
+        ((decided && rep->verdict != 0 && rep->verdict != -EPERM) ||
+         (decided && rep->verdict == -EPERM && !refusal) ||
+         (decided && rep->verdict == 0 && (!rep->answer || rep->answer->type != VALUE_MAP)) ||
+         (!decided && (!kind_ok || !msg))))
         ret = -EPROTO;
     if (ret) {
         char where[POLICY_LOCATION_MAX], text[POLICY_REASON_MAX + POLICY_LOCATION_MAX];
@@ -421,18 +452,28 @@ static int gen_start(struct policy_gen *gen, const struct policy_config *cfg, bo
     struct policy_worker *w = worker_spawn(err, errlen);
     if (!w)
         return -EINVAL;
-    wire_u8(&b, POLICY_OP_LOAD);
-    wire_raw(&b, cfg, sizeof *cfg);
-    wire_u8(&b, (uint8_t)current_log_level());
-    wire_u8(&b, first);  // examples
-    wire_u8(&b, !first); // quiet
+    struct value load, rep;
+    value_set_map(&load);
+    value_set_nil(&rep);
+    struct value *config = value_map_put(&load, "config");
+    value_set_map(config);
+    policy_fields_put(config, &policy_fields_config, cfg);
+    value_set_int(value_map_put(&load, "log_level"), (int64_t)current_log_level());
+    value_set_bool(value_map_put(&load, "examples"), first);
+    value_set_bool(value_map_put(&load, "quiet"), !first);
+    struct value *files = value_map_put(&load, "files");
+    value_set_map(files);
     for (size_t i = 0; i < POLICY_FILE_COUNT; i++) {
-        wire_u8(&b, gen->paths[i] != NULL);
-        if (gen->paths[i]) {
-            wire_str(&b, gen->paths[i]);
-            wire_strn(&b, gen->texts[i], gen->lens[i]);
-        }
+        if (!gen->paths[i])
+            continue;
+        struct value *f = value_map_put(files, policy_files[i]);
+        value_set_map(f);
+        value_set_str(value_map_put(f, "path"), gen->paths[i]);
+        value_set_strn(value_map_put(f, "text"), gen->texts[i], gen->lens[i]);
     }
+    wire_u8(&b, POLICY_OP_LOAD);
+    wire_value(&b, &load);
+    value_deinit(&load);
     // Each file's load moves sh->deadline_ms; starting the process is bounded too,
     // and so is the whole load whatever the worker writes in its page.
     uint64_t now = util_now_ms(), per_file = POLICY_LOAD_DEADLINE_MS + POLICY_WORKER_GRACE_MS;
@@ -445,11 +486,15 @@ static int gen_start(struct policy_gen *gen, const struct policy_config *cfg, bo
         ret = wire_recv(w->fd, &msg, &len, RESPONSE_MAX, &dl);
     struct wire_rd r;
     wire_rd_init(&r, msg, len);
-    bool ok = !ret && wire_get_u8(&r);
-    const char *why = ret ? NULL : wire_get_str(&r, NULL);
+    if (!ret && (wire_get_value(&r, &rep) || r.off != r.len || rep.type != VALUE_MAP))
+        ret = -EPROTO;
+    // {ok, error, hooks = {fn = true}}
+    bool ok = policy_fields_bool(&rep, "ok", false);
+    const char *why = policy_fields_str(&rep, "error");
+    const struct value *hooks = value_map_get(&rep, "hooks");
     for (size_t h = 0; !ret && h < POLICY_HOOK_COUNT; h++)
-        gen->has_hook[h] = wire_get_u8(&r);
-    if (!ret && (r.bad || !why))
+        gen->has_hook[h] = hooks && policy_fields_bool(hooks, policy_hooks[h].fn, false);
+    if (!ret && !why)
         ret = -EPROTO;
     if (ret) {
         char where[POLICY_LOCATION_MAX];
@@ -474,6 +519,7 @@ static int gen_start(struct policy_gen *gen, const struct policy_config *cfg, bo
         ret = -EINVAL;
     }
     gen->w = w;
+    value_deinit(&rep);
     free(msg);
     free(b.data);
     return ret ? -EINVAL : 0;

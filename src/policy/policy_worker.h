@@ -39,13 +39,17 @@ struct policy_host {
     struct policy_gen *gen;
     uint64_t generation;
     uint64_t failures;
+    char last_failure[POLICY_REASON_MAX + POLICY_LOCATION_MAX]; /* of the current call (explain) */
 };
 
-/** The answer of one call, decided (its header is read; rd is at the answer). */
+/** The answer of one call (a map of named fields, see policy_serve.c). */
 struct policy_reply {
-    char *msg; /* owned: release with policy_worker_reply_done */
-    struct wire_rd rd;
+    char *msg;      /* owned: release with policy_worker_reply_done */
+    struct value v; /* the reply map, owned */
     int verdict;
+    struct value *answer; /* in v: the answer map (decided, verdict 0); its parts may be moved */
+    const char *source;   /* borrowed from v: the file that answered, or NULL */
+    int line;             /* and its line (0: unknown) */
 };
 
 /**
@@ -58,7 +62,10 @@ struct policy_gen *policy_worker_gen_new(const char *dir, const struct policy_co
 /** Stops the generation's worker and frees it. NULL is a no-op. */
 void policy_worker_gen_free(struct policy_gen *gen);
 
-/** Starts a CALL request for `hook` in b; the caller appends the hook's request. */
+/**
+ * Starts a CALL request for `hook` in b, the map {hook = fn name, request = ...}:
+ * the caller appends the request's value (a map of named fields).
+ */
 void policy_worker_request_start(struct buf *b, enum policy_hook hook);
 /**
  * Sends req to the current generation's worker (started again when the last

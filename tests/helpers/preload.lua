@@ -4,8 +4,15 @@
 --
 -- Specs load policies with proctor.load(name[, dir]) and call the returned
 -- functions exactly as the agent does: one plain table in, one out.
+--
+-- `proctor test-policies DIR` runs an admin's specs with this same helper
+-- (embedded in the binary, written out with lua/agent/*.lua and the shipped
+-- policies/*.lua to PROCTOR_ROOT): PROCTOR_POLICIES is then DIR, and
+-- proctor.load(name) loads DIR/<name>.lua, as proctord would.
 
 local root = os.getenv("PROCTOR_ROOT") or "."
+-- The policy directory under test (proctor test-policies DIR); nil: the shipped files.
+local policies_dir = os.getenv("PROCTOR_POLICIES")
 
 local function module(name)
     return dofile(root .. "/lua/agent/" .. name .. ".lua")
@@ -35,6 +42,8 @@ local printed = {}
 
 local P = {
     root = root,
+    -- The policy directory under test (proctor test-policies DIR), or nil.
+    policies = policies_dir,
     units = units,
     schema = schema,
     sandbox = sandbox,
@@ -64,11 +73,39 @@ function P.load_text(name, text, chunkname)
     return loader.load_policy(name, text, chunkname or ("@" .. name .. ".lua"), P.new_base())
 end
 
--- Loads <dir>/<name>.lua (dir defaults to the shipped policies/) and returns
--- its hook functions, keyed by hook name.
+local function exists(path)
+    local f = io.open(path, "rb")
+    if f then f:close() end
+    return f ~= nil
+end
+
+-- The file proctord would read for policy `name` in dir (default: the
+-- directory under test, else the shipped policies/): dir/<name>.lua, or the
+-- shipped file when dir has none.
+function P.source(name, dir)
+    local shipped_path = root .. "/policies/" .. name .. ".lua"
+    dir = dir or policies_dir
+    if not dir then return shipped_path end
+    -- A directory that is not there is a mistake, not "every file is the shipped one".
+    assert(exists(dir .. "/."), "no policy directory " .. dir)
+    local path = dir .. "/" .. name .. ".lua"
+    return exists(path) and path or shipped_path
+end
+
+-- Loads policy `name` as proctord does from dir (see P.source), through the
+-- daemon's loader and sandbox, and returns its hook functions keyed by hook
+-- name; a hook the file does not define is the shipped file's, as in proctord.
 function P.load(name, dir)
-    local path = (dir or (root .. "/policies")) .. "/" .. name .. ".lua"
-    return loader.load_policy(name, read(path), "@" .. path, P.new_base()).functions
+    local path = P.source(name, dir)
+    local functions = loader.load_policy(name, read(path), "@" .. path, P.new_base()).functions
+    local shipped_path = root .. "/policies/" .. name .. ".lua"
+    if path ~= shipped_path then
+        local builtin = loader.load_policy(name, shipped[name].text, shipped[name].chunkname, P.new_base())
+        for hook, fn in pairs(builtin.functions) do
+            if not functions[hook] then functions[hook] = fn end
+        end
+    end
+    return functions
 end
 
 -- Every *.lua file of a directory, as a sorted list of names without ".lua".

@@ -40,6 +40,21 @@ echo "$v" | grep -Eq '^proctor [0-9]+\.[0-9]+\.[0-9]+$' || fail "proctor --versi
 "$prefix/bin/proctord" --check-policies "$prefix/etc/proctor/policies" >/dev/null ||
     fail "the installed (empty) admin policy directory was refused"
 
+# proctor test-policies from the installed tree: a shipped spec copied into an
+# admin's directory passes on the (empty) directory, fails once the policy differs.
+admin="$prefix/admin-policies"
+mkdir -p "$admin/spec"
+cp "$prefix/share/proctor/policies/spec/limits_spec.lua" "$admin/spec/" ||
+    fail "share/proctor/policies/spec/limits_spec.lua missing"
+out=$(cd / && "$prefix/bin/proctor" test-policies "$admin" 2>&1) ||
+    fail "test-policies with the installed shipped spec: $out"
+echo 'return extend("limits", { defaults = { memory_mib = MiB(512) } })' >"$admin/limits.lua"
+if out=$(cd / && "$prefix/bin/proctor" test-policies "$admin" 2>&1); then
+    fail "test-policies passed a policy its spec contradicts: $out"
+fi
+echo "$out" | grep -q "limits_spec.lua:[0-9]*: Expected objects to be the same" ||
+    fail "test-policies failure unreadable: $out"
+
 for page in share/man/man8/proctord.8 share/man/man1/proctor.1; do
     warnings=$(groff -man -Tutf8 -ww -z "$prefix/$page" 2>&1)
     [ -z "$warnings" ] || fail "$page: $warnings"

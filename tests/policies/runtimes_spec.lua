@@ -49,6 +49,38 @@ describe("runtimes.map_runtimes", function()
         assert.same({ runtimes = { docker("runc", "docker") } }, map({ runtimes = { 42, "runc" } }))
     end)
 
+    context("--runtime given to proctord (req.forced) #inginious", function()
+        local function rt(runtime, envtype, root, shared)
+            return { runtime = runtime, envtype = envtype, run_as_root = root, enables_gpu = false,
+                     shared_kernel = shared }
+        end
+        it("offers exactly the runtimes given, without -ssh types", function()
+            assert.same({ runtimes = { rt("runc", "mydocker", false, true), rt("kata-runtime", "kata", true, false) } },
+                map({ runtimes = { "runc", "kata-runtime", "crun" }, ssh = true,
+                      forced = { rt("runc", "mydocker", false, true), rt("kata-runtime", "kata", true, false) } }))
+        end)
+        it("a later entry for the same type replaces the earlier", function()
+            assert.same({ runtimes = { rt("crun", "docker", false, true) } },
+                map({ runtimes = { "runc", "crun" }, forced = { rt("runc", "docker", false, true),
+                                                                 rt("crun", "docker", false, true) } }))
+        end)
+        it("leaves out a runtime the engine does not have, and says so", function()
+            local before = #proctor.printed
+            assert.same({ runtimes = { rt("runc", "docker", false, true) } },
+                map({ runtimes = { "runc" }, forced = { rt("youki", "youki", false, true), rt("runc", "docker", false, true) } }))
+            assert.truthy(proctor.printed[before + 1]:find("the engine has no runtime youki", 1, true))
+        end)
+        it("an empty list is no --runtime: the rules decide", function()
+            assert.same({ runtimes = { docker("runc", "docker") } }, map({ runtimes = { "runc" }, forced = {} }))
+        end)
+        it("extend() can turn it off", function()
+            local off = proctor.load_text("runtimes",
+                'return extend("runtimes", { defaults = { cli_runtimes = false } })').functions.map_runtimes
+            assert.same({ runtimes = { docker("runc", "docker") } },
+                off({ runtimes = { "runc" }, forced = { rt("runc", "mine", false, true) } }))
+        end)
+    end)
+
     it("raises when runtimes is missing", function()
         assert.has_error(function() map({ ssh = false }) end)
     end)

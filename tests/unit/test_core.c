@@ -843,6 +843,22 @@ static void test_trees(void)
     CHECK(lstat(b_a, &sa) == 0 && lstat(b_b, &sb) == 0);
     CHECK(S_ISDIR(sa.st_mode) != S_ISDIR(sb.st_mode));
     CHECK(S_ISLNK(sa.st_mode) != S_ISLNK(sb.st_mode));
+    // 40 levels of links: followed UTIL_COPY_MAX_LINKS deep (below the kernel's 40 per path,
+    // which made the copy fail with ELOOP depending on the directory order), then kept as links.
+    size_t depth = 0;
+    AUTO_FREE char *walk = xstrdup(bomb_dst);
+    for (;;) {
+        AUTO_FREE char *na = xasprintf("%s/a", walk), *nb = xasprintf("%s/b", walk);
+        const char *next = lstat(na, &sa) == 0 && S_ISDIR(sa.st_mode)   ? na
+                           : lstat(nb, &sb) == 0 && S_ISDIR(sb.st_mode) ? nb
+                                                                        : NULL;
+        if (!next)
+            break;
+        free(walk);
+        walk = xstrdup(next);
+        depth++;
+    }
+    CHECK(depth == UTIL_COPY_MAX_LINKS);
     AUTO_FREE char *copied = xasprintf("%s/sub/run", dst);
     AUTO_FREE char *copied_link = xasprintf("%s/link", dst);
     struct stat st;
