@@ -68,6 +68,13 @@ void log_set_format(enum log_format f)
     format = f;
 }
 
+enum log_format log_get_format(void)
+{
+    if (!env_done)
+        from_env();
+    return format;
+}
+
 int log_format_parse(const char *s, enum log_format *out)
 {
     if (!strcmp(s, "text"))
@@ -401,15 +408,21 @@ void log_write(enum log_level level, enum log_group group, const char *fmt, ...)
     va_end(ap);
 }
 
-void log_write_event(enum log_level level, enum log_group group, const char *event,
-                     const struct log_field *fields, size_t nfields, const char *fmt, ...)
+void log_vwrite_event(enum log_level level, enum log_group group, const char *event,
+                      const struct log_field *fields, size_t nfields, const char *fmt, va_list ap)
 {
     if (!log_enabled(level))
         return;
-    va_list ap;
-    va_start(ap, fmt);
     // An empty set of fields is still written ({}): the line is an event.
     static const struct log_field none[1];
     log_vwrite(level, group, event, fields ? fields : none, fields ? nfields : 0, fmt, ap);
+}
+
+void log_write_event(enum log_level level, enum log_group group, const char *event,
+                     const struct log_field *fields, size_t nfields, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite_event(level, group, event, fields, nfields, fmt, ap);
     va_end(ap);
 }

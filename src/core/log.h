@@ -6,7 +6,9 @@
  */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/util.h"
 
@@ -39,6 +41,8 @@ enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 /** Messages below this level are dropped (default INFO; PROCTOR_LOG=debug in the env). */
 void log_set_level(enum log_level level);
 void log_set_format(enum log_format format);
+/** The format in use (a child process that logs to the same stderr must use it too). */
+enum log_format log_get_format(void);
 /** "text" or "json": 0, or -1 for anything else. */
 int log_format_parse(const char *s, enum log_format *out);
 /**
@@ -116,6 +120,11 @@ struct log_field {
 void log_write_event(enum log_level level, enum log_group group, const char *event,
                      const struct log_field *fields, size_t nfields, const char *fmt, ...)
     PROCTOR_PRINTF(6, 7);
+
+/** log_write_event with a va_list (for helpers that build their fields first). */
+void log_vwrite_event(enum log_level level, enum log_group group, const char *event,
+                      const struct log_field *fields, size_t nfields, const char *fmt, va_list ap)
+    PROCTOR_PRINTF(6, 0);
 
 /**
  * `log_info_event(LOG_JOB, "job_finished", LOG_FIELDS(...), "job %s: ...", id)`:

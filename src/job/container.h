@@ -123,6 +123,7 @@ struct container {
     void *data;
     char *log_name;   /* "job <id>" or "job <id>: student <sid>" */
     const char *role; /* ct_spec's (a literal) */
+    char *image;      /* ct_spec's, for the log */
     uint64_t t0;
     int64_t time_s, hard_time_s;
     struct docker_req *req;      /* create/start/inspect/delete in flight */
