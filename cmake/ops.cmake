@@ -8,3 +8,16 @@ if(BUILD_TESTING)
     ENVIRONMENT "PROCTOR_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/integration"
     RESOURCE_LOCK docker_agent)
 endif()
+
+if(BUILD_TESTING)
+  # The README's install section, run for real: the Debian package built and
+  # installed, proctord started from the installed unit as systemd would
+  # (played by the test), a job graded, /metrics scraped, reload, stop, purge.
+  # Needs root; installs on this machine (tools/package.sh --check takes the same lock).
+  add_test(NAME package.service_runs
+           COMMAND ${PROCTOR_PYTHON} -m pytest -q -x -p no:cacheprovider
+                   ${CMAKE_SOURCE_DIR}/tests/install/test_service.py)
+  set_tests_properties(package.service_runs PROPERTIES LABELS "package;integration" TIMEOUT 1800
+    ENVIRONMENT "PROCTOR_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/integration"
+    RESOURCE_LOCK docker_agent)
+endif()
