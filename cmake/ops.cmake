@@ -21,3 +21,14 @@ if(BUILD_TESTING)
     ENVIRONMENT "PROCTOR_BUILD=${CMAKE_BINARY_DIR};PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/integration"
     RESOURCE_LOCK docker_agent)
 endif()
+
+if(BUILD_TESTING)
+  # Upstream's `--fs local --fs-location DIR` names the tasks directory, as --tasks does:
+  # proctord's start line says which one it uses (polled until written, then stopped).
+  add_test(NAME cli.fs_location_is_the_tasks_dir
+           COMMAND sh -c "d=$(mktemp -d); $<TARGET_FILE:proctord> --fs local --fs-location /srv/ops14-tasks --tmpdir $d/w tcp://127.0.0.1:1 2>$d/log & pid=$!; \
+i=0; until grep -q 'tasks /srv/ops14-tasks$' $d/log || ! kill -0 $pid 2>/dev/null || [ $i -ge 1200 ]; do i=$((i+1)); sleep 0.05; done; \
+kill $pid; wait $pid; grep -q 'tasks /srv/ops14-tasks$' $d/log; r=$?; [ $r -eq 0 ] || cat $d/log; rm -rf $d; exit $r")
+  set_tests_properties(cli.fs_location_is_the_tasks_dir PROPERTIES LABELS integration TIMEOUT 120
+                       RESOURCE_LOCK docker_agent)
+endif()
