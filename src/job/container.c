@@ -528,7 +528,7 @@ int ct_create(struct container *c, const struct ct_spec *s)
     };
     c->time_s = s->time_s;
     free(c->image);
-    c->image = xstrdup(s->image);
+    c->image = s->image ? xstrdup(s->image) : NULL;
     c->hard_time_s = s->hard_time_s;
     c->role = s->role;
     c->want_attach = s->attach;
