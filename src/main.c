@@ -360,7 +360,8 @@ static void usage(FILE *f)
                "  --disable-autorestart    accepted for compatibility (proctord never restarts)\n"
                "  --metrics ADDR:PORT      serve Prometheus metrics at http://ADDR:PORT/metrics\n"
                "  --log-format text|json   log lines on stderr (default text; json: one object\n"
-               "                           per line with time, level, area, job, msg)\n"
+               "                           per line with time, level, area, job, msg, and\n"
+               "                           event and fields for the events admins query)\n"
                "  -v, --verbose            debug logs\n"
                "  -h, --help               this text\n"
                "  --version                the version, then exit\n"
@@ -485,6 +486,8 @@ int main(int argc, char **argv)
         // inginious-agent-docker's other options: the same meaning, or a clear message.
         {"fs", required_argument, NULL, OPT_FS},
         {"fs-help", no_argument, NULL, OPT_FSHELP},
+        // Upstream's `--fs local --fs-location DIR` is `--tasks DIR`.
+        {"fs-location", required_argument, NULL, OPT_TASKS},
         {"debugmode", no_argument, NULL, OPT_DEBUGMODE},
         {"runtime", required_argument, NULL, OPT_RUNTIME},
         {"debugger", no_argument, NULL, OPT_DEBUGGER},

@@ -8,6 +8,8 @@
 #   --smoke   a few jobs per workload (CI); fails only if the benchmark broke
 #             (a job did not grade, a metric is missing), never on a target.
 #   --systems proctord,warm,python,floor (the default; baseline with --baseline DIR)
+# PROCTOR_BENCH_BUILD=DIR builds in DIR (default build-release);
+# PROCTOR_BENCH_IMAGES=keep skips rebuilding the example grading images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$(tools/setup.sh | tail -n 1)
@@ -18,5 +20,9 @@ fi
 BUILD=${PROCTOR_BENCH_BUILD:-build-release}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPROCTOR_PYTHON="$PY" >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target proctord proctor-runtime >/dev/null
-examples/environments/build.sh "$BUILD"
+# PROCTOR_BENCH_IMAGES=keep uses the grading images as they are: on an engine
+# where others run tests, rebuilding them changes the image under their agents.
+if [ "${PROCTOR_BENCH_IMAGES:-build}" != keep ]; then
+    examples/environments/build.sh "$BUILD"
+fi
 exec "$PY" bench/bench.py --build "$BUILD" "$@"

@@ -21,6 +21,10 @@ fail() {
 }
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
+# One install of the package at a time on this machine (this check, the test
+# package.service_runs): the lock is held until this script exits.
+exec 9>/run/lock/proctor-package.lock
+flock 9
 dpkg-deb -f "$deb" Depends | grep -q 'libc6' || fail "no shared-library dependencies: $(dpkg-deb -f "$deb" Depends)"
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/default/proctord ||
     fail "/etc/default/proctord is not a conffile"

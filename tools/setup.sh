@@ -3,7 +3,11 @@
 # everything is already there): the build dependencies from Debian, and the real
 # INGInious (pinned, from PyPI) in a venv for the interoperability tests, the
 # demo and the benchmark. Prints the venv's python path on its last line.
+#   tools/setup.sh [--debs-only]    (--debs-only: the Debian packages, nothing else;
+#                                    what a machine that only builds and runs proctor needs)
 set -euo pipefail
+DEBS_ONLY=false
+[ "${1:-}" = --debs-only ] && DEBS_ONLY=true
 
 DEBS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libcurl4-openssl-dev
       liblua5.4-dev lua5.4 libcjson-dev libyaml-dev lua-busted busybox-static clang-format python3-venv file lua-check
@@ -26,6 +30,9 @@ if ((${#missing[@]})); then
     SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >&2
+fi
+if $DEBS_ONLY; then
+    exit 0
 fi
 
 if ! "$VENV/bin/python" -c "import inginious, pytest, yaml" 2>/dev/null ||

@@ -253,14 +253,20 @@ static void handle_monitor_event(struct backend_link *l, const char *buf, size_t
     memcpy(&event, buf, sizeof event);
     if (event == ZMQ_EVENT_DISCONNECTED) {
         metric_set(METRIC_BACKEND_CONNECTED, NULL, 0);
-        log_warn(LOG_BACKEND, "connection to the backend at %s lost", l->addr);
+        log_warn_event(
+            LOG_BACKEND, "backend_disconnected",
+            LOG_FIELDS(LOG_STR("address", l->addr), LOG_UINT("connections", l->connections)),
+            "connection to the backend at %s lost", l->addr);
         if (l->cb.on_disconnect)
             l->cb.on_disconnect(l, l->data);
     } else if (event == ZMQ_EVENT_CONNECTED) {
         metric_set(METRIC_BACKEND_CONNECTED, NULL, 1);
         if (l->connections++)
             metric_add(METRIC_BACKEND_RECONNECTS, NULL, 1);
-        log_info(LOG_BACKEND, "connected to the backend at %s", l->addr);
+        log_info_event(
+            LOG_BACKEND, "backend_connected",
+            LOG_FIELDS(LOG_STR("address", l->addr), LOG_UINT("connections", l->connections)),
+            "connected to the backend at %s", l->addr);
         if (l->cb.on_connect)
             l->cb.on_connect(l, l->data);
     }

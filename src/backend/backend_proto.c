@@ -38,6 +38,24 @@ const char *backend_debug_name(enum backend_debug d)
     return "?";
 }
 
+int64_t backend_new_job_limit(const struct backend_new_job *m, const char *key)
+{
+    const struct value *v = value_map_get(value_map_get(&m->environment_parameters, "limits"), key);
+    if (!v)
+        return -1;
+    switch (v->type) {
+    case VALUE_INT:
+        return v->u.i;
+    case VALUE_UINT:
+        return INT64_MAX;
+    case VALUE_FLOAT:
+        // NaN fails both comparisons: -1 too.
+        return v->u.f >= 0 && v->u.f < 9.2e18 ? (int64_t)v->u.f : -1;
+    default:
+        return -1;
+    }
+}
+
 static bool tree_utf8_valid(const struct value *v)
 {
     switch (v->type) {

@@ -88,6 +88,14 @@ struct backend_msg {
 };
 
 /**
+ * What a BackendNewJob asks in environment_parameters.limits[key] ("time",
+ * "hard_time", "memory"), for the log: an integer (a float truncated, clamped
+ * to int64), or -1 when absent or of another type. The job's own parsing
+ * (and the limits policy) decide what the job gets.
+ */
+int64_t backend_new_job_limit(const struct backend_new_job *m, const char *key);
+
+/**
  * Decodes one frame received from the backend. Validation is that of the
  * upstream "strict construction" (a missing or extra field, a non-str key,
  * a missing or unknown "@type" are errors) plus types: str fields must be

@@ -1,5 +1,6 @@
 #include "core/log.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -65,6 +66,13 @@ void log_set_format(enum log_format f)
     if (!env_done)
         from_env();
     format = f;
+}
+
+enum log_format log_get_format(void)
+{
+    if (!env_done)
+        from_env();
+    return format;
 }
 
 int log_format_parse(const char *s, enum log_format *out)
@@ -191,15 +199,116 @@ static const char *job_of(const char *msg, size_t *idlen)
     return id;
 }
 
+/** A field key or event name: [a-z0-9_], 1 to LOG_FIELD_KEY_MAX bytes. */
+static bool name_ok(const char *k)
+{
+    size_t n = 0;
+    for (; k && k[n]; n++)
+        if (n >= LOG_FIELD_KEY_MAX ||
+            !((k[n] >= 'a' && k[n] <= 'z') || (k[n] >= '0' && k[n] <= '9') || k[n] == '_'))
+            return false;
+    return n > 0;
+}
+
+/** Appends a field's value: a string made valid UTF-8 and cut at LOG_FIELD_STR_MAX bytes. */
+static void out_field_value(struct out *o, const struct log_field *f)
+{
+    char num[64];
+    int n = 0;
+    switch (f->type) {
+    case LOG_FIELD_STR: {
+        if (!f->v.s) {
+            out_raw(o, "null", 4);
+            return;
+        }
+        // Read no further than the cap: a container's text may be long.
+        size_t len = strnlen(f->v.s, LOG_FIELD_STR_MAX);
+        char fixed[LOG_FIELD_STR_MAX * 3];
+        size_t flen = utf8_repair(f->v.s, len, fixed);
+        if (flen > LOG_FIELD_STR_MAX) {
+            flen = LOG_FIELD_STR_MAX;
+            while (flen && ((unsigned char)fixed[flen] & 0xc0) == 0x80)
+                flen--; /* cut before a character, never inside one */
+        }
+        // Escaped apart, then copied whole or not at all (out_json_str would cut it).
+        char esc[LOG_FIELD_STR_MAX * 6 + 8];
+        struct out e = {.p = esc, .cap = sizeof esc - 1};
+        out_json_str(&e, fixed, flen);
+        out_raw(o, e.p, e.len);
+        return;
+    }
+    case LOG_FIELD_INT:
+        n = snprintf(num, sizeof num, "%lld", f->v.i);
+        break;
+    case LOG_FIELD_UINT:
+        n = snprintf(num, sizeof num, "%llu", f->v.u);
+        break;
+    case LOG_FIELD_DOUBLE:
+        n = isfinite(f->v.d) ? snprintf(num, sizeof num, "%.15g", f->v.d)
+                             : snprintf(num, sizeof num, "null");
+        break;
+    case LOG_FIELD_BOOL:
+        n = snprintf(num, sizeof num, "%s", f->v.b ? "true" : "false");
+        break;
+    default:
+        n = snprintf(num, sizeof num, "null");
+        break;
+    }
+    out_raw(o, num, n > 0 ? (size_t)n : 0);
+}
+
+/**
+ * Writes the fields object ({"k":v,...}) into o, each field whole or not at
+ * all; true when some were left out (bad key, no room, over LOG_FIELDS_MAX).
+ */
+static bool out_fields(struct out *o, const struct log_field *fields, size_t n)
+{
+    bool dropped = n > LOG_FIELDS_MAX;
+    size_t written = 0;
+    out_raw(o, "{", 1);
+    for (size_t i = 0; i < n && i < LOG_FIELDS_MAX; i++) {
+        const struct log_field *f = &fields[i];
+        if (!name_ok(f->key)) {
+            dropped = true;
+            continue;
+        }
+        size_t mark = o->len;
+        if (written)
+            out_raw(o, ",", 1);
+        out_raw(o, "\"", 1);
+        out_raw(o, f->key, strlen(f->key));
+        out_raw(o, "\":", 2);
+        out_field_value(o, f);
+        if (o->full) {
+            o->len = mark;
+            o->full = false;
+            dropped = true;
+            break;
+        }
+        written++;
+    }
+    o->cap += 1; /* room was kept for the closing brace */
+    out_raw(o, "}", 1);
+    return dropped;
+}
+
 static void write_json(const char *when, enum log_level level, enum log_group group,
+                       const char *event, const struct log_field *fields, size_t nfields,
                        const char *msg, size_t len)
 {
+    // Fields first, into their own bounded buffer: a long message cannot crowd them out.
+    char fbuf[LOG_FIELDS_BYTES + 2];
+    struct out fo = {.p = fbuf, .cap = LOG_FIELDS_BYTES - 1};
+    bool fields_cut = false;
+    if (fields)
+        fields_cut = out_fields(&fo, fields, nfields);
     // Container and task text reaches the log: make it valid UTF-8 first.
     char fixed[LOG_LINE_MAX * 3 + 1];
     size_t flen = utf8_repair_len(msg, len) < sizeof fixed ? utf8_repair(msg, len, fixed) : 0;
     fixed[flen] = '\0';
-    char buf[LOG_LINE_MAX * 2];
-    struct out o = {.p = buf, .cap = sizeof buf - 8};
+    char buf[LOG_LINE_MAX * 2 + LOG_FIELDS_BYTES + 256];
+    // Room kept for the fields, the truncation flag and the closing "}\n".
+    struct out o = {.p = buf, .cap = sizeof buf - fo.len - 64};
     char head[128];
     int h = snprintf(head, sizeof head, "{\"time\":\"%s\",\"level\":\"%s\",\"area\":\"%s\"", when,
                      level_names[level], group_names[group]);
@@ -210,10 +319,21 @@ static void write_json(const char *when, enum log_level level, enum log_group gr
         out_raw(&o, ",\"job\":", 7);
         out_json_str(&o, id, idlen);
     }
+    if (event && name_ok(event)) {
+        out_raw(&o, ",\"event\":\"", 10);
+        out_raw(&o, event, strlen(event));
+        out_raw(&o, "\"", 1);
+    }
     out_raw(&o, ",\"msg\":", 7);
     out_json_str(&o, fixed, flen);
     o.cap = sizeof buf;
     o.full = false;
+    if (fields) {
+        out_raw(&o, ",\"fields\":", 10);
+        out_raw(&o, fo.p, fo.len);
+        if (fields_cut)
+            out_raw(&o, ",\"fields_truncated\":true", 24);
+    }
     out_raw(&o, "}\n", 2);
     fwrite(o.p, 1, o.len, stderr);
 }
@@ -234,15 +354,11 @@ static uint64_t kind_hash(const char *msg, size_t len)
     return h;
 }
 
-void log_write(enum log_level level, enum log_group group, const char *fmt, ...)
+static void log_vwrite(enum log_level level, enum log_group group, const char *event,
+                       const struct log_field *fields, size_t nfields, const char *fmt, va_list ap)
 {
-    if (!log_enabled(level))
-        return;
     char msg[LOG_LINE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     size_t len = n < 0 ? 0 : (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
     msg[len] = '\0';
     struct timespec ts;
@@ -266,7 +382,7 @@ void log_write(enum log_level level, enum log_group group, const char *fmt, ...)
         len = k < 0 ? len : len + (size_t)k < sizeof msg ? len + (size_t)k : sizeof msg - 1;
     }
     if (format == LOG_FORMAT_JSON) {
-        write_json(when, level, group, msg, len);
+        write_json(when, level, group, event, fields, nfields, msg, len);
     } else {
         // One write per line keeps lines whole when several processes share stderr.
         char line[LOG_LINE_MAX + 64];
@@ -280,4 +396,33 @@ void log_write(enum log_level level, enum log_group group, const char *fmt, ...)
         fwrite(line, 1, o, stderr);
     }
     fflush(stderr);
+}
+
+void log_write(enum log_level level, enum log_group group, const char *fmt, ...)
+{
+    if (!log_enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(level, group, NULL, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void log_vwrite_event(enum log_level level, enum log_group group, const char *event,
+                      const struct log_field *fields, size_t nfields, const char *fmt, va_list ap)
+{
+    if (!log_enabled(level))
+        return;
+    // An empty set of fields is still written ({}): the line is an event.
+    static const struct log_field none[1];
+    log_vwrite(level, group, event, fields ? fields : none, fields ? nfields : 0, fmt, ap);
+}
+
+void log_write_event(enum log_level level, enum log_group group, const char *event,
+                     const struct log_field *fields, size_t nfields, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite_event(level, group, event, fields, nfields, fmt, ap);
+    va_end(ap);
 }

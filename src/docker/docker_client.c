@@ -596,6 +596,16 @@ static void req_complete(struct docker_req *r, CURLcode res)
         metric_add(METRIC_DOCKER_ERRORS, row->endpoint, 1);
     if (r->cancelled)
         goto out;
+    // 404 and 409 about one container (gone, not running) are answers its owner
+    // expects on its way out; anything else is the engine failing a call.
+    if (status)
+        log_event_at((status == 404 || status == 409) && strstr(row->endpoint, "{id}")
+                         ? LOG_LEVEL_DEBUG
+                         : LOG_LEVEL_WARN,
+                     LOG_DOCKER, "docker_error",
+                     LOG_FIELDS(LOG_STR("call", row->endpoint), LOG_INT("status", status),
+                                LOG_STR("error", err)),
+                     "docker %s failed (%d): %s", row->endpoint, status, err ? err : "?");
     if (status == 0 && json) {
         int ret = row->decode(json, r->fn, r->data);
         if (ret < 0)

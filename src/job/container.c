@@ -82,7 +82,8 @@ void ct_deinit(struct container *c)
     c->req = NULL;
     free(c->id);
     free(c->log_name);
-    c->id = c->log_name = NULL;
+    free(c->image);
+    c->id = c->log_name = c->image = NULL;
 }
 
 /** Records the first cause of the end. */
@@ -461,6 +462,11 @@ static void on_removed(int status, const char *err, void *data)
     if (status && status != 404)
         log_warn(LOG_JOB, "%s: removing container %.12s failed: %s", c->log_name, c->id,
                  errtext(status, err));
+    else
+        log_info_event(LOG_JOB, "container_removed",
+                       LOG_FIELDS(LOG_STR("role", c->role), LOG_STR("container", c->id),
+                                  LOG_STR("image", c->image)),
+                       "%s: container %.12s removed", c->log_name, c->id);
     ct_gone(c);
     c->ops->gone(c, c->data);
 }
@@ -495,7 +501,10 @@ static void on_created(int status, const char *err, const char *id, void *data)
     c->id = xstrdup(id);
     c->t_created = ct_now(c);
     metric_add(METRIC_CONTAINERS, c->role, 1);
-    log_debug(LOG_JOB, "%s: container %.12s created", c->log_name, id);
+    log_info_event(
+        LOG_JOB, "container_created",
+        LOG_FIELDS(LOG_STR("role", c->role), LOG_STR("container", id), LOG_STR("image", c->image)),
+        "%s: container %.12s created", c->log_name, id);
     if (c->remove_asked) {
         if (!ct_delete(c))
             c->ops->gone(c, c->data);
@@ -561,6 +570,8 @@ int ct_create(struct container *c, const struct ct_spec *s)
         .attach_stderr = true,
     };
     c->time_s = s->time_s;
+    free(c->image);
+    c->image = s->image ? xstrdup(s->image) : NULL;
     c->hard_time_s = s->hard_time_s;
     c->role = s->role;
     c->want_attach = s->attach;

@@ -130,6 +130,7 @@ struct container {
     void *data;
     char *log_name;   /* "job <id>" or "job <id>: student <sid>" */
     const char *role; /* ct_spec's (a literal) */
+    char *image;      /* ct_spec's, for the log */
     uint64_t t0;
     int64_t time_s, hard_time_s;
     int64_t cpu_base_ns;         /* the cgroup's CPU time when it was claimed (parked containers) */

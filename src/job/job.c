@@ -638,14 +638,22 @@ struct job *job_start(const struct job_host *h, const struct backend_new_job *ms
     AUTO_FREE char *name = xasprintf("job %s", j->id);
     j->grading = &j->cold;
     ct_init(j->grading, h, name, j->started_ms, &grading_ops, j);
-    log_info(LOG_JOB, "job %s: %s/%s on %s/%s", j->id, msg->course_id ? msg->course_id : "-",
-             msg->task_id ? msg->task_id : "-", msg->environment_type, msg->environment);
+    log_info_event(LOG_JOB, "job_received",
+                   LOG_FIELDS(LOG_STR("course", msg->course_id), LOG_STR("task", msg->task_id),
+                              LOG_STR("environment_type", msg->environment_type),
+                              LOG_STR("environment", msg->environment),
+                              LOG_STR("debug", backend_debug_name(msg->debug)),
+                              LOG_INT("time_s", backend_new_job_limit(msg, "time")),
+                              LOG_INT("hard_time_s", backend_new_job_limit(msg, "hard_time")),
+                              LOG_INT("memory_mib", backend_new_job_limit(msg, "memory"))),
+                   "job %s: %s/%s on %s/%s", j->id, msg->course_id ? msg->course_id : "-",
+                   msg->task_id ? msg->task_id : "-", msg->environment_type, msg->environment);
 
     char reason[POLICY_REASON_MAX] = "";
     if (job_prepare(j, msg, reason, sizeof reason)) {
         job_set_reason(j, REASON_CRASH, *reason ? reason : TXT_CANNOT_CREATE);
         j->reported = true;
-        log_info(LOG_JOB, "job %s: crash: %s", j->id, j->crash_text);
+        job_log_finished(j, "crash", 0.0, j->crash_text, "job %s: crash: %s", j->id, j->crash_text);
         job_report_plain(j, "crash", j->crash_text, false);
         job_free(j);
         return NULL;

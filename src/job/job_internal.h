@@ -160,6 +160,13 @@ void students_free(struct job *j);
 void job_report(struct job *j);
 /** An AgentJobDone without a grader result. */
 void job_report_plain(struct job *j, const char *result, const char *text, bool with_streams);
+/**
+ * Logs the job_finished event: the line that says the job's result (fmt),
+ * with its result, grade, text (borrowed), phase durations, CPU, limits and
+ * container ids as fields.
+ */
+void job_log_finished(const struct job *j, const char *result, double grade, const char *text,
+                      const char *fmt, ...) PROCTOR_PRINTF(5, 6);
 
 /* job_dir.c */
 /**

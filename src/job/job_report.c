@@ -1,3 +1,4 @@
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +11,55 @@
 #include "job/job_internal.h"
 
 /* ---- reporting ------------------------------------------------------------ */
+
+// A phase's duration in ms, from the previous milestone reached; -1 = not reached.
+static int64_t phase_ms(uint64_t at, uint64_t *prev)
+{
+    if (!at)
+        return -1;
+    int64_t d = at > *prev ? (int64_t)(at - *prev) : 0;
+    *prev = at;
+    return d;
+}
+
+void job_log_finished(const struct job *j, const char *result, double grade, const char *text,
+                      const char *fmt, ...)
+{
+    if (!log_enabled(LOG_LEVEL_INFO))
+        return;
+    const struct container *c = j->grading;
+    uint64_t now = util_now_ms() - j->started_ms, prev = 0;
+    int64_t create = phase_ms(c->t_created, &prev), attach = phase_ms(c->t_attached, &prev);
+    int64_t start = phase_ms(c->t_running, &prev), run = phase_ms(c->t_exited, &prev);
+    int64_t report = c->t_exited ? phase_ms(now, &prev) : -1;
+    bool decided = j->limits.memory_mib > 0;
+    const struct log_field f[] = {
+        LOG_STR("result", result),
+        LOG_DOUBLE("grade", grade),
+        LOG_STR("text", text),
+        LOG_STR("course", j->course_id),
+        LOG_STR("task", j->task_id),
+        LOG_STR("environment", j->envname),
+        LOG_UINT("total_ms", now),
+        LOG_INT("create_ms", create),
+        LOG_INT("attach_ms", attach),
+        LOG_INT("start_ms", start),
+        LOG_INT("run_ms", run),
+        LOG_INT("report_ms", report),
+        LOG_INT("cpu_ms", c->cpu_ns >= 0 ? c->cpu_ns / 1000000 : -1),
+        LOG_INT("time_s", decided ? j->limits.time_s : -1),
+        LOG_INT("hard_time_s", decided ? j->limits.hard_time_s : -1),
+        LOG_INT("memory_mib", decided ? j->limits.memory_mib : -1),
+        LOG_STR("container", c->id),
+        // Their ids are on the job's container_created lines (they are freed by now).
+        LOG_UINT("student_containers", j->students_started),
+        LOG_UINT("output_bytes", j->output_bytes),
+    };
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite_event(LOG_LEVEL_INFO, LOG_JOB, "job_finished", f, ARRAY_SIZE(f), fmt, ap);
+    va_end(ap);
+}
 
 void job_report_plain(struct job *j, const char *result, const char *text, bool with_streams)
 {
@@ -70,7 +120,7 @@ static void report_result(struct job *j)
     value_deinit(raw);
     if (ret) {
         AUTO_FREE char *text = xasprintf(TXT_UNREADABLE "%s", reason);
-        log_info(LOG_JOB, "job %s: result rejected: %s", j->id, reason);
+        job_log_finished(j, "crash", 0.0, text, "job %s: result rejected: %s", j->id, reason);
         job_report_plain(j, "crash", text, true);
         return;
     }
@@ -90,7 +140,9 @@ static void report_result(struct job *j)
         .stdout_text = out_text ? out_text : "",
         .stderr_text = err_text ? err_text : "",
     };
-    log_info(LOG_JOB, "job %s: %s, grade %.2f", j->id, d.result, d.grade);
+    // The feedback text is the student's business: only a crash's says what went wrong.
+    job_log_finished(j, d.result, d.grade, strcmp(d.result, "crash") ? NULL : d.text,
+                     "job %s: %s, grade %.2f", j->id, d.result, d.grade);
     j->host->sink.job_done(j->host->sink.data, &d);
     policy_result_deinit(&pr);
 }
@@ -144,26 +196,27 @@ void job_report(struct job *j)
         return;
     switch (j->reason) {
     case REASON_KILLED:
-        log_info(LOG_JOB, "job %s: killed", j->id);
+        job_log_finished(j, "killed", 0.0, NULL, "job %s: killed", j->id);
         job_report_plain(j, "killed", "", true);
         break;
     case REASON_TIMEOUT:
-        log_info(LOG_JOB, "job %s: timeout", j->id);
+        job_log_finished(j, "timeout", 0.0, NULL, "job %s: timeout", j->id);
         job_report_plain(j, "timeout", "", true);
         break;
     case REASON_OVERFLOW:
-        log_info(LOG_JOB, "job %s: overflow (memory)", j->id);
+        job_log_finished(j, "overflow", 0.0, NULL, "job %s: overflow (memory)", j->id);
         job_report_plain(j, "overflow", "", true);
         break;
     case REASON_CRASH:
-        log_info(LOG_JOB, "job %s: crash: %s", j->id, j->crash_text);
+        job_log_finished(j, "crash", 0.0, j->crash_text, "job %s: crash: %s", j->id, j->crash_text);
         job_report_plain(j, "crash", j->crash_text, j->grading->ran);
         break;
     case REASON_NONE:
         if (!j->has_result) {
             job_report_plain(j, "crash",
                              TXT_UNREADABLE "the grading container exited without a result", true);
-            log_info(LOG_JOB, "job %s: container exited without a result", j->id);
+            job_log_finished(j, "crash", 0.0, "the grading container exited without a result",
+                             "job %s: container exited without a result", j->id);
         } else {
             report_result(j);
         }

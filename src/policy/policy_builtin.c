@@ -110,8 +110,14 @@ static int builtin_call(struct policy_builtin *b, struct policy_call *c)
     if (!decided) {
         b->failures++;
         metric_add2(METRIC_POLICY_FAILURES, policy_hooks[c->hook].fn, "builtin", 1);
-        log_error(LOG_POLICY, "the built-in %s() failed (a bug of the shipped policies): %s",
-                  policy_hooks[c->hook].fn, c->msg);
+        char file[64];
+        snprintf(file, sizeof file, POLICY_BUILTIN_PREFIX "%s.lua", policy_hooks[c->hook].file);
+        log_error_event(LOG_POLICY, "policy_failure",
+                        LOG_FIELDS(LOG_STR("hook", policy_hooks[c->hook].fn),
+                                   LOG_STR("kind", "builtin"), LOG_STR("file", file),
+                                   LOG_STR("error", c->msg)),
+                        "the built-in %s() failed (a bug of the shipped policies): %s",
+                        policy_hooks[c->hook].fn, c->msg);
         if (c->trace)
             log_debug(LOG_POLICY, "%s", c->trace);
         util_err(c->reason, c->reasonlen,

@@ -178,10 +178,23 @@ void policy_worker_report_failure(struct policy_host *host, enum policy_hook hoo
     if (gen->logged[hook] & (1u << kind))
         return;
     gen->logged[hook] |= 1u << kind;
-    log_warn(LOG_POLICY,
-             "policy generation %" PRIu64 ": %s() %s, using the built-in default "
-             "(logged once per generation): %s",
-             host->generation, policy_hooks[hook].fn, policy_failure_texts[kind], msg);
+    // The file the hook comes from: the admin's (its path), or else the shipped one.
+    const char *file = NULL;
+    for (size_t i = 0; i < POLICY_FILE_COUNT; i++)
+        if (!strcmp(policy_files[i], policy_hooks[hook].file))
+            file = gen->paths[i];
+    char builtin[64];
+    if (!file) {
+        snprintf(builtin, sizeof builtin, POLICY_BUILTIN_PREFIX "%s.lua", policy_hooks[hook].file);
+        file = builtin;
+    }
+    log_warn_event(LOG_POLICY, "policy_failure",
+                   LOG_FIELDS(LOG_STR("hook", policy_hooks[hook].fn),
+                              LOG_STR("kind", policy_failure_names[kind]), LOG_STR("file", file),
+                              LOG_UINT("generation", host->generation), LOG_STR("error", msg)),
+                   "policy generation %" PRIu64 ": %s() %s, using the built-in default "
+                   "(logged once per generation): %s",
+                   host->generation, policy_hooks[hook].fn, policy_failure_texts[kind], msg);
     if (trace && trace[0])
         log_debug(LOG_POLICY, "%s", trace);
 }
@@ -401,11 +414,15 @@ static struct policy_worker *worker_spawn(char *err, size_t errlen)
         size_t n = 0;
         while (environ && environ[n])
             n++;
-        envp = xcalloc(n + 2, sizeof *envp);
+        envp = xcalloc(n + 3, sizeof *envp);
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
-            if (strncmp(environ[i], WORKER_ENV "=", sizeof WORKER_ENV))
+            if (strncmp(environ[i], WORKER_ENV "=", sizeof WORKER_ENV) &&
+                strncmp(environ[i], "PROCTOR_LOG_FORMAT=", 19))
                 envp[k++] = environ[i];
+        // The worker writes to the agent's stderr: in the agent's format (--log-format).
+        envp[k++] = log_get_format() == LOG_FORMAT_JSON ? "PROCTOR_LOG_FORMAT=json"
+                                                        : "PROCTOR_LOG_FORMAT=text";
         envp[k] = xasprintf("%s=%ld", WORKER_ENV, (long)getpid());
         char *argv[] = {"proctor-policy-worker", NULL};
         pid_t pid;

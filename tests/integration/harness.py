@@ -61,13 +61,14 @@ def wait_for(predicate, timeout, what):
 class Proc:
     """A child process whose combined output goes to a log file we can search."""
 
-    def __init__(self, name, argv, logdir, env=None):
+    def __init__(self, name, argv, logdir, env=None, cwd=None):
         self.name = name
         self.argv = argv
         self.logpath = os.path.join(logdir, name + ".log")
         self._log = open(self.logpath, "ab")
         self.popen = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                      stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+                                      start_new_session=True)
 
     def log(self):
         with open(self.logpath, "rb") as f:

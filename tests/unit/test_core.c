@@ -1066,6 +1066,110 @@ static void test_log(void)
           flood);
 }
 
+static int field_evaluations;
+
+static long long counted(long long v)
+{
+    field_evaluations++;
+    return v;
+}
+
+static void log_event_lines(void)
+{
+    log_set_format(LOG_FORMAT_JSON);
+    // A container's text: a quote, a backslash, a control character, bytes that are not UTF-8.
+    log_info_event(LOG_JOB, "job_finished",
+                   LOG_FIELDS(LOG_STR("result", "success"), LOG_DOUBLE("grade", 87.5),
+                              LOG_INT("cpu_ms", -1), LOG_UINT("run_ms", 18446744073709551615ull),
+                              LOG_BOOL("debug", false), LOG_STR("text", "a\"b\\c\x01\xff"),
+                              LOG_STR("none", NULL), LOG_DOUBLE("nan", NAN)),
+                   "job %s: success, grade %.2f", "j-9", 87.5);
+    // Keys that are not [a-z0-9_] (or too long) are left out, and the line says so.
+    log_info_event(LOG_DOCKER, "Bad Event",
+                   LOG_FIELDS(LOG_INT("Bad", 1), LOG_INT("ok", 2), LOG_INT("", 3),
+                              LOG_INT("a_key_that_is_longer_than_the_cap_of_32", 4),
+                              LOG_STR("quote\"", "x")),
+                   "odd keys");
+    // A long string of 2-byte characters is cut at 256 bytes, between characters.
+    char long_s[2001];
+    for (size_t i = 0; i + 1 < sizeof long_s; i += 2)
+        memcpy(long_s + i, "\xc3\xa9", 2);
+    long_s[sizeof long_s - 1] = '\0';
+    log_warn_event(LOG_JOB, "long", LOG_FIELDS(LOG_STR("s", long_s)), "long field");
+    // Too many fields, each long: the object stays within its bound.
+    struct log_field many[40];
+    for (size_t i = 0; i < ARRAY_SIZE(many); i++)
+        many[i] = LOG_STR(i % 2 ? "k_odd" : "k_even", "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+                                                      "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+                                                      "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+                                                      "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01");
+    log_write_event(LOG_LEVEL_ERROR, LOG_MAIN, "many", many, ARRAY_SIZE(many), "many fields");
+    // Below the level: the fields are not even evaluated.
+    field_evaluations = 0;
+    log_debug_event(LOG_JOB, "filtered", LOG_FIELDS(LOG_INT("n", counted(1))), "not written");
+    log_set_format(LOG_FORMAT_TEXT);
+    log_info_event(LOG_JOB, "job_finished", LOG_FIELDS(LOG_STR("result", "failed")),
+                   "job %s: failed, grade %.2f", "j-3", 0.0);
+    log_info(LOG_JOB, "job %s: failed, grade %.2f", "j-3", 0.0);
+}
+
+/** The line of `out` that contains needle, as a NUL-terminated copy (caller frees). */
+static char *line_with(const char *out, const char *needle)
+{
+    const char *p = strstr(out, needle);
+    if (!p)
+        return NULL;
+    while (p > out && p[-1] != '\n')
+        p--;
+    const char *e = strchr(p, '\n');
+    return xstrndup(p, e ? (size_t)(e - p) : strlen(p));
+}
+
+static void test_log_events(void)
+{
+    AUTO_FREE char *out = capture_stderr(log_event_lines);
+    CHECK(utf8_valid(out, strlen(out)), "the lines are valid UTF-8");
+    AUTO_FREE char *l1 = line_with(out, "\"event\":\"job_finished\"");
+    REQUIRE(l1 != NULL, "%s", out);
+    CHECK(strstr(l1,
+                 "\"level\":\"info\",\"area\":\"job\",\"job\":\"j-9\",\"event\":\"job_finished\","
+                 "\"msg\":\"job j-9: success, grade 87.50\",\"fields\":{\"result\":\"success\","
+                 "\"grade\":87.5,\"cpu_ms\":-1,\"run_ms\":18446744073709551615,\"debug\":false,"
+                 "\"text\":\"a\\\"b\\\\c\\u0001\xef\xbf\xbd\",\"none\":null,\"nan\":null}}") !=
+              NULL,
+          "%s", l1);
+    AUTO_FREE char *l2 = line_with(out, "odd keys");
+    REQUIRE(l2 != NULL, "%s", out);
+    CHECK(!strstr(l2, "\"event\"") &&
+              strstr(l2, "\"msg\":\"odd keys\",\"fields\":{\"ok\":2},\"fields_truncated\":true}"),
+          "%s", l2);
+    AUTO_FREE char *l3 = line_with(out, "long field");
+    REQUIRE(l3 != NULL, "%s", out);
+    const char *s = strstr(l3, "\"s\":\"");
+    REQUIRE(s != NULL, "%s", l3);
+    s += 5;
+    const char *e = strchr(s, '"');
+    REQUIRE(e != NULL);
+    CHECK_INT_EQ(e - s, 256); /* 128 whole characters */
+    CHECK(!strcmp(e, "\"}}"), "%s", e);
+    AUTO_FREE char *l4 = line_with(out, "many fields");
+    REQUIRE(l4 != NULL, "%s", out);
+    const char *f4 = strstr(l4, "\"fields\":{");
+    REQUIRE(f4 != NULL);
+    const char *t4 = strstr(l4, "},\"fields_truncated\":true}");
+    REQUIRE(t4 != NULL, "%.300s", l4);
+    CHECK(t4 - f4 <= LOG_FIELDS_BYTES + 10, "%zd", t4 - f4);
+    CHECK_INT_EQ(count_lines(f4, "\"k_"), 16); /* 4 KiB of 250-byte fields */
+    CHECK(!strstr(out, "not written") && !strstr(out, "filtered"), "%s", out);
+    CHECK_INT_EQ(field_evaluations, 0);
+    // Text mode: the line log_info writes, fields or not.
+    AUTO_FREE char *t1 = line_with(out, " info  job     job j-3: failed, grade 0.00");
+    REQUIRE(t1 != NULL, "%s", out);
+    const char *t2 = strstr(strstr(out, t1 + 24) + 1, " info  job     job j-3: failed");
+    REQUIRE(t2 != NULL, "%s", out);
+    CHECK(!strcmp(t1 + 24, " info  job     job j-3: failed, grade 0.00"), "%s", t1);
+}
+
 /* ---- metrics ------------------------------------------------------------- */
 
 static void test_metrics(void)
@@ -1140,6 +1244,7 @@ int main(void)
     test_trees();
     test_worker();
     test_log();
+    test_log_events();
     test_metrics();
     return check_finish("core");
 }
