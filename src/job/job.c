@@ -525,7 +525,11 @@ static bool job_take_pooled(struct job *j, const struct pool_want *w)
     AUTO_FREE char *name = xasprintf("job %s", j->id);
     ct_adopt(j->grading, "grading", name, j->started_ms, &grading_ops, j);
     j->dir = xstrdup(pool_entry_dir(e));
-    log_info(LOG_JOB, "job %s: warm container %.12s", j->id, j->grading->id);
+    // The pool made it (its container_created line has no job): this line ties it to the job.
+    log_info_event(LOG_JOB, "container_claimed",
+                   LOG_FIELDS(LOG_STR("role", "grading"), LOG_STR("container", j->grading->id),
+                              LOG_STR("image", j->grading->image)),
+                   "job %s: warm container %.12s", j->id, j->grading->id);
     struct docker_update u;
     j->claim_pending = 2;
     if (pool_entry_update(e, w, &u)) {
