@@ -127,6 +127,7 @@ def scenario(tasks_dir, per_agent, victims):
     c = hosts.HostCluster(agents=3, concurrency=1, tasks=tasks_dir)
     tag = None
     all_jobs, crashed = [], set()
+    lost_by = collections.defaultdict(set)
     with c:
         tag = c.net.tag
         try:
@@ -147,6 +148,7 @@ def scenario(tasks_dir, per_agent, victims):
                 wave, lost = cut_one(c, c.agents[v], per_agent)
                 all_jobs += wave
                 crashed |= lost
+                lost_by[v] |= lost
                 # Back in the pool: a new wave reaches every agent, the victim too.
                 again = work(c, 3, 1)
                 for a in wait_all(again, 120):
@@ -159,6 +161,15 @@ def scenario(tasks_dir, per_agent, victims):
                     a.name, a.host.addr, "\n".join(a.proc.log().splitlines()[-30:])))
         for a in c.agents:
             assert a.proc.stop() == 0, "%s exited with %s" % (a.name, a.proc.popen.returncode)
+        # The lost agent stopped its job when it gave the backend up (the 15 s job
+        # would have ended in success since): the job ended (its timings line) and
+        # got no result of its own, which the backend would have refused anyway.
+        for v in victims:
+            for job in lost_by[v]:
+                log = c.agents[v].proc.log()
+                assert "job %s: timings" % job in log, job
+                assert not re.search(r"job %s: (success|failed|killed|timeout|crash)" % job, log), \
+                    "job %s of the lost agent ran to its end instead of being abandoned" % job
         backend_log = c.backend.log()
     # Every job answered once to the client, and once on the agents' wire: each
     # graded job's AgentJobDone reached the backend exactly once; the lost jobs'
