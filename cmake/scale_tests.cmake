@@ -15,4 +15,6 @@ if(BUILD_TESTING)
                      test_scale.py::test_three_agents_across_hosts 300 integration)
   proctor_scale_test(scale.three_agents_across_hosts_long
                      test_scale.py::test_three_agents_across_hosts_long 900 integration soak)
+  proctor_scale_test(soak.short test_soak.py::test_soak_short 300 integration)
+  proctor_scale_test(soak.long test_soak.py::test_soak_long 3600 integration soak)
 endif()
