@@ -10,6 +10,7 @@ import collections
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import sys
@@ -47,7 +48,8 @@ def up(args):
     os.makedirs(STATE_DIR, exist_ok=True)
     c = hosts.HostCluster(agents=args.agents, concurrency=args.concurrency,
                           tasks=os.path.abspath(args.tasks), build_dir=build,
-                          workdir=tempfile.mkdtemp(prefix="proctor-cluster-"))
+                          workdir=tempfile.mkdtemp(prefix="proctor-cluster-"),
+                          tag="proctor-cluster-" + secrets.token_hex(2))
     c.start(client=False)  # raises (and cleans up) if an agent does not register
     state = c.state()
     state["tasks"] = c.tasks

@@ -63,7 +63,8 @@ class Network:
     """A switch (a bridge in its own namespace) and hosts cabled to it."""
 
     def __init__(self, tag=None):
-        self.tag = tag or "proctor-" + secrets.token_hex(3)
+        # The creator's pid in the name: sweep_stale() knows a run that died.
+        self.tag = tag or "proctor-%d-%s" % (os.getpid(), secrets.token_hex(2))
         self.switch = self.tag + "-switch"
         self.hosts = {}
         self.netns = []
@@ -130,6 +131,27 @@ def connections(host, port):
 def leftover_netns(prefix="proctor-"):
     return [line.split()[0] for line in ip("netns", "list").splitlines()
             if line.startswith(prefix)]
+
+
+def sweep_stale():
+    """Removes the namespaces of a test run that died (killed by a timeout: no finally).
+
+    Only names proctor-<pid>-<hex>-* whose pid is gone; their processes are killed
+    first. tools/cluster.sh's (proctor-cluster-*) outlive their creator on purpose.
+    """
+    for name in leftover_netns():
+        m = re.match(r"proctor-(\d+)-[0-9a-f]+-", name)
+        if not m or os.path.exists("/proc/" + m.group(1)):
+            continue
+        for pid in ip("netns", "pids", name).split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        try:
+            ip("netns", "del", name)
+        except RuntimeError:
+            pass
 
 
 class CountedResult(harness.Result):
@@ -199,6 +221,7 @@ class HostCluster:
         return "tcp://%s:%d" % (self.backend_host.addr, BACKEND_PORT)
 
     def start(self, client=True):
+        sweep_stale()
         try:
             self.net = Network(self.tag)
             self.backend_host = self.net.add_host("backend")
