@@ -225,6 +225,8 @@ def run_soak(jobs, build_dir=None, out=print):
 def report(slopes, stats, out=print):
     out("%(jobs)d jobs in %(seconds).0f s; slopes per 1,000 jobs after %(warmup_jobs)d jobs of "
         "warm-up (%(samples_after_warmup)d samples):" % stats)
+    if stats["samples_after_warmup"] < 3:
+        out("  (too few samples after warm-up for a slope: give --jobs 150 or more)")
     if stats["asan"]:
         out("  (proctord built with ASan)")
     for key, bound in bounds(stats["jobs"], stats["asan"]).items():
