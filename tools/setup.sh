@@ -17,6 +17,7 @@ DEBS+=(openssh-client util-linux)  # the SSH debug test logs in with a real ssh 
 DEBS+=(groff-base man-db)  # install.layout renders the man pages
 DEBS+=(libsystemd-dev)  # proctord: sd_notify (Type=notify, watchdog)
 DEBS+=(libmicrohttpd-dev)  # proctord --metrics
+DEBS+=(iproute2)  # test_scale.py, tools/cluster.sh: hosts as network namespaces (ip, ss)
 INGINIOUS_VERSION=0.9.2
 PROMETHEUS_CLIENT_VERSION=0.26.0
 VENV=${PROCTOR_VENV:-/opt/proctor-venv}
