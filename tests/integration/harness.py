@@ -324,6 +324,14 @@ def containers(label_filter):
     return out
 
 
+def job_containers(label_filter, agent_log):
+    """The containers of label_filter but the warm ones waiting for a job (README: "Warm
+    pool"), which the agent keeps between jobs: those its log says wait and no job took."""
+    waiting = set(re.findall(r"container (\w{12}) waiting for a job", agent_log))
+    waiting -= set(re.findall(r"warm container (\w{12})", agent_log))
+    return [c for c in containers(label_filter) if c[:12] not in waiting]
+
+
 def exists(container_id):
     """Whether a container with this id (or id prefix) exists."""
     return bool(subprocess.run(["docker", "ps", "-aq", "--filter", "id=" + container_id],

@@ -116,8 +116,8 @@ def cut_one(c, victim, per_agent):
         # The lost agent, hearing nothing, abandoned its job and removed its container,
         # though it still cannot reach the backend.
         victim.proc.wait_log(abandoned, 60, count=abandoned_count + 1)
-        harness.wait_for(lambda: not harness.containers(victim.label()), 60,
-                         "the lost agent's containers to be removed")
+        harness.wait_for(lambda: not harness.job_containers(victim.label(), victim.proc.log()),
+                         60, "the lost agent's containers to be removed")
         assert victim.proc.alive()
     finally:
         c.net.restore(victim.host)
@@ -127,7 +127,7 @@ def cut_one(c, victim, per_agent):
     harness.wait_for(lambda: victim.host.addr in c.net.connections(c.backend_host,
                                                                    hosts.BACKEND_PORT),
                      30, "the backend to see %s's connection" % victim.host.addr)
-    assert not harness.containers(victim.label())
+    assert not harness.job_containers(victim.label(), victim.proc.log())
     return wave, inflight
 
 

@@ -188,8 +188,8 @@ def run_soak(jobs, build_dir=None, out=print):
                     assert a["result"] == want, (r.job_id, a["result"][0], a["result"][1][:200])
                     answered.append(r)
                 done += len(batch)
-                # Quiet point: every container of the agent removed.
-                harness.wait_for(lambda: not harness.containers(label), 60,
+                # Quiet point: every container of the agent removed (but the warm ones).
+                harness.wait_for(lambda: not harness.job_containers(label, c.agent.log()), 60,
                                  "the agent's containers to be removed")
                 s = sample(pid, done)
                 samples.append(s)
