@@ -56,7 +56,7 @@ struct pool {
     size_t nenvs;
     uint64_t plan_timer;
     uint64_t serial;
-    bool making; /* one container being made at a time */
+    size_t making; /* containers being made (at most POOL_MAX_MAKING at a time) */
 };
 
 static void pool_plan_soon(struct pool *p);
@@ -123,7 +123,7 @@ static void entry_remove(struct pool *p, struct pool_entry *e, const char *why)
     bool was_making = e->state == ENTRY_MAKING || e->state == ENTRY_DIR;
     e->state = ENTRY_DYING;
     if (was_making)
-        p->making = false;
+        p->making--;
     if (ct_remove(&e->ct))
         entry_destroy(p, e);
     if (was_making)
@@ -166,7 +166,7 @@ static void entry_parked(struct container *c, void *data)
     if (e->state != ENTRY_MAKING)
         return;
     e->state = ENTRY_WAITING;
-    e->pool->making = false;
+    e->pool->making--;
     log_info(LOG_JOB, "pool %s: container %.12s waiting for a job (%s/%s)", e->label, c->id,
              e->envtype, e->envname);
     pool_plan_soon(e->pool);
@@ -266,7 +266,7 @@ static void entry_make(struct pool *p, const struct pool_env *pe, const struct e
     e->state = ENTRY_DIR;
     e->next = p->entries;
     p->entries = e;
-    p->making = true;
+    p->making++;
     e->dir_task = worker_submit(h->worker, layout_work, xstrdup(e->dir), free, on_entry_dir, e);
 }
 
@@ -372,15 +372,16 @@ static void pool_plan(struct pool *p)
             }
         }
     }
-    // Too few: make one (the next comes when it is parked).
-    if (p->making)
-        return;
-    for (size_t i = 0; i < p->nenvs; i++) {
+    // Too few: make them, POOL_MAX_MAKING at a time (the next when one is parked).
+    for (size_t i = 0; i < p->nenvs && p->making < POOL_MAX_MAKING; i++) {
         struct pool_env *pe = &p->envs[i];
         const struct env *env = agent_env_find(h->agent, pe->envtype, pe->envname);
-        if (env && env_count(p, pe, false) < (size_t)pe->target) {
+        while (env && p->making < POOL_MAX_MAKING &&
+               env_count(p, pe, false) < (size_t)pe->target) {
+            size_t before = env_count(p, pe, false);
             entry_make(p, pe, env);
-            return;
+            if (env_count(p, pe, false) == before)
+                break; /* refused (hardening, memory, directory): the next plan tries again */
         }
     }
 }

@@ -16,7 +16,7 @@
  *
  * How many wait per environment is policies/pool.lua's answer (recent
  * arrivals, slots, host memory), under hard caps here. Refilling and removal
- * happen off every job's critical path, one container being made at a time.
+ * happen off every job's critical path, POOL_MAX_MAKING containers being made at a time.
  * Pooled containers carry the agent's labels with role `pool`, so a restart's
  * orphan clean-up removes them; a drain removes them; so does a discovery that
  * finds another image for their environment, and a policy reload that changes
@@ -39,6 +39,8 @@ struct env;
 /** Hard caps: what the policy answers is cut to these. */
 #define POOL_MAX_PER_ENV 8
 #define POOL_MAX_TOTAL 16
+/** Containers being made at once (a refill competes with running jobs for the engine). */
+#define POOL_MAX_MAKING 1
 /** How often the pool asks its policy (also at once after each claim or death). */
 #define POOL_PLAN_MS 5000
 
