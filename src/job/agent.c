@@ -24,6 +24,13 @@ static int64_t host_memory_mib(void)
     return (int64_t)pages * size / (1024 * 1024);
 }
 
+static void on_stray_removed(int status, const char *err, void *data)
+{
+    PROCTOR_UNUSED(data);
+    if (status && status != 404)
+        log_warn(LOG_JOB, "removing a stray container failed: %s", err ? err : "?");
+}
+
 static void on_event(const struct docker_event *ev, void *data)
 {
     struct agent *a = data;
@@ -38,6 +45,14 @@ static void on_event(const struct docker_event *ev, void *data)
             job_on_event(j, ev);
             return;
         }
+    }
+    // Created with our id for a job we do not run: a create that an earlier
+    // run of this agent asked for, which the engine finished after the sweep
+    // at start (or a job's create answered after the job ended). Nobody will
+    // ever remove it but us.
+    if (!strcmp(ev->action, "create")) {
+        log_info(LOG_JOB, "removing stray container %.12s of job %s", ev->id, job);
+        docker_container_remove(a->docker, ev->id, true, true, on_stray_removed, NULL);
     }
 }
 

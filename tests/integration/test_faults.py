@@ -88,6 +88,7 @@ class FaultCluster(harness.Cluster):
         self.pump = None
         self.jobs = []
         self.starts = 0
+        self.kills = 0
 
     def start_backend(self):
         super().start_backend()
@@ -259,6 +260,10 @@ def kill_in_phase(c, phase, n=2):
     c.proxy.release()
     if phase == "reporting":
         c.pump.flush_up()
+    # The backend forgets the dead agent on its own (six unanswered pings) and
+    # fails what it still ran there; until then it may hand it new jobs.
+    c.kills += 1
+    c.backend.wait_log(r"does not respond: removing from list", 60, count=c.kills)
     return jobs
 
 
