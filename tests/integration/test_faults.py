@@ -320,3 +320,131 @@ def test_sigkill_loop(fc):
     total = kill_loop(fc, n)
     assert fc.starts == n + 1
     print("%d kills, %d jobs, each answered once" % (n, total))
+
+
+# == 2. Docker engine faults through the proxy ==========================================
+
+def once(c, endpoint, action, pred=None):
+    """A rule that acts on the first request to `endpoint` (that `pred` accepts)."""
+    fired = []
+
+    def rule(r):
+        if not fired and r.endpoint == endpoint and (pred is None or pred(r)):
+            fired.append(r)
+            return action
+        return None
+    c.proxy.add_rule(rule)
+    return fired
+
+
+def after_fault(c, jobs, timeout=180):
+    """No hang: every job answered once; the engine's side: nothing left; and the
+    agent goes on grading."""
+    for res in jobs:
+        res.wait(timeout)
+    assert_answered_once(c, timeout)
+    assert_nothing_left(c)
+    still_grades(c)
+    assert_answered_once(c)
+    assert c.agent.alive()
+
+
+ENGINE_STEPS = ["POST /containers/create", "POST /containers/{id}/attach",
+                "POST /containers/{id}/start", "POST /containers/{id}/wait",
+                "GET /containers/{id}/json", "DELETE /containers/{id}"]
+
+
+def step_id(ep):
+    return ep.split(" ")[1].replace("/containers/", "").replace("{id}/", "").replace(
+        "{id}", "remove").strip("/") or ep
+
+
+@pytest.mark.parametrize("step", ENGINE_STEPS, ids=step_id)
+@pytest.mark.parametrize("action", ["reset", "reset_after", ("status", 500)],
+                         ids=["reset", "answer_lost", "http500"])
+def test_engine_fault(fc, step, action):
+    """The first request of `step` fails: the engine never sees it (reset), does it
+    but its answer is lost (answer_lost), or answers 500."""
+    fired = once(fc, step, action)
+    # A grading container that exits by itself (inspect follows) then a plain one.
+    jobs = [fc.submit("demo", "hello", HELLO), fc.submit("it", "sleep_long", {"seconds": "1"})]
+    after_fault(fc, jobs)
+    assert fired, "the fault was never injected: %s" % fc.proxy.seen
+
+
+def test_engine_reset_mid_attach_stream(fc):
+    """The attach stream (which carries the result) is cut while the job runs."""
+    res = fc.submit("it", "sleep_long", {"seconds": "20"})
+    fc.agent.wait_log(r"job %s: container \w+ started" % res.job_id, 60)
+    cut = fc.proxy.cut(endpoint_is("POST /containers/{id}/attach"))
+    assert cut
+    r = res.wait(120)
+    assert r["result"][0] == "crash", r
+    after_fault(fc, [res])
+
+
+def test_engine_delay_past_timeouts(tasks_dir):
+    """Every answer of the engine held for longer than the agent waits (its Docker
+    timeout set to 3 s): create, attach, start and remove each in turn."""
+    c = FaultCluster(tasks_dir, "faults-delay", extra_args=["--docker-timeout", "3"])
+    with c:
+        for step in ["POST /containers/create", "POST /containers/{id}/attach",
+                     "POST /containers/{id}/start", "DELETE /containers/{id}"]:
+            fired = once(c, step, "hold")
+            res = c.submit("demo", "hello", HELLO)
+            res.wait(120)
+            assert fired, step
+            c.proxy.release()
+        after_fault(c, list(c.jobs))
+        check_agent_log(c)
+    assert not harness.containers(c.agent_label())
+    harness.cleanup_dir(c.workdir)
+
+
+def test_engine_gone_30s(fc):
+    """The engine goes away for 30 s (connections cut, new ones refused) while jobs
+    run and arrive, then comes back."""
+    running = fc.submit("it", "sleep_long", {"seconds": "20"})
+    fc.agent.wait_log(r"job %s: container \w+ started" % running.job_id, 60)
+    fc.proxy.go_away()
+    gone_at = time.monotonic()
+    during = fc.submit("demo", "hello", HELLO)
+    # Both answered while the engine is away: nobody waits for it.
+    for res in (running, during):
+        r = res.wait(120)
+        assert r["result"][0] == "crash", r
+    harness.wait_for(lambda: time.monotonic() - gone_at >= 30, 60, "30 s without an engine")
+    fc.proxy.come_back()
+    after_fault(fc, [running, during])
+
+
+def test_engine_events_stream_cut(fc):
+    """The wait long-poll never answers, so the `die` event is how the agent learns
+    the end; the events stream is cut twice while the job runs."""
+    fc.proxy.add_rule(lambda r: "hold" if r.endpoint == "POST /containers/{id}/wait" else None)
+    res = fc.submit("it", "sleep_long", {"seconds": "3"})
+    fc.agent.wait_log(r"job %s: container \w+ started" % res.job_id, 60)
+    for _ in range(2):
+        before = fc.proxy.count("GET /events")
+        assert fc.proxy.cut(endpoint_is("GET /events"))
+        harness.wait_for(lambda: fc.proxy.count("GET /events") > before, 30,
+                         "the events stream to be reopened")
+    r = res.wait(120)
+    assert r["result"] == ("success", "slept"), r
+    fc.proxy.rules.clear()
+    fc.proxy.release()
+    after_fault(fc, [res])
+
+
+def test_engine_docker29_events(fc):
+    """Docker 29's events (no `status`, `id`, `from`): the `die` event alone ends a
+    job whose wait never answers."""
+    fc.proxy.docker29 = True
+    fc.proxy.cut(endpoint_is("GET /events"))  # reopened in the new format
+    fc.proxy.add_rule(lambda r: "hold" if r.endpoint == "POST /containers/{id}/wait" else None)
+    res = fc.submit("it", "sleep_long", {"seconds": "1"})
+    r = res.wait(120)
+    assert r["result"] == ("success", "slept"), r
+    fc.proxy.rules.clear()
+    fc.proxy.release()
+    after_fault(fc, [res])
