@@ -290,6 +290,7 @@ void agent_free(struct agent *a)
     }
     // Runs the job directory removals still queued, then joins the thread.
     worker_free(a->worker);
+    agent_janitor_free(a);
     docker_req_cancel(a->disc_req);
     docker_req_cancel(a->check_req);
     loop_timer_del(a->loop, a->check_timer);
