@@ -392,8 +392,13 @@ def test_engine_delay_past_timeouts(tasks_dir):
                      "POST /containers/{id}/start", "DELETE /containers/{id}"]:
             fired = once(c, step, "hold")
             res = c.submit("demo", "hello", HELLO)
-            res.wait(120)
+            try:
+                r = res.wait(120)
+            except TimeoutError:
+                raise AssertionError("no answer with %s held" % step)
             assert fired, step
+            if step != "DELETE /containers/{id}":
+                assert r["result"][0] == "crash", (step, r)
             c.proxy.release()
         after_fault(c, list(c.jobs))
         check_agent_log(c)
