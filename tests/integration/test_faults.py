@@ -354,9 +354,13 @@ ENGINE_STEPS = ["POST /containers/create", "POST /containers/{id}/attach",
                 "GET /containers/{id}/json", "DELETE /containers/{id}"]
 
 
+STEP_IDS = {"POST /containers/create": "create", "POST /containers/{id}/attach": "attach",
+            "POST /containers/{id}/start": "start", "POST /containers/{id}/wait": "wait",
+            "GET /containers/{id}/json": "inspect", "DELETE /containers/{id}": "remove"}
+
+
 def step_id(ep):
-    return ep.split(" ")[1].replace("/containers/", "").replace("{id}/", "").replace(
-        "{id}", "remove").strip("/") or ep
+    return STEP_IDS[ep]
 
 
 @pytest.mark.parametrize("step", ENGINE_STEPS, ids=step_id)
@@ -453,3 +457,226 @@ def test_engine_docker29_events(fc):
     fc.proxy.rules.clear()
     fc.proxy.release()
     after_fault(fc, [res])
+
+
+# == 5. Bad backend input: a hand-made ROUTER ==============================================
+
+class FakeBackend:
+    """The backend side of the protocol on a ROUTER we control, to send what the
+    real backend never sends and to stop reading."""
+
+    def __init__(self, rcvhwm=None):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        if rcvhwm is not None:
+            self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
+            self.sock.setsockopt(zmq.RCVBUF, 4096)
+        self.sock.setsockopt(zmq.SNDHWM, 0)
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.addr = "tcp://127.0.0.1:%d" % port
+        self.peer = None
+        self.got = collections.Counter()  # (type, job_id) -> count
+
+    def recv(self, timeout=30):
+        if not self.sock.poll(timeout * 1000):
+            raise TimeoutError("nothing from the agent in %ss" % timeout)
+        peer, payload = self.sock.recv_multipart()
+        self.peer = peer
+        msg = msgpack.unpackb(payload, raw=False)
+        self.got[(msg.get("@type"), msg.get("job_id"))] += 1
+        return msg
+
+    def recv_type(self, wanted, timeout=60, job_id=None):
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.recv(max(1, int(deadline - time.monotonic())))
+            if msg["@type"] == wanted and (job_id is None or msg.get("job_id") == job_id):
+                return msg
+            if time.monotonic() > deadline:
+                raise TimeoutError(wanted)
+
+    def send_raw(self, payload):
+        self.sock.send_multipart([self.peer, payload])
+
+    def send(self, msg):
+        self.send_raw(msgpack.packb(msg, use_bin_type=True))
+
+    def ping_pong(self):
+        """A round trip: everything sent before the Ping has been read by the agent."""
+        before = self.got[("Pong", None)]
+        self.send({"@type": "Ping"})
+        harness.wait_for(lambda: self.recv(30) and self.got[("Pong", None)] > before, 60,
+                         "a Pong")
+
+    def close(self):
+        self.sock.close(0)
+        self.ctx.term()
+
+
+def new_job(job_id, course="demo", task="hello", inputdata=None, env="default"):
+    return {"job_id": job_id, "course_id": course, "task_id": task, "task_problems": {},
+            "inputdata": inputdata if inputdata is not None else dict(HELLO, **{"@state": "st"}),
+            "environment_type": "docker", "environment": env,
+            "environment_parameters": {"limits": {"time": 10}}, "debug": False,
+            "@type": "BackendNewJob"}
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+@pytest.fixture
+def fake(request, tasks_dir):
+    fb = FakeBackend(**getattr(request, "param", {}))
+    c = harness.Cluster(tasks=tasks_dir, concurrency=2, friendly_name="faults-fake-%d" % os.getpid())
+    c.agent_addr = fb.addr
+    # ASan keeps freed blocks in quarantine (256 MiB by default): a small one, so
+    # that RSS says what proctord keeps.
+    c.agent_env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
+                       ":quarantine_size_mb=8:allocator_release_to_os_interval_ms=100")
+    c.start_agent()
+    try:
+        fb.recv_type("AgentHello")
+        yield fb, c
+    finally:
+        print("---- agent log (last lines) ----\n" + "\n".join(c.agent.log().splitlines()[-40:]))
+        c.agent.stop()
+        fb.close()
+    log = check_agent_log(c)
+    assert c.agent.popen.returncode == 0, (c.agent.popen.returncode, log[-3000:])
+    assert not harness.containers(c.agent_label())
+    harness.cleanup_dir(c.workdir)
+
+
+def grade_through(fb, job_id):
+    fb.send(new_job(job_id))
+    done = fb.recv_type("AgentJobDone", 120, job_id=job_id)
+    assert done["result"][0] == "success", done
+    return done
+
+
+BIG = 8 << 20
+
+
+def junk_round(fb, n):
+    """One round of malformed frames (and one legitimate but large job)."""
+    valid = msgpack.packb(new_job("trunc"), use_bin_type=True)
+    for cut in range(1, len(valid), max(1, len(valid) // 40)):
+        fb.send_raw(valid[:cut])
+    for head in (b"\xdf", b"\xdd", b"\xdb", b"\xc6", b"\xc7", b"\xc9"):
+        fb.send_raw(head + b"\xff\xff\xff\xff")
+    fb.send_raw(b"\x91" * 100000 + b"\xc0")              # nested 100,000 deep
+    fb.send_raw(b"\xdd\x00\x10\x00\x00" + b"\xc0" * (1 << 20))  # a million nils
+    fb.send_raw(msgpack.packb({"@type": "BackendNewJob", "job_id": "x" * BIG}))
+    # A large job for an environment that does not exist: answered at once.
+    fb.send(new_job("big-%d" % n, env="nope", inputdata={"blob": b"\x00" * BIG, "@state": ""}))
+    fb.recv_type("AgentJobDone", 60, job_id="big-%d" % n)
+    fb.ping_pong()
+
+
+def test_backend_oversized_and_truncated_msgpack(fake):
+    fb, c = fake
+    junk_round(fb, 0)
+    grade_through(fb, "warm")
+    warm = rss_kib(c.agent.popen.pid)
+    rounds = 15
+    for n in range(1, rounds + 1):
+        junk_round(fb, n)
+    after = rss_kib(c.agent.popen.pid)
+    print("proctord RSS after warm-up %d KiB, after %d more rounds %d KiB" % (warm, rounds, after))
+    # Each round sends about 30 MiB: kept, 15 rounds would be 450 MiB.
+    assert after - warm < 48 * 1024, (warm, after)
+    # Larger than the agent takes at all (256 MiB): libzmq drops the connection,
+    # the agent connects again and says hello.
+    fb.send_raw(b"\xc6" + (257 << 20).to_bytes(4, "big") + b"\x00" * (257 << 20))
+    fb.recv_type("AgentHello", 120)
+    grade_through(fb, "after")
+    assert c.agent.alive()
+    for key, n in fb.got.items():
+        if key[0] == "AgentJobDone":
+            assert n == 1, (key, n)
+
+
+def test_backend_unknown_message_types(fake):
+    fb, c = fake
+    for msg in ({"@type": "BackendNewJobs"}, {"@type": 7}, {"@type": None}, {"@type": ""},
+                {"@type": "AgentHello", "friendly_name": "me"}, {"@type": "Pong"},
+                {"@type": "ClientNewJob", "job_id": "c1"}, {"@type": "BackendJobDone"},
+                {"@type": "BackendKillJob"}, {"@type": "BackendKillJob", "job_id": 5},
+                {"@type": "BackendNewJob", "job_id": ["x"]}, {"@type": "é" * 1000},
+                {"type": "Ping"}, [1, 2, 3], "Ping", 42):
+        fb.send_raw(msgpack.packb(msg, use_bin_type=True))
+    fb.ping_pong()
+    grade_through(fb, "after-unknown")
+    assert c.agent.alive()
+    assert not [k for k in fb.got if k[0] == "AgentJobDone" and k[1] != "after-unknown"], fb.got
+
+
+def test_backend_same_job_twice(fake):
+    fb, c = fake
+    job = new_job("twice", course="it", task="sleep_long", inputdata={"seconds": "3"})
+    fb.send(job)
+    fb.recv_type("AgentJobStarted", 60, job_id="twice")
+    fb.send(job)  # while it runs
+    done = fb.recv_type("AgentJobDone", 120, job_id="twice")
+    assert done["result"] == ["success", "slept"], done
+    # After the round trip and another whole job, no second answer came.
+    fb.ping_pong()
+    grade_through(fb, "next")
+    assert fb.got[("AgentJobDone", "twice")] == 1, fb.got
+    assert fb.got[("AgentJobStarted", "twice")] == 1, fb.got
+    assert not harness.containers("org.proctor.job=twice")
+
+
+def test_backend_kill_of_unknown_jobs(fake):
+    fb, c = fake
+    for i in range(1000):
+        fb.send({"job_id": "ghost-%d" % i, "state": "", "@type": "BackendKillJob"})
+    fb.ping_pong()
+    done = grade_through(fb, "real")
+    # A kill for a job that is over, and two for a running one: one answer each.
+    fb.send({"job_id": "real", "state": "", "@type": "BackendKillJob"})
+    fb.send(new_job("long", course="it", task="sleep_long", inputdata={"seconds": "60"}))
+    fb.recv_type("AgentJobStarted", 60, job_id="long")
+    c.agent.wait_log(r"job long: container \w+ started", 60)
+    for _ in range(2):
+        fb.send({"job_id": "long", "state": "kept", "@type": "BackendKillJob"})
+    done = fb.recv_type("AgentJobDone", 60, job_id="long")
+    assert done["result"][0] == "killed", done
+    fb.ping_pong()
+    grade_through(fb, "last")
+    assert c.agent.alive()
+    assert fb.got[("AgentJobDone", "real")] == 1 and fb.got[("AgentJobDone", "long")] == 1, fb.got
+    assert not [k for k in fb.got if k[1] and k[1].startswith("ghost")], fb.got
+
+
+@pytest.mark.parametrize("fake", [{"rcvhwm": 1}], indirect=True)
+def test_backend_stops_reading(fake):
+    """The backend stops reading while it keeps sending Pings (its high-water mark
+    fills, then the agent's): the agent's memory stays bounded, and the result of
+    the job that ran meanwhile is not lost."""
+    fb, c = fake
+    fb.send(new_job("unread", course="it", task="sleep_long", inputdata={"seconds": "2"}))
+    fb.recv_type("AgentJobStarted", 60, job_id="unread")
+    # From here on, nothing is read.
+    base = rss_kib(c.agent.popen.pid)
+    pings = msgpack.packb({"@type": "Ping"})
+    sent = 0
+    while "job unread: success" not in c.agent.log() or sent < 60000:
+        for _ in range(1000):
+            fb.send_raw(pings)
+        sent += 1000
+        assert sent < 2000000, "the job never ended"
+    peak = rss_kib(c.agent.popen.pid)
+    print("proctord RSS %d KiB before, %d KiB after %d unread pings" % (base, peak, sent))
+    assert peak - base < 64 * 1024, (base, peak)
+    # Reading again: the result is there, once.
+    done = fb.recv_type("AgentJobDone", 120, job_id="unread")
+    assert done["result"] == ["success", "slept"], done
+    fb.ping_pong()
+    grade_through(fb, "reading-again")
+    assert fb.got[("AgentJobDone", "unread")] == 1
