@@ -15,7 +15,6 @@ label (see cmake/faults_tests.cmake).
 import collections
 import os
 import re
-import resource
 import shutil
 import signal
 import tempfile
