@@ -370,11 +370,12 @@ class BackendPump:
                 data = src.recv(65536)
                 if not data:
                     break
+                # Under the lock: flush_up() sends what was held first, in order.
                 with self.lock:
                     if self.holding:
                         self.pending.append((dst, data))
                         continue
-                dst.sendall(data)
+                    dst.sendall(data)
         except OSError:
             pass
         with self.lock:
@@ -404,11 +405,11 @@ class BackendPump:
         with self.lock:
             self.holding = False
             pending, self.pending = self.pending, []
-        for dst, data in pending:
-            try:
-                dst.sendall(data)
-            except OSError:
-                pass
+            for dst, data in pending:
+                try:
+                    dst.sendall(data)
+                except OSError:
+                    pass
 
     def drop_up(self):
         with self.lock:
