@@ -229,7 +229,7 @@ def hold_rule(c, ep, extra=None):
     return c.proxy.add_rule(rule)
 
 
-def reach_phase(c, phase, jobs):
+def reach_phase(c, phase, jobs, own=True):
     """Brings the jobs to `phase` and keeps them there (or returns when they are in it).
 
     Returns what must be released once the agent is dead."""
@@ -254,6 +254,12 @@ def reach_phase(c, phase, jobs):
         # The results leave proctord and stay in the pump: the agent is killed
         # with its answers on the wire.
         rule = None
+        if not own:
+            # Under load the backend may not even hand this job out while the
+            # results stay in the pump: any result on the wire will do.
+            harness.wait_for(lambda: b"AgentJobDone" in c.pump.held(), 60,
+                             "a result to be held in the pump")
+            jobs = []
         for res in jobs:
             harness.wait_for(lambda: res.job_id.encode() in c.pump.held(), 60,
                              "the result of %s to be held in the pump" % res.job_id)
@@ -272,7 +278,7 @@ PHASE_TASKS = {
 }
 
 
-def kill_in_phase(c, phase, n=2):
+def kill_in_phase(c, phase, n=2, own=True):
     course, task, inputs = PHASE_TASKS[phase]
     if phase == "reporting":
         # From the first start on, what proctord sends stays in the pump.
@@ -282,7 +288,7 @@ def kill_in_phase(c, phase, n=2):
             return None
         c.proxy.add_rule(hold_results)
     jobs = [c.submit(course, task, inputs) for _ in range(n)]
-    rule = reach_phase(c, phase, jobs)
+    rule = reach_phase(c, phase, jobs, own)
     c.restart_agent()
     if rule:
         c.proxy.remove_rule(rule)
@@ -336,7 +342,7 @@ def kill_loop(c, kills):
     phases = list(PHASE_TASKS)
     try:
         for i in range(kills):
-            kill_in_phase(c, phases[i % len(phases)], n=1)
+            kill_in_phase(c, phases[i % len(phases)], n=1, own=False)
             assert_no_orphans(c)
     finally:
         stop.set()
