@@ -1,6 +1,7 @@
 add_library(proctor_job STATIC
   src/job/agent.c
   src/job/discovery.c
+  src/job/janitor.c
   src/job/container.c
   src/job/job.c
   src/job/pool.c

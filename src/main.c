@@ -357,6 +357,8 @@ static void usage(FILE *f)
                "  --max-output-mib N       hard cap on all a job's container sends (default 1024)\n"
                "  --drain-timeout S        on SIGTERM, how long running jobs may go on before\n"
                "                           they are stopped and reported (default 120)\n"
+               "  --docker-timeout S       how long one Docker engine call may take (streams,\n"
+               "                           waits and attach streams aside; default 300)\n"
                "  --disable-autorestart    accepted for compatibility (proctord never restarts)\n"
                "  --metrics ADDR:PORT      serve Prometheus metrics at http://ADDR:PORT/metrics\n"
                "  --log-format text|json   log lines on stderr (default text; json: one object\n"
@@ -452,6 +454,7 @@ int main(int argc, char **argv)
         OPT_MAXMSG,
         OPT_MAXOUT,
         OPT_DRAIN,
+        OPT_DTIMEOUT,
         OPT_LOGFMT,
         OPT_VERSION,
         OPT_METRICS,
@@ -480,6 +483,7 @@ int main(int argc, char **argv)
         {"max-message-mib", required_argument, NULL, OPT_MAXMSG},
         {"max-output-mib", required_argument, NULL, OPT_MAXOUT},
         {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+        {"docker-timeout", required_argument, NULL, OPT_DTIMEOUT},
         {"log-format", required_argument, NULL, OPT_LOGFMT},
         {"version", no_argument, NULL, OPT_VERSION},
         {"metrics", required_argument, NULL, OPT_METRICS},
@@ -595,6 +599,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "proctord: --drain-timeout takes seconds from 0 to 604800\n");
                 return 2;
             }
+            break;
+        case OPT_DTIMEOUT:
+            if (parse_int(optarg, 1, 86400, &v)) {
+                fprintf(stderr, "proctord: --docker-timeout takes seconds from 1 to 86400\n");
+                return 2;
+            }
+            cfg.docker_timeout_ms = v * 1000;
             break;
         case OPT_LOGFMT: {
             enum log_format f;

@@ -21,6 +21,7 @@
 struct link_msg {
     struct link_msg *next;
     size_t len;
+    bool pong;
     zmq_msg_t msg;
 };
 
@@ -43,6 +44,8 @@ struct backend_link {
     bool hooked; /* on_hook registered on the loop */
     struct link_msg *head, *tail;
     size_t nq, qbytes;
+    size_t pongs;     /* Pongs in the queue */
+    bool blocked;     /* libzmq refused the head of the queue (HWM): the peer is not reading */
     bool full_logged; /* one warning per episode of a full queue */
     bool pumping;
 };
@@ -67,7 +70,8 @@ static void queue_clear(struct backend_link *l)
         m = next;
     }
     l->head = l->tail = NULL;
-    l->nq = l->qbytes = 0;
+    l->nq = l->qbytes = l->pongs = 0;
+    l->blocked = false;
     l->full_logged = false;
 }
 
@@ -79,6 +83,8 @@ static void queue_pop(struct backend_link *l)
         l->tail = NULL;
     l->nq--;
     l->qbytes -= m->len;
+    if (m->pong)
+        l->pongs--;
     if (!l->nq)
         l->full_logged = false;
     zmq_msg_close(&m->msg);
@@ -128,6 +134,7 @@ static int queue_push(struct backend_link *l, char *data, size_t len, bool take)
         goto out;
     m->next = NULL;
     m->len = len;
+    m->pong = false;
     if (l->tail)
         l->tail->next = m;
     else
@@ -149,12 +156,15 @@ static void flush(struct backend_link *l)
     while (l->head && l->sock) {
         if (zmq_msg_send(&l->head->msg, l->sock, ZMQ_DONTWAIT) >= 0) {
             queue_pop(l);
+            l->blocked = false;
             continue;
         }
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN)
+        if (errno == EAGAIN) {
+            l->blocked = true;
             break;
+        }
         // Nothing else is transient on a DEALER: keeping it would wedge the queue.
         log_error(LOG_BACKEND, "zmq_send failed: %s; dropping a %zu-byte message",
                   zmq_strerror(errno), l->head->len);
@@ -187,9 +197,18 @@ static void handle_frame(struct backend_link *l, const char *buf, size_t len)
     }
     log_debug(LOG_BACKEND, "received %s", backend_msg_type_name(m.type));
     if (m.type == BACKEND_MSG_PING) {
-        ret = queue_encoded(l, backend_encode_pong);
-        if (ret)
-            log_error(LOG_BACKEND, "cannot queue a pong: %s", strerror(-ret));
+        // While the backend does not read, a Pong still queued says all
+        // another would: a backend that sends Pings but stops reading must
+        // not fill the queue with them and push a job's result out.
+        if (!l->blocked || l->pongs == 0) {
+            ret = queue_encoded(l, backend_encode_pong);
+            if (ret)
+                log_error(LOG_BACKEND, "cannot queue a pong: %s", strerror(-ret));
+            else {
+                l->tail->pong = true;
+                l->pongs++;
+            }
+        }
     } else {
         l->cb.on_message(l, &m, l->data);
     }

@@ -49,12 +49,14 @@ struct docker_attach {
     size_t out_off;
     size_t max_write;
     struct docker_demux demux;
-    int busy;   /* > 0 while our fd handler runs */
-    bool freed; /* docker_attach_free() was called during a callback */
+    uint64_t head_timer; /* until the engine answers the attach request */
+    int busy;            /* > 0 while our fd handler runs */
+    bool freed;          /* docker_attach_free() was called during a callback */
     char cid[13];
 };
 
 static void on_attach_fd(struct loop *loop, int fd, unsigned events, void *data);
+static long on_head_timeout(struct loop *loop, uint64_t id, void *data);
 static void attach_destroy(struct docker_attach *a);
 
 static bool valid_ref(const char *id)
@@ -137,6 +139,11 @@ struct docker_attach *docker_attach_new(struct docker_client *c, const char *id,
         a->mask = LOOP_WRITE;
         ret = loop_fd_add(a->loop, a->fd, a->mask, on_attach_fd, a);
     }
+    // An engine that accepts the connection and never answers must not keep
+    // the container's owner waiting: the handshake has the calls' timeout.
+    long timeout_ms = docker_client_timeout_ms(c);
+    if (!ret && timeout_ms > 0)
+        a->head_timer = loop_timer_add(a->loop, timeout_ms, on_head_timeout, a);
     if (ret < 0) {
         log_error(LOG_DOCKER, "container %s: cannot attach: %s", a->cid, strerror(-ret));
         if (a->fd >= 0)
@@ -195,6 +202,7 @@ void docker_attach_free(struct docker_attach *a)
 
 static void attach_destroy(struct docker_attach *a)
 {
+    loop_timer_del(a->loop, a->head_timer);
     if (a->fd >= 0) {
         loop_fd_del(a->loop, a->fd);
         close(a->fd);
@@ -211,6 +219,8 @@ static void attach_close(struct docker_attach *a, int err, const char *text)
     if (a->state == ATTACH_CLOSED)
         return;
     a->state = ATTACH_CLOSED;
+    loop_timer_del(a->loop, a->head_timer);
+    a->head_timer = 0;
     loop_fd_del(a->loop, a->fd);
     close(a->fd);
     a->fd = -1;
@@ -311,6 +321,8 @@ static bool attach_head(struct docker_attach *a)
         bool ok = buf_append(&rest, a->head.data + head_len, a->head.len - head_len, 0) == 0;
         buf_deinit(&a->head);
         a->state = ATTACH_STREAM;
+        loop_timer_del(a->loop, a->head_timer);
+        a->head_timer = 0;
         log_debug(LOG_DOCKER, "container %s: attached (http %d)", a->cid, code);
         if (!ok)
             attach_close(a, -ENOMEM, "out of memory");
@@ -446,4 +458,18 @@ static void on_attach_fd(struct loop *loop, int fd, unsigned events, void *data)
     a->busy--;
     if (a->freed && a->busy == 0)
         attach_destroy(a);
+}
+
+static long on_head_timeout(struct loop *loop, uint64_t id, void *data)
+{
+    PROCTOR_UNUSED(loop);
+    PROCTOR_UNUSED(id);
+    struct docker_attach *a = data;
+    a->head_timer = 0;
+    a->busy++;
+    attach_close(a, -ETIMEDOUT, "no answer to the attach request");
+    a->busy--;
+    if (a->freed && a->busy == 0)
+        attach_destroy(a);
+    return LOOP_NOMORE;
 }

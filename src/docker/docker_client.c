@@ -129,6 +129,11 @@ const struct docker_endpoint *docker_client_endpoint(const struct docker_client 
     return &c->ep;
 }
 
+long docker_client_timeout_ms(const struct docker_client *c)
+{
+    return c->timeout_ms;
+}
+
 struct loop *docker_client_loop(const struct docker_client *c)
 {
     return c->loop;

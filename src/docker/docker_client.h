@@ -230,6 +230,9 @@ void docker_client_set_limits(struct docker_client *c, size_t max_body, long tim
 
 /** Borrowed; valid for the client's lifetime. */
 const struct docker_endpoint *docker_client_endpoint(const struct docker_client *c);
+/** The total timeout of one non-streaming call in ms (0: none); attach handshakes use it too. */
+long docker_client_timeout_ms(const struct docker_client *c);
+
 /** The loop the client runs on (borrowed). */
 struct loop *docker_client_loop(const struct docker_client *c);
 /** Number of requests in flight (tests and metrics). */

@@ -148,6 +148,7 @@ static void events_connect(struct docker_events *ev)
     const char *const filters[] = {
         "label", ev->label, /* left out when NULL */
         "type", "container",
+        "event", "create",
         "event", "die",
         "event", "oom",
         NULL,

@@ -1,6 +1,6 @@
 /**
  * @file docker_events.h
- * The container events watch (`die`, `oom`) of a docker client: one GET
+ * The container events watch (`create`, `die`, `oom`) of a docker client: one GET
  * /events stream, reopened when it ends or fails, with no event delivered
  * twice. docker_client.h includes this header.
  */
@@ -14,7 +14,7 @@ struct docker_events;
 struct docker_kv; /* docker_client.h */
 
 struct docker_event {
-    const char *action; /* "die", "oom", ... */
+    const char *action; /* "create", "die", "oom" */
     const char *id;     /* container id */
     int exit_code;      /* from Actor.Attributes.exitCode; -1 when absent or unparsable */
     int64_t time;       /* unix seconds */
@@ -27,7 +27,7 @@ struct docker_event {
 typedef void (*docker_event_fn)(const struct docker_event *ev, void *data);
 
 /**
- * Watches container `die` and `oom` events (optionally only containers with
+ * Watches container `create`, `die` and `oom` events (optionally only containers with
  * label filter `label`, borrowed; NULL = all). The stream is parsed line by
  * line; when it ends or fails it is reopened after a short loop timer with
  * `since` = the last event seen (or the time of this call), and events already

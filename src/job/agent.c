@@ -25,6 +25,13 @@ static int64_t host_memory_mib(void)
     return (int64_t)pages * size / (1024 * 1024);
 }
 
+static void on_stray_removed(int status, const char *err, void *data)
+{
+    PROCTOR_UNUSED(data);
+    if (status && status != 404)
+        log_warn(LOG_JOB, "removing a stray container failed: %s", err ? err : "?");
+}
+
 static void on_event(const struct docker_event *ev, void *data)
 {
     struct agent *a = data;
@@ -42,9 +49,21 @@ static void on_event(const struct docker_event *ev, void *data)
     }
     if (a->pool && pool_on_event(a->pool, ev))
         return;
-    // A container taken from the pool keeps the pool's label: its job knows it by id.
-    for (struct job *j = a->jobs; j; j = job_next(j))
-        job_on_event(j, ev);
+    if (strcmp(ev->action, "create")) {
+        // A container taken from the pool keeps the pool's label: its job knows it by id.
+        for (struct job *j = a->jobs; j; j = job_next(j))
+            job_on_event(j, ev);
+        return;
+    }
+    // The pool's own, before the engine answered its create.
+    if (a->pool && pool_owns(a->pool, job))
+        return;
+    // Created with our id for a job we do not run: a create that an earlier
+    // run of this agent asked for, which the engine finished after the sweep
+    // at start (or a job's create answered after the job ended). Nobody will
+    // ever remove it but us.
+    log_info(LOG_JOB, "removing stray container %.12s of job %s", ev->id, job);
+    docker_container_remove(a->docker, ev->id, true, true, on_stray_removed, NULL);
 }
 
 /*
@@ -298,6 +317,7 @@ void agent_free(struct agent *a)
     pool_free(a->pool);
     // Runs the job directory removals still queued, then joins the thread.
     worker_free(a->worker);
+    agent_janitor_free(a);
     docker_req_cancel(a->disc_req);
     docker_req_cancel(a->check_req);
     loop_timer_del(a->loop, a->check_timer);

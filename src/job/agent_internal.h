@@ -12,6 +12,8 @@
 #include "job/job.h"
 #include "job/job_host.h"
 
+struct stray; /* janitor.c */
+
 struct agent {
     struct job_host host; /* what jobs see; host.agent == this */
     struct loop *loop;
@@ -49,7 +51,19 @@ struct agent {
     void *check_data;
     struct docker_req *check_req;
     uint64_t check_timer;
+    /* the janitor (janitor.c): removals that failed, jobs that may have left one */
+    struct stray *strays, *stray_cur;
+    size_t nstrays;
+    struct docker_req *stray_req;
+    uint64_t stray_timer;
+    long stray_delay;
 };
+
+/* janitor.c */
+/** Cancels what the janitor has in flight and forgets every entry. */
+void agent_janitor_free(struct agent *a);
+/** Entries not done yet (the one in flight included). */
+size_t agent_janitor_pending(const struct agent *a);
 
 /* discovery.c */
 /** Forgets every environment. */

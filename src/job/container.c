@@ -83,7 +83,8 @@ void ct_deinit(struct container *c)
     free(c->id);
     free(c->log_name);
     free(c->image);
-    c->id = c->log_name = c->image = NULL;
+    free(c->job_id);
+    c->id = c->log_name = c->image = c->job_id = NULL;
 }
 
 /** Records the first cause of the end. */
@@ -459,14 +460,16 @@ static void on_removed(int status, const char *err, void *data)
 {
     struct container *c = data;
     c->req = NULL;
-    if (status && status != 404)
-        log_warn(LOG_JOB, "%s: removing container %.12s failed: %s", c->log_name, c->id,
-                 errtext(status, err));
-    else
+    if (status && status != 404) {
+        log_warn(LOG_JOB, "%s: removing container %.12s failed: %s; trying again later",
+                 c->log_name, c->id, errtext(status, err));
+        agent_remove_later(c->host->agent, c->id);
+    } else {
         log_info_event(LOG_JOB, "container_removed",
                        LOG_FIELDS(LOG_STR("role", c->role), LOG_STR("container", c->id),
                                   LOG_STR("image", c->image)),
                        "%s: container %.12s removed", c->log_name, c->id);
+    }
     ct_gone(c);
     c->ops->gone(c, c->data);
 }
@@ -479,6 +482,7 @@ static bool ct_delete(struct container *c)
     if (c->req)
         return true;
     log_warn(LOG_JOB, "%s: cannot ask the Docker engine to remove %.12s", c->log_name, c->id);
+    agent_remove_later(c->host->agent, c->id);
     ct_gone(c);
     return false;
 }
@@ -489,6 +493,9 @@ static void on_created(int status, const char *err, const char *id, void *data)
     c->req = NULL;
     if (status) {
         log_warn(LOG_JOB, "%s: create failed: %s", c->log_name, errtext(status, err));
+        // No HTTP answer (reset, timeout): the engine may have created it anyway.
+        if (status < 0 && c->job_id)
+            agent_sweep_job_later(c->host->agent, c->job_id);
         ct_cause(c, CT_OUT_ERROR, CT_ERR_CREATE);
         if (c->remove_asked) {
             c->phase = CT_GONE;
@@ -576,6 +583,8 @@ int ct_create(struct container *c, const struct ct_spec *s)
     c->role = s->role;
     c->want_attach = s->attach;
     c->want_park = s->park;
+    free(c->job_id);
+    c->job_id = xstrdup(s->job_id);
     c->req = docker_container_create(c->host->docker, &spec, on_created, c);
     if (!c->req)
         return -EIO;

@@ -140,6 +140,7 @@ struct container {
     struct docker_req *kill_req;
     struct docker_attach *attach;
     uint64_t wall_timer, cpu_timer, grace_timer, retry_timer, notify_timer;
+    char *job_id; /* for the janitor, should a create's answer be lost */
     unsigned wait_retries;
     bool want_attach, want_park, stream_closed, exited, stop_asked, remove_asked;
 };

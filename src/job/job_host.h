@@ -65,6 +65,18 @@ int agent_ports_take(struct agent *a, const char *job_id, size_t n, uint16_t *ou
                      size_t reasonlen);
 /** Returns ports to the pool. */
 void agent_ports_give(struct agent *a, const uint16_t *ports, size_t n);
+/**
+ * A container of ours that could not be removed (the engine failed or was away):
+ * the agent asks again later, with a backoff, whatever becomes of the job.
+ * `container_id` is copied.
+ */
+void agent_remove_later(struct agent *a, const char *container_id);
+/**
+ * A job that may have left a container whose id it never learnt (a create whose
+ * answer was lost): once the job is over, the agent removes every container of
+ * ours labelled with it. `job_id` is copied.
+ */
+void agent_sweep_job_later(struct agent *a, const char *job_id);
 /** Called by a job once it has reported and released everything: unlinks and frees it. */
 void agent_job_finished(struct agent *a, struct job *j);
 /** Called by the pool when a drain has removed its last container. */

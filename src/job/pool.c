@@ -376,8 +376,7 @@ static void pool_plan(struct pool *p)
     for (size_t i = 0; i < p->nenvs && p->making < POOL_MAX_MAKING; i++) {
         struct pool_env *pe = &p->envs[i];
         const struct env *env = agent_env_find(h->agent, pe->envtype, pe->envname);
-        while (env && p->making < POOL_MAX_MAKING &&
-               env_count(p, pe, false) < (size_t)pe->target) {
+        while (env && p->making < POOL_MAX_MAKING && env_count(p, pe, false) < (size_t)pe->target) {
             size_t before = env_count(p, pe, false);
             entry_make(p, pe, env);
             if (env_count(p, pe, false) == before)

@@ -164,6 +164,12 @@ static void on_inspect_missing(int status, const char *err, const struct docker_
 static void on_event(const struct docker_event *ev, void *data)
 {
     struct ctx *x = data;
+    if (strcmp(ev->action, "create") == 0) {
+        // It may come before the create's answer (x->id not known yet).
+        CHECK(has_label(ev->attributes, ev->n_attributes, RUN_LABEL, x->run_value),
+              "create event attributes carry our label");
+        return;
+    }
     REQUIRE(strcmp(ev->id, x->id) == 0, "event %s for a container (%s) not ours", ev->action,
             ev->id);
     CHECK(has_label(ev->attributes, ev->n_attributes, RUN_LABEL, x->run_value),

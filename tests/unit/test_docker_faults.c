@@ -40,7 +40,8 @@
     "{\"Type\":\"container\",\"status\":\"die\",\"id\":\"c3\",\"Actor\":{\"Attributes\":{"         \
     "\"exitCode\":\"oops\"}},\"time\":1700000003}\n"
 #define EV2_NANO 1700000002000000200LL
-#define EVENTS_FILTER "{\"label\":[\"lbl=x\"],\"type\":[\"container\"],\"event\":[\"die\",\"oom\"]}"
+#define EVENTS_FILTER                                                                              \
+    "{\"label\":[\"lbl=x\"],\"type\":[\"container\"],\"event\":[\"create\",\"die\",\"oom\"]}"
 // A label filter that JSON and the query must both escape.
 #define ODD_LABEL "org.proctor.q=a\"b\\c d&e=%41/\xc3\xa9"
 
