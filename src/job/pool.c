@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "core/log.h"
@@ -40,7 +41,7 @@ struct pool_entry {
     enum entry_state state;
     struct container ct;
     char *dir;
-    char *label; /* org.proctor.job: "pool-<n>" */
+    char *label; /* org.proctor.job: "pool-<run>-<n>" */
     char *envtype, *envname, *image_id, *runtime;
     int64_t memory_mib;
     struct policy_hardening hard;
@@ -56,6 +57,7 @@ struct pool {
     size_t nenvs;
     uint64_t plan_timer;
     uint64_t serial;
+    uint32_t run;  /* drawn at start: labels differ from a previous run's leftovers */
     size_t making; /* containers being made (at most POOL_MAX_MAKING at a time) */
 };
 
@@ -234,7 +236,7 @@ static void entry_make(struct pool *p, const struct pool_env *pe, const struct e
     const struct job_host *h = p->host;
     struct pool_entry *e = xcalloc(1, sizeof *e);
     e->pool = p;
-    e->label = xasprintf("pool-%llu", (unsigned long long)++p->serial);
+    e->label = xasprintf("pool-%08x-%llu", p->run, (unsigned long long)++p->serial);
     e->envtype = xstrdup(pe->envtype);
     e->envname = xstrdup(pe->envname);
     e->image_id = xstrdup(env->image_id);
@@ -414,6 +416,10 @@ struct pool *pool_new(const struct job_host *host, int64_t slots, bool enabled)
     p->host = host;
     p->slots = slots > 0 ? slots : 1;
     p->enabled = enabled;
+    // A restarted agent's sweep spares the labels of its own pool: they must not be
+    // those of what the previous run left.
+    if (getrandom(&p->run, sizeof p->run, 0) != sizeof p->run)
+        p->run = (uint32_t)util_now_ns();
     return p;
 }
 

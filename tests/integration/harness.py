@@ -249,7 +249,7 @@ class Cluster:
     def wait_warm(self, timeout=60):
         """With --warm: waits for the first warm container, so the first job is a warm one."""
         if self.pool_warmed():
-            self.agent.wait_log(r"pool pool-\d+: container \w+ waiting for a job", timeout)
+            self.agent.wait_log(r"pool pool-\S+: container \w+ waiting for a job", timeout)
 
     def __enter__(self):
         try:
@@ -340,7 +340,7 @@ def exists(container_id):
 
 def grading_container(cluster, job_id):
     """The id (12 digits) of a job's grading container, from proctord's log. A warm one
-    (README: "Warm pool") keeps the label org.proctor.job=pool-<n> it was made with."""
+    (README: "Warm pool") keeps the label org.proctor.job=pool-<run>-<n> it was made with."""
     m = re.search(r"job %s: container (\w{12}) started" % re.escape(job_id), cluster.agent.log())
     return m.group(1) if m else None
 

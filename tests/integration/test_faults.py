@@ -79,8 +79,11 @@ class FaultCluster(harness.Cluster):
     backend through a BackendPump."""
 
     def __init__(self, tasks, name, concurrency=2, extra_args=()):
+        # Without the warm pool: these tests count an agent's containers across a SIGKILL
+        # and a restart that append to one log; a warm container's own crash and restart
+        # are pool.sigkill_and_restart_leave_no_warm_container's.
         super().__init__(tasks=tasks, concurrency=concurrency, friendly_name=name,
-                         extra_args=extra_args)
+                         extra_args=list(extra_args) + ["--no-pool"])
         self.sockdir = tempfile.mkdtemp(prefix="proctor-faults-sock-")
         self.proxy = EngineProxy(os.path.join(self.sockdir, "docker.sock"))
         self.agent_env = dict(os.environ, DOCKER_HOST="unix://" + self.proxy.path)
