@@ -243,12 +243,13 @@ class Cluster:
 
     def pool_warmed(self):
         """Whether this cluster's agent is proctord with its default environment warmed."""
-        argv = self.agent.argv if self.agent else self.agent_argv()
+        argv = getattr(self.agent, "argv", None) or self.agent_argv()
         return self.agent_kind == "proctord" and "--warm" in argv
 
     def wait_warm(self, timeout=60):
         """With --warm: waits for the first warm container, so the first job is a warm one."""
-        if self.pool_warmed():
+        # (A cluster whose agent is started otherwise, e.g. a systemd unit, has no such Proc.)
+        if isinstance(self.agent, Proc) and self.pool_warmed():
             self.agent.wait_log(r"pool pool-\S+: container \w+ waiting for a job", timeout)
 
     def __enter__(self):
