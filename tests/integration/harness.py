@@ -333,6 +333,14 @@ def job_containers(label_filter, agent_log):
     return [c for c in containers(label_filter) if c[:12] not in waiting]
 
 
+def require_default_image():
+    """The example images come from examples/environments/build.sh (run by the test command)."""
+    out = subprocess.run(["docker", "images", "-q", "--filter",
+                          "label=org.inginious.grading.name=default"],
+                         check=True, capture_output=True, text=True).stdout
+    assert out.strip(), "the default grading image is missing: run examples/environments/build.sh"
+
+
 def exists(container_id):
     """Whether a container with this id (or id prefix) exists."""
     return bool(subprocess.run(["docker", "ps", "-aq", "--filter", "id=" + container_id],

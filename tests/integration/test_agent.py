@@ -36,10 +36,7 @@ def docker_and_images():
                            check=True, capture_output=True)
         finally:
             shutil.rmtree(ctx, ignore_errors=True)
-    out = subprocess.run(["docker", "images", "-q", "--filter",
-                          "label=org.inginious.grading.name=default"],
-                         check=True, capture_output=True, text=True).stdout
-    assert out.strip(), "the default grading image is missing: run examples/environments/build.sh"
+    harness.require_default_image()
 
 
 @pytest.fixture

@@ -59,10 +59,7 @@ _count_answers()
 @pytest.fixture(scope="session", autouse=True)
 def docker_and_images():
     harness.require_docker()
-    out = harness.subprocess.run(["docker", "images", "-q", "--filter",
-                                  "label=org.inginious.grading.name=default"],
-                                 check=True, capture_output=True, text=True).stdout
-    assert out.strip(), "the default grading image is missing: run examples/environments/build.sh"
+    harness.require_default_image()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import collections
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 
@@ -35,10 +34,7 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 def docker_and_netns():
     harness.require_docker()
     hosts.require_netns()
-    out = subprocess.run(["docker", "images", "-q", "--filter",
-                          "label=org.inginious.grading.name=default"],
-                         check=True, capture_output=True, text=True).stdout
-    assert out.strip(), "the default grading image is missing: run examples/environments/build.sh"
+    harness.require_default_image()
 
 
 @pytest.fixture
