@@ -420,6 +420,7 @@ struct pool *pool_new(const struct job_host *host, int64_t slots, bool enabled)
     // those of what the previous run left.
     if (getrandom(&p->run, sizeof p->run, 0) != sizeof p->run)
         p->run = (uint32_t)util_now_ns();
+    log_info(LOG_JOB, "warm pool: containers labelled pool-%08x-<n> (sized by the policy)", p->run);
     return p;
 }
 

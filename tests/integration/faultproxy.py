@@ -278,22 +278,30 @@ class EngineProxy(SocketProxy):
             line, headers = _headers(head)
             req.reply_status = int(line.split(" ")[1])
             if not events:
+                if create:
+                    # The whole answer first: the container's labels are known here before
+                    # the agent, which asks about the container as soon as it reads it.
+                    body = rest
+                    while True:
+                        data = upstream.recv(65536)
+                        if not data:
+                            break
+                        body += data
+                    if req.reply_status == 201:
+                        try:
+                            cid = json.loads(body)["Id"]
+                            with self.lock:
+                                self.ids[cid] = req.labels()
+                        except (ValueError, KeyError):
+                            pass
+                    client.sendall(head + b"\r\n\r\n" + body)
+                    return
                 client.sendall(head + b"\r\n\r\n" + rest)
-                body = rest
                 while True:
                     data = upstream.recv(65536)
                     if not data:
                         break
-                    if create:
-                        body += data
                     client.sendall(data)
-                if create and req.reply_status == 201:
-                    try:
-                        cid = json.loads(body)["Id"]
-                        with self.lock:
-                            self.ids[cid] = req.labels()
-                    except (ValueError, KeyError):
-                        pass
                 return
             # Chunked JSON lines: re-chunk each rewritten line.
             client.sendall(head + b"\r\n\r\n")

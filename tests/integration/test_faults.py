@@ -76,11 +76,12 @@ class FaultCluster(harness.Cluster):
     backend through a BackendPump."""
 
     def __init__(self, tasks, name, concurrency=2, extra_args=()):
-        # Without the warm pool: these tests count an agent's containers across a SIGKILL
-        # and a restart that append to one log; a warm container's own crash and restart
-        # are pool.sigkill_and_restart_leave_no_warm_container's.
+        # With the warm pool, as proctord runs by default: each start of the agent
+        # draws its own pool labels (pool-<run>-<n>) and its part of the one log
+        # (run_log) says which of the containers are its own warm ones.
         super().__init__(tasks=tasks, concurrency=concurrency, friendly_name=name,
-                         extra_args=list(extra_args) + ["--no-pool"])
+                         extra_args=list(extra_args))
+        self.log_start = 0
         self.sockdir = tempfile.mkdtemp(prefix="proctor-faults-sock-")
         self.proxy = EngineProxy(os.path.join(self.sockdir, "docker.sock"))
         self.agent_env = dict(os.environ, DOCKER_HOST="unix://" + self.proxy.path)
@@ -101,7 +102,48 @@ class FaultCluster(harness.Cluster):
 
     def start_agent(self):
         self.starts += 1
+        path = os.path.join(self.workdir, "agent.log")
+        self.log_start = os.path.getsize(path) if os.path.exists(path) else 0
         return super().start_agent()
+
+    def run_log(self):
+        """What the agent's current run has logged (the log is appended to by each start)."""
+        with open(self.agent.logpath, "rb") as f:
+            f.seek(self.log_start)
+            return f.read().decode("utf-8", "replace")
+
+    def labelled(self):
+        """{container id (12): org.proctor.job label} of every container of the agent."""
+        out = harness.subprocess.run(
+            ["docker", "ps", "-a", "--filter", "label=" + self.agent_label(), "--format",
+             "{{.ID}} {{.Label \"org.proctor.job\"}}"], capture_output=True, text=True,
+            check=True).stdout
+        return dict(line.split()[:2] for line in out.splitlines() if len(line.split()) >= 2)
+
+    def own_warm(self, log=None):
+        """The current run's warm containers that no job took (waiting or being made):
+        what the agent keeps between jobs. A killed run's warm containers are not."""
+        log = self.run_log() if log is None else log
+        m = re.search(r"warm pool: containers labelled (pool-[0-9a-f]{8})-", log)
+        claimed = set(re.findall(r"warm container (\w{12})", log))
+        claimed |= set(re.findall(r"container (\w{12}) from the pool", log))  # student parts
+        if not m:
+            return set()
+        return {cid for cid, job in self.labelled().items()
+                if job.startswith(m.group(1) + "-") and cid not in claimed}
+
+    def claimed_by(self, log=None):
+        """{container id (12): job id} of the warm containers the current run handed out."""
+        log = self.run_log() if log is None else log
+        pairs = re.findall(r"job (\S+): warm container (\w{12})", log)
+        pairs += re.findall(r"job (\S+): student \(ahead\): container (\w{12}) from the pool", log)
+        return {cid: job for job, cid in pairs}
+
+    def leftovers(self):
+        """The agent's containers but its current run's own warm ones."""
+        log = self.run_log()
+        own = self.own_warm(log)
+        return {cid: job for cid, job in self.labelled().items() if cid not in own}
 
     def submit(self, course, task, inputdata=None, **kw):
         res = super().submit(course, task, inputdata, **kw)
@@ -149,36 +191,39 @@ def assert_answered_once(c, timeout=120):
 
 
 def assert_nothing_left(c, timeout=60):
-    label = c.agent_label()
+    """No container of the agent is left but the warm ones its current run keeps."""
     try:
-        harness.wait_for(lambda: not harness.containers(label), timeout,
-                         "no container labelled %s" % label)
+        harness.wait_for(lambda: not c.leftovers(), timeout,
+                         "no container labelled %s but the current run's warm ones"
+                         % c.agent_label())
     except TimeoutError:
+        left = c.leftovers()
         out = harness.subprocess.run(
-            ["docker", "ps", "-a", "--filter", "label=" + label, "--format",
+            ["docker", "ps", "-a", "--filter", "label=" + c.agent_label(), "--format",
              "{{.ID}} {{.Status}} {{.Label \"org.proctor.job\"}} {{.Label \"org.proctor.role\"}}"],
             capture_output=True, text=True).stdout
-        jobs = set(line.split()[-2] for line in out.splitlines() if line.strip())
+        keys = set(left) | set(left.values())
         about = [line for line in c.agent.log().splitlines()
-                 if any(j in line for j in jobs) or re.search(
-                     r"leftover|stray|said hello|events stream|removing", line)]
+                 if any(k in line for k in keys) or re.search(
+                     r"leftover|stray|said hello|events stream|removing|warm pool", line)]
         about += ["engine: %s %s -> %s" % (r.method, r.path[:90], r.reply_status)
-                  for r in c.proxy.seen if any(j in (r.body or b"").decode("latin-1")
-                                               for j in jobs)]
-        raise AssertionError("left behind:\n%s\nagent log about them:\n%s"
-                             % (out, "\n".join(about[-80:])))
+                  for r in c.proxy.seen if any(k in (r.body or b"").decode("latin-1") + r.path
+                                               for k in keys)]
+        raise AssertionError("left behind: %s\n%s\nagent log about them:\n%s"
+                             % (left, out, "\n".join(about[-80:])))
 
 
 def assert_no_orphans(c, timeout=60):
     """Under load: every container of the agent whose job is answered (or was
-    never submitted here) is removed; the running jobs' containers may stay."""
+    never submitted here, or a killed run's warm one) is removed; the running jobs'
+    containers and the current run's warm ones may stay."""
     running = {r.job_id for r in c.jobs if not r.event.is_set()}
-    out = harness.subprocess.run(
-        ["docker", "ps", "-a", "--filter", "label=" + c.agent_label(), "--format",
-         "{{.ID}} {{.Label \"org.proctor.job\"}}"], capture_output=True, text=True,
-        check=True).stdout.split("\n")
-    suspects = [line.split()[0] for line in out if line.strip() and line.split()[-1] not in running]
-    harness.wait_for(lambda: not [i for i in suspects if i in harness.containers(c.agent_label())],
+    log = c.run_log()
+    own = c.own_warm(log)
+    claimed = c.claimed_by(log)
+    suspects = [cid for cid, job in c.labelled().items()
+                if cid not in own and claimed.get(cid, job) not in running]
+    harness.wait_for(lambda: not [i for i in suspects if i in c.labelled()],
                      timeout, "the containers of answered jobs (%s) to be removed" % suspects)
 
 
@@ -212,6 +257,8 @@ def endpoint_is(ep):
 
 def role_is(c, role):
     def pred(r):
+        if r.endpoint == "POST /containers/create":
+            return r.labels().get("org.proctor.role") == role
         cid = r.container()
         labels = c.proxy.ids.get(cid)
         if labels is None:
@@ -233,16 +280,16 @@ def reach_phase(c, phase, jobs, own=True):
     """Brings the jobs to `phase` and keeps them there (or returns when they are in it).
 
     Returns what must be released once the agent is dead."""
-    if phase == "creating":
-        rule = hold_rule(c, "POST /containers/create")
-        c.proxy.wait_held(endpoint_is("POST /containers/create"), count=len(jobs))
-    elif phase == "attaching":
-        rule = hold_rule(c, "POST /containers/{id}/attach")
-        c.proxy.wait_held(endpoint_is("POST /containers/{id}/attach"), count=len(jobs))
-    elif phase == "attached":
-        # Attached, the start asked for and not answered.
-        rule = hold_rule(c, "POST /containers/{id}/start")
-        c.proxy.wait_held(endpoint_is("POST /containers/{id}/start"), count=len(jobs))
+    if phase in HELD_STEP:
+        # Creating, attaching, or attached with the start asked for and not answered.
+        # With the warm pool the first job takes the waiting container and runs; the
+        # pool's refill and the other jobs, cold, stop at this step: the agent dies
+        # with a job and a warm container half made.
+        ep = HELD_STEP[phase]
+        rule = hold_rule(c, ep)
+        c.proxy.wait_held(endpoint_is(ep), count=len(jobs))
+        if own:
+            c.proxy.wait_held(lambda r: r.endpoint == ep and role_is(c, "grading")(r))
     elif phase == "running":
         rule = None
         for res in jobs:
@@ -260,12 +307,19 @@ def reach_phase(c, phase, jobs, own=True):
             harness.wait_for(lambda: b"AgentJobDone" in c.pump.held(), 60,
                              "a result to be held in the pump")
             jobs = []
+        # Its AgentJobStarted names the job too: the result is the second message
+        # that does.
         for res in jobs:
-            harness.wait_for(lambda: res.job_id.encode() in c.pump.held(), 60,
+            harness.wait_for(lambda: c.pump.held().count(res.job_id.encode()) >= 2, 60,
                              "the result of %s to be held in the pump" % res.job_id)
     else:
         raise ValueError(phase)
     return rule
+
+
+HELD_STEP = {"creating": "POST /containers/create",
+             "attaching": "POST /containers/{id}/attach",
+             "attached": "POST /containers/{id}/start"}
 
 
 PHASE_TASKS = {
@@ -281,19 +335,14 @@ PHASE_TASKS = {
 def kill_in_phase(c, phase, n=2, own=True):
     course, task, inputs = PHASE_TASKS[phase]
     if phase == "reporting":
-        # From the first start on, what proctord sends stays in the pump.
-        def hold_results(r):
-            if r.endpoint == "POST /containers/{id}/start":
-                c.pump.hold_up()
-            return None
-        c.proxy.add_rule(hold_results)
+        # From now on, what proctord sends stays in the pump (a warm job never asks
+        # the engine for a start).
+        c.pump.hold_up()
     jobs = [c.submit(course, task, inputs) for _ in range(n)]
     rule = reach_phase(c, phase, jobs, own)
     c.restart_agent()
     if rule:
         c.proxy.remove_rule(rule)
-    if phase == "reporting":
-        c.proxy.remove_rule(hold_results)
     # What the dead agent asked of the engine happens now, after the new agent
     # has swept: a create that completes late, a start, an attach.
     c.proxy.release()
@@ -402,15 +451,30 @@ def step_id(ep):
     return STEP_IDS[ep]
 
 
+@pytest.mark.parametrize("whose", ["job", "pool"])
 @pytest.mark.parametrize("step", ENGINE_STEPS, ids=step_id)
 @pytest.mark.parametrize("action", ["reset", "reset_after", ("status", 500)],
                          ids=["reset", "answer_lost", "http500"])
-def test_engine_fault(fc, step, action):
-    """The first request of `step` fails: the engine never sees it (reset), does it
-    but its answer is lost (answer_lost), or answers 500."""
-    fired = once(fc, step, action)
-    # A grading container that exits by itself (inspect follows) then a plain one.
+def test_engine_fault(fc, step, action, whose):
+    """The first request of `step` about a job's own (cold) container, or about a
+    container of the warm pool (one being made, waiting, or taken by a job), fails:
+    the engine never sees it (reset), does it but its answer is lost (answer_lost),
+    or answers 500."""
+    fired = once(fc, step, action, role_is(fc, "grading" if whose == "job" else "pool"))
+    # A grading container that exits by itself (inspect follows) then a plain one: the
+    # first takes the warm container, the second starts cold while the pool refills.
     jobs = [fc.submit("demo", "hello", HELLO), fc.submit("it", "sleep_long", {"seconds": "1"})]
+    for res in jobs:
+        res.wait(180)
+    # Each further pair makes more containers of either kind (the first of two takes the
+    # warm container, the second starts cold): until the fault is met.
+    for _ in range(4):
+        if fired:
+            break
+        pair = [fc.submit("it", "sleep_long", {"seconds": "1"}) for _ in range(2)]
+        jobs += pair
+        for res in pair:
+            res.wait(180)
     after_fault(fc, jobs)
     assert fired, "the fault was never injected: %s" % fc.proxy.seen
 
@@ -426,22 +490,43 @@ def test_engine_reset_mid_attach_stream(fc):
     after_fault(fc, [res])
 
 
+def job_of(c, r):
+    """The org.proctor.job label of the container a request is about."""
+    if r.endpoint == "POST /containers/create":
+        return r.labels().get("org.proctor.job")
+    cid = r.container()
+    labels = c.proxy.ids.get(cid) or next(
+        (v for k, v in list(c.proxy.ids.items()) if cid and k.startswith(cid)), {})
+    return labels.get("org.proctor.job")
+
+
 def test_engine_delay_past_timeouts(tasks_dir):
     """Every answer of the engine held for longer than the agent waits (its Docker
-    timeout set to 3 s): create, attach, start and remove each in turn."""
+    timeout set to 3 s): a job's create, attach and start (that job crashes, the
+    others are graded), and a removal, each in turn."""
     c = FaultCluster(tasks_dir, "faults-delay", extra_args=["--docker-timeout", "3"])
     with c:
         for step in ["POST /containers/create", "POST /containers/{id}/attach",
                      "POST /containers/{id}/start", "DELETE /containers/{id}"]:
-            fired = once(c, step, "hold")
-            res = c.submit("demo", "hello", HELLO)
-            try:
-                r = res.wait(120)
-            except TimeoutError:
-                raise AssertionError("no answer with %s held" % step)
+            removal = step == "DELETE /containers/{id}"
+            fired = once(c, step, "hold", None if removal else role_is(c, "grading"))
+            # The first job takes the warm container; the next ones start cold.
+            jobs = []
+            while not fired and len(jobs) < 6:
+                jobs += [c.submit("demo", "hello", HELLO), c.submit("demo", "hello", HELLO)]
+                for res in jobs[-2:]:
+                    try:
+                        res.wait(120)
+                    except TimeoutError:
+                        raise AssertionError("no answer with %s held" % step)
             assert fired, step
-            if step != "DELETE /containers/{id}":
-                assert r["result"][0] == "crash", (step, r)
+            held = job_of(c, fired[0])
+            for res in jobs:
+                r = res.values
+                if res.job_id == held and not removal:
+                    assert r["result"][0] == "crash", (step, r)
+                else:
+                    assert r["result"][0] == "success", (step, res.job_id, held, r)
             c.proxy.release()
         after_fault(c, list(c.jobs))
         check_agent_log(c)
@@ -544,8 +629,14 @@ class FakeBackend:
         """A round trip: everything sent before the Ping has been read by the agent."""
         before = self.got[("Pong", None)]
         self.send({"@type": "Ping"})
-        harness.wait_for(lambda: self.recv(30) and self.got[("Pong", None)] > before, 60,
-                         "a Pong")
+
+        def ponged():
+            # An agent that heard nothing for 10 s (this side was busy reading) reconnects:
+            # the Ping went to the connection it left, so ask the new one.
+            if self.recv(30)["@type"] == "AgentHello":
+                self.send({"@type": "Ping"})
+            return self.got[("Pong", None)] > before
+        harness.wait_for(ponged, 60, "a Pong")
 
     def close(self):
         self.sock.close(0)
