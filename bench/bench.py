@@ -318,6 +318,8 @@ ENDED_RX = re.compile(r"pool \S+: container (\w{12}) ended while waiting")
 TAKEN_RX = re.compile(r"job \S+: warm container (\w{12})")
 SERVED_RX = re.compile(r"job \S+: container \w{12} started \(warm\)")
 FALLBACK_RX = re.compile(r"job \S+: the warm container could not be used; starting cold")
+# src/job/job_student.c: a run_student request that took a student container started ahead.
+AHEAD_RX = re.compile(r"job \S+: student container \S+: \w{12} started \(ahead\)")
 
 
 def pool_waiting(log):
@@ -570,6 +572,7 @@ def run_agent(system, wl, args, workdir):
             # Taken, then claimed: served warm. Taken but unusable: fell back cold.
             out["warm_jobs"] = len(SERVED_RX.findall(window_log))
             out["warm_fallbacks"] = len(FALLBACK_RX.findall(window_log))
+            out["students_ahead"] = len(AHEAD_RX.findall(window_log))
         if pooled:
             out.update(pool_footprint(AGENT_IDS[system]))
         out["lifetime"] = stop_with_rusage(cluster.agent)

@@ -263,21 +263,24 @@ def warm_section(doc):
             "(proctord logs `job <id>: warm container <id>`, then `container <id> started "
             "(warm)`); the others started cold: the pool was empty or refilling, the job's "
             "spec did not fit, or (\"fell back\") the container it took could not be used. "
+            "Students ahead: the run_student requests of the window that took a student "
+            "container started before the request (README, \"Warm pool\"). "
             "Memory held: the pool's waiting containers after the window, once its refill "
             "finished (at most 10 s): their number, the sum of their memory cgroups' usage "
             "(memory.current, or memory.usage_in_bytes on cgroup v1: page cache included), "
             "and the RSS (and anonymous part) of their containerd-shim processes (RSS counts "
             "the pages shims share). The largest of the rounds. The agent's own memory is in "
             "the results table.", "",
-            "| workload | jobs | served warm | fell back | containers waiting "
+            "| workload | jobs | served warm | fell back | students ahead | containers waiting "
             "| their cgroups MiB | their shims' RSS MiB | shims' anon MiB |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|"]
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for wl in doc["workloads"]:
         r = doc["runs"].get("%s/warm" % wl["name"])
         if not r or "warm_jobs" not in r:
             continue
-        out.append("| %s | %d | %d | %s | %s | %s | %s | %s |" % (
+        out.append("| %s | %d | %d | %s | %s | %s | %s | %s | %s |" % (
             wl["name"], wl["jobs"], r["warm_jobs"], fmt(r.get("warm_fallbacks"), 0),
+            fmt(r.get("students_ahead"), 0),
             fmt(r.get("pool_containers"), 0), fmt(r.get("pool_cgroup_mib")),
             fmt(r.get("pool_shim_rss_mib")), fmt(r.get("pool_shim_anon_mib"))))
     return out

@@ -153,7 +153,12 @@ if(BUILD_TESTING)
     warm_job_gets_its_own_limits kill_of_a_warm_job
     warm_container_killed_while_waiting_is_never_handed_out new_image_replaces_warm_containers
     policy_reload_replaces_warm_containers sigkill_and_restart_leave_no_warm_container
-    no_pool_flag)
+    no_pool_flag
+    # student containers started ahead (src/job/job_student.c)
+    students_started_ahead pool_pairs_a_student_container
+    student_ahead_limits_count_from_the_request student_ahead_that_does_not_fit_goes_cold
+    student_ahead_killed_while_waiting_is_never_handed_out
+    no_student_ahead_without_proctors_intern)
   set(PYTESTS ${PROCTOR_POOL_TESTS})
   proctor_pytests(pool test_pool.py)
 endif()

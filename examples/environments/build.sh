@@ -79,7 +79,10 @@ for env in "$here"/*/; do
     cp "$env/Dockerfile" "$ctx/$name/Dockerfile"
     echo "building $prefix$name"
     # Quiet unless it fails: the legacy builder prints a deprecation notice.
+    # org.proctor.runtime: the image's _run_student_intern is proctor's (proctord may
+    # start its student containers before their request: README "Warm pool").
     if ! out=$(docker build -q --label org.proctor.example-image=1 \
+               --label org.proctor.runtime=1 \
                --label org.inginious.grading.agent_version="$version" -t "$prefix$name" \
                "$ctx/$name" 2>&1); then
         echo "$out" >&2

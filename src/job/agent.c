@@ -277,6 +277,7 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
     if (cfg->pool) {
         a->pool = pool_new(&a->host, a->concurrency, true);
         a->host.pool = a->pool;
+        a->host.students_seen = student_memory_new();
         for (size_t i = 0; i < cfg->nwarm; i++) {
             const char *slash = strchr(cfg->warm[i], '/');
             if (!slash || slash == cfg->warm[i] || !slash[1]) {
@@ -315,6 +316,7 @@ void agent_free(struct agent *a)
     if (a->pool && !pool_empty(a->pool))
         log_warn(LOG_JOB, "warm containers still there at exit: left to the next start's clean-up");
     pool_free(a->pool);
+    student_memory_free(a->host.students_seen);
     // Runs the job directory removals still queued, then joins the thread.
     worker_free(a->worker);
     agent_janitor_free(a);

@@ -17,6 +17,8 @@
 // Image labels INGInious reads (spec CONTAINER_PROTOCOL §3).
 #define LABEL_NAME "org.inginious.grading.name"
 #define LABEL_VERSION "org.inginious.grading.agent_version"
+// proctor's own: the image carries proctor's runtime (its intern waits at /__parent.d).
+#define LABEL_PROCTOR_RUNTIME "org.proctor.runtime"
 #define LABEL_PORTS "org.inginious.grading.ports"
 #define LABEL_NEED_ROOT "org.inginious.grading.need_root"
 #define LABEL_NEED_GPU "org.inginious.grading.need_gpu"
@@ -82,7 +84,7 @@ static int parse_ports(const char *s, uint16_t *out, size_t *n)
 
 static void env_add(struct agent *a, const struct policy_runtime *rt,
                     const struct docker_image *img, const char *name, int version,
-                    const uint16_t *ports, size_t nports, bool advertised)
+                    const uint16_t *ports, size_t nports, bool advertised, bool ahead_ok)
 {
     for (size_t i = 0; i < a->nenvs; i++) {
         struct env *e = &a->envs[i];
@@ -111,6 +113,7 @@ fill:;
     e->run_as_root = rt->run_as_root;
     e->advertised = advertised;
     e->agent_version = version;
+    e->ahead_ok = ahead_ok;
 }
 
 /** The AgentHello environments map, and the envtypes every job's `start` lists. */
@@ -189,7 +192,9 @@ static void on_images(int status, const char *err, const struct docker_image *im
             const struct policy_runtime *rt = &a->disc_rts[r];
             if ((need_root && !rt->run_as_root) || (need_gpu && !rt->enables_gpu))
                 continue;
-            env_add(a, rt, img, name, atoi(version), ports, nports, advertised);
+            const char *prt = label_get(img, LABEL_PROCTOR_RUNTIME);
+            env_add(a, rt, img, name, atoi(version), ports, nports, advertised,
+                    prt && !strcmp(prt, "1"));
         }
     }
     build_hello_envs(a);

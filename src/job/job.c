@@ -87,6 +87,7 @@ static void job_end(struct job *j)
         return;
     j->phase = JOB_CLEANING;
     job_report(j);
+    students_job_done(j);
     students_remove_all(j);
     ct_remove(j->grading);
     job_maybe_finished(j);
@@ -447,6 +448,7 @@ static void on_dir_ready(int ret, void *data)
         return;
     }
     j->phase = JOB_RUNNING;
+    student_ahead(j); /* made while the grading container starts */
 }
 
 /* ---- a warm start (pool.h) ------------------------------------------------------------ */
@@ -458,7 +460,8 @@ static void job_pool_fallback(struct job *j)
     log_info(LOG_JOB, "job %s: the warm container could not be used; starting cold", j->id);
     j->pooled = NULL;
     j->grading = &j->cold;
-    free(j->dir); /* the pool removes the directory with its container */
+    students_ahead_drop(j); /* the pool's student part: its mounts are in that directory */
+    free(j->dir);           /* the pool removes the directory with its container */
     j->dir = NULL;
     pool_discard(j->host->pool, e);
     char reason[POLICY_REASON_MAX] = "";
@@ -484,8 +487,11 @@ static void job_claim_step(struct job *j)
     }
     j->phase = JOB_RUNNING;
     log_info(LOG_JOB, "job %s: container %.12s started (warm)", j->id, j->grading->id);
-    if (job_send_start(j))
+    if (job_send_start(j)) {
         job_fail(j, REASON_CRASH, TXT_UNKNOWN_ERROR);
+        return;
+    }
+    student_ahead(j);
 }
 
 static void on_pooled_dir(int ret, void *data)
@@ -525,6 +531,9 @@ static bool job_take_pooled(struct job *j, const struct pool_want *w)
     AUTO_FREE char *name = xasprintf("job %s", j->id);
     ct_adopt(j->grading, "grading", name, j->started_ms, &grading_ops, j);
     j->dir = xstrdup(pool_entry_dir(e));
+    struct student *part = pool_entry_student(h->pool, e);
+    if (part)
+        student_part_adopt(j, part);
     // The pool made it (its container_created line has no job): this line ties it to the job.
     log_info_event(LOG_JOB, "container_claimed",
                    LOG_FIELDS(LOG_STR("role", "grading"), LOG_STR("container", j->grading->id),
@@ -606,12 +615,21 @@ static int job_prepare(struct job *j, const struct backend_new_job *msg, char *r
     msg_framer_init(&j->framer, j->hard.max_frame_bytes > 0 ? (size_t)j->hard.max_frame_bytes
                                                             : (size_t)64 << 20);
     if (h->pool) {
+        // The task asked for student containers before: the pool pairs them (job_student.c).
+        size_t calls;
+        int64_t student_mib;
+        const char *student_env =
+            student_memory_recall(h->students_seen, j->course_id, j->task_id, &calls, &student_mib);
+        const struct env *senv =
+            student_env ? agent_env_find(h->agent, j->envtype, student_env) : NULL;
         struct pool_want w = {.env = &j->env,
                               .envtype = j->envtype,
                               .envname = j->envname,
                               .memory_mib = j->limits.memory_mib,
                               .hard = &j->hard,
-                              .plain = !j->nports && !j->limits.network};
+                              .plain = !j->nports && !j->limits.network,
+                              .student_env = senv && senv->ahead_ok ? student_env : NULL,
+                              .student_memory_mib = student_mib};
         pool_note_arrival(h->pool, &w);
         if (job_take_pooled(j, &w))
             return 0;

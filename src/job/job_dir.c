@@ -213,15 +213,16 @@ char **job_dir_grading_binds(const char *dir)
     return b;
 }
 
-char **job_dir_student_binds(const struct job *j, const char *link)
+char **job_dir_student_binds(const char *dir, const char *parent, bool ahead)
 {
-    // The destinations are upstream's.
+    // The destinations are upstream's (but /__parent.d, proctor's runtime's own).
     char **b = xcalloc(6, sizeof *b);
-    b[0] = xasprintf("%s/student:/task/student:rw", j->dir);
-    b[1] = xasprintf("%s/scripts:/task/student/scripts:rw", j->dir);
-    b[2] = xasprintf("%s:/__parent.sock:rw", link);
-    b[3] = xasprintf("%s/systemfiles:/task/systemfiles:ro", j->dir);
-    b[4] = xasprintf("%s/course/common/student:/course/common/student:ro", j->dir);
+    b[0] = xasprintf("%s/student:/task/student:rw", dir);
+    b[1] = xasprintf("%s/scripts:/task/student/scripts:rw", dir);
+    b[2] =
+        ahead ? xasprintf("%s:/__parent.d:ro", parent) : xasprintf("%s:/__parent.sock:rw", parent);
+    b[3] = xasprintf("%s/systemfiles:/task/systemfiles:ro", dir);
+    b[4] = xasprintf("%s/course/common/student:/course/common/student:ro", dir);
     return b;
 }
 
@@ -244,10 +245,9 @@ void job_dir_binds_free(char **binds)
  * 0, or -errno (-EPERM: not a socket; also what fs.protected_hardlinks
  * answers an agent that is neither root nor the socket's owner).
  */
-int job_dir_link_socket(const struct job *j, const char *socket_id, size_t n, char **out)
+int job_dir_link_socket_at(const char *dir, const char *socket_id, const char *link)
 {
-    AUTO_FREE char *src = xasprintf("%s/sockets/%s.sock", j->dir, socket_id);
-    AUTO_FREE char *link = xasprintf("%s/links/%zu.sock", j->dir, n);
+    AUTO_FREE char *src = xasprintf("%s/sockets/%s.sock", dir, socket_id);
     struct stat st;
     if (linkat(AT_FDCWD, src, AT_FDCWD, link, 0) < 0)
         return -errno;
@@ -255,7 +255,17 @@ int job_dir_link_socket(const struct job *j, const char *socket_id, size_t n, ch
         unlink(link);
         return -EPERM;
     }
+    return 0;
+}
+
+int job_dir_link_socket(const struct job *j, const char *socket_id, size_t n, char **out)
+{
+    char *link = xasprintf("%s/links/%zu.sock", j->dir, n);
+    int ret = job_dir_link_socket_at(j->dir, socket_id, link);
+    if (ret) {
+        free(link);
+        return ret;
+    }
     *out = link;
-    link = NULL;
     return 0;
 }

@@ -35,10 +35,14 @@ struct env {
     bool run_as_root;
     bool advertised;
     int agent_version; /* the image's container protocol: 3 (0.7-0.9.x) or 4 (HEAD) */
+    /* org.proctor.runtime: its intern can be started before its request and wait at
+       /__parent.d (students ahead, job_student.c) */
+    bool ahead_ok;
 };
 
 struct job;
 struct pool;
+struct student_memory;
 
 struct job_host {
     struct loop *loop;
@@ -54,11 +58,24 @@ struct job_host {
     int cgroup_version;     /* 1 or 2 (0: unknown) */
     /* {envtype: true} of every environment, for the runner's `start` (rebuilt by discovery) */
     const struct value *envtypes;
-    struct pool *pool;   /* the warm pool (pool.h); NULL: none */
+    struct pool *pool; /* the warm pool (pool.h); NULL: none */
+    /* which tasks ask for student containers (job_student.c); NULL: none started ahead */
+    struct student_memory *students_seen;
     struct agent *agent; /* for the calls below only */
 };
 
 /** Finds an environment; NULL if unknown. Valid until the next discovery: copy what you keep. */
+/* job_student.c: which tasks asked for student containers (students started ahead) */
+struct student_memory *student_memory_new(void);
+void student_memory_free(struct student_memory *m);
+/**
+ * The environment course/task's last plain run_student request asked for, in
+ * *memory_mib the memory it got, in *calls how many its last job asked; NULL
+ * when none is known (or m is NULL).
+ */
+const char *student_memory_recall(struct student_memory *m, const char *course, const char *task,
+                                  size_t *calls, int64_t *memory_mib);
+
 const struct env *agent_env_find(const struct agent *a, const char *envtype, const char *name);
 /** Takes n ports from the pool through the ports policy; 0 or -EPERM with reason. */
 int agent_ports_take(struct agent *a, const char *job_id, size_t n, uint16_t *out, char *reason,

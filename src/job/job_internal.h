@@ -79,13 +79,22 @@ enum student_refusal {
 };
 
 struct student {
-    struct job *job;
+    struct job *job; /* NULL while the pool holds it (a pooled container's student part) */
     struct student *next;
-    char *socket_id;
-    char *link; /* J/links/<n>.sock: the requester's socket, bound as /__parent.sock */
+    char *socket_id; /* NULL: started ahead and not taken yet */
+    /* J/links/<n>.sock: the requester's socket, bound as /__parent.sock; started
+       ahead: J/links/ahead-<n>/parent.sock, made when a request takes it */
+    char *link;
     struct policy_student_limits limits;
     uint16_t ssh_port; /* 0 = none */
     bool replied;      /* run_student_retval sent */
+    /* Started ahead (before any request: job_student.c), parked until a request takes it */
+    bool ahead;
+    bool taken;         /* ahead: a request took it */
+    bool claim_on_park; /* taken while still being made: claimed once parked */
+    char *rdv;          /* ahead: J/links/ahead-<n>, mounted read-only at /__parent.d */
+    char *envname, *image_id, *runtime; /* ahead: what it was made as */
+    struct policy_hardening hard;       /* ahead: what it was made with */
     struct container ct;
 };
 
@@ -129,8 +138,10 @@ struct job {
     enum job_reason reason;
     char *crash_text;
 
-    struct student *students;
-    size_t students_started;  /* student containers asked of Docker so far */
+    struct student *students; /* requested ones, and those started ahead (s->ahead) */
+    size_t students_started;  /* student containers requests got so far */
+    size_t links_made;        /* J/links/<n>.sock names used */
+    bool ahead_off;           /* one started ahead died unused: no more for this job */
     size_t students_refused;  /* requests over a cap */
     unsigned refusals_logged; /* bit per enum student_refusal already logged */
 };
@@ -152,6 +163,31 @@ void student_request(struct job *j, const struct value *msg);
 struct student *student_by_container(struct job *j, const char *id);
 /** The job ends: removes every student container (no more replies). */
 void students_remove_all(struct job *j);
+/**
+ * Starts a student container ahead of its request when this job's task asked
+ * for one before (the agent remembers), its environment's image allows it and
+ * the job's caps leave room: at most one waits per job.
+ */
+void student_ahead(struct job *j);
+/** The job ends: what it asked for is what the next job of its task may ask. */
+void students_job_done(struct job *j);
+/** Removes the student containers started ahead that no request took (a cold restart). */
+void students_ahead_drop(struct job *j);
+/** Hands a pooled container's student part to the job that took the container. */
+void student_part_adopt(struct job *j, struct student *s);
+/**
+ * A pooled container's student part (pool.c): a student container started
+ * ahead in the pooled container's directory `dir`, labelled `label`, with the
+ * pool's ops/data until a job adopts it. NULL when it cannot be made.
+ */
+struct student *student_part_new(const struct job_host *h, const char *dir, const char *label,
+                                 const char *envtype, const char *envname, const struct env *env,
+                                 int64_t memory_mib, const struct ct_ops *ops, void *data);
+struct container *student_part_container(struct student *s);
+const char *student_part_envname(const struct student *s);
+/** Whether it was made from this environment's image and runtime. */
+bool student_part_is(const struct student *s, const struct env *env);
+void student_part_free(struct student *s);
 /** Frees every student record at once (job_free). No Docker calls. */
 void students_free(struct job *j);
 
@@ -182,13 +218,19 @@ void job_dir_fill(struct job *j, void (*done)(int ret, void *data));
 /** The grading container's bind mounts ("src:dst:mode"), NULL-terminated; free with
  * job_dir_binds_free. */
 char **job_dir_grading_binds(const char *dir);
-/** A student container's bind mounts; `link` is its parent socket's hard link. */
-char **job_dir_student_binds(const struct job *j, const char *link);
+/**
+ * A student container's bind mounts in job directory `dir`: `parent` is its
+ * parent socket's hard link (/__parent.sock), or for one started ahead the
+ * directory where that link will be made (/__parent.d, read-only).
+ */
+char **job_dir_student_binds(const char *dir, const char *parent, bool ahead);
 void job_dir_binds_free(char **binds);
 /**
  * Gives the requester's socket J/sockets/<socket_id>.sock a name of the
  * agent's own (see job_dir.c): sets *link. 0, or -errno (-EPERM: not a socket).
  */
 int job_dir_link_socket(const struct job *j, const char *socket_id, size_t n, char **link);
+/** The same, at a path of the agent's choosing (`link`, in J/links). */
+int job_dir_link_socket_at(const char *dir, const char *socket_id, const char *link);
 /** Removes the job directory on the worker thread (after any copy still queued there). */
 void job_dir_remove(struct job *j);

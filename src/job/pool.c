@@ -17,6 +17,7 @@
 
 #define POOL_RING 64           /* arrival times kept per environment */
 #define POOL_FORGET_MS 3600000 /* an environment unused this long is forgotten */
+#define POOL_STUDENT_MS 600000 /* student parts while such a task came in the last 10 min */
 
 /** An environment jobs asked for: its recent arrivals and last limits. */
 struct pool_env {
@@ -25,6 +26,9 @@ struct pool_env {
     size_t narrivals;             /* in all (the ring holds the last POOL_RING) */
     int64_t memory_mib;           /* the last job's: new containers get it */
     int64_t target;               /* the policy's last answer, capped */
+    char *student_env;            /* the student environment its tasks asked for lately */
+    int64_t student_memory_mib;   /* and the memory they got */
+    uint64_t student_ms;          /* when (a job of such a task arrived) */
 };
 
 enum entry_state {
@@ -46,6 +50,11 @@ struct pool_entry {
     int64_t memory_mib;
     struct policy_hardening hard;
     struct worker_task *dir_task;
+    /* A student container started ahead in the same directory (job_student.c), made
+       once the grading container waits; it goes with the grading one to its job. */
+    struct student *part;
+    bool part_making; /* counted in pool->making until parked */
+    bool ct_gone;     /* DYING: the grading container is gone (the part may not be) */
 };
 
 struct pool {
@@ -83,6 +92,7 @@ static int rmtree_work(void *arg)
 
 static void entry_free(struct pool_entry *e)
 {
+    student_part_free(e->part);
     ct_deinit(&e->ct);
     free(e->dir);
     free(e->label);
@@ -107,16 +117,36 @@ static void entry_destroy(struct pool *p, struct pool_entry *e)
         agent_pool_empty(p->host->agent);
 }
 
+/** A DYING entry whose containers are both gone: the record goes. */
+static void entry_maybe_destroy(struct pool *p, struct pool_entry *e)
+{
+    if (e->state == ENTRY_DYING && e->ct_gone && !e->part) {
+        entry_destroy(p, e);
+        pool_plan_soon(p);
+    }
+}
+
 static void entry_gone(struct container *c, void *data)
 {
     PROCTOR_UNUSED(c);
     struct pool_entry *e = data;
-    struct pool *p = e->pool;
-    entry_destroy(p, e);
-    pool_plan_soon(p);
+    e->ct_gone = true;
+    entry_maybe_destroy(e->pool, e);
 }
 
-/** Removes an entry: its container first, then the record (entry_gone). */
+static void entry_remove(struct pool *p, struct pool_entry *e, const char *why);
+static struct pool_env *env_find(struct pool *p, const char *envtype, const char *envname);
+
+static void part_done_making(struct pool *p, struct pool_entry *e)
+{
+    if (e->part_making) {
+        e->part_making = false;
+        p->making--;
+        pool_plan_soon(p);
+    }
+}
+
+/** Removes an entry: its containers first, then the record (entry_maybe_destroy). */
 static void entry_remove(struct pool *p, struct pool_entry *e, const char *why)
 {
     if (e->state == ENTRY_DYING)
@@ -126,8 +156,13 @@ static void entry_remove(struct pool *p, struct pool_entry *e, const char *why)
     e->state = ENTRY_DYING;
     if (was_making)
         p->making--;
-    if (ct_remove(&e->ct))
-        entry_destroy(p, e);
+    part_done_making(p, e);
+    if (e->part && ct_remove(student_part_container(e->part))) {
+        student_part_free(e->part);
+        e->part = NULL;
+    }
+    e->ct_gone = ct_remove(&e->ct);
+    entry_maybe_destroy(p, e);
     if (was_making)
         pool_plan_soon(p);
 }
@@ -162,6 +197,66 @@ static void entry_ended(struct container *c, void *data)
     entry_remove(e->pool, e, "ended while waiting");
 }
 
+/* ---- its student part (job_student.c makes it; it waits like the grading one) ------ */
+
+static void part_ready(struct container *c, void *data)
+{
+    PROCTOR_UNUSED(data);
+    ct_start(c); /* parks once started */
+}
+
+static void part_parked(struct container *c, void *data)
+{
+    struct pool_entry *e = data;
+    log_info(LOG_JOB, "pool %s: student container %.12s waiting too", e->label, c->id);
+    part_done_making(e->pool, e);
+}
+
+static void part_ended(struct container *c, void *data)
+{
+    struct pool_entry *e = data;
+    struct pool *p = e->pool;
+    log_info(LOG_JOB, "pool %s: student container %.12s ended while waiting (%s); replacing both",
+             e->label, c->id ? c->id : "-", c->ran ? "it died" : "it never started");
+    // Pair no more for this environment until a task that uses students comes again.
+    struct pool_env *pe = env_find(p, e->envtype, e->envname);
+    if (pe) {
+        free(pe->student_env);
+        pe->student_env = NULL;
+    }
+    part_done_making(p, e);
+    entry_remove(p, e, "its student container ended while waiting");
+}
+
+static void part_gone(struct container *c, void *data)
+{
+    PROCTOR_UNUSED(c);
+    struct pool_entry *e = data;
+    student_part_free(e->part);
+    e->part = NULL;
+    entry_maybe_destroy(e->pool, e);
+}
+
+static const struct ct_ops part_ops = {
+    .ready = part_ready, .parked = part_parked, .ended = part_ended, .gone = part_gone};
+
+/** The grading container waits: make its student part if the environment's tasks use one. */
+static void entry_make_part(struct pool *p, struct pool_entry *e)
+{
+    const struct pool_env *pe = env_find(p, e->envtype, e->envname);
+    if (!pe || !pe->student_env || util_now_ms() - pe->student_ms > POOL_STUDENT_MS)
+        return;
+    const struct env *env = agent_env_find(p->host->agent, e->envtype, pe->student_env);
+    if (!env || !env->ahead_ok)
+        return;
+    e->part = student_part_new(p->host, e->dir, e->label, e->envtype, pe->student_env, env,
+                               pe->student_memory_mib, &part_ops, e);
+    if (e->part) {
+        e->part_making = true;
+        p->making++;
+    }
+}
+
 static void entry_parked(struct container *c, void *data)
 {
     struct pool_entry *e = data;
@@ -171,6 +266,7 @@ static void entry_parked(struct container *c, void *data)
     e->pool->making--;
     log_info(LOG_JOB, "pool %s: container %.12s waiting for a job (%s/%s)", e->label, c->id,
              e->envtype, e->envname);
+    entry_make_part(e->pool, e);
     pool_plan_soon(e->pool);
 }
 
@@ -305,6 +401,7 @@ static void env_forget(struct pool *p, size_t i)
 {
     free(p->envs[i].envtype);
     free(p->envs[i].envname);
+    free(p->envs[i].student_env);
     p->envs[i] = p->envs[--p->nenvs];
 }
 
@@ -385,6 +482,10 @@ static void pool_plan(struct pool *p)
                 break; /* refused (hardening, memory, directory): the next plan tries again */
         }
     }
+    // Student parts for the waiting ones of environments whose tasks use students.
+    for (struct pool_entry *e = p->entries; e && p->making < POOL_MAX_MAKING; e = e->next)
+        if (e->state == ENTRY_WAITING && !e->part)
+            entry_make_part(p, e);
 }
 
 static long on_plan(struct loop *loop, uint64_t id, void *data)
@@ -438,6 +539,7 @@ void pool_free(struct pool *p)
     for (size_t i = 0; i < p->nenvs; i++) {
         free(p->envs[i].envtype);
         free(p->envs[i].envname);
+        free(p->envs[i].student_env);
     }
     free(p->envs);
     free(p);
@@ -467,6 +569,31 @@ void pool_note_arrival(struct pool *p, const struct pool_want *w)
     pe->arrivals[pe->narrivals++ % POOL_RING] = util_now_ms();
     if (w->plain)
         pe->memory_mib = w->memory_mib;
+    if (w->plain && w->student_env) {
+        if (!pe->student_env || strcmp(pe->student_env, w->student_env)) {
+            free(pe->student_env);
+            pe->student_env = xstrdup(w->student_env);
+        }
+        pe->student_memory_mib = w->student_memory_mib;
+        pe->student_ms = util_now_ms();
+    }
+    pool_plan_soon(p);
+}
+
+void pool_note_student(struct pool *p, const char *envtype, const char *envname,
+                       const char *student_env, int64_t memory_mib)
+{
+    if (!p->enabled || p->draining)
+        return;
+    struct pool_env *pe = env_find(p, envtype, envname);
+    if (!pe)
+        return; /* not warmed: nothing to pair */
+    if (!pe->student_env || strcmp(pe->student_env, student_env)) {
+        free(pe->student_env);
+        pe->student_env = xstrdup(student_env);
+    }
+    pe->student_memory_mib = memory_mib;
+    pe->student_ms = util_now_ms();
     pool_plan_soon(p);
 }
 
@@ -481,8 +608,7 @@ void pool_prewarm(struct pool *p, const char *envtype, const char *envname)
     pool_plan_soon(p);
 }
 
-/** The creation-time fields of two hardening answers are the same. */
-static bool same_fixed_hardening(const struct policy_hardening *a, const struct policy_hardening *b)
+bool pool_same_hardening(const struct policy_hardening *a, const struct policy_hardening *b)
 {
     if (a->no_new_privileges != b->no_new_privileges || a->nofile_soft != b->nofile_soft ||
         a->nofile_hard != b->nofile_hard || a->ncap_drop != b->ncap_drop)
@@ -499,7 +625,7 @@ static bool entry_fits(const struct pool_entry *e, const struct pool_want *w)
            e->ct.outcome == CT_OUT_NONE && !e->ct.stream_closed &&
            !strcmp(e->envtype, w->envtype) && !strcmp(e->envname, w->envname) &&
            !strcmp(e->image_id, w->env->image_id) && !strcmp(e->runtime, w->env->runtime) &&
-           same_fixed_hardening(&e->hard, w->hard) &&
+           pool_same_hardening(&e->hard, w->hard) &&
            // pids: the engine's update can set a limit, not lift one
            (w->hard->pids_limit > 0 || e->hard.pids_limit == w->hard->pids_limit);
 }
@@ -521,6 +647,14 @@ struct pool_entry *pool_take(struct pool *p, const struct pool_want *w)
     metric_add(METRIC_POOL_CLAIMS, "hit", 1);
     pool_plan_soon(p);
     return best;
+}
+
+struct student *pool_entry_student(struct pool *p, struct pool_entry *e)
+{
+    struct student *s = e->part;
+    part_done_making(p, e);
+    e->part = NULL;
+    return s;
 }
 
 struct container *pool_entry_container(struct pool_entry *e)
@@ -589,7 +723,11 @@ void pool_envs_changed(struct pool *p)
     for (struct pool_entry *e = p->entries, *next; e; e = next) {
         next = e->next;
         const struct env *env = agent_env_find(p->host->agent, e->envtype, e->envname);
-        if (!env || strcmp(env->image_id, e->image_id) || strcmp(env->runtime, e->runtime))
+        const struct env *senv =
+            e->part ? agent_env_find(p->host->agent, e->envtype, student_part_envname(e->part))
+                    : NULL;
+        if (!env || strcmp(env->image_id, e->image_id) || strcmp(env->runtime, e->runtime) ||
+            (e->part && (!senv || !senv->ahead_ok || !student_part_is(e->part, senv))))
             entry_remove(p, e, "its environment changed");
     }
     pool_plan_soon(p);
@@ -602,8 +740,8 @@ void pool_policy_reloaded(struct pool *p)
         struct policy_hardening h;
         if (e->state == ENTRY_DYING)
             continue;
-        if (entry_hardening(p, e->envname, e->memory_mib, &h) ||
-            !same_fixed_hardening(&h, &e->hard) || h.pids_limit != e->hard.pids_limit)
+        if (e->part || entry_hardening(p, e->envname, e->memory_mib, &h) ||
+            !pool_same_hardening(&h, &e->hard) || h.pids_limit != e->hard.pids_limit)
             entry_remove(p, e, "the policies changed");
     }
     pool_plan_soon(p);

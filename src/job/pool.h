@@ -33,6 +33,7 @@
 
 struct pool;
 struct pool_entry;
+struct student;
 struct job_host;
 struct env;
 
@@ -56,6 +57,10 @@ struct pool_want {
     int64_t memory_mib;
     const struct policy_hardening *hard;
     bool plain; /* no network, no ports: the only jobs a pooled container can serve */
+    /* the student environment the job's task asked for before (its image allows a
+       student container started ahead): the pool pairs one with its containers */
+    const char *student_env;
+    int64_t student_memory_mib; /* and the memory its request got */
 };
 
 /**
@@ -64,6 +69,13 @@ struct pool_want {
  * answer for a job without limits is used).
  */
 void pool_prewarm(struct pool *p, const char *envtype, const char *envname);
+/**
+ * A job of this environment asked for a plain student container of student_env
+ * (its image allows one started ahead) and got memory_mib: the pool pairs one
+ * with its waiting containers from now on (for 10 minutes after the last such job).
+ */
+void pool_note_student(struct pool *p, const char *envtype, const char *envname,
+                       const char *student_env, int64_t memory_mib);
 /** A job arrived for this environment (counts for the policy, even when it starts cold). */
 void pool_note_arrival(struct pool *p, const struct pool_want *w);
 /**
@@ -74,6 +86,13 @@ void pool_note_arrival(struct pool *p, const struct pool_want *w);
  */
 struct pool_entry *pool_take(struct pool *p, const struct pool_want *w);
 struct container *pool_entry_container(struct pool_entry *e);
+/**
+ * Its student part, started ahead in the same directory (NULL: none): the
+ * caller owns it from now on (student_part_adopt).
+ */
+struct student *pool_entry_student(struct pool *p, struct pool_entry *e);
+/** The creation-time fields of two hardening answers (caps, ulimits, no_new_privileges) agree. */
+bool pool_same_hardening(const struct policy_hardening *a, const struct policy_hardening *b);
 /** The directory its mounts point at (the job's directory from now on). */
 const char *pool_entry_dir(const struct pool_entry *e);
 /** Whether memory and pids must be updated for w; fills *u with what differs. */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -639,6 +640,51 @@ static int intern_run(int conn, const int fds[3], const struct rt_value *cmd)
     return retval;
 }
 
+/*
+ * The parent's socket. A container started the usual way has it bound at
+ * /__parent.sock when it starts. One proctord started ahead of the request
+ * (README "Warm pool": the image carries org.proctor.runtime) has instead an
+ * empty, read-only /__parent.d, where the agent links the requester's socket
+ * as parent.sock once the request comes: wait for that entry (inotify, no
+ * polling). Writes the path to use into buf.
+ */
+static int parent_socket(char *buf)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+    rt_path("/__parent.sock", buf);
+    if (lstat(buf, &st) == 0 || errno != ENOENT)
+        return 0;
+    rt_path("/__parent.d", dir);
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        return 0; /* neither: connect() says what is wrong */
+    if (rt_path_join(buf, dir, "parent.sock"))
+        return -ENAMETOOLONG;
+    int in = inotify_init1(IN_CLOEXEC);
+    if (in < 0 || inotify_add_watch(in, dir, IN_CREATE | IN_MOVED_TO | IN_ATTRIB) < 0) {
+        int err = -errno;
+        if (in >= 0)
+            close(in);
+        return err;
+    }
+    // Checked after the watch is set: a link made in between is not missed.
+    int ret = 0;
+    char ev[sizeof(struct inotify_event) + NAME_MAX + 1]
+        __attribute__((aligned(__alignof__(struct inotify_event))));
+    while (lstat(buf, &st) < 0) {
+        if (errno != ENOENT) {
+            ret = -errno;
+            break;
+        }
+        if (read(in, ev, sizeof(ev)) < 0 && errno != EINTR) {
+            ret = -errno;
+            break;
+        }
+    }
+    close(in);
+    return ret;
+}
+
 int rt_cmd_intern(int argc, char **argv)
 {
     (void)argc, (void)argv; // v0.9.x passes <runtime> <parent envtype>: unused
@@ -647,7 +693,9 @@ int rt_cmd_intern(int argc, char **argv)
     struct rt_value *cmd = NULL;
     int fds[3] = {-1, -1, -1}, retval = WIRE_RET_ERROR;
     signal(SIGPIPE, SIG_IGN);
-    int ret = unix_addr(&sa, rt_path("/__parent.sock", path));
+    int ret = parent_socket(path);
+    if (!ret)
+        ret = unix_addr(&sa, path);
     int conn = ret ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (!ret && (conn < 0 || connect(conn, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
                  send(conn, "H", 1, MSG_NOSIGNAL) != 1))

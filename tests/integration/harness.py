@@ -330,6 +330,10 @@ def job_containers(label_filter, agent_log):
     pool"), which the agent keeps between jobs: those its log says wait and no job took."""
     waiting = set(re.findall(r"container (\w{12}) waiting for a job", agent_log))
     waiting -= set(re.findall(r"warm container (\w{12})", agent_log))
+    # and the student containers the pool keeps beside them (README: "Student containers
+    # started ahead") until a job takes them with its warm container
+    waiting |= set(re.findall(r"student container (\w{12}) waiting too", agent_log))
+    waiting -= set(re.findall(r"container (\w{12}) from the pool", agent_log))
     return [c for c in containers(label_filter) if c[:12] not in waiting]
 
 

@@ -56,6 +56,45 @@ feedback-msg -m "rested"
 sleep 60
 feedback-result success
 """, {"time": 10, "hard_time": 120, "memory": 48}),
+    # Two student containers, one after the other.
+    "stu2": ("""
+a=$(run_student --container student --memory 40 echo one) || exit 1
+b=$(run_student --container student --memory 40 echo two) || exit 1
+feedback-result success
+feedback-msg -m "$a $b"
+""", {"time": 10, "hard_time": 60, "memory": 64}),
+    # Asks for its student container after 3 s: that container's 2 s wall limit
+    # counts from the request, not from when it was started ahead.
+    "stu_nap": ("""
+sleep 3
+printf 'sleep 1\\necho awake\\n' >/task/student/nap.sh
+out=$(run_student --container student --memory 40 --time 1 --hard-time 2 sh /task/student/nap.sh)
+feedback-result success
+feedback-msg -m "rc=$? $out"
+""", {"time": 10, "hard_time": 60, "memory": 64}),
+    # A student container of 32 MiB holding 40 MB: 252.
+    "stu_hog": ("""
+cat >/task/student/hog.sh <<'EOF'
+s=$(head -c 40000000 /dev/zero | tr '\\0' a)
+echo ${#s}
+EOF
+run_student --container student --memory 32 sh /task/student/hog.sh
+rc=$?
+feedback-result success
+feedback-msg -m "rc=$rc"
+""", {"time": 10, "hard_time": 60, "memory": 64}),
+    # The memory its student container asks for comes from the input.
+    "stu_mem": ("""
+out=$(run_student --container student --memory "$(getinput mem)" echo fine)
+feedback-result success
+feedback-msg -m "rc=$? $out"
+""", {"time": 10, "hard_time": 60, "memory": 128}),
+    # The same, in an image that does not say its intern is proctor's.
+    "stu_plain": ("""
+out=$(run_student --container student-plain --memory 40 echo plain)
+feedback-result success
+feedback-msg -m "rc=$? $out"
+""", {"time": 10, "hard_time": 60, "memory": 64}),
 }
 
 
@@ -305,3 +344,138 @@ def test_no_pool_flag(tasks_dir):
             assert res.wait(60)["result"][0] == "success"
             assert not served_warm(c, res)
         assert not pool_containers(c, "created") and not pool_containers(c)
+
+
+# == Student containers started ahead (src/job/job_student.c) ==========================
+
+def aheads(cluster, res):
+    """The (socket id, container) of the job's student containers that were started ahead."""
+    return re.findall(r"job %s: student container (\S+): (\w{12}) started \(ahead\)"
+                      % re.escape(res.job_id), cluster.agent.log())
+
+
+def ahead_made(cluster, res):
+    """The id of the student container started ahead for the job (not from the pool)."""
+    m = re.search(r"job %s: student \(ahead\): container (\w{12}) (?:created|started|from)"
+                  % re.escape(res.job_id), cluster.agent.log())
+    return m.group(1) if m else None
+
+
+def test_students_started_ahead(cluster):
+    # The first job tells the agent that this task asks for two student containers.
+    res = cluster.submit("pool", "stu2")
+    r = res.wait(120)
+    assert r["result"] == ("success", "one two"), r
+    assert not aheads(cluster, res), "nothing is known of the task before its first job"
+    # The next ones get both ahead: the first with the warm container (the pool pairs a
+    # student container with it) or while it starts, the second while the first runs.
+    jobs = []
+    for _ in range(2):
+        res = cluster.submit("pool", "stu2")
+        jobs.append(res)
+        r = res.wait(120)
+        assert r["result"] == ("success", "one two"), r
+        assert len(aheads(cluster, res)) == 2, cluster.agent.log()[-4000:]
+    # Nothing of the jobs stays: their student containers are removed with them.
+    used = [cid for res in jobs for _, cid in aheads(cluster, res)]
+    harness.wait_for(lambda: not [c for c in used if harness.exists(c)], 30,
+                     "the student containers %s to be removed" % used)
+
+
+def pool_students(cluster):
+    """Student containers the pool keeps beside its warm ones, not handed to a job."""
+    made = re.findall(r"pool (pool-\S+): student container (\w{12}) waiting too",
+                      cluster.agent.log())
+    taken = set(re.findall(r"student container \S+: (\w{12}) started \(ahead\)",
+                           cluster.agent.log()))
+    return [cid for _, cid in made if cid not in taken]
+
+
+def test_pool_pairs_a_student_container(cluster):
+    cluster.grade("pool", "stu2")
+    # Warm containers made from now on carry a student container of their own.
+    harness.wait_for(lambda: pool_students(cluster), 60, "a student container in the pool")
+    part = pool_students(cluster)[0]
+    res = cluster.submit("pool", "stu2")
+    r = res.wait(120)
+    assert r["result"] == ("success", "one two"), r
+    assert served_warm(cluster, res), "the job did not take the warm container"
+    assert part in [cid for _, cid in aheads(cluster, res)], (part, aheads(cluster, res))
+
+
+def cold_then_ahead(cluster, task, want):
+    """Grades `task` twice: the first teaches the agent, the second's student container is
+    one started ahead. Both give `want`."""
+    r = cluster.grade("pool", task)
+    assert r["result"] == want, r
+    res = cluster.submit("pool", task)
+    r = res.wait(120)
+    assert aheads(cluster, res), cluster.agent.log()[-4000:]
+    assert r["result"] == want, r
+
+
+def test_student_ahead_limits_count_from_the_request(cluster):
+    # Started ahead at least 3 s before the request: with a 2 s wall limit counted
+    # from its start it would have been killed (253).
+    cold_then_ahead(cluster, "stu_nap", ("success", "rc=0 awake"))
+    # Memory: the 32 MiB it was made with are enforced.
+    cold_then_ahead(cluster, "stu_hog", ("success", "rc=252"))
+
+
+def test_student_ahead_that_does_not_fit_goes_cold(cluster):
+    r = cluster.grade("pool", "stu_mem", {"mem": "40"})
+    assert r["result"] == ("success", "rc=0 fine"), r
+    # Made with 40 MiB, as the task's last request got; this one asks for 64.
+    res = cluster.submit("pool", "stu_mem", {"mem": "64"})
+    r = res.wait(120)
+    assert r["result"] == ("success", "rc=0 fine"), r
+    assert not aheads(cluster, res)
+    cluster.agent.wait_log(r"job %s: the student container started ahead does not fit"
+                           % re.escape(res.job_id), 10)
+
+
+def running(cid):
+    out = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", cid],
+                         capture_output=True, text=True).stdout.strip()
+    return out == "true"
+
+
+def test_student_ahead_killed_while_waiting_is_never_handed_out(cluster):
+    cluster.grade("pool", "stu_nap")
+    for _ in range(3):
+        # Its grader sleeps 3 s before the request: the container started ahead for it
+        # (with the warm container, or while it starts) is killed meanwhile.
+        res = cluster.submit("pool", "stu_nap")
+        harness.wait_for(lambda: ahead_made(cluster, res) and running(ahead_made(cluster, res)),
+                         60, "a student container started ahead for job %s" % res.job_id)
+        victim = ahead_made(cluster, res)
+        subprocess.run(["docker", "kill", victim], check=True, capture_output=True)
+        r = res.wait(120)
+        assert r["result"] == ("success", "rc=0 awake"), r
+        assert victim not in [cid for _, cid in aheads(cluster, res)], r
+        cluster.agent.wait_log(r"job %s: a student container started ahead ended unused"
+                               % re.escape(res.job_id), 30)
+
+
+def test_no_student_ahead_without_proctors_intern(tasks_dir):
+    """An image not labelled org.proctor.runtime=1 (INGInious's own intern connects to
+    /__parent.sock as it starts): its student containers are only made on request."""
+    tag = "proctor-test/student-plain"
+    subprocess.run(["docker", "build", "-q", "-t", tag, "-"],
+                   input="FROM proctor/env-student\nLABEL org.proctor.runtime=0 "
+                   "org.inginious.grading.name=student-plain\n", text=True, check=True,
+                   capture_output=True)
+    try:
+        with harness.Cluster(tasks=tasks_dir, concurrency=2, friendly_name="pool-plain",
+                             extra_args=["-v"]) as c:
+            c.wait_environment(name="student-plain")
+            for _ in range(3):
+                res = c.submit("pool", "stu_plain")
+                r = res.wait(120)
+                assert r["result"] == ("success", "rc=0 plain"), r
+                assert not aheads(c, res) and not ahead_made(c, res)
+            assert "waiting too" not in c.agent.log()
+            label = c.agent_label()
+        assert not harness.containers(label)
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
