@@ -777,7 +777,7 @@ def merge(parts):
     for k in ("cpu_per_job_ms", "engine_cpu_per_job_ms", "driver_cpu_per_job_ms"):
         if all(k in p for p in parts):
             out[k] = sum(p[k] * p["jobs"] for p in parts) / n
-    for k in ("warm_jobs", "warm_fallbacks"):
+    for k in ("warm_jobs", "warm_fallbacks", "students_ahead"):
         if all(k in p for p in parts):
             out[k] = sum(p[k] for p in parts)
     # What the pool holds at the end of each round: the largest.

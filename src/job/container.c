@@ -342,6 +342,8 @@ static void on_started(int status, const char *err, void *data)
         ct_kill(c); /* stopped while starting */
     else if (c->phase == CT_PARKED && c->ops->parked)
         c->ops->parked(c, c->data);
+    else if (c->phase == CT_RUNNING && c->ops->running)
+        c->ops->running(c, c->data);
 }
 
 int ct_claim(struct container *c, int64_t time_s, int64_t hard_time_s)

@@ -86,6 +86,8 @@ struct ct_ops {
     void (*ready)(struct container *c, void *data);
     /** Optional: a parked container (ct_spec.park) is started and waits for ct_claim. */
     void (*parked)(struct container *c, void *data);
+    /** Optional: a container that is not parked is started (its limits count). */
+    void (*running)(struct container *c, void *data);
     /** Attach stream data (attached containers only). */
     void (*data)(struct container *c, int stream, const void *p, size_t n, void *data);
     /** The outcome is known (see ct_outcome etc.). */

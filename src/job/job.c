@@ -397,14 +397,25 @@ static void grading_ended(struct container *c, void *data)
     job_end(j);
 }
 
+/** Started (cold): a student container the task will likely ask for is made now, after
+ * the grading container's start (not beside it: the engine would start both more slowly). */
+static void grading_running(struct container *c, void *data)
+{
+    PROCTOR_UNUSED(c);
+    student_ahead(data);
+}
+
 static void grading_gone(struct container *c, void *data)
 {
     PROCTOR_UNUSED(c);
     job_maybe_finished(data);
 }
 
-static const struct ct_ops grading_ops = {
-    .ready = grading_ready, .data = grading_data, .ended = grading_ended, .gone = grading_gone};
+static const struct ct_ops grading_ops = {.ready = grading_ready,
+                                          .running = grading_running,
+                                          .data = grading_data,
+                                          .ended = grading_ended,
+                                          .gone = grading_gone};
 
 static int job_create_grading(struct job *j)
 {
@@ -448,7 +459,6 @@ static void on_dir_ready(int ret, void *data)
         return;
     }
     j->phase = JOB_RUNNING;
-    student_ahead(j); /* made while the grading container starts */
 }
 
 /* ---- a warm start (pool.h) ------------------------------------------------------------ */

@@ -92,6 +92,7 @@ struct student {
     bool ahead;
     bool taken;         /* ahead: a request took it */
     bool claim_on_park; /* taken while still being made: claimed once parked */
+    bool dropped;       /* ahead, not taken: being removed */
     char *rdv;          /* ahead: J/links/ahead-<n>, mounted read-only at /__parent.d */
     char *envname, *image_id, *runtime; /* ahead: what it was made as */
     struct policy_hardening hard;       /* ahead: what it was made with */

@@ -349,7 +349,7 @@ static size_t students_alive(const struct job *j, struct student **ahead)
     for (struct student *o = j->students; o; o = o->next) {
         if (o->socket_id)
             alive++;
-        else if (!*ahead)
+        else if (!*ahead && !o->dropped)
             *ahead = o;
     }
     return alive;
@@ -407,10 +407,11 @@ void students_ahead_drop(struct job *j)
     struct student **pp = &j->students;
     while (*pp) {
         struct student *s = *pp;
-        if (s->ahead && !s->taken && ct_remove(&s->ct)) {
+        if (s->ahead && !s->taken && !s->dropped && ct_remove(&s->ct)) {
             *pp = s->next;
             student_free(s);
         } else {
+            s->dropped |= s->ahead && !s->taken;
             pp = &s->next;
         }
     }
@@ -471,6 +472,7 @@ static bool ahead_take(struct job *j, struct student *s, const struct env *env, 
     if (!fits) {
         log_info(LOG_JOB, "job %s: the student container started ahead does not fit the request",
                  j->id);
+        a->dropped = true;
         if (ct_remove(&a->ct)) {
             student_unlink(j, a);
             student_free(a);

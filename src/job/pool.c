@@ -240,8 +240,12 @@ static void part_gone(struct container *c, void *data)
 static const struct ct_ops part_ops = {
     .ready = part_ready, .parked = part_parked, .ended = part_ended, .gone = part_gone};
 
-/** The grading container waits: make its student part if the environment's tasks use one. */
-static void entry_make_part(struct pool *p, struct pool_entry *e)
+/**
+ * Makes the entry's student part if the environment's tasks use one: with its
+ * grading container (made together, one unit of POOL_MAX_MAKING), or later for
+ * one waiting without (`counted`: a unit of its own).
+ */
+static void entry_make_part(struct pool *p, struct pool_entry *e, bool counted)
 {
     const struct pool_env *pe = env_find(p, e->envtype, e->envname);
     if (!pe || !pe->student_env || util_now_ms() - pe->student_ms > POOL_STUDENT_MS)
@@ -251,7 +255,7 @@ static void entry_make_part(struct pool *p, struct pool_entry *e)
         return;
     e->part = student_part_new(p->host, e->dir, e->label, e->envtype, pe->student_env, env,
                                pe->student_memory_mib, &part_ops, e);
-    if (e->part) {
+    if (e->part && counted) {
         e->part_making = true;
         p->making++;
     }
@@ -266,7 +270,6 @@ static void entry_parked(struct container *c, void *data)
     e->pool->making--;
     log_info(LOG_JOB, "pool %s: container %.12s waiting for a job (%s/%s)", e->label, c->id,
              e->envtype, e->envname);
-    entry_make_part(e->pool, e);
     pool_plan_soon(e->pool);
 }
 
@@ -315,6 +318,7 @@ static void on_entry_dir(int ret, void *data)
         return;
     }
     e->state = ENTRY_MAKING;
+    entry_make_part(p, e, false);
 }
 
 /** Hardening for a pooled container of this environment and memory (as a job would get it). */
@@ -485,7 +489,7 @@ static void pool_plan(struct pool *p)
     // Student parts for the waiting ones of environments whose tasks use students.
     for (struct pool_entry *e = p->entries; e && p->making < POOL_MAX_MAKING; e = e->next)
         if (e->state == ENTRY_WAITING && !e->part)
-            entry_make_part(p, e);
+            entry_make_part(p, e, true);
 }
 
 static long on_plan(struct loop *loop, uint64_t id, void *data)
