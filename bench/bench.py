@@ -71,6 +71,10 @@ def workloads(smoke, jobs, open_rate=1.0, open_jobs=None):
         {"name": "output-%dmb" % mb, "task": "output", "jobs": 1, "concurrency": 1,
          "input": {"mb": str(mb)}, "debug": True, "memory": 512, "stdout_bytes": mb << 20},
         {"name": "student", "task": "student", "jobs": 2 if smoke else 20, "concurrency": 1},
+        # The same at Poisson arrival times below capacity (0.5 jobs/s, 4 slots): where the
+        # pool's student containers (README, "Warm pool") can be ready for the next job.
+        {"name": "student-open", "task": "student", "jobs": 2 if smoke else 40,
+         "concurrency": 4, "open_rate": 0.5},
         # The grading container sends frames built to cost the agent memory
         # (bench/images/hostile). No floor: it has no agent to attack.
         {"name": "hostile-%dmb" % frames, "task": "hostile", "jobs": 1 if smoke else 2,

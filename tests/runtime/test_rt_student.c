@@ -11,10 +11,13 @@
 #include "rt_internal.h"
 #include "rt_value.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,15 +302,44 @@ static int send_stdio(int conn)
     return ret;
 }
 
+// Whether process pid holds an inotify instance (it waits at /__parent.d).
+static bool has_inotify(pid_t pid)
+{
+    char dir[64], link[PATH_MAX + 64], target[128];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    bool found = false;
+    struct dirent *e;
+    while (d && !found && (e = readdir(d))) {
+        snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        found = n > 0 && (target[n] = 0, strstr(target, "inotify") != NULL);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
 // Runs _run_student_intern in a child process, playing the grading side on
 // ROOT/__parent.sock: 'H', then /dev/null as stdio, then the command map.
+// `ahead`: the socket is bound elsewhere and linked as ROOT/__parent.d/parent.sock
+// once the intern waits there (a student container started before its request).
 // Returns the intern's exit code, or -1 when the exchange failed.
-static int run_intern(const char *command, const char *teardown)
+static int run_intern_at(const char *command, const char *teardown, bool ahead)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], dir[PATH_MAX], lnk[PATH_MAX];
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", rt_path("/__parent.sock", path));
+    rt_path("/__parent.d", dir);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
+             rt_path(ahead ? "/requester.sock" : "/__parent.sock", path));
     unlink(sa.sun_path);
+    unlink(rt_path("/__parent.sock", path));
+    if (ahead) {
+        mkdir(dir, 0755);
+        if (rt_path_join(lnk, dir, "parent.sock"))
+            return -1;
+        unlink(lnk);
+    }
     int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0)
         return -1;
@@ -315,6 +347,19 @@ static int run_intern(const char *command, const char *teardown)
     if (pid == 0) {
         char *argv[] = {"_run_student_intern", NULL};
         _exit(rt_cmd_intern(1, argv));
+    }
+    int status = 0;
+    bool gone = false;
+    if (ahead && pid > 0) {
+        // Its request comes once it waits: the link (as the agent makes it, a hard
+        // link of the requester's socket) appears under its watch.
+        while (!has_inotify(pid) && !(gone = waitpid(pid, &status, WNOHANG) == pid))
+            sched_yield();
+        if (gone || link(sa.sun_path, lnk) < 0) {
+            if (!gone)
+                kill(pid, SIGKILL);
+            pid = -pid;
+        }
     }
     int conn = pid > 0 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
     char hello = 0;
@@ -326,13 +371,41 @@ static int run_intern(const char *command, const char *teardown)
     ok = ok && !rt_msgpack_pack(m, &b) && send(conn, b.data, b.len, MSG_NOSIGNAL) == (ssize_t)b.len;
     buf_deinit(&b);
     rt_value_free(m);
-    int status = 0;
-    if (pid > 0)
-        waitpid(pid, &status, 0);
+    if (pid != 0 && !gone)
+        waitpid(pid > 0 ? pid : -pid, &status, 0);
     if (conn >= 0)
         close(conn);
     close(lfd);
+    if (ahead)
+        unlink(lnk);
     return ok && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int run_intern(const char *command, const char *teardown)
+{
+    return run_intern_at(command, teardown, false);
+}
+
+static void test_intern_started_ahead(void)
+{
+    char dir[PATH_MAX];
+    rt_mkdirs(rt_path("/task/student/scripts", dir), 0755);
+    // Started before its request: no /__parent.sock, an empty /__parent.d where the
+    // socket's link appears while it waits (inotify); then the usual exchange.
+    int code = run_intern_at("true", "", true);
+    REQUIRE(code == 0, "started ahead: exit code %d", code);
+    code = run_intern_at("false", "", true);
+    REQUIRE(code == 1, "started ahead: exit code %d", code);
+    // Neither /__parent.sock nor /__parent.d: the handshake fails (254), no wait.
+    rmdir(rt_path("/__parent.d", dir));
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = {"_run_student_intern", NULL};
+        _exit(rt_cmd_intern(1, argv));
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 254, "no parent: status %d", status);
 }
 
 static mode_t mode_of(const char *path)
@@ -398,5 +471,6 @@ int main(void)
     test_read_command();
     test_read_command_errors();
     test_intern_scripts_lock();
+    test_intern_started_ahead();
     return rt_test_end("test_rt_student");
 }
