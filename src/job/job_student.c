@@ -113,16 +113,21 @@ static void student_free(struct student *s)
     free(s);
 }
 
+static void student_unlink(struct job *j, struct student *s)
+{
+    for (struct student **pp = &j->students; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
+    }
+}
+
 /** Unlinks and frees s; the job may be finished then (the caller returns right after). */
 static void student_drop(struct student *s)
 {
     struct job *j = s->job;
-    for (struct student **pp = &j->students; *pp; pp = &(*pp)->next) {
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    }
+    student_unlink(j, s);
     student_free(s);
     student_ahead(j); /* room again for one ahead, if the task asks for more */
     job_maybe_finished(j);
@@ -390,16 +395,6 @@ void student_ahead(struct job *j)
     }
     s->next = j->students;
     j->students = s;
-}
-
-static void student_unlink(struct job *j, struct student *s)
-{
-    for (struct student **pp = &j->students; *pp; pp = &(*pp)->next) {
-        if (*pp == s) {
-            *pp = s->next;
-            return;
-        }
-    }
 }
 
 void students_ahead_drop(struct job *j)

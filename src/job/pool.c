@@ -51,7 +51,7 @@ struct pool_entry {
     struct policy_hardening hard;
     struct worker_task *dir_task;
     /* A student container started ahead in the same directory (job_student.c), made
-       once the grading container waits; it goes with the grading one to its job. */
+       with the grading container; it goes with the grading one to its job. */
     struct student *part;
     bool part_making; /* counted in pool->making until parked */
     bool ct_gone;     /* DYING: the grading container is gone (the part may not be) */
@@ -224,7 +224,6 @@ static void part_ended(struct container *c, void *data)
         free(pe->student_env);
         pe->student_env = NULL;
     }
-    part_done_making(p, e);
     entry_remove(p, e, "its student container ended while waiting");
 }
 
@@ -563,6 +562,17 @@ static struct pool_env *env_get(struct pool *p, const char *envtype, const char 
     return pe;
 }
 
+/** Its tasks use student containers of student_env with this memory (as of now). */
+static void env_note_student(struct pool_env *pe, const char *student_env, int64_t memory_mib)
+{
+    if (!pe->student_env || strcmp(pe->student_env, student_env)) {
+        free(pe->student_env);
+        pe->student_env = xstrdup(student_env);
+    }
+    pe->student_memory_mib = memory_mib;
+    pe->student_ms = util_now_ms();
+}
+
 void pool_note_arrival(struct pool *p, const struct pool_want *w)
 {
     if (!p->enabled || p->draining)
@@ -573,14 +583,8 @@ void pool_note_arrival(struct pool *p, const struct pool_want *w)
     pe->arrivals[pe->narrivals++ % POOL_RING] = util_now_ms();
     if (w->plain)
         pe->memory_mib = w->memory_mib;
-    if (w->plain && w->student_env) {
-        if (!pe->student_env || strcmp(pe->student_env, w->student_env)) {
-            free(pe->student_env);
-            pe->student_env = xstrdup(w->student_env);
-        }
-        pe->student_memory_mib = w->student_memory_mib;
-        pe->student_ms = util_now_ms();
-    }
+    if (w->plain && w->student_env)
+        env_note_student(pe, w->student_env, w->student_memory_mib);
     pool_plan_soon(p);
 }
 
@@ -592,12 +596,7 @@ void pool_note_student(struct pool *p, const char *envtype, const char *envname,
     struct pool_env *pe = env_find(p, envtype, envname);
     if (!pe)
         return; /* not warmed: nothing to pair */
-    if (!pe->student_env || strcmp(pe->student_env, student_env)) {
-        free(pe->student_env);
-        pe->student_env = xstrdup(student_env);
-    }
-    pe->student_memory_mib = memory_mib;
-    pe->student_ms = util_now_ms();
+    env_note_student(pe, student_env, memory_mib);
     pool_plan_soon(p);
 }
 
