@@ -254,11 +254,13 @@ def stop_with_rusage(proc, timeout=60):
 # ---- proctord's log: where its time goes -------------------------------------
 
 # proctord logs one line per job with its phase marks, in ms since BackendNewJob
-# (0 = not reached); "reported" is when it handed the result to the backend.
+# (0 = not reached); "answered" is when its result arrived and decided the job (0 when
+# its exit decided it, --answer-at-exit), "reported" when it handed the result to the
+# backend.
 TIMINGS_RX = re.compile(r"job (\S+): timings created (\d+), attached (\d+), running (\d+), "
-                        r"exited (\d+), reported (\d+) ms$")
-PROCTORD_PHASES = (("job dir + create", 0), ("attach", 1), ("start", 2), ("run to exit", 3),
-                   ("inspect + report", 4))
+                        r"(?:answered (\d+), )?exited (\d+), reported (\d+) ms$")
+PROCTORD_PHASES = (("job dir + create", 0), ("attach", 1), ("start", 2),
+                   ("run to answer or exit", 3), ("to the report", 4))
 
 
 def proctord_profile(logpath):
@@ -269,7 +271,9 @@ def proctord_profile(logpath):
         for line in f:
             m = TIMINGS_RX.search(line.rstrip("\n"))
             if m:
-                marks.append([int(x) for x in m.groups()[1:]])
+                created, attached, running, answered, exited, reported = m.groups()[1:]
+                ended = int(answered) if answered and int(answered) else int(exited)
+                marks.append([int(created), int(attached), int(running), ended, int(reported)])
     measured = marks[1:]  # the first job is the warm-up
     phases = {}
     full = [m for m in measured if all(m)]

@@ -24,7 +24,8 @@ if(BUILD_TESTING)
       list(APPEND PROCTOR_FAULTS_TESTS "engine_${action}_${step}_pool=test_engine_fault[${action}-${step}-pool]")
     endforeach()
   endforeach()
-  foreach(t reset_mid_attach_stream delay_past_timeouts gone_30s events_stream_cut docker29_events)
+  foreach(t reset_mid_attach_stream delay_past_timeouts gone_30s events_stream_cut docker29_events
+          oom_event_lost)
     list(APPEND PROCTOR_FAULTS_TESTS "engine_${t}=test_engine_${t}")
   endforeach()
   foreach(t oversized_and_truncated_msgpack unknown_message_types same_job_twice

@@ -26,7 +26,8 @@ if(BUILD_TESTING)
   set(PROCTOR_AGENT_TESTS
     success failed_with_problems_and_state partial_grade_multi envelope_input_custom_tags_archive
     upload error_default invalid_result_is_a_crash runner_without_result timeout_cpu
-    timeout_wall overflow_memory run_student kill_from_client several_jobs_at_once
+    timeout_wall overflow_memory answered_at_its_result the_first_result_is_final
+    overflow_before_the_result answer_at_exit run_student kill_from_client several_jobs_at_once
     backend_restart_says_hello_again unknown_environment_and_malformed_messages
     policy_reload_on_sighup hostile_runner_flooding_garbage output_caps_from_policy
     ssh_debug_reaches_the_client run_student_return_codes docker_engine_late

@@ -342,6 +342,9 @@ static void usage(FILE *f)
                "  --ssh                    also offer the -ssh environment types\n"
                "  --no-pool                no warm grading containers (default: as many as\n"
                "                           policies/pool.lua says)\n"
+               "  --answer-at-exit         answer a job once its grading container has exited,\n"
+               "                           as INGInious does (default: as soon as its result\n"
+               "                           has arrived; README \"When a job is answered\")\n"
                "  --warm ENVTYPE/NAME      warm this environment from the start, as if a job\n"
                "                           had just used it (repeatable, up to 16)\n"
                "  --runtime RUNTIME ENVTYPE [root] [shared]\n"
@@ -446,6 +449,7 @@ int main(int argc, char **argv)
         OPT_DPORTS,
         OPT_SSH,
         OPT_NOPOOL,
+        OPT_ANSWER_AT_EXIT,
         OPT_WARM,
         OPT_ID,
         OPT_NOAUTO,
@@ -475,6 +479,7 @@ int main(int argc, char **argv)
         {"debug-ports", required_argument, NULL, OPT_DPORTS},
         {"ssh", no_argument, NULL, OPT_SSH},
         {"no-pool", no_argument, NULL, OPT_NOPOOL},
+        {"answer-at-exit", no_argument, NULL, OPT_ANSWER_AT_EXIT},
         {"warm", required_argument, NULL, OPT_WARM},
         {"agent-id", required_argument, NULL, OPT_ID},
         {"disable-autorestart", no_argument, NULL, OPT_NOAUTO},
@@ -566,6 +571,9 @@ int main(int argc, char **argv)
             break;
         case OPT_NOPOOL:
             cfg.pool = false;
+            break;
+        case OPT_ANSWER_AT_EXIT:
+            cfg.answer_at_exit = true;
             break;
         case OPT_WARM:
             if (nwarm < ARRAY_SIZE(warm))

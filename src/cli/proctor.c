@@ -313,6 +313,8 @@ static void usage(FILE *f)
         "  --explain             one line per policy decision on stderr: the hook, the\n"
         "                        file:line that answered, its input and what the job got,\n"
         "                        and whether the shipped file answered instead of DIR's\n"
+        "  --answer-at-exit      judge the job when its grading container exits, as\n"
+        "                        INGInious does (default: as soon as its result arrives)\n"
         "  -v                    the agent's logs (default: warnings only)\n"
         "envs: the environments of the local Docker engine, as a table (--json: as JSON).\n"
         "test-policies: run busted specs (default DIR/spec) against the policies in DIR, in\n"
@@ -506,7 +508,8 @@ int main(int argc, char **argv)
         O_DEBUG,
         O_SSH,
         O_JSON,
-        O_EXPLAIN
+        O_EXPLAIN,
+        O_AT_EXIT
     };
     static const struct option opts[] = {
         {"tasks", required_argument, NULL, O_TASKS},
@@ -522,6 +525,7 @@ int main(int argc, char **argv)
         {"ssh", no_argument, NULL, O_SSH},
         {"json", no_argument, NULL, O_JSON},
         {"explain", no_argument, NULL, O_EXPLAIN},
+        {"answer-at-exit", no_argument, NULL, O_AT_EXIT},
         {"verbose", no_argument, NULL, 'v'},
         {0},
     };
@@ -573,6 +577,9 @@ int main(int argc, char **argv)
             break;
         case O_DEBUG:
             debug = true;
+            break;
+        case O_AT_EXIT:
+            cfg.answer_at_exit = true;
             break;
         case O_SSH:
             cfg.ssh = true;

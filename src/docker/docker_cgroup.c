@@ -23,6 +23,14 @@ static const struct {
     {"/sys/fs/cgroup/docker/", "/cpu.stat", false},
 };
 
+// The memory controller's files: v1's oom_control, v2's memory.events.
+static const char *const oom_paths[][2] = {
+    {"/sys/fs/cgroup/memory/docker/", "/memory.oom_control"},
+    {"/sys/fs/cgroup/memory/system.slice/docker-", ".scope/memory.oom_control"},
+    {"/sys/fs/cgroup/system.slice/docker-", ".scope/memory.events"},
+    {"/sys/fs/cgroup/docker/", "/memory.events"},
+};
+
 static bool is_full_id(const char *id);
 static int parse_usage(const char *text, bool v1, uint64_t *ns);
 
@@ -42,6 +50,45 @@ int docker_cpu_read_cgroup(const char *id, uint64_t *ns)
     return ret;
 }
 
+int docker_oom_read_cgroup(const char *id, uint64_t *kills)
+{
+    if (PROCTOR_FAILS(id && kills) || !is_full_id(id))
+        return -EINVAL;
+    int ret = -ENOENT;
+    for (size_t i = 0; i < ARRAY_SIZE(oom_paths) && ret == -ENOENT; i++) {
+        AUTO_FREE char *path = xasprintf("%s%s%s", oom_paths[i][0], id, oom_paths[i][1]);
+        AUTO_FREE char *text = NULL;
+        ret = util_read_file(path, 4096, &text, NULL);
+        if (ret == 0)
+            ret = docker_cgroup_kv(text, "oom_kill", kills);
+    }
+    return ret;
+}
+
+int docker_cgroup_kv(const char *text, const char *key, uint64_t *out)
+{
+    if (PROCTOR_FAILS(text && key && out))
+        return -EINVAL;
+    size_t klen = strlen(key);
+    for (const char *line = text; *line;) {
+        const char *eol = strchr(line, '\n');
+        if (!strncmp(line, key, klen) && line[klen] == ' ') {
+            const char *p = line + klen + 1;
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(p, &end, 10);
+            if (end == p || errno || !isdigit((unsigned char)*p) || (*end && *end != '\n'))
+                return -EIO;
+            *out = (uint64_t)v;
+            return 0;
+        }
+        if (!eol)
+            break;
+        line = eol + 1;
+    }
+    return -EIO;
+}
+
 static bool is_full_id(const char *id)
 {
     size_t n = 0;
@@ -54,16 +101,18 @@ static bool is_full_id(const char *id)
 // v1: the whole file is the count in ns; v2: the "usage_usec N" line, in us.
 static int parse_usage(const char *text, bool v1, uint64_t *ns)
 {
-    const char *p = v1 ? text : strstr(text, "usage_usec ");
-    if (!p)
-        return -EIO;
-    if (!v1)
-        p += strlen("usage_usec ");
+    uint64_t v;
+    if (!v1) {
+        if (docker_cgroup_kv(text, "usage_usec", &v) || v > UINT64_MAX / 1000u)
+            return -EIO;
+        *ns = v * 1000u;
+        return 0;
+    }
     char *end = NULL;
     errno = 0;
-    unsigned long long v = strtoull(p, &end, 10);
-    if (end == p || errno || (!v1 && v > UINT64_MAX / 1000u))
+    v = strtoull(text, &end, 10);
+    if (end == text || errno)
         return -EIO;
-    *ns = v1 ? (uint64_t)v : (uint64_t)v * 1000u;
+    *ns = v;
     return 0;
 }

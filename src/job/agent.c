@@ -271,6 +271,7 @@ struct agent *agent_new(struct loop *loop, const struct agent_config *cfg,
         .tmp_dir = a->tmp_dir,
         .debug_host = a->debug_host,
         .ssh = a->ssh,
+        .answer_at_exit = cfg->answer_at_exit,
         .envtypes = &a->envtypes,
         .agent = a,
     };

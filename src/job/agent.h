@@ -58,6 +58,9 @@ struct agent_config {
     const char *docker_host;  /* NULL = $DOCKER_HOST or the default socket */
     long docker_timeout_ms;   /* one non-streaming engine call; 0 = DOCKER_DEFAULT_TIMEOUT_MS */
     bool pool; /* keep warm grading containers (pool.h; sized by policies/pool.lua) */
+    /* answer a job once its grading container has exited (INGInious's timing), not as
+       soon as its result has arrived (README "When a job is answered") */
+    bool answer_at_exit;
     /* "<envtype>/<name>" of environments to warm from the start (--warm), as if just used */
     const char *const *warm;
     size_t nwarm;

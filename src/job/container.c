@@ -184,6 +184,19 @@ static long on_grace(struct loop *loop, uint64_t id, void *data)
     return LOOP_NOMORE;
 }
 
+/** Nothing to watch any more: no wait, CPU or wall-clock watch. */
+static void ct_unwatch(struct container *c)
+{
+    struct loop *loop = c->host->loop;
+    docker_req_cancel(c->wait_req);
+    docker_req_cancel(c->cpu_req);
+    c->wait_req = c->cpu_req = NULL;
+    loop_timer_del(loop, c->wall_timer);
+    loop_timer_del(loop, c->cpu_timer);
+    loop_timer_del(loop, c->retry_timer);
+    c->wall_timer = c->cpu_timer = c->retry_timer = 0;
+}
+
 /** RUNNING: the process died (wait answer, `die` event, or lost: known false). */
 static void ct_exited(struct container *c, int exit_code, bool known)
 {
@@ -197,17 +210,10 @@ static void ct_exited(struct container *c, int exit_code, bool known)
     else
         ct_cause(c, CT_OUT_ERROR, CT_ERR_WAIT);
     log_debug(LOG_JOB, "%s: container %.12s exited with %d", c->log_name, c->id, exit_code);
-    struct loop *loop = c->host->loop;
-    docker_req_cancel(c->wait_req);
-    docker_req_cancel(c->cpu_req);
-    c->wait_req = c->cpu_req = NULL;
-    loop_timer_del(loop, c->wall_timer);
-    loop_timer_del(loop, c->cpu_timer);
-    loop_timer_del(loop, c->retry_timer);
-    c->wall_timer = c->cpu_timer = c->retry_timer = 0;
+    ct_unwatch(c);
     if (!c->stream_closed && c->attach) {
         c->phase = CT_DRAINING;
-        c->grace_timer = loop_timer_add(loop, STREAM_GRACE_MS, on_grace, c);
+        c->grace_timer = loop_timer_add(c->host->loop, STREAM_GRACE_MS, on_grace, c);
         return;
     }
     ct_after_exit(c);
@@ -308,9 +314,13 @@ static void ct_run(struct container *c)
     c->phase = CT_RUNNING;
     c->t_running = ct_now(c);
     c->wall_timer = loop_timer_add(loop, (long)(c->hard_time_s * 1000), on_wall, c);
-    uint64_t ns;
+    // A parked container's wait does not count; a cold one counts from its start
+    // (its process may have run, even answered, before Docker confirmed the start).
+    uint64_t ns, kills;
+    if (c->want_park && docker_oom_read_cgroup(c->id, &kills) == 0)
+        c->oom_base = kills;
     if (docker_cpu_read_cgroup(c->id, &ns) == 0) {
-        c->cpu_base_ns = (int64_t)ns;
+        c->cpu_base_ns = c->want_park ? (int64_t)ns : 0;
         c->cpu_timer = loop_timer_add(loop, CPU_POLL_MS, on_cpu_poll, c);
     } else {
         // The stats stream counts from the container's start: a parked one's
@@ -335,6 +345,10 @@ static void on_started(int status, const char *err, void *data)
         c->phase = CT_PARKED;
     else
         ct_run(c);
+    bool answered = c->answer_pending && !c->stop_asked && ct_answered(c) == 0;
+    c->answer_pending = false;
+    if (answered)
+        return; /* it answered before Docker confirmed its start: `ended` follows */
     c->wait_req = docker_container_wait(c->host->docker, c->id, on_wait, c);
     if (!c->wait_req)
         ct_cause(c, CT_OUT_ERROR, CT_ERR_WAIT); /* the `die` event ends it */
@@ -344,6 +358,47 @@ static void on_started(int status, const char *err, void *data)
         c->ops->parked(c, c->data);
     else if (c->phase == CT_RUNNING && c->ops->running)
         c->ops->running(c, c->data);
+}
+
+int ct_answered(struct container *c)
+{
+    if (c->phase == CT_STARTING && !c->want_park && c->outcome == CT_OUT_NONE) {
+        c->answer_pending = true; /* its output can come before Docker's answer to start */
+        return 0;
+    }
+    if (c->phase != CT_RUNNING || c->exited || c->outcome != CT_OUT_NONE)
+        return -EALREADY;
+    uint64_t kills, ns;
+    int ret = docker_oom_read_cgroup(c->id, &kills);
+    if (!ret)
+        ret = docker_cpu_read_cgroup(c->id, &ns);
+    if (ret) {
+        log_debug(LOG_JOB, "%s: cgroup of %.12s not readable (%s): its exit decides", c->log_name,
+                  c->id, strerror(-ret));
+        return -ENOENT;
+    }
+    int64_t cpu = (int64_t)ns > c->cpu_base_ns ? (int64_t)ns - c->cpu_base_ns : 0;
+    c->cpu_ns = cpu;
+    c->t_answered = ct_now(c);
+    if (kills > c->oom_base) {
+        log_info(LOG_JOB,
+                 "%s: the kernel killed %llu of its processes for memory before its answer",
+                 c->log_name, (unsigned long long)(kills - c->oom_base));
+        ct_cause(c, CT_OUT_OVERFLOW, CT_ERR_NONE);
+    } else if (cpu > c->time_s * 1000000000ll) {
+        log_info(LOG_JOB, "%s: CPU time limit (%lld s) reached before its answer", c->log_name,
+                 (long long)c->time_s);
+        ct_cause(c, CT_OUT_TIMEOUT, CT_ERR_NONE);
+    } else {
+        ct_cause(c, CT_OUT_ANSWERED, CT_ERR_NONE);
+    }
+    log_debug(LOG_JOB, "%s: container %.12s answered", c->log_name, c->id);
+    // No limit to watch any more; what its process does next changes nothing. The
+    // owner hears it from the loop (this runs inside its stream's callback).
+    c->exited = true;
+    ct_unwatch(c);
+    c->notify_timer = loop_timer_add(c->host->loop, 0, on_notify, c);
+    return 0;
 }
 
 int ct_claim(struct container *c, int64_t time_s, int64_t hard_time_s)

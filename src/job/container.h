@@ -18,6 +18,8 @@
  *              wait answered / `die` event -> as RUNNING (it died waiting: never claim it)
  *   RUNNING    wait answered / `die` event -> attach stream open ? DRAINING : next
  *              wall timer, CPU over the limit, `oom` event, ct_stop -> kill (stays RUNNING)
+ *              ct_answered -> ENDED (from the loop; the process may still run: ct_remove
+ *              kills it)
  *   DRAINING   stream closed / grace timer -> next
  *   next:      outcome EXIT (it ended by itself) ? INSPECTING : ENDED
  *   INSPECTING inspect answered -> ENDED (OOMKilled: outcome OVERFLOW)
@@ -69,6 +71,7 @@ enum ct_outcome {
     CT_OUT_TIMEOUT,  /* CPU or wall-clock limit */
     CT_OUT_OVERFLOW, /* the kernel killed it for memory */
     CT_OUT_ERROR,    /* Docker failed it: error says which step */
+    CT_OUT_ANSWERED, /* it gave its final answer, within its limits (ct_answered) */
 };
 
 /** What went wrong, for CT_OUT_ERROR. */
@@ -124,7 +127,7 @@ struct container {
     int64_t cpu_ns; /* last CPU time sample (cgroup or stats) since the claim, -1 = none yet */
     char *id;       /* NULL until created */
     /* ms since ct_init's t0 when each phase was reached (0 = not reached) */
-    uint64_t t_created, t_attached, t_running, t_exited;
+    uint64_t t_created, t_attached, t_running, t_exited, t_answered;
 
     /* private */
     const struct job_host *host;
@@ -136,6 +139,7 @@ struct container {
     uint64_t t0;
     int64_t time_s, hard_time_s;
     int64_t cpu_base_ns;         /* the cgroup's CPU time when it was claimed (parked containers) */
+    uint64_t oom_base;           /* the cgroup's OOM kills then */
     struct docker_req *req;      /* create/start/inspect/delete in flight */
     struct docker_req *wait_req; /* death notification */
     struct docker_req *cpu_req;  /* stats stream when the cgroup is not readable */
@@ -144,7 +148,9 @@ struct container {
     uint64_t wall_timer, cpu_timer, grace_timer, retry_timer, notify_timer;
     char *job_id; /* for the janitor, should a create's answer be lost */
     unsigned wait_retries;
+    /* exited: no limit to watch any more (its process died, or it answered) */
     bool want_attach, want_park, stream_closed, exited, stop_asked, remove_asked;
+    bool answer_pending; /* ct_answered while STARTING: taken once the start is confirmed */
 };
 
 /** Prepares a container record; `name` labels its log lines (copied). */
@@ -173,6 +179,18 @@ int ct_write(struct container *c, const void *p, size_t n);
  * has a cause: kills it if it runs; `ended` follows as usual.
  */
 void ct_stop(struct container *c, enum ct_outcome why);
+/**
+ * RUNNING: its process has given its final answer (the grading container's
+ * `result`), and it may still run. The outcome is decided now rather than at
+ * the exit, from its cgroup: OVERFLOW if the kernel killed any of its processes
+ * for memory since the claim, TIMEOUT if its CPU time is over the limit, else
+ * ANSWERED. No limit is watched after this; `ended` follows from the loop, and
+ * ct_remove kills it if it still runs. STARTING (its output can come before
+ * Docker's answer to start): the same, once the start is confirmed. 0; -ENOENT
+ * (nothing changed: the exit decides) when its cgroup cannot be read from here;
+ * -EALREADY when it is not running or already has a cause.
+ */
+int ct_answered(struct container *c);
 /** A Docker event about this container ("die" with its exit code, "oom"). */
 void ct_on_event(struct container *c, const char *action, int exit_code);
 /**
@@ -182,5 +200,10 @@ void ct_on_event(struct container *c, const char *action, int exit_code);
 bool ct_remove(struct container *c);
 /** Frees what the record holds (cancels whatever is in flight; no callback). */
 void ct_deinit(struct container *c);
+/** When its outcome became known by its answer or its exit (ms, 0 = not yet). */
+static inline uint64_t ct_ended_at(const struct container *c)
+{
+    return c->t_answered ? c->t_answered : c->t_exited;
+}
 /** Name of a phase, for logs and tests. */
 const char *ct_phase_name(enum ct_phase p);

@@ -291,15 +291,18 @@ static void job_on_message(struct job *j, const void *p, size_t n)
         if (j->bad_msgs++ < JOB_BAD_MSG_LOGS)
             log_warn(LOG_JOB, "job %s: container message without a type skipped", j->id);
     } else if (!strcmp(type, WIRE_MSG_RESULT)) {
-        // The last result wins; the job is judged when the container dies.
-        // Moved, not copied: it may carry megabytes of output.
-        value_deinit(&j->result);
+        // The first result is the container's last word (INGInious reads nothing
+        // after it). Moved, not copied: it may carry megabytes of output.
         struct value *r = (struct value *)value_map_get(&m, "result");
         if (r) {
             j->result = *r;
             value_set_nil(r);
         }
         j->has_result = true;
+        // Judged now, from the cgroup, rather than at the exit (README "When a job
+        // is answered"); where the cgroup is not readable, the exit decides.
+        if (!j->host->answer_at_exit && j->phase == JOB_RUNNING)
+            ct_answered(j->grading);
     } else if (!strcmp(type, WIRE_MSG_RUN_STUDENT)) {
         student_request(j, &m);
     } else if (!strcmp(type, WIRE_MSG_SSH_DEBUG) || !strcmp(type, WIRE_MSG_SSH_STUDENT)) {
@@ -328,8 +331,8 @@ static void grading_data(struct container *c, int stream, const void *p, size_t 
 {
     PROCTOR_UNUSED(c);
     struct job *j = data;
-    if (j->reason == REASON_CRASH)
-        return;
+    if (j->reason == REASON_CRASH || j->has_result)
+        return; /* nothing is read after the result (INGInious closes the stream) */
     metric_add(METRIC_CONTAINER_BYTES, NULL, (double)n);
     j->output_bytes += n;
     if (j->hard.max_output_bytes > 0 && j->output_bytes > (size_t)j->hard.max_output_bytes) {
@@ -364,7 +367,7 @@ static void grading_data(struct container *c, int stream, const void *p, size_t 
             return;
         }
         job_on_message(j, msg, len);
-        if (j->reason == REASON_CRASH)
+        if (j->reason == REASON_CRASH || j->has_result)
             return;
     }
 }
@@ -391,7 +394,8 @@ static void grading_ended(struct container *c, void *data)
                                                   : TXT_UNKNOWN_ERROR);
         break;
     default:
-        // EXIT: the grader's result decides; STOPPED: whoever stopped it gave the reason.
+        // EXIT, ANSWERED: the grader's result decides; STOPPED: whoever stopped it gave
+        // the reason.
         break;
     }
     job_end(j);

@@ -55,6 +55,7 @@ struct job_host {
     const char *tmp_dir;    /* job directories */
     const char *debug_host; /* NULL: SSH debug off */
     bool ssh;               /* the -ssh environment types are offered */
+    bool answer_at_exit;    /* judge a job at its container's exit, not at its result */
     int cgroup_version;     /* 1 or 2 (0: unknown) */
     /* {envtype: true} of every environment, for the runner's `start` (rebuilt by discovery) */
     const struct value *envtypes;

@@ -30,8 +30,8 @@ void job_log_finished(const struct job *j, const char *result, double grade, con
     const struct container *c = j->grading;
     uint64_t now = util_now_ms() - j->started_ms, prev = 0;
     int64_t create = phase_ms(c->t_created, &prev), attach = phase_ms(c->t_attached, &prev);
-    int64_t start = phase_ms(c->t_running, &prev), run = phase_ms(c->t_exited, &prev);
-    int64_t report = c->t_exited ? phase_ms(now, &prev) : -1;
+    int64_t start = phase_ms(c->t_running, &prev), run = phase_ms(ct_ended_at(c), &prev);
+    int64_t report = ct_ended_at(c) ? phase_ms(now, &prev) : -1;
     bool decided = j->limits.memory_mib > 0;
     const struct log_field f[] = {
         LOG_STR("result", result),
@@ -160,8 +160,8 @@ static void job_observe(const struct job *j)
     } steps[] = {{"create", c->t_created},
                  {"attach", c->t_attached},
                  {"start", c->t_running},
-                 {"run", c->t_exited},
-                 {"report", c->t_exited ? now : 0}};
+                 {"run", ct_ended_at(c)},
+                 {"report", ct_ended_at(c) ? now : 0}};
     uint64_t prev = 0;
     for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
         if (!steps[i].at)
@@ -179,11 +179,11 @@ void job_report(struct job *j)
     j->reported = true;
     // One line per job with where its time went (ms from BackendNewJob).
     log_info(LOG_JOB,
-             "job %s: timings created %llu, attached %llu, running %llu, exited %llu, "
-             "reported %llu ms",
+             "job %s: timings created %llu, attached %llu, running %llu, answered %llu, "
+             "exited %llu, reported %llu ms",
              j->id, (unsigned long long)j->grading->t_created,
              (unsigned long long)j->grading->t_attached, (unsigned long long)j->grading->t_running,
-             (unsigned long long)j->grading->t_exited,
+             (unsigned long long)j->grading->t_answered, (unsigned long long)j->grading->t_exited,
              (unsigned long long)(util_now_ms() - j->started_ms));
     job_observe(j);
     if (j->bad_msgs > JOB_BAD_MSG_LOGS)

@@ -4,7 +4,7 @@ socket and a byte pump between the agent and the backend.
 The engine proxy forwards each request to the real engine on a connection of its
 own (Connection: close), so that it sees every request whole and can act on it:
 hold it until the test releases it, answer it with an error, reset the connection,
-delay it, cut a stream, or rewrite the events stream into Docker 29's format. An
+delay it, cut a stream, drop some events, or rewrite the events stream into Docker 29's format. An
 attach request (Upgrade: tcp) becomes a raw two-way pump after its request line.
 Whatever happens, the real engine does the work: the proxy only takes away.
 """
@@ -115,6 +115,7 @@ class EngineProxy(SocketProxy):
         self.held = []        # requests waiting for release()
         self.live = []        # requests whose connections are open
         self.docker29 = False  # rewrite the events stream
+        self.drop_events = set()  # actions ("oom", "die"...) the agent never hears of
         self.gone = False
         self.ids = {}          # container id -> labels (from create answers)
         self.lock = threading.Condition()
@@ -265,7 +266,7 @@ class EngineProxy(SocketProxy):
         if upgrade:
             t = threading.Thread(target=self._pump, args=(req.client, upstream), daemon=True)
             t.start()
-        events = self.docker29 and req.endpoint == "GET /events"
+        events = (self.docker29 or self.drop_events) and req.endpoint == "GET /events"
         create = req.endpoint == "POST /containers/create"
         self._answer(req, upstream, events, create)
 
@@ -326,12 +327,21 @@ class EngineProxy(SocketProxy):
                     return
                 while b"\n" in text:
                     ln, text = text.split(b"\n", 1)
-                    out = docker29_event(ln) + b"\n"
+                    if self._dropped(ln):
+                        continue
+                    out = (docker29_event(ln) if self.docker29 else ln) + b"\n"
                     client.sendall(b"%x\r\n%s\r\n" % (len(out), out))
         except OSError:
             pass
         finally:
             _shut(client, upstream)
+
+    def _dropped(self, line):
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            return False
+        return ev.get("Action", ev.get("status")) in self.drop_events
 
     # -- what the tests look at -------------------------------------------------
     def count(self, endpoint):

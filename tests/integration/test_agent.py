@@ -146,6 +146,55 @@ def test_overflow_memory(cluster):
     assert r["result"] == ("overflow", ""), r
 
 
+def test_answered_at_its_result(cluster):
+    """The first result answers the job at once; the container, still running, is removed."""
+    cluster.wait_environment("docker", "linger")
+    res = cluster.submit("it", "answer_first", {"@state": "s1"})
+    # Its runner sends a second result, then sleeps 600 s (hard_time 20): judged at the
+    # exit, this would be a timeout.
+    r = res.wait(60)
+    assert r["result"] == ("success", "first answer"), r
+    assert r["grade"] == 100.0
+    m = re.search(r"job %s: timings .* answered (\d+), exited (\d+)," % re.escape(res.job_id),
+                  cluster.agent.log())
+    assert m and int(m.group(1)) > 0 and int(m.group(2)) == 0, m
+    harness.wait_for(lambda: not harness.containers("org.proctor.job=%s" % res.job_id), 30,
+                     "the answered container removed")
+
+
+def test_the_first_result_is_final(cluster):
+    """A second result is ignored, as INGInious ignores it."""
+    cluster.wait_environment("docker", "tworesults")
+    r = cluster.grade("it", "answer_twice", {})
+    assert r["result"] == ("success", "first answer"), r
+
+
+def test_overflow_before_the_result(cluster):
+    """A process killed for memory before the result makes the job `overflow`, whatever
+    the result says (read from the cgroup when the result arrives)."""
+    r = cluster.grade("it", "oom_then_result", {}, timeout=120)
+    assert r["result"] == ("overflow", ""), r
+
+
+def test_answer_at_exit(tasks_dir):
+    """--answer-at-exit: the job is judged when its container exits, as INGInious does;
+    the first result is still the one that counts."""
+    c = harness.Cluster(tasks=tasks_dir, concurrency=2, friendly_name="it-at-exit",
+                        extra_args=["--answer-at-exit"])
+    with c:
+        c.wait_environment("docker", "linger")
+        c.wait_environment("docker", "tworesults")
+        r = c.grade("it", "answer_twice", {})
+        assert r["result"] == ("success", "first answer"), r
+        r = c.grade("it", "answer_first", {}, timeout=120)
+        assert r["result"] == ("timeout", ""), r
+        r = c.grade("it", "oom_then_result", {}, timeout=120)
+        assert r["result"] == ("overflow", ""), r
+        assert not re.search(r"timings .* answered [1-9]", c.agent.log())
+    assert not harness.containers(c.agent_label())
+    harness.cleanup_dir(c.workdir)
+
+
 def test_run_student(cluster):
     r = cluster.grade("demo", "student", harness.DEMO_INPUTS["student"], timeout=120)
     assert r["result"][0] == "success", r

@@ -583,6 +583,21 @@ def test_engine_docker29_events(fc):
     after_fault(fc, [res])
 
 
+def test_engine_oom_event_lost(fc):
+    """The `oom` event never reaches the agent: a job whose process was killed for
+    memory before its result is `overflow` all the same (its cgroup's count, read when
+    the result arrives), not the result the script gave after the kill."""
+    fc.proxy.drop_events = {"oom"}
+    fc.proxy.cut(endpoint_is("GET /events"))  # reopened, filtered
+    res = fc.submit("it", "oom_then_result", {})
+    r = res.wait(120)
+    assert r["result"] == ("overflow", ""), r
+    assert re.search(r"job %s: the kernel killed \d+ of its processes for memory before its "
+                     r"answer" % re.escape(res.job_id), fc.agent.log())
+    fc.proxy.drop_events = set()
+    after_fault(fc, [res])
+
+
 # == 5. Bad backend input: a hand-made ROUTER ==============================================
 
 class FakeBackend:

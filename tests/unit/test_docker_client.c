@@ -214,6 +214,14 @@ static void on_cpu(int status, const char *err, int64_t ns, void *data)
     fprintf(stderr, "test_docker_client: cpu sample %lld ns; cgroup file %s (%llu ns)\n",
             (long long)ns, rc == 0 ? "visible" : "not visible", (unsigned long long)cg);
     CHECK(docker_cpu_read_cgroup("../../etc", &cg) == -EINVAL, "id validation");
+    // Both come from the same cgroup: visible together or not at all.
+    uint64_t kills = 99;
+    int orc = docker_oom_read_cgroup(x->id, &kills);
+    CHECK(orc == rc, "oom counter read %d, cpu read %d", orc, rc);
+    if (orc == 0)
+        CHECK(kills == 0, "a container that never ran short of memory has %llu OOM kills",
+              (unsigned long long)kills);
+    CHECK(docker_oom_read_cgroup("../../etc", &kills) == -EINVAL, "id validation (oom)");
     maybe_kill(x);
 }
 

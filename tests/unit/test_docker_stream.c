@@ -2,6 +2,7 @@
 // application length-prefix framing, fed in every way a socket can split or
 // coalesce bytes.
 
+#include "docker/docker_cgroup.h"
 #include "docker/docker_stream.h"
 
 #include "../check.h"
@@ -439,6 +440,31 @@ static void test_encode(void)
     REQUIRE(ok, "big-endian header");
 }
 
+/** The key-value files of cgroups: v1 memory.oom_control, v2 memory.events and cpu.stat. */
+static void test_cgroup_kv(void)
+{
+    uint64_t v = 7;
+    CHECK(docker_cgroup_kv("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", "oom_kill", &v) == 0 &&
+              v == 3,
+          "v1 oom_control: %llu", (unsigned long long)v);
+    CHECK(docker_cgroup_kv("low 0\nhigh 0\nmax 5\noom 2\noom_kill 1\noom_group_kill 0\n",
+                           "oom_kill", &v) == 0 &&
+              v == 1,
+          "v2 memory.events: %llu", (unsigned long long)v);
+    CHECK(docker_cgroup_kv("oom_group_kill 4\noom_kill 0", "oom_kill", &v) == 0 && v == 0,
+          "a longer key with the same start is not the key, last line without newline");
+    CHECK(docker_cgroup_kv("usage_usec 1234\nuser_usec 1000\n", "usage_usec", &v) == 0 && v == 1234,
+          "cpu.stat");
+    CHECK(docker_cgroup_kv("oom_kill_disable 0\nunder_oom 0\n", "oom_kill", &v) == -EIO,
+          "an old kernel without the line");
+    CHECK(docker_cgroup_kv("oom_kill x\n", "oom_kill", &v) == -EIO, "not a number");
+    CHECK(docker_cgroup_kv("oom_kill -1\n", "oom_kill", &v) == -EIO, "negative");
+    CHECK(docker_cgroup_kv("oom_kill 2x\n", "oom_kill", &v) == -EIO, "trailing junk");
+    CHECK(docker_cgroup_kv("oom_kill 99999999999999999999999\n", "oom_kill", &v) == -EIO,
+          "overflow");
+    CHECK(docker_cgroup_kv("", "oom_kill", &v) == -EIO, "empty");
+}
+
 int main(void)
 {
     test_demux_splits();
@@ -449,5 +475,6 @@ int main(void)
     test_framer_errors();
     test_layers();
     test_encode();
+    test_cgroup_kv();
     return check_finish("test_docker_stream");
 }
