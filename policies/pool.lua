@@ -24,7 +24,7 @@ Input
   req.host_memory_mib  integer  the host's memory
 Output
   { sizes = { ["<envtype>/<name>"] = integer >= 0, ... } }   a missing environment gets 0
-The agent caps each size at min(slots, 8) and the total at 16. This hook never refuses; a
+The agent caps each size at min(2 * slots, 8) and the total at 16. This hook never refuses; a
 broken answer is replaced by this file's, and if this file fails, the pool empties.
 
 To turn the pool off: `return extend("pool", { defaults = { enabled = false } })`, or start

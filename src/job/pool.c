@@ -453,7 +453,9 @@ static void pool_plan(struct pool *p)
     int64_t total = 0;
     for (size_t i = 0; i < p->nenvs; i++) {
         int64_t n = sizes[i];
-        int64_t cap = p->slots < POOL_MAX_PER_ENV ? p->slots : POOL_MAX_PER_ENV;
+        // Twice the slots: back-to-back jobs drain a slot's warm container faster than a
+        // refill comes (README "Warm pool").
+        int64_t cap = 2 * p->slots < POOL_MAX_PER_ENV ? 2 * p->slots : POOL_MAX_PER_ENV;
         n = n < 0 ? 0 : n > cap ? cap : n;
         if (total + n > POOL_MAX_TOTAL)
             n = POOL_MAX_TOTAL - total;

@@ -40,8 +40,11 @@ struct env;
 /** Hard caps: what the policy answers is cut to these. */
 #define POOL_MAX_PER_ENV 8
 #define POOL_MAX_TOTAL 16
-/** Containers being made at once (a refill competes with running jobs for the engine). */
-#define POOL_MAX_MAKING 1
+/**
+ * Containers being made at once: a refill competes with running jobs for the engine, but one
+ * at a time cannot keep up with back-to-back jobs answered at their result (README "Warm pool").
+ */
+#define POOL_MAX_MAKING 2
 /** How often the pool asks its policy (also at once after each claim or death). */
 #define POOL_PLAN_MS 5000
 
