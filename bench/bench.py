@@ -55,7 +55,7 @@ HOSTILE_IMAGE = "proctor/bench-hostile"
 BASE_INPUT = {"@username": "student", "@lang": "en", "@state": "", "@attempts": "1"}
 
 
-def workloads(smoke, jobs, open_rate=1.0, open_jobs=None):
+def workloads(smoke, jobs, open_rate=1.0, open_jobs=None, student_jobs=None):
     """(name, task, jobs, concurrency, inputdata, debug, memory MiB, expected stdout bytes;
     systems: the ones it runs on when not all; open_rate: open-loop arrivals per second)."""
     n = jobs or (5 if smoke else 200)
@@ -70,7 +70,8 @@ def workloads(smoke, jobs, open_rate=1.0, open_jobs=None):
          "concurrency": 4, "open_rate": open_rate},
         {"name": "output-%dmb" % mb, "task": "output", "jobs": 1, "concurrency": 1,
          "input": {"mb": str(mb)}, "debug": True, "memory": 512, "stdout_bytes": mb << 20},
-        {"name": "student", "task": "student", "jobs": 2 if smoke else 20, "concurrency": 1},
+        {"name": "student", "task": "student", "jobs": student_jobs or (2 if smoke else 20),
+         "concurrency": 1},
         # The same at Poisson arrival times below capacity (0.5 jobs/s, 4 slots): where the
         # pool's student containers (README, "Warm pool") can be ready for the next job.
         {"name": "student-open", "task": "student", "jobs": 2 if smoke else 40,
@@ -825,6 +826,8 @@ def main():
     ap.add_argument("--proctor-log", default="", help="PROCTOR_LOG for proctord (e.g. debug)")
     ap.add_argument("--open-rate", type=float, default=1.0, metavar="R",
                     help="arrivals per second of the open-loop workload (default 1)")
+    ap.add_argument("--student-jobs", type=int, metavar="N",
+                    help="jobs of the closed-loop student workload (default 20, smoke 2)")
     ap.add_argument("--open-jobs", type=int, metavar="N",
                     help="jobs of the open-loop workload (default 120, smoke 5)")
     ap.add_argument("--open-seed", type=int, default=12,
@@ -847,7 +850,7 @@ def main():
         ap.error("the system 'baseline' needs --baseline DIR")
     if args.open_rate <= 0:
         ap.error("--open-rate must be positive")
-    wls = workloads(args.smoke, args.jobs, args.open_rate, args.open_jobs)
+    wls = workloads(args.smoke, args.jobs, args.open_rate, args.open_jobs, args.student_jobs)
     if args.workloads:
         keep = set(args.workloads.split(","))
         wls = [w for w in wls if w["name"] in keep or w["task"] in keep]
