@@ -80,8 +80,13 @@ class IdealPool:
                  "%s/course/common/student:/course/common/student:ro" % jdir]
         body = floor.create_body(self.facts, {LABEL: "1"}, floor.host_config(self.facts, binds, 64))
         cid = d.call("POST", "/containers/create", body)["Id"]
-        att = floor.Attach(cid)
-        d.call("POST", "/containers/%s/start" % cid)
+        try:
+            att = floor.Attach(cid)
+            d.call("POST", "/containers/%s/start" % cid)
+        except Exception:
+            d.call("DELETE", "/containers/%s?force=1&v=1" % cid)
+            shutil.rmtree(jdir, ignore_errors=True)
+            raise
         return Made(cid, att, jdir)
 
     def _refill(self):
@@ -131,10 +136,12 @@ class IdealPool:
         with self.cv:
             self.stopping = True
             self.cv.notify_all()
-            left = list(self.ready)
-            self.ready.clear()
+        # A refill under way still lands in `ready`: collect once they are all back.
         for t in self.threads[:-1]:
             t.join()
+        with self.cv:
+            left = list(self.ready)
+            self.ready.clear()
         for m in left:
             self.removals.put(m)
         self.removals.put(None)
